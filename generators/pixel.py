@@ -1,0 +1,34 @@
+"""Pixel space: every code entry is one pixel, squashed into [0, 1]."""
+from __future__ import annotations
+
+import torch
+
+from core.registry import generators
+from generators.base import Generator, seeded_normal
+
+
+@generators.register("pixel")
+class PixelGenerator(Generator):
+    """Pixels through a squashing function (sigmoid, or a hard clip around grey)."""
+
+    def __init__(self, size: int = 64, channels: int = 1, squash: str = "sigmoid",
+                 init_std: float = 0.1) -> None:
+        super().__init__()
+        if channels not in (1, 3):
+            raise ValueError(f"pixel: channels must be 1 or 3, got {channels}")
+        if squash not in ("sigmoid", "clip"):
+            raise ValueError(f"pixel: squash must be 'sigmoid' or 'clip', got {squash!r}")
+        self.image_size, self.channels, self.squash = int(size), int(channels), squash
+        self.dim = self.channels * self.image_size ** 2
+        self.init_std = float(init_std)
+        self.default_sigma = 0.5 if squash == "sigmoid" else 0.1
+        #: codes are laid out as images, so gradient transforms (blur) may treat them as such
+        self.code_shape = (self.channels, self.image_size, self.image_size)
+
+    def render(self, codes: torch.Tensor) -> torch.Tensor:
+        x = codes.view(-1, *self.code_shape)
+        return torch.sigmoid(x) if self.squash == "sigmoid" else (x + 0.5).clamp(0, 1)
+
+    def init_codes(self, n: int, seed: int = 0) -> torch.Tensor:
+        scale = 1.0 if self.squash == "sigmoid" else 0.25
+        return seeded_normal(n, self.dim, seed, std=self.init_std * scale)

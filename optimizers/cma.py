@@ -1,0 +1,127 @@
+"""CMA-ES through pycma (full or diagonal covariance), as a seeded ask/tell optimizer.
+
+pycma samples from numpy's global RNG. Each instance keeps its own copy of that state and
+swaps it in only around its own calls (under a lock), so several optimizers can run in
+parallel threads and each stays reproducible. pycma's internal state is restored by
+replaying the told scores from the seed (cheap next to the evaluations that produced
+them); a digest of each generation's codes guards against a replay that diverges.
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from core.registry import optimizers
+from optimizers.base import Optimizer, OptimizerStateError
+
+_NUMPY_GLOBAL_RNG = threading.Lock()
+
+
+def _digest(codes: np.ndarray) -> str:
+    return hashlib.sha1(np.ascontiguousarray(codes, dtype=np.float64).tobytes()).hexdigest()
+
+
+@optimizers.register("cma")
+class PyCMA(Optimizer):
+    """pycma CMA-ES; ``diagonal=True`` for separable (diagonal) covariance."""
+
+    def __init__(self, *, dim: int, x0: Any = None, sigma0: float = 1.0, popsize: int | None = None,
+                 diagonal: bool = False, seed: int = 0, options: dict[str, Any] | None = None) -> None:
+        self.dim, self.sigma0, self.seed, self.diagonal = int(dim), float(sigma0), int(seed), bool(diagonal)
+        x0 = np.zeros(self.dim) if x0 is None else np.asarray(x0, dtype=np.float64).reshape(-1)
+        if x0.shape != (self.dim,):
+            raise ValueError(f"cma: x0 must have {self.dim} entries, got {x0.shape}")
+        self.x0 = x0
+        self.popsize = int(popsize) if popsize else 4 + int(3 * np.log(self.dim))
+        self.extra_options = dict(options or {})
+        self._np_state = np.random.RandomState(self.seed).get_state()
+        self._history: list[np.ndarray] = []
+        self._digests: list[str] = []
+        self._pending: np.ndarray | None = None
+        self._es = self._new_es()
+        self.generation = 0
+
+    def _options(self) -> dict[str, Any]:
+        import cma
+        opts = {"popsize": self.popsize, "seed": np.nan, "verbose": -9, "verb_disp": 0,
+                "verb_log": 0, "CMA_diagonal": self.diagonal, "tolfun": 0, "tolflatfitness": 10**9,
+                "tolfunhist": 0, "tolstagnation": 10**9, "tolx": 0, "maxfevals": np.inf}
+        known = cma.CMAOptions()
+        unknown = [k for k in self.extra_options if k not in known]
+        if unknown:
+            raise ValueError(f"cma: unknown pycma option {unknown[0]!r}")
+        opts.update(self.extra_options)
+        return opts
+
+    @contextmanager
+    def _own_rng(self) -> Iterator[None]:
+        with _NUMPY_GLOBAL_RNG:
+            saved = np.random.get_state()
+            np.random.set_state(self._np_state)
+            try:
+                yield
+            finally:
+                self._np_state = np.random.get_state()
+                np.random.set_state(saved)
+
+    def _new_es(self) -> Any:
+        import cma
+        with self._own_rng():
+            return cma.CMAEvolutionStrategy(self.x0, self.sigma0, self._options())
+
+    def ask(self) -> np.ndarray:
+        if self._pending is None:
+            with self._own_rng():
+                self._pending = np.asarray(self._es.ask(), dtype=np.float64)
+        return self._pending.copy()
+
+    def tell(self, codes: np.ndarray, scores: np.ndarray) -> None:
+        codes, scores = self._check_tell(codes, scores)
+        if self._pending is None or codes.shape != self._pending.shape or not np.array_equal(codes, self._pending):
+            raise ValueError("cma.tell: codes must be exactly those returned by the last ask()")
+        with self._own_rng():
+            self._es.tell(list(codes), list(-scores))
+        self._digests.append(_digest(codes))
+        self._history.append(scores.copy())
+        self._pending = None
+        self.generation += 1
+
+    @property
+    def mean(self) -> np.ndarray:
+        return np.asarray(self._es.mean, dtype=np.float64)
+
+    @property
+    def sigma(self) -> float:
+        return float(self._es.sigma)
+
+    def state_dict(self) -> dict[str, Any]:
+        best_code, best_score = self.best
+        return {"optimizer": "cma", "dim": self.dim, "seed": self.seed, "popsize": self.popsize,
+                "diagonal": self.diagonal, "sigma0": self.sigma0, "x0": torch.from_numpy(self.x0.copy()),
+                "scores": [torch.from_numpy(s) for s in self._history], "digests": list(self._digests),
+                "best_code": None if best_code is None else torch.from_numpy(best_code),
+                "best_score": float(best_score)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key in ("dim", "seed", "popsize", "diagonal", "sigma0"):
+            if state.get(key) != getattr(self, key):
+                raise OptimizerStateError(f"cma state has {key}={state.get(key)!r}, this optimizer "
+                                          f"has {getattr(self, key)!r}")
+        self.x0 = state["x0"].numpy().astype(np.float64)
+        self._np_state = np.random.RandomState(self.seed).get_state()
+        self._history, self._digests, self._pending = [], [], None
+        self._es, self.generation = self._new_es(), 0
+        self._best_score = -np.inf
+        for g, (scores, digest) in enumerate(zip(state["scores"], state["digests"])):
+            codes = self.ask()
+            if _digest(codes) != digest:
+                raise OptimizerStateError(f"cma: replay diverged at generation {g} (different numpy/pycma "
+                                          "version?); the state cannot be restored exactly")
+            self.tell(codes, scores.numpy())
+        if state.get("best_code") is not None:
+            self._best_code, self._best_score = state["best_code"].numpy(), float(state["best_score"])

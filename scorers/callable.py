@@ -1,0 +1,50 @@
+"""Any Python function as a scorer: ``callable:fn=package.module:function,units=N``."""
+from __future__ import annotations
+
+import importlib
+from typing import Callable
+
+import numpy as np
+import torch
+
+from core.registry import scorers
+from scorers.base import Scorer
+
+
+def import_function(path: str) -> Callable[[torch.Tensor], object]:
+    """``"pkg.module:function"`` -> the function (a clear error if it cannot be found)."""
+    module_name, sep, attr = path.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"callable: fn must look like 'package.module:function', got {path!r}")
+    try:
+        obj = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"callable: cannot import module {module_name!r}: {exc}") from exc
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ValueError(f"callable: {module_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise ValueError(f"callable: {path!r} is not callable")
+    return obj
+
+
+@scorers.register("callable")
+class CallableScorer(Scorer):
+    """A function images (B, C, H, W) -> responses (B, units), e.g. an experiment's own model."""
+
+    def __init__(self, fn: str | Callable[[torch.Tensor], object], units: int = 1,
+                 differentiable: bool = False) -> None:
+        super().__init__()
+        self.fn = import_function(fn) if isinstance(fn, str) else fn
+        self.fn_name = fn if isinstance(fn, str) else getattr(fn, "__qualname__", repr(fn))
+        self.units, self.differentiable = int(units), bool(differentiable)
+
+    def respond(self, images: torch.Tensor) -> torch.Tensor:
+        out = self.fn(images)
+        if not isinstance(out, torch.Tensor):
+            out = torch.as_tensor(np.asarray(out, dtype=np.float32))
+        out = out.to(images.device, torch.float32)
+        if out.ndim == 1 and self.units == 1:
+            out = out[:, None]
+        return out
