@@ -42,6 +42,29 @@ def list_parts(kind: Optional[str] = typer.Argument(None, help="generators, opti
             typer.echo(f"  {name.ljust(width)}  {desc}")
 
 
+@app.command("weights")
+def weights_cmd(download: Optional[str] = typer.Option(None, "--download", help="fetch this known weight file from the Hugging Face hub"),
+                as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """List known pretrained weights: which are present locally (and where) and how to get the rest."""
+    from core.weights import resolve, weights_table
+
+    if download:
+        typer.echo(str(resolve(download)))
+        return
+    rows = weights_table()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        state = f"present  {row['path']}  ({row['source']})" if row["present"] else "missing"
+        typer.echo(f"{row['name']}: {state}\n    {row['description']}; file {row['file']}; "
+                   f"hub {row['hub_repo'] or '-'}; env {row['env_var']}")
+        if row["problem"]:
+            typer.echo(f"    problem: {row['problem']}")
+        elif not row["present"]:
+            typer.echo(f"    to get it: {row['how_to_get']}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app and turn input errors into one clear line."""
     from core.errors import USER_ERRORS

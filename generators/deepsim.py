@@ -1,0 +1,145 @@
+"""DeePSim upconvolution generators (Dosovitskiy & Brox 2016), the fc6 space of the Ponce lab.
+
+The network is ``self.G``, an ``nn.Sequential`` whose layer names and shapes are those of the
+public checkpoints ``binxu/DeePSim_DosovitskiyBrox2016`` ``upconvGAN_<variant>.pt`` (``G.defc7``,
+``G.defc6``, ``G.defc5``, ``G.deconv5``, ``G.conv5_1`` ... ``G.deconv0``; LeakyReLU 0.3;
+ConvTranspose2d everywhere after the linear layers), so those files load key for key. As in the
+reference loader, every key has ``".1."`` rewritten to ``"."`` before loading.
+
+Output convention: the raw network output is BGR, mean-subtracted, on a 0-255 scale. ``render``
+flips it to RGB, adds the mean [123, 117, 104] and divides by 255, then clamps to [0, 1]:
+that clamp is where actmax's [0, 1] image contract is applied (as the reference ``visualize``).
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.registry import generators
+from core.weights import load_into, load_state_dict_file, resolve
+from generators.base import Generator, seeded_normal
+
+RGB_MEAN = (123.0, 117.0, 104.0)
+"""ImageNet channel means (R, G, B) on the 0-255 scale, added back to the raw output."""
+
+VARIANTS = ("fc6", "fc6_eucl", "fc7", "fc8", "pool5")
+LEAK = 0.3
+
+
+def _act() -> nn.LeakyReLU:
+    # Not in-place: a forward hook on a layer's output must not be overwritten by the next ReLU.
+    return nn.LeakyReLU(negative_slope=LEAK, inplace=False)
+
+
+def _upsampling_stack(first_in: int) -> list[tuple[str, nn.Module]]:
+    """deconv5 ... deconv0: 4x4 -> 256x256 (k4/s2/p1 doubles, k3/s1/p1 keeps the size)."""
+    def up(cin: int, cout: int) -> nn.ConvTranspose2d:
+        return nn.ConvTranspose2d(cin, cout, kernel_size=4, stride=2, padding=1)
+
+    def same(cin: int, cout: int) -> nn.ConvTranspose2d:
+        return nn.ConvTranspose2d(cin, cout, kernel_size=3, stride=1, padding=1)
+
+    return [
+        ("deconv5", up(first_in, 256)), ("relu_deconv5", _act()),
+        ("conv5_1", same(256, 512)), ("relu_conv5_1", _act()),
+        ("deconv4", up(512, 256)), ("relu_deconv4", _act()),
+        ("conv4_1", same(256, 256)), ("relu_conv4_1", _act()),
+        ("deconv3", up(256, 128)), ("relu_deconv3", _act()),
+        ("conv3_1", same(128, 128)), ("relu_conv3_1", _act()),
+        ("deconv2", up(128, 64)), ("relu_deconv2", _act()),
+        ("deconv1", up(64, 32)), ("relu_deconv1", _act()),
+        ("deconv0", up(32, 3)),
+    ]
+
+
+def build_upconv(variant: str) -> tuple[nn.Sequential, tuple[int, ...]]:
+    """The generator network of a variant and the shape of its latent code."""
+    if variant in ("fc6", "fc6_eucl", "fc7", "fc8"):
+        code_len = 1000 if variant == "fc8" else 4096
+        layers: list[tuple[str, nn.Module]] = [
+            ("defc7", nn.Linear(code_len, 4096)), ("relu_defc7", _act()),
+            ("defc6", nn.Linear(4096, 4096)), ("relu_defc6", _act()),
+            ("defc5", nn.Linear(4096, 4096)), ("relu_defc5", _act()),
+            ("reshape", nn.Unflatten(1, (256, 4, 4))),
+        ]
+        return nn.Sequential(OrderedDict(layers + _upsampling_stack(256))), (code_len,)
+    if variant == "pool5":
+        layers = [
+            ("Rconv6", nn.Conv2d(256, 512, kernel_size=3, stride=1, padding=1)), ("Rrelu6", _act()),
+            ("Rconv7", nn.Conv2d(512, 512, kernel_size=3, stride=1, padding=1)), ("Rrelu7", _act()),
+            ("Rconv8", nn.Conv2d(512, 512, kernel_size=3, stride=1, padding=0)), ("Rrelu8", _act()),
+        ]
+        return nn.Sequential(OrderedDict(layers + _upsampling_stack(512))), (256, 6, 6)
+    raise ValueError(f"deepsim: unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+
+
+def rename_public_key(key: str) -> str:
+    """Map a key of a public checkpoint to ``self.G``'s names (the reference's ``.1.`` rewrite)."""
+    if key.startswith("G."):
+        key = key[2:]
+    return key.replace(".1.", ".")
+
+
+@generators.register("deepsim")
+class DeePSimGenerator(Generator):
+    """DeePSim upconv GAN (fc6 default: 4096-d code -> RGB 256 px); pretrained public weights."""
+
+    def __init__(self, variant: str = "fc6", weights: str | None = None, pretrained: bool = True,
+                 size: int | None = None, init_std: float = 1.0, sigma: float | None = None,
+                 init_seed: int = 0) -> None:
+        super().__init__()
+        self.variant = str(variant)
+        with torch.random.fork_rng(devices=[]):  # random weights (pretrained=False) are seeded
+            torch.manual_seed(int(init_seed))
+            self.G, self.latent_shape = build_upconv(self.variant)
+        self.dim = int(torch.Size(self.latent_shape).numel())
+        self.channels = 3
+        self.native_size = 256
+        self.image_size = int(size) if size else self.native_size
+        if self.image_size < 1:
+            raise ValueError(f"deepsim: size must be positive, got {size}")
+        self.init_std = float(init_std)
+        # fc6: sigma0 = 3 is the lab's CMA preset for this space; no published preset exists for the
+        # other variants, so they start from the same value (override with sigma=...).
+        self.default_sigma = float(sigma) if sigma is not None else 3.0
+        self.register_buffer("rgb_mean", torch.tensor(RGB_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.weights_path: str | None = None
+        if pretrained:
+            path = resolve(f"deepsim-{self.variant}", weights)
+            self.load_weights(path)
+        elif weights:
+            raise ValueError("deepsim: weights= given together with pretrained=False; drop one of them")
+        self.requires_grad_(False)
+        self.eval()
+
+    def load_weights(self, path: Any) -> None:
+        """Load a public ``upconvGAN_<variant>.pt`` (or an equivalent safetensors file) into ``G``."""
+        what = f"DeePSim {self.variant} weights"
+        state = load_state_dict_file(path, what=what)
+        load_into(self.G, state, what=what, source=str(path), rename=rename_public_key)
+        self.weights_path = str(path)
+
+    def raw(self, codes: torch.Tensor) -> torch.Tensor:
+        """The network's own output: BGR, mean-subtracted, 0-255 scale (no clamp)."""
+        x = codes.to(self.rgb_mean.dtype).view(codes.shape[0], *self.latent_shape)
+        return self.G(x)
+
+    def render(self, codes: torch.Tensor) -> torch.Tensor:
+        rgb = self.raw(codes).flip(1)  # BGR -> RGB
+        images = torch.clamp((rgb + self.rgb_mean) / 255.0, 0.0, 1.0)  # the [0, 1] contract
+        if self.image_size != images.shape[-1]:
+            images = F.interpolate(images, size=(self.image_size, self.image_size), mode="bilinear",
+                                   align_corners=False, antialias=self.image_size < images.shape[-1])
+            images = images.clamp(0.0, 1.0)
+        return images
+
+    def init_codes(self, n: int, seed: int = 0) -> torch.Tensor:
+        """``randn * init_std`` as the reference ``sample_vector`` (std 1 by default)."""
+        return seeded_normal(n, self.dim, seed, std=self.init_std)
+
+    def extra_repr(self) -> str:
+        return f"variant={self.variant}, " + super().extra_repr()
