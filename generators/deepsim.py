@@ -111,10 +111,28 @@ class DeePSimGenerator(Generator):
         if pretrained:
             path = resolve(f"deepsim-{self.variant}", weights)
             self.load_weights(path)
-        elif weights:
-            raise ValueError("deepsim: weights= given together with pretrained=False; drop one of them")
+        else:
+            if weights:
+                raise ValueError("deepsim: weights= given together with pretrained=False; drop one of them")
+            self._calibrate_random_weights(seed=int(init_seed))
         self.requires_grad_(False)
         self.eval()
+
+    @torch.no_grad()
+    def _calibrate_random_weights(self, *, seed: int, out_std: float = 64.0) -> None:
+        """Random weights only: rescale each layer (LSUV-style, on a seeded probe batch) so activations
+        keep unit spread and the raw output has the spread of natural images (std ~64 on 0-255).
+        PyTorch's default init shrinks the signal at every layer, which would render flat grey images."""
+        x = seeded_normal(4, self.dim, seed + 1).view(4, *self.latent_shape)
+        names = [n for n, m in self.G.named_children() if hasattr(m, "weight")]
+        for name, layer in self.G.named_children():
+            y = layer(x)
+            if name in names:
+                gain = (out_std if name == names[-1] else 1.0) / float(y.std())
+                layer.weight.mul_(gain)
+                layer.bias.mul_(gain)
+                y = layer(x)
+            x = y
 
     def load_weights(self, path: Any) -> None:
         """Load a public ``upconvGAN_<variant>.pt`` (or an equivalent safetensors file) into ``G``."""
