@@ -65,6 +65,109 @@ def weights_cmd(download: Optional[str] = typer.Option(None, "--download", help=
             typer.echo(f"    to get it: {row['how_to_get']}")
 
 
+
+def _int_list(text: str | None) -> list[int] | None:
+    if text is None or text.strip().lower() in ("", "all"):
+        return None
+    try:
+        return [int(x) for x in text.replace(";", ",").split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"expected a comma-separated list of integers, got {text!r}") from None
+
+
+@app.command("evolve")
+def evolve_cmd(
+    generator: List[str] = typer.Option(["gabor"], "--generator", "-g", help="generator spec; repeat for paired evolution (one optimizer per space, parallel threads)"),
+    scorer: str = typer.Option("model", "--scorer", "-s", help="scorer spec, e.g. model:kind=dual,n=1"),
+    optimizer: str = typer.Option("cma", "--optimizer", "-o", help="optimizer spec, e.g. cma:popsize=40"),
+    unit: int = typer.Option(0, help="index of the unit to drive"),
+    pole: str = typer.Option("high", help="high (most exciting) or low (least exciting)"),
+    generations: int = typer.Option(75, help="number of generations"),
+    seed: int = typer.Option(0, help="random seed"),
+    out: Path = typer.Option(..., "--out", help="run record folder"),
+    device: Optional[str] = typer.Option(None, help="torch device, e.g. cuda"),
+    overwrite: bool = typer.Option(False, help="replace an existing record in --out"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+) -> None:
+    """Closed-loop evolution of images for one unit (gradient-free ask/tell)."""
+    from core.evolve import evolve
+
+    res = evolve(generator, scorer, optimizer, unit=unit, pole=pole, generations=generations, seed=seed,
+                 out_dir=out, device=device, overwrite=overwrite, progress=progress)
+    _print_evolution(res, as_json)
+
+
+def _print_evolution(res, as_json: bool) -> None:
+    summary = {"record": str(res.out_dir), "best_score": res.best_score, "best_space": res.best_space,
+               "evaluations": res.evaluations, "spaces": res.spaces}
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        typer.echo(f"best score {res.best_score:.4g} in space {res.best_space} after {res.evaluations} "
+                   f"evaluations; record in {res.out_dir}")
+
+
+@app.command("synthesize")
+def synthesize_cmd(
+    generator: str = typer.Option("fourier", "--generator", "-g", help="generator spec, e.g. pixel:size=64"),
+    scorer: str = typer.Option("model", "--scorer", "-s", help="differentiable scorer spec"),
+    units: Optional[str] = typer.Option(None, help="comma-separated unit indices (default: all)"),
+    poles: str = typer.Option("high,low", help="high (MEI), low (LEI) or both"),
+    seeds: str = typer.Option("0", help="comma-separated seeds"),
+    ascent: str = typer.Option("ascent", help="gradient optimizer spec, e.g. ascent:steps=300,lr=0.05"),
+    out: Path = typer.Option(..., "--out", help="run record folder"),
+    device: Optional[str] = typer.Option(None, help="torch device, e.g. cuda"),
+    overwrite: bool = typer.Option(False, help="replace an existing record in --out"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+    as_json: bool = typer.Option(False, "--json", help="print the per-target table as JSON"),
+) -> None:
+    """MEIs and LEIs of many units x seeds by batched gradient ascent."""
+    from core.synthesize import synthesize
+
+    res = synthesize(generator, scorer, units=_int_list(units), poles=[p.strip() for p in poles.split(",")],
+                     seeds=_int_list(seeds) or [0], ascent=ascent, out_dir=out, device=device,
+                     overwrite=overwrite, progress=progress)
+    _print_synthesis(res, as_json)
+
+
+def _print_synthesis(res, as_json: bool) -> None:
+    if as_json:
+        typer.echo(res.table.to_json(orient="records", indent=2))
+    else:
+        typer.echo(res.table.to_string(index=False))
+        typer.echo(f"record in {res.out_dir}")
+
+
+@app.command("resume")
+def resume_cmd(record: Path = typer.Argument(..., help="run record folder of a killed run"),
+               progress: bool = typer.Option(True, help="show a progress bar"),
+               as_json: bool = typer.Option(False, "--json", help="print the summary as JSON")) -> None:
+    """Continue a killed evolution or synthesis from its checkpoint."""
+    from core.records import RunRecord
+
+    kind = RunRecord(record).manifest().get("kind")
+    if kind == "evolve":
+        from core.evolve import resume_evolution
+        _print_evolution(resume_evolution(record, progress=progress), as_json)
+    elif kind == "synthesize":
+        from core.synthesize import resume_synthesis
+        _print_synthesis(resume_synthesis(record, progress=progress), as_json)
+    else:
+        raise ValueError(f"{record}: cannot resume a run of kind {kind!r}")
+
+
+@app.command("demo")
+def demo_cmd(out: Path = typer.Option(Path("demo_out"), "--out", help="output folder"),
+             as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+             progress: bool = typer.Option(True, help="show progress bars")) -> None:
+    """The in-silico default: MEI/LEI pairs of model neurons vs their known optima, and one evolution."""
+    from core.demo import format_summary, run_demo, summary_json
+
+    summary = run_demo(out, progress=progress and not as_json, overwrite=True)
+    typer.echo(summary_json(summary) if as_json else format_summary(summary))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app and turn input errors into one clear line."""
     from core.errors import USER_ERRORS

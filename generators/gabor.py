@@ -21,7 +21,7 @@ class GaborGenerator(Generator):
     [min_size, max_size] of the image, aspect ratio in [0.5, 2], signed contrast.
     """
 
-    def __init__(self, size: int = 64, channels: int = 1, patches: int = 2,
+    def __init__(self, size: int = 64, channels: int = 1, patches: int = 1,
                  min_cycles: float = 1.5, max_cycles: float = 16.0,
                  min_size: float = 0.03, max_size: float = 0.3) -> None:
         super().__init__()

@@ -68,7 +68,7 @@ class Ascent:
     gradient_based = True
 
     def __init__(self, *, steps: int = 256, lr: float = 0.05, method: str = "adam",
-                 schedule: str = "cosine", jitter: int = 2, noise: float = 0.0,
+                 schedule: str = "cosine", jitter: int = 1, noise: float = 0.0,
                  blur_sigma: float = 0.0, norm: float | None = None, contrast: float | None = None,
                  code_clip: float | None = None, seed: int = 0) -> None:
         if method not in ("adam", "sgd"):

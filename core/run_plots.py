@@ -1,0 +1,58 @@
+"""Plots written into run records: evolution trajectories and MEI/LEI pairs (headless)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+
+def plot_trajectory(traj: pd.DataFrame, path: str | Path, *, pole: str = "high",
+                    reference: float | None = None, title: str | None = None) -> None:
+    """Score per generation (mean and best of each space's population)."""
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
+    for space, d in traj.groupby("space"):
+        line, = ax.plot(d["generation"], d["mean"], label=f"{space} mean")
+        ax.plot(d["generation"], d["best"], ls="--", color=line.get_color(), label=f"{space} best")
+    if reference is not None:
+        ax.axhline(reference, color="k", lw=0.8, ls=":", label="reference")
+    ax.set_xlabel("generation")
+    ax.set_ylabel("response" + (" (LEI search)" if pole == "low" else ""))
+    ax.set_title(title or "evolution trajectory", fontsize=9)
+    ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_image_rows(rows: Sequence[Sequence[torch.Tensor]], path: str | Path, *, row_labels: Sequence[str],
+                    col_labels: Sequence[str], cell: float = 1.4) -> None:
+    """A labelled grid of (C, H, W) images in [0, 1] (e.g. unit x [MEI, optimum, LEI, optimum])."""
+    n_rows, n_cols = len(rows), max(len(r) for r in rows)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(cell * n_cols, cell * n_rows + 0.3), dpi=120, squeeze=False)
+    for i, row in enumerate(rows):
+        for j in range(n_cols):
+            ax = axes[i][j]
+            ax.set_xticks([]), ax.set_yticks([])
+            if j < len(row) and row[j] is not None:
+                img = row[j].detach().float().cpu().clamp(0, 1)
+                if img.shape[0] == 1:
+                    ax.imshow(img[0], cmap="gray", vmin=0, vmax=1)
+                else:
+                    ax.imshow(img.permute(1, 2, 0))
+            else:
+                ax.axis("off")
+            if i == 0:
+                ax.set_title(col_labels[j], fontsize=7)
+            if j == 0:
+                ax.set_ylabel(row_labels[i], fontsize=7)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)

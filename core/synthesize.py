@@ -1,0 +1,177 @@
+"""Gradient synthesis of MEIs and LEIs for many units x poles x seeds in one batch.
+
+Every target (unit, pole, seed) is one element of a single batch of codes: one forward and
+one backward pass through generator and scorer serve all of them, each element ascending
+its own unit's response (``high``) or its negation (``low``). The record holds the per-step
+response of every target (``scores.parquet``), the final codes, each image and a montage.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from core.contracts import Target, make_targets
+from core.errors import RecordError
+from core.records import RunRecord, save_image, save_montage
+from core.registry import generators, optimizers, scorers
+
+
+@dataclass
+class SynthesisResult:
+    """Synthesised images and how far each drove its unit."""
+
+    images: torch.Tensor          # (T, C, H, W): what the scorer saw (after the input limit)
+    codes: torch.Tensor           # (T, dim)
+    targets: list[Target]
+    responses: torch.Tensor       # (T,) final response of each target's own unit
+    table: pd.DataFrame           # one row per target: unit, pole, seed, response
+    out_dir: Path | None = None
+
+    def image(self, unit: int, pole: str = "high", seed: int | None = None) -> torch.Tensor:
+        for i, t in enumerate(self.targets):
+            if t.unit == unit and t.pole == pole and (seed is None or t.seed == seed):
+                return self.images[i]
+        raise KeyError(f"no target unit={unit} pole={pole} seed={seed}")
+
+
+class _Synthesis:
+    def __init__(self, generator: Any, scorer: Any, *, units: Sequence[int] | None, poles: Sequence[str],
+                 seeds: Sequence[int], ascent: Any, device: str | None) -> None:
+        self.device = torch.device(device) if device else torch.device("cpu")
+        self.gen = generators.create(generator).to(self.device).eval()
+        self.scorer = scorers.create(scorer).to(self.device).eval()
+        if not getattr(self.scorer, "differentiable", False):
+            raise ValueError(f"scorer {type(self.scorer).__name__} is not differentiable; "
+                             "use `actmax evolve` (gradient-free) for it")
+        units = list(range(self.scorer.units)) if units is None else [self.scorer.check_unit(u) for u in units]
+        if not units:
+            raise ValueError("synthesize needs at least one unit")
+        self.units, self.targets = units, make_targets(units, poles, seeds)
+        self.per_unit = len(poles) * len(seeds)
+        self.ascent = optimizers.create(ascent, seed=int(seeds[0]) if len(seeds) else 0)
+        if not getattr(self.ascent, "gradient_based", False):
+            raise ValueError("synthesize needs the gradient optimizer (`ascent`); "
+                             "gradient-free optimizers run with `actmax evolve`")
+        if self.ascent.norm is None and self.ascent.contrast is None and getattr(self.scorer, "input_norm", None):
+            self.ascent.norm = float(self.scorer.input_norm)
+        for p in list(self.gen.parameters()) + list(self.scorer.parameters()):
+            p.requires_grad_(False)
+        with torch.no_grad():
+            init = torch.cat([self.gen.init_codes(1, seed=t.seed) for t in self.targets])
+        self.ascent.start(init.to(self.device), code_shape=getattr(self.gen, "code_shape", None))
+        self.unit_index = torch.tensor([t.unit for t in self.targets], device=self.device)
+        self.sign = torch.tensor([t.sign for t in self.targets], device=self.device)
+        self.rows: list[np.ndarray] = []
+
+    def objective(self, codes: torch.Tensor) -> torch.Tensor:
+        images = self.ascent.prepare(self.gen(codes), train=True)
+        responses = self.scorer(images)
+        return self.sign * responses.gather(1, self.unit_index[:, None])[:, 0]
+
+    def step(self) -> None:
+        values = self.ascent.step(self.objective)
+        self.rows.append((values * self.sign).cpu().numpy())
+
+    def final(self) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            images = self.ascent.prepare(self.gen(self.ascent.codes), train=False)
+            resp = self.scorer(images).gather(1, self.unit_index[:, None])[:, 0]
+        return images.cpu(), resp.cpu()
+
+    def table(self) -> pd.DataFrame:
+        n_steps, n_t = len(self.rows), len(self.targets)
+        arr = np.stack(self.rows) if self.rows else np.zeros((0, n_t))
+        return pd.DataFrame({
+            "step": np.repeat(np.arange(n_steps), n_t), "index": np.tile(np.arange(n_t), n_steps),
+            "unit": np.tile([t.unit for t in self.targets], n_steps),
+            "pole": np.tile([t.pole for t in self.targets], n_steps),
+            "seed": np.tile([t.seed for t in self.targets], n_steps),
+            "score": arr.reshape(-1)})
+
+    def state(self) -> dict[str, Any]:
+        return {"ascent": self.ascent.state_dict(),
+                "rows": torch.from_numpy(np.stack(self.rows)) if self.rows else torch.zeros(0)}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.ascent.load_state_dict(state["ascent"])
+        rows = state["rows"]
+        self.rows = [r.numpy() for r in rows] if rows.numel() else []
+
+
+def _label(t: Target) -> str:
+    return f"unit{t.unit:04d}_{'mei' if t.pole == 'high' else 'lei'}_seed{t.seed}"
+
+
+def _run(syn: _Synthesis, rec: RunRecord | None, *, progress: bool, checkpoint_every: int,
+         t_start: float) -> SynthesisResult:
+    bar = tqdm(total=syn.ascent.steps, initial=syn.ascent.step_index, disable=not progress,
+               desc=f"synthesize {len(syn.targets)} targets", unit="step", leave=False)
+    try:
+        while not syn.ascent.done:
+            syn.step()
+            bar.update(1)
+            if rec is not None and checkpoint_every and syn.ascent.step_index % checkpoint_every == 0:
+                rec.save_checkpoint(syn.state())
+    finally:
+        bar.close()
+    images, resp = syn.final()
+    table = pd.DataFrame({"index": range(len(syn.targets)), "unit": [t.unit for t in syn.targets],
+                          "pole": [t.pole for t in syn.targets], "seed": [t.seed for t in syn.targets],
+                          "response": resp.numpy()})
+    result = SynthesisResult(images=images, codes=syn.ascent.codes.detach().cpu(), targets=syn.targets,
+                             responses=resp, table=table, out_dir=None if rec is None else rec.path)
+    if rec is not None:
+        rec.write_scores(syn.table())
+        rec.write_codes({"codes": result.codes})
+        table.to_csv(rec.path / "targets.csv", index=False)
+        for t, img in zip(syn.targets, images):
+            save_image(img, rec.path / "images" / f"{_label(t)}.png")
+        save_montage(images, rec.path / "images" / "montage.png", nrow=syn.per_unit)
+        best_i = int(torch.argmax(torch.where(syn.sign.cpu() > 0, resp, torch.full_like(resp, -np.inf)))) \
+            if (syn.sign > 0).any() else 0
+        save_image(images[best_i], rec.path / "best.png")
+        rec.save_checkpoint(syn.state())
+        rec.update_manifest(status="finished", elapsed_s=round(time.time() - t_start, 3),
+                            steps_done=syn.ascent.step_index, targets=len(syn.targets))
+    return result
+
+
+def synthesize(generator: Any, scorer: Any, *, units: Sequence[int] | None = None,
+               poles: Sequence[str] = ("high", "low"), seeds: Sequence[int] = (0,), ascent: Any = "ascent",
+               out_dir: str | Path | None = None, progress: bool = False, checkpoint_every: int = 25,
+               device: str | None = None, overwrite: bool = False) -> SynthesisResult:
+    """MEIs (``high``) and LEIs (``low``) of ``units`` x ``seeds`` by batched gradient ascent."""
+    syn = _Synthesis(generator, scorer, units=units, poles=poles, seeds=seeds, ascent=ascent, device=device)
+    rec = None
+    if out_dir is not None:
+        from core.evolve import _spec_text
+        spec = {"generator": _spec_text(generator), "scorer": _spec_text(scorer), "ascent": _spec_text(ascent),
+                "units": syn.units,
+                "poles": list(poles), "seeds": [int(s) for s in seeds], "device": device,
+                "checkpoint_every": checkpoint_every}
+        rec = RunRecord.create(out_dir, kind="synthesize", spec=spec, overwrite=overwrite)
+    return _run(syn, rec, progress=progress, checkpoint_every=checkpoint_every, t_start=time.time())
+
+
+def resume_synthesis(out_dir: str | Path, *, progress: bool = False) -> SynthesisResult:
+    """Continue a killed synthesis from its last checkpoint."""
+    rec = RunRecord(out_dir)
+    manifest = rec.manifest()
+    if manifest.get("kind") != "synthesize":
+        raise RecordError(f"{out_dir} holds a {manifest.get('kind')!r} run, not a synthesis")
+    spec = manifest["spec"]
+    if None in (spec["generator"], spec["scorer"], spec["ascent"]):
+        raise RecordError(f"{out_dir} was started from live Python objects; only runs built from specs can be resumed")
+    syn = _Synthesis(spec["generator"], spec["scorer"], units=spec["units"], poles=spec["poles"],
+                     seeds=spec["seeds"], ascent=spec["ascent"], device=spec.get("device"))
+    if rec.has_checkpoint():
+        syn.load_state(rec.load_checkpoint())
+    rec.update_manifest(status="running", resumed=manifest.get("resumed", 0) + 1)
+    return _run(syn, rec, progress=progress, checkpoint_every=spec.get("checkpoint_every", 25), t_start=time.time())
