@@ -5,6 +5,13 @@ swaps it in only around its own calls (under a lock), so several optimizers can 
 parallel threads and each stays reproducible. pycma's internal state is restored by
 replaying the told scores from the seed (cheap next to the evaluations that produced
 them); a digest of each generation's codes guards against a replay that diverges.
+
+``sampler="vd"`` / ``"vkd"`` switch pycma (4.x) to its restricted Gaussian samplers
+(``cma.restricted_gaussian_sampler.GaussVDSampler`` / ``GaussVkDSampler``: VD-CMA and VkD-CMA,
+covariance D(I + v v^T)D or D(I + V V^T)D, O(N) / O(kN) per sample), set through the
+``CMA_sampler`` option with the options each sampler's ``extend_cma_options`` asks for
+(``CMA_active=False``; VkD also ``AdaptSigma=False``). They are meant for high dimensions where
+the full covariance (O(N^2) memory and time per generation) is too slow.
 """
 from __future__ import annotations
 
@@ -20,6 +27,7 @@ from core.registry import optimizers
 from optimizers.base import Optimizer, OptimizerStateError
 
 _NUMPY_GLOBAL_RNG = threading.Lock()
+SAMPLERS = ("full", "vd", "vkd")
 
 
 def _digest(codes: np.ndarray) -> str:
@@ -28,11 +36,17 @@ def _digest(codes: np.ndarray) -> str:
 
 @optimizers.register("cma")
 class PyCMA(Optimizer):
-    """pycma CMA-ES; ``diagonal=True`` for separable (diagonal) covariance."""
+    """pycma CMA-ES; ``diagonal=True`` for separable covariance, ``sampler="vd"|"vkd"`` for VD/VkD-CMA."""
 
     def __init__(self, *, dim: int, x0: Any = None, sigma0: float = 1.0, popsize: int | None = None,
-                 diagonal: bool = False, seed: int = 0, options: dict[str, Any] | None = None) -> None:
+                 diagonal: bool = False, sampler: str = "full", seed: int = 0,
+                 options: dict[str, Any] | None = None) -> None:
         self.dim, self.sigma0, self.seed, self.diagonal = int(dim), float(sigma0), int(seed), bool(diagonal)
+        if sampler not in SAMPLERS:
+            raise ValueError(f"cma: sampler must be one of {SAMPLERS}, got {sampler!r}")
+        if sampler != "full" and self.diagonal:
+            raise ValueError(f"cma: sampler={sampler!r} and diagonal=True exclude each other")
+        self.sampler = sampler
         x0 = np.zeros(self.dim) if x0 is None else np.asarray(x0, dtype=np.float64).reshape(-1)
         if x0.shape != (self.dim,):
             raise ValueError(f"cma: x0 must have {self.dim} entries, got {x0.shape}")
@@ -51,6 +65,10 @@ class PyCMA(Optimizer):
         opts = {"popsize": self.popsize, "seed": np.nan, "verbose": -9, "verb_disp": 0,
                 "verb_log": 0, "CMA_diagonal": self.diagonal, "tolfun": 0, "tolflatfitness": 10**9,
                 "tolfunhist": 0, "tolstagnation": 10**9, "tolx": 0, "maxfevals": np.inf}
+        if self.sampler != "full":
+            from cma import restricted_gaussian_sampler as rgs
+            cls = rgs.GaussVDSampler if self.sampler == "vd" else rgs.GaussVkDSampler
+            opts = cls.extend_cma_options(opts)
         known = cma.CMAOptions()
         unknown = [k for k in self.extra_options if k not in known]
         if unknown:
@@ -102,14 +120,15 @@ class PyCMA(Optimizer):
     def state_dict(self) -> dict[str, Any]:
         best_code, best_score = self.best
         return {"optimizer": "cma", "dim": self.dim, "seed": self.seed, "popsize": self.popsize,
-                "diagonal": self.diagonal, "sigma0": self.sigma0, "x0": torch.from_numpy(self.x0.copy()),
+                "diagonal": self.diagonal, "sampler": self.sampler, "sigma0": self.sigma0,
+                "x0": torch.from_numpy(self.x0.copy()),
                 "scores": [torch.from_numpy(s) for s in self._history], "digests": list(self._digests),
                 "best_code": None if best_code is None else torch.from_numpy(best_code),
                 "best_score": float(best_score)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for key in ("dim", "seed", "popsize", "diagonal", "sigma0"):
-            if state.get(key) != getattr(self, key):
+        for key in ("dim", "seed", "popsize", "diagonal", "sampler", "sigma0"):
+            if state.get(key, "full" if key == "sampler" else None) != getattr(self, key):
                 raise OptimizerStateError(f"cma state has {key}={state.get(key)!r}, this optimizer "
                                           f"has {getattr(self, key)!r}")
         self.x0 = state["x0"].numpy().astype(np.float64)
