@@ -1,0 +1,108 @@
+"""A killed run resumes and ends exactly where an uninterrupted run ends."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from core.records import RunRecord
+from tests.conftest import REPO
+
+EVOLVE = ["evolve", "-g", "gabor:size=32", "-s", "callable:fn=tests.helpers.slow_neurons:slow,units=3",
+          "-o", "cma:popsize=12", "--unit", "2", "--generations", "14", "--seed", "3", "--no-progress"]
+
+
+def _start(out, delay="0.15"):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SLOW_NEURONS_DELAY": delay}
+    return subprocess.Popen([sys.executable, "-m", "core.cli", *EVOLVE, "--out", str(out)], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _generations_done(out) -> int:
+    try:
+        return int(pd.read_parquet(out / "scores.parquet")["generation"].max()) + 1
+    except Exception:  # noqa: BLE001 - not written yet
+        return 0
+
+
+def _assert_same_record(a, b):
+    ra, rb = RunRecord(a), RunRecord(b)
+    pd.testing.assert_frame_equal(ra.scores(), rb.scores())
+    ca, cb = ra.codes(), rb.codes()
+    assert ca.keys() == cb.keys()
+    for k in ca:
+        assert torch.equal(ca[k], cb[k]), k
+    assert (a / "best.png").read_bytes() == (b / "best.png").read_bytes()
+    ma, mb = ra.manifest(), rb.manifest()
+    assert ma["status"] == mb["status"] == "finished"
+    assert ma["best_score"] == mb["best_score"] and ma["evaluations"] == mb["evaluations"]
+
+
+def test_killed_evolution_resumes_to_identical_record(tmp_path):
+    full = tmp_path / "full"
+    proc = _start(full, delay="0")
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+
+    killed = tmp_path / "killed"
+    proc = _start(killed)
+    deadline = time.time() + 240
+    while _generations_done(killed) < 5 and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    done = _generations_done(killed)
+    assert 5 <= done < 14, f"kill landed at generation {done}, not mid-run"
+    assert RunRecord(killed).manifest()["status"] == "running"
+
+    res = subprocess.run([sys.executable, "-m", "core.cli", "resume", str(killed), "--no-progress"], cwd=REPO,
+                         env={**os.environ, "SLOW_NEURONS_DELAY": "0"}, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    _assert_same_record(killed, full)
+    assert RunRecord(killed).manifest()["resumed"] == 1
+
+
+def test_interrupted_synthesis_resumes_to_identical_result(tmp_path, monkeypatch):
+    from core.synthesize import resume_synthesis, synthesize
+    import tests.helpers.slow_neurons as sn
+
+    kwargs = dict(units=[0, 2], poles=("high", "low"), seeds=(0, 1), ascent="ascent:steps=40,lr=0.05,jitter=1",
+                  checkpoint_every=5)
+    scorer = "callable:fn=tests.helpers.slow_neurons:crashing,units=3,differentiable=True"
+    full = synthesize("pixel:size=32", scorer, out_dir=tmp_path / "full", **kwargs)
+
+    monkeypatch.setenv("CRASH_AT", str(sn._CALLS["n"] + 23))  # dies during step 23
+    with pytest.raises(KeyboardInterrupt):
+        synthesize("pixel:size=32", scorer, out_dir=tmp_path / "killed", **kwargs)
+    monkeypatch.delenv("CRASH_AT")
+    assert RunRecord(tmp_path / "killed").load_checkpoint()["ascent"]["step"] == 20
+    resumed = resume_synthesis(tmp_path / "killed")
+    assert torch.equal(resumed.codes, full.codes)
+    assert torch.equal(resumed.responses, full.responses)
+    pd.testing.assert_frame_equal(RunRecord(tmp_path / "killed").scores(), RunRecord(tmp_path / "full").scores())
+
+
+def test_pycma_state_roundtrip_through_checkpoint(tmp_path):
+    from core.records import load_checkpoint_file
+    from core.registry import optimizers
+
+    f = lambda x: -np.sum((x - 1.0) ** 2, axis=1)  # noqa: E731
+    a = optimizers.create("cma:popsize=8", dim=5, seed=4)
+    for _ in range(6):
+        x = a.ask()
+        a.tell(x, f(x))
+    rec = RunRecord(tmp_path)
+    rec.save_checkpoint({"opt": a.state_dict()})
+    b = optimizers.create("cma:popsize=8", dim=5, seed=4)
+    b.load_state_dict(load_checkpoint_file(tmp_path / "checkpoint.pt")["opt"])
+    for _ in range(4):
+        xa, xb = a.ask(), b.ask()
+        assert np.array_equal(xa, xb)
+        a.tell(xa, f(xa))
+        b.tell(xb, f(xb))
