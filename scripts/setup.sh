@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Create .venv (if missing) and install actmax with its test and GAN/LPIPS extras.
+# Torch: the pinned build that this machine kind serves from its local disk, else the newest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+if ! .venv/bin/python -c "import torch, torchvision" 2>/dev/null; then
+  .venv/bin/pip install -q "torch==2.14.1" "torchvision==0.29.1" 2>/dev/null \
+    || .venv/bin/pip install -q "torch>=2.1" "torchvision>=0.16"
+fi
+.venv/bin/pip install -q -e ".[test,gan,similarity]"
+.venv/bin/python -c "import torch, core; print('actmax', core.__version__, 'with torch', torch.__version__, 'ready in .venv')"
