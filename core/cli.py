@@ -168,6 +168,32 @@ def demo_cmd(out: Path = typer.Option(Path("demo_out"), "--out", help="output fo
     typer.echo(summary_json(summary) if as_json else format_summary(summary))
 
 
+@app.command("benchmark")
+def benchmark_cmd(
+    optimizer: List[str] = typer.Option([], "--optimizer", "-o", help="optimizer spec; repeat (default: cholesky_cma, sphere_cma, cma, cma:diagonal=True, genetic, random)"),
+    space: List[str] = typer.Option([], "--space", "-g", help="generator spec; repeat (default: gabor, fourier:size=32)"),
+    scorer: str = typer.Option("model:kind=mixed,n=6", "--scorer", "-s", help="scorer spec (model neurons, twin, cnn...)"),
+    units: Optional[str] = typer.Option(None, help="comma-separated unit indices (default: all units of the scorer)"),
+    budget: int = typer.Option(3000, help="evaluations per run (75 generations x 40)"),
+    popsize: int = typer.Option(40, help="images per generation"),
+    noise: List[float] = typer.Option([], "--noise", help="multiplicative noise sigma; repeat (default: 0, 0.2, 0.5)"),
+    seeds: int = typer.Option(1, help="number of seeds (0..seeds-1) per run configuration"),
+    out: Path = typer.Option(Path("benchmark_out"), "--out", help="output folder (tables and benchmark.png)"),
+    threads: Optional[int] = typer.Option(None, help="torch threads (e.g. 1)"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+) -> None:
+    """GECCO-2022-style optimizer benchmark: optimizers x spaces x units x noise, normalised scores."""
+    from core.benchmark import DEFAULT_OPTIMIZERS, DEFAULT_SPACES, NOISE_LEVELS, run_benchmark
+
+    res = run_benchmark(optimizer_specs=optimizer or DEFAULT_OPTIMIZERS, spaces=space or DEFAULT_SPACES,
+                        scorer=scorer, units=_int_list(units), budget=budget, popsize=popsize,
+                        noise=noise or NOISE_LEVELS, seeds=range(seeds), out_dir=out, progress=progress,
+                        threads=threads)
+    typer.echo("mean normalised score (best clean response / best of any run, per space and unit):")
+    typer.echo(res.table("noise").to_string(float_format=lambda v: f"{v:.3f}"))
+    typer.echo(f"tables and benchmark.png in {res.out_dir}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app and turn input errors into one clear line."""
     from core.errors import USER_ERRORS
