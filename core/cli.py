@@ -118,6 +118,7 @@ def synthesize_cmd(
     ascent: str = typer.Option("ascent", help="gradient optimizer spec, e.g. ascent:steps=300,lr=0.05"),
     out: Path = typer.Option(..., "--out", help="run record folder"),
     device: Optional[str] = typer.Option(None, help="torch device, e.g. cuda"),
+    amp: bool = typer.Option(False, help="bfloat16 autocast for the forward pass (GPU)"),
     overwrite: bool = typer.Option(False, help="replace an existing record in --out"),
     progress: bool = typer.Option(True, help="show a progress bar"),
     as_json: bool = typer.Option(False, "--json", help="print the per-target table as JSON"),
@@ -126,7 +127,7 @@ def synthesize_cmd(
     from core.synthesize import synthesize
 
     res = synthesize(generator, scorer, units=_int_list(units), poles=[p.strip() for p in poles.split(",")],
-                     seeds=_int_list(seeds) or [0], ascent=ascent, out_dir=out, device=device,
+                     seeds=_int_list(seeds) or [0], ascent=ascent, out_dir=out, device=device, amp=amp,
                      overwrite=overwrite, progress=progress)
     _print_synthesis(res, as_json)
 

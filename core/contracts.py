@@ -5,8 +5,10 @@ Scores: float tensors (B, units).
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Iterator, Literal, Sequence
 
 import torch
 
@@ -16,6 +18,20 @@ POLES: tuple[str, str] = ("high", "low")
 
 class ContractError(ValueError):
     """Data that breaks one of actmax's contracts (shape, range, NaN)."""
+
+
+_VALUE_CHECKS: ContextVar[bool] = ContextVar("actmax_value_checks", default=True)
+
+
+@contextmanager
+def shape_checks_only() -> Iterator[None]:
+    """Inside a hot loop whose first step was fully checked: keep shape/dtype checks, skip the
+    value-range/NaN checks, which need a device-to-host sync on every call."""
+    token = _VALUE_CHECKS.set(False)
+    try:
+        yield
+    finally:
+        _VALUE_CHECKS.reset(token)
 
 
 def check_images(images: torch.Tensor, *, where: str = "images", range_tol: float = 1e-4) -> torch.Tensor:
@@ -28,7 +44,7 @@ def check_images(images: torch.Tensor, *, where: str = "images", range_tol: floa
         raise ContractError(f"{where}: expected 1 or 3 channels, got shape {tuple(images.shape)}")
     if not images.is_floating_point():
         raise ContractError(f"{where}: expected a float tensor in [0, 1], got dtype {images.dtype}")
-    if images.numel() and not torch.compiler.is_compiling():
+    if images.numel() and _VALUE_CHECKS.get() and not torch.compiler.is_compiling():
         lo, hi = torch.aminmax(images.detach())
         lo, hi = float(lo), float(hi)
         if lo != lo or hi != hi:

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from core.contracts import Target, make_targets
+from core.contracts import Target, make_targets, shape_checks_only
 from core.errors import RecordError
 from core.records import RunRecord, save_image, save_montage
 from core.registry import generators, optimizers, scorers
@@ -43,8 +43,9 @@ class SynthesisResult:
 
 class _Synthesis:
     def __init__(self, generator: Any, scorer: Any, *, units: Sequence[int] | None, poles: Sequence[str],
-                 seeds: Sequence[int], ascent: Any, device: str | None) -> None:
+                 seeds: Sequence[int], ascent: Any, device: str | None, amp: bool = False) -> None:
         self.device = torch.device(device) if device else torch.device("cpu")
+        self.amp = bool(amp)
         self.gen = generators.create(generator).to(self.device).eval()
         self.scorer = scorers.create(scorer).to(self.device).eval()
         if not getattr(self.scorer, "differentiable", False):
@@ -68,16 +69,24 @@ class _Synthesis:
         self.ascent.start(init.to(self.device), code_shape=getattr(self.gen, "code_shape", None))
         self.unit_index = torch.tensor([t.unit for t in self.targets], device=self.device)
         self.sign = torch.tensor([t.sign for t in self.targets], device=self.device)
-        self.rows: list[np.ndarray] = []
+        self.rows: list[torch.Tensor] = []  # per-step responses, kept on the device (no per-step sync)
 
     def objective(self, codes: torch.Tensor) -> torch.Tensor:
-        images = self.ascent.prepare(self.gen(codes), train=True)
-        responses = self.scorer(images)
-        return self.sign * responses.gather(1, self.unit_index[:, None])[:, 0]
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            images = self.ascent.prepare(self.gen(codes), train=True)
+            responses = self.scorer(images.float() if not self.amp else images)
+        return self.sign * responses.float().gather(1, self.unit_index[:, None])[:, 0]
 
     def step(self) -> None:
-        values = self.ascent.step(self.objective)
-        self.rows.append((values * self.sign).cpu().numpy())
+        if self.ascent.step_index == 0:
+            values = self.ascent.step(self.objective)  # first step: full input checks
+        else:
+            with shape_checks_only():
+                values = self.ascent.step(self.objective)
+        self.rows.append(values * self.sign)
+
+    def _rows_array(self) -> np.ndarray:
+        return torch.stack(self.rows).cpu().numpy() if self.rows else np.zeros((0, len(self.targets)))
 
     def final(self) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.no_grad():
@@ -87,7 +96,7 @@ class _Synthesis:
 
     def table(self) -> pd.DataFrame:
         n_steps, n_t = len(self.rows), len(self.targets)
-        arr = np.stack(self.rows) if self.rows else np.zeros((0, n_t))
+        arr = self._rows_array()
         return pd.DataFrame({
             "step": np.repeat(np.arange(n_steps), n_t), "index": np.tile(np.arange(n_t), n_steps),
             "unit": np.tile([t.unit for t in self.targets], n_steps),
@@ -96,13 +105,12 @@ class _Synthesis:
             "score": arr.reshape(-1)})
 
     def state(self) -> dict[str, Any]:
-        return {"ascent": self.ascent.state_dict(),
-                "rows": torch.from_numpy(np.stack(self.rows)) if self.rows else torch.zeros(0)}
+        return {"ascent": self.ascent.state_dict(), "rows": torch.from_numpy(self._rows_array())}
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.ascent.load_state_dict(state["ascent"])
-        rows = state["rows"]
-        self.rows = [r.numpy() for r in rows] if rows.numel() else []
+        rows = state["rows"].to(self.device, torch.float32)
+        self.rows = list(rows) if rows.numel() else []
 
 
 def _label(t: Target) -> str:
@@ -146,15 +154,20 @@ def _run(syn: _Synthesis, rec: RunRecord | None, *, progress: bool, checkpoint_e
 def synthesize(generator: Any, scorer: Any, *, units: Sequence[int] | None = None,
                poles: Sequence[str] = ("high", "low"), seeds: Sequence[int] = (0,), ascent: Any = "ascent",
                out_dir: str | Path | None = None, progress: bool = False, checkpoint_every: int = 25,
-               device: str | None = None, overwrite: bool = False) -> SynthesisResult:
-    """MEIs (``high``) and LEIs (``low``) of ``units`` x ``seeds`` by batched gradient ascent."""
-    syn = _Synthesis(generator, scorer, units=units, poles=poles, seeds=seeds, ascent=ascent, device=device)
+               device: str | None = None, amp: bool = False, overwrite: bool = False) -> SynthesisResult:
+    """MEIs (``high``) and LEIs (``low``) of ``units`` x ``seeds`` by batched gradient ascent.
+
+    ``device`` places generator, scorer and codes (e.g. ``"cuda"``); ``amp`` runs the forward
+    pass in bfloat16 autocast (codes, optimizer state and reported responses stay float32).
+    """
+    syn = _Synthesis(generator, scorer, units=units, poles=poles, seeds=seeds, ascent=ascent, device=device,
+                     amp=amp)
     rec = None
     if out_dir is not None:
         from core.evolve import _spec_text
         spec = {"generator": _spec_text(generator), "scorer": _spec_text(scorer), "ascent": _spec_text(ascent),
                 "units": syn.units,
-                "poles": list(poles), "seeds": [int(s) for s in seeds], "device": device,
+                "poles": list(poles), "seeds": [int(s) for s in seeds], "device": device, "amp": amp,
                 "checkpoint_every": checkpoint_every}
         rec = RunRecord.create(out_dir, kind="synthesize", spec=spec, overwrite=overwrite)
     return _run(syn, rec, progress=progress, checkpoint_every=checkpoint_every, t_start=time.time())
@@ -170,7 +183,7 @@ def resume_synthesis(out_dir: str | Path, *, progress: bool = False) -> Synthesi
     if None in (spec["generator"], spec["scorer"], spec["ascent"]):
         raise RecordError(f"{out_dir} was started from live Python objects; only runs built from specs can be resumed")
     syn = _Synthesis(spec["generator"], spec["scorer"], units=spec["units"], poles=spec["poles"],
-                     seeds=spec["seeds"], ascent=spec["ascent"], device=spec.get("device"))
+                     seeds=spec["seeds"], ascent=spec["ascent"], device=spec.get("device"), amp=spec.get("amp", False))
     if rec.has_checkpoint():
         syn.load_state(rec.load_checkpoint())
     rec.update_manifest(status="running", resumed=manifest.get("resumed", 0) + 1)
