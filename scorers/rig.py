@@ -1,0 +1,365 @@
+"""A real neuron (or several recording channels) through an exchange folder.
+
+Protocol ``actmax-rig/1``. For every block of images actmax writes, into ``EXCHANGE``::
+
+    block_0007/manifest.json        {"protocol": "actmax-rig/1", "block": 7, "session": "...",
+                                     "images": [{"id": "b0007_i000", "file": "b0007_i000.png"}, ...],
+                                     "n_channels": 2 or null, "reissue_of": 5 or null, "created": ...}
+    block_0007/b0007_i000.png ...   8-bit grey or RGB PNGs, in manifest order
+
+The folder is staged under a hidden name and renamed into place, so the acquisition side
+never sees a half-written block. The acquisition side shows the images and writes
+**one** responses file into the block folder (write it under another name and rename it,
+so actmax never reads half a file):
+
+* ``responses.json``: ``{"block": 7, "responses": {"b0007_i000": [ch0, ch1, ...], ...}}``
+  (a bare number counts as one channel), or ``{"ids": [...], "responses": [[...], ...]}``;
+* ``responses.csv``: a header ``image_id,<channel names...>`` and one row per image;
+  several rows of one id (repeated presentations) are averaged.
+
+Policy for problems (each block outcome is logged to ``EXCHANGE/rig_log.jsonl`` and kept in
+:attr:`RigScorer.events`):
+
+1. **Late**: no responses file within ``timeout`` seconds -> the block is marked
+   ``ABANDONED`` (a responses file that arrives later is ignored) and its images are shown
+   again in a new block.
+2. **Malformed block**: a file that cannot be parsed (re-read once after ``settle``
+   seconds), a wrong block number, ids that are not in the manifest, or a wrong number of
+   channels -> the whole block is marked ``REJECTED.json`` (with the reason) and shown again
+   in a new block.
+3. **Partly missing**: ids missing from the file, or NaN/inf in a channel actmax uses ->
+   the valid responses are kept and only those images are shown again in a new block.
+4. Every re-show counts against ``retries`` (per call); when they run out, one clear
+   :class:`RigTimeoutError` or :class:`RigResponseError` lists what happened to each block.
+   ``retries=0`` turns every problem into an immediate error.
+
+Units are the ``channels`` actmax reads (default: all ``n_channels``). Not differentiable.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from core.registry import scorers
+from scorers.base import Scorer, to_size
+
+PROTOCOL = "actmax-rig/1"
+MANIFEST = "manifest.json"
+RESPONSE_FILES = ("responses.json", "responses.csv")
+ABANDONED, REJECTED, ACCEPTED = "ABANDONED", "REJECTED.json", "ACCEPTED"
+LOG_FILE = "rig_log.jsonl"
+_BLOCK_RE = re.compile(r"^block_(\d+)$")
+
+
+class RigError(RuntimeError):
+    """The rig did not deliver usable responses (see the message for each block's fate)."""
+
+
+class RigTimeoutError(RigError, TimeoutError):
+    """No responses arrived in time, and the retries are used up."""
+
+
+class RigResponseError(RigError, ValueError):
+    """Responses arrived but were malformed or incomplete, and the retries are used up."""
+
+
+class _Malformed(Exception):
+    """A responses file that must be rejected as a whole (reason in the message)."""
+
+
+@dataclass
+class BlockOutcome:
+    block: int
+    event: str            # accepted | partial | timeout | rejected
+    reason: str = ""
+    ids: int = 0
+
+
+def block_name(block: int) -> str:
+    return f"block_{block:04d}"
+
+
+def image_to_png_bytes(image: np.ndarray) -> bytes:
+    """(C, H, W) float in [0, 1] -> 8-bit PNG bytes (grey for C=1, RGB for C=3)."""
+    from PIL import Image
+
+    arr = np.clip(np.rint(np.asarray(image, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
+    pil = Image.fromarray(arr[0], mode="L") if arr.shape[0] == 1 else Image.fromarray(arr.transpose(1, 2, 0), mode="RGB")
+    buf = io.BytesIO()
+    pil.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def read_png(path: str | Path) -> np.ndarray:
+    """A PNG written by actmax -> (C, H, W) float32 in [0, 1]."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        arr = np.asarray(im.convert("L") if im.mode in ("L", "I", "I;16", "1", "P") else im.convert("RGB"))
+    arr = arr.astype(np.float32) / 255.0
+    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write a file under a temporary name, then rename it into place."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+    os.replace(tmp, path)
+
+
+def parse_responses(path: Path, *, block: int | None = None) -> dict[str, list[float]]:
+    """A responses file -> {image id: [channel values]} (raises _Malformed with the reason)."""
+    text = path.read_text()
+    if path.suffix == ".json":
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise _Malformed(f"{path.name} is not valid JSON ({exc})") from None
+        if not isinstance(doc, dict) or "responses" not in doc:
+            raise _Malformed(f"{path.name} must be a JSON object with a 'responses' entry")
+        if block is not None and "block" in doc and doc["block"] != block:
+            raise _Malformed(f"{path.name} is for block {doc['block']!r}, not block {block}")
+        resp = doc["responses"]
+        if isinstance(resp, dict):
+            items = list(resp.items())
+        elif isinstance(resp, list) and isinstance(doc.get("ids"), list) and len(doc["ids"]) == len(resp):
+            items = list(zip(doc["ids"], resp))
+        else:
+            raise _Malformed(f"{path.name}: 'responses' must map ids to values, or be a list matching 'ids'")
+        out: dict[str, list[float]] = {}
+        for key, value in items:
+            values = value if isinstance(value, list) else [value]
+            try:
+                out[str(key)] = [float("nan") if v is None else float(v) for v in values]
+            except (TypeError, ValueError):
+                raise _Malformed(f"{path.name}: non-numeric response for id {key!r}: {value!r}") from None
+        return out
+    rows = list(csv.reader(io.StringIO(text)))
+    rows = [r for r in rows if r and any(cell.strip() for cell in r)]
+    if not rows:
+        raise _Malformed(f"{path.name} is empty")
+    header = [h.strip() for h in rows[0]]
+    if header[0].lower() not in ("image_id", "id", "image"):
+        raise _Malformed(f"{path.name}: the first CSV column must be 'image_id', got {header[0]!r}")
+    sums: dict[str, np.ndarray] = {}
+    counts: dict[str, int] = {}
+    for n, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise _Malformed(f"{path.name}: line {n} has {len(row)} fields, the header has {len(header)}")
+        try:
+            values = np.array([float(v) if v.strip() not in ("", "nan", "NaN", "NA") else np.nan for v in row[1:]])
+        except ValueError:
+            raise _Malformed(f"{path.name}: line {n} has a non-numeric value: {row[1:]}") from None
+        key = row[0].strip()
+        sums[key] = sums.get(key, 0.0) + values
+        counts[key] = counts.get(key, 0) + 1
+    return {k: (sums[k] / counts[k]).tolist() for k in sums}
+
+
+@scorers.register("rig")
+class RigScorer(Scorer):
+    """A recorded neuron: images go out as PNG blocks, responses come back through a folder."""
+
+    differentiable = False
+
+    def __init__(self, exchange: str | Path, n_channels: int | None = None,
+                 channels: int | Sequence[int] | None = None, image_size: int | None = None,
+                 timeout: float = 60.0, poll: float = 0.1, retries: int = 2, settle: float = 0.3,
+                 session: str | None = None) -> None:
+        super().__init__()
+        if n_channels is None and channels is None:
+            raise ValueError("rig: give n_channels (what the rig records) and/or channels (what actmax reads)")
+        if n_channels is not None and n_channels < 1:
+            raise ValueError(f"rig: n_channels must be >= 1, got {n_channels}")
+        chans = list(range(n_channels)) if channels is None else (
+            [int(channels)] if isinstance(channels, int) else [int(c) for c in channels])
+        if not chans or min(chans) < 0 or (n_channels is not None and max(chans) >= n_channels):
+            raise ValueError(f"rig: channels {chans} do not fit n_channels={n_channels}")
+        if timeout <= 0 or poll <= 0 or retries < 0 or settle < 0:
+            raise ValueError("rig: need timeout > 0, poll > 0, retries >= 0, settle >= 0")
+        self.exchange = Path(exchange)
+        self.exchange.mkdir(parents=True, exist_ok=True)
+        self.n_channels, self.channels = n_channels, chans
+        self.units = len(chans)
+        self.image_size = image_size
+        self.timeout, self.poll, self.retries, self.settle = float(timeout), float(poll), int(retries), float(settle)
+        self.session = session or uuid.uuid4().hex[:12]
+        self.events: list[BlockOutcome] = []
+        self._next_block = self._last_block() + 1
+
+    @property
+    def unit_names(self) -> list[str]:
+        return [f"channel{c}" for c in self.channels]
+
+    def _last_block(self) -> int:
+        last = 0
+        for p in self.exchange.iterdir():
+            m = _BLOCK_RE.match(p.name)
+            if m and p.is_dir():
+                last = max(last, int(m.group(1)))
+        return last
+
+    # -- one block ----------------------------------------------------------------------------
+    def write_block(self, images: np.ndarray, *, reissue_of: int | None = None) -> tuple[int, list[str]]:
+        """Write images (B, C, H, W) in [0, 1] as the next block; returns (block, image ids)."""
+        block = max(self._next_block, self._last_block() + 1)
+        self._next_block = block + 1
+        final = self.exchange / block_name(block)
+        stage = self.exchange / f".{block_name(block)}.{uuid.uuid4().hex[:6]}.tmp"
+        stage.mkdir()
+        ids, entries = [], []
+        for i, img in enumerate(images):
+            image_id = f"b{block:04d}_i{i:03d}"
+            name = f"{image_id}.png"
+            (stage / name).write_bytes(image_to_png_bytes(img))
+            ids.append(image_id)
+            entries.append({"id": image_id, "file": name})
+        manifest = {"protocol": PROTOCOL, "block": block, "session": self.session, "images": entries,
+                    "n_channels": self.n_channels, "reissue_of": reissue_of, "created": time.time()}
+        (stage / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        os.replace(stage, final)
+        return block, ids
+
+    def _response_file(self, folder: Path) -> Path | None:
+        for name in RESPONSE_FILES:
+            p = folder / name
+            if p.is_file():
+                return p
+        return None
+
+    def _read(self, path: Path, block: int) -> dict[str, list[float]]:
+        try:
+            return parse_responses(path, block=block)
+        except (_Malformed, UnicodeDecodeError, OSError):
+            time.sleep(self.settle)                     # maybe caught mid-write: read once more
+            try:
+                return parse_responses(path, block=block)
+            except UnicodeDecodeError as exc:
+                raise _Malformed(f"{path.name} is not text ({exc})") from None
+
+    def _wait(self, block: int) -> Path | None:
+        folder = self.exchange / block_name(block)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            found = self._response_file(folder)
+            if found is not None:
+                if self.settle:
+                    time.sleep(min(self.settle, 0.05))
+                return found
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(self.poll)
+
+    def _log(self, outcome: BlockOutcome) -> None:
+        self.events.append(outcome)
+        line = json.dumps({"time": time.time(), "session": self.session, **outcome.__dict__})
+        with open(self.exchange / LOG_FILE, "a") as fh:
+            fh.write(line + "\n")
+
+    def _validate(self, parsed: dict[str, list[float]], ids: list[str]) -> tuple[dict[int, np.ndarray], list[int], str]:
+        """Whole-block checks (raise _Malformed); returns accepted rows, indices to re-show, reason."""
+        known = set(ids)
+        unknown = [k for k in parsed if k not in known]
+        if unknown:
+            raise _Malformed(f"unknown image ids {unknown[:5]} (not in this block's manifest)")
+        widths = {len(v) for v in parsed.values()}
+        if self.n_channels is not None:
+            wrong = sorted(w for w in widths if w != self.n_channels)
+            if wrong:
+                raise _Malformed(f"wrong channel count: got {wrong[0]} values per image, expected n_channels="
+                                 f"{self.n_channels}")
+        elif widths and min(widths) <= max(self.channels):
+            raise _Malformed(f"wrong channel count: got {min(widths)} values per image, channel "
+                             f"{max(self.channels)} is needed")
+        accepted: dict[int, np.ndarray] = {}
+        missing, nonfinite = [], []
+        for i, image_id in enumerate(ids):
+            if image_id not in parsed:
+                missing.append(i)
+                continue
+            row = np.asarray(parsed[image_id], dtype=np.float64)[self.channels]
+            if not np.all(np.isfinite(row)):
+                nonfinite.append(i)
+                continue
+            accepted[i] = row
+        reasons = []
+        if missing:
+            reasons.append(f"{len(missing)} id(s) missing, e.g. {ids[missing[0]]}")
+        if nonfinite:
+            reasons.append(f"NaN/inf for {len(nonfinite)} image(s), e.g. {ids[nonfinite[0]]}")
+        return accepted, sorted(missing + nonfinite), "; ".join(reasons)
+
+    # -- scoring --------------------------------------------------------------------------------
+    def respond(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.detach().float().cpu()
+        if self.image_size is not None:
+            x = to_size(x, self.image_size)
+        pixels = x.numpy()
+        result = np.full((pixels.shape[0], self.units), np.nan)
+        pending = list(range(pixels.shape[0]))
+        reshows, history, previous = 0, [], None
+        while pending:
+            block, ids = self.write_block(pixels[pending], reissue_of=previous)
+            folder = self.exchange / block_name(block)
+            path = self._wait(block)
+            if path is None:
+                path = self._response_file(folder)      # one last look before giving the block up
+            if path is None:
+                atomic_write(folder / ABANDONED, f"no responses within {self.timeout} s\n")
+                outcome = BlockOutcome(block, "timeout", f"no responses within {self.timeout:g} s", len(ids))
+                problem: type[RigError] = RigTimeoutError
+            else:
+                try:
+                    accepted, again, reason = self._validate(self._read(path, block), ids)
+                except _Malformed as exc:
+                    atomic_write(folder / REJECTED, json.dumps({"reason": str(exc)}))
+                    outcome = BlockOutcome(block, "rejected", str(exc), len(ids))
+                    problem = RigResponseError
+                else:
+                    for i, row in accepted.items():
+                        result[pending[i]] = row
+                    atomic_write(folder / ACCEPTED, f"{len(accepted)} of {len(ids)} images\n")
+                    if not again:
+                        self._log(BlockOutcome(block, "accepted", "", len(ids)))
+                        return torch.as_tensor(result, dtype=torch.float32, device=images.device)
+                    outcome = BlockOutcome(block, "partial", reason, len(ids))
+                    problem = RigResponseError
+                    pending = [pending[i] for i in again]
+            self._log(outcome)
+            history.append(f"block {outcome.block}: {outcome.event} ({outcome.reason})")
+            if reshows >= self.retries:
+                raise problem(f"rig at {self.exchange}: no usable responses for {len(pending)} image(s) after "
+                              f"{reshows} re-show(s) (retries={self.retries}): " + "; ".join(history))
+            reshows += 1
+            previous = block
+        return torch.as_tensor(result, dtype=torch.float32, device=images.device)  # pragma: no cover
+
+    def stop_responder(self) -> None:
+        """Ask a responder watching this folder to exit (writes ``EXCHANGE/STOP``)."""
+        atomic_write(self.exchange / "STOP", "stop\n")
+
+
+def pending_blocks(exchange: str | Path) -> list[int]:
+    """Blocks that have a manifest but no responses file and no outcome marker yet."""
+    out = []
+    root = Path(exchange)
+    for p in sorted(root.iterdir()) if root.is_dir() else []:
+        m = _BLOCK_RE.match(p.name)
+        if not m or not (p / MANIFEST).is_file():
+            continue
+        if any((p / n).exists() for n in RESPONSE_FILES + (ABANDONED, REJECTED, ACCEPTED)):
+            continue
+        out.append(int(m.group(1)))
+    return out
+

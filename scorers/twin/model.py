@@ -1,0 +1,417 @@
+"""Digital twin: a small convolutional core, a Gaussian point readout per neuron, ELU+1 output.
+
+The architecture follows neuralpredictors' ``Stacked2dCore`` + ``FullGaussian2d`` +
+``FiringRateEncoder`` (facts in DESIGN/reference; the code is our own):
+
+* core: ``layers`` blocks of conv -> batchnorm -> ELU; the output concatenates the blocks
+  (``stack="all"``) or keeps only the last one (``stack="last"``);
+* readout: every neuron reads the feature map at one learned position ``mu`` in grid
+  coordinates [-1, 1] with ``grid_sample(align_corners=True)``, sums the features with its
+  own weights and adds a bias. Parameters are ``_mu (1, n, 1, 2)`` (clamped to [-1, 1]),
+  ``sigma`` ((1, n, 1, 1) isotropic, (1, n, 1, 2) uncorrelated or (1, n, 2, 2) full),
+  ``_features (1, c, 1, n)`` initialised to 1/c and ``bias (n)``. In training the read
+  position is sampled, ``mu + sigma * N(0, 1)`` (one sample per image), in eval it is ``mu``;
+* output: ``ELU(x) + 1`` (positive firing rates).
+
+``centered=True`` sets every ``mu`` to 0 so all neurons read the centre of the map and their
+MEIs come out centred (DualNeuron's synthesis setting). A shifter or modulator (eye position,
+behaviour) is **not** implemented: the recordings this toolkit trains on carry no
+behavioural variables, so there is nothing to fix at a training mean.
+
+Twins are stored as a folder: ``twin.json`` (architecture, preprocessing, neuron ids, member
+files, training summary) and one ``member_<k>.safetensors`` per ensemble member. Nothing is
+unpickled.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.errors import RecordError, WeightsError
+from core.registry import scorers
+from scorers.base import Scorer, to_channels, to_size
+
+FORMAT = "actmax-twin/1"
+CONFIG_FILE = "twin.json"
+GAUSS_TYPES = ("isotropic", "uncorrelated", "full")
+
+
+@dataclass
+class TwinConfig:
+    """Architecture and preprocessing of a twin (everything needed to rebuild it)."""
+
+    n_neurons: int
+    channels: int = 1                 #: input channels the core sees (1 grey, 3 RGB)
+    image_size: int = 32              #: images are resized to this before the core
+    input_mean: float = 0.5           #: pixel mean of the training images (after resizing)
+    input_std: float = 0.2            #: pixel std of the training images
+    hidden_channels: int = 16
+    layers: int = 3
+    input_kernel: int = 9
+    hidden_kernel: int = 5
+    stack: str = "all"                #: "all" layers concatenated, or "last"
+    gauss_type: str = "isotropic"
+    init_mu_range: float = 0.3
+    init_sigma: float = 0.4
+    neuron_ids: list[str] = field(default_factory=list)
+    #: median L2 norm of (image - 0.5) of the training images, at ``data_size`` (a fair
+    #: contrast for synthesis: MEIs at this norm are as strong as the images the twin saw)
+    input_norm: float | None = None
+    data_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.n_neurons < 1:
+            raise ValueError(f"twin: n_neurons must be >= 1, got {self.n_neurons}")
+        if self.channels not in (1, 3):
+            raise ValueError(f"twin: channels must be 1 or 3, got {self.channels}")
+        if self.layers < 1 or self.hidden_channels < 1:
+            raise ValueError(f"twin: need layers >= 1 and hidden_channels >= 1, got {self.layers}, "
+                             f"{self.hidden_channels}")
+        if self.input_kernel % 2 == 0 or self.hidden_kernel % 2 == 0:
+            raise ValueError(f"twin: kernel sizes must be odd, got {self.input_kernel}, {self.hidden_kernel}")
+        if self.stack not in ("all", "last"):
+            raise ValueError(f"twin: stack must be 'all' or 'last', got {self.stack!r}")
+        if self.gauss_type not in GAUSS_TYPES:
+            raise ValueError(f"twin: gauss_type must be one of {GAUSS_TYPES}, got {self.gauss_type!r}")
+        if not self.neuron_ids:
+            self.neuron_ids = [str(i) for i in range(self.n_neurons)]
+        if len(self.neuron_ids) != self.n_neurons:
+            raise ValueError(f"twin: {len(self.neuron_ids)} neuron ids for {self.n_neurons} neurons")
+        self.neuron_ids = [str(i) for i in self.neuron_ids]
+
+    @property
+    def core_channels(self) -> int:
+        return self.hidden_channels * (self.layers if self.stack == "all" else 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TwinConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise RecordError(f"twin config has unknown keys {unknown}")
+        return cls(**data)
+
+
+class ConvCore(nn.Module):
+    """Stacked conv -> batchnorm -> ELU blocks ("same" padding, stride 1)."""
+
+    def __init__(self, config: TwinConfig) -> None:
+        super().__init__()
+        self.stack = config.stack
+        blocks = []
+        c_in = config.channels
+        for i in range(config.layers):
+            k = config.input_kernel if i == 0 else config.hidden_kernel
+            blocks.append(nn.Sequential(
+                nn.Conv2d(c_in, config.hidden_channels, k, padding=k // 2, bias=False),
+                nn.BatchNorm2d(config.hidden_channels, momentum=0.1),
+                nn.ELU(),
+            ))
+            c_in = config.hidden_channels
+        self.blocks = nn.ModuleList(blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = []
+        for block in self.blocks:
+            x = block(x)
+            outs.append(x)
+        return torch.cat(outs, dim=1) if self.stack == "all" else outs[-1]
+
+    def laplace_penalty(self) -> torch.Tensor:
+        """Smoothness of the first layer's filters: squared Laplacian, normalised by filter energy."""
+        w = self.blocks[0][0].weight                      # (out, in, k, k)
+        lap = w.new_tensor([[0.5, 1.0, 0.5], [1.0, -6.0, 1.0], [0.5, 1.0, 0.5]]).view(1, 1, 3, 3)
+        flat = w.reshape(-1, 1, *w.shape[-2:])
+        return F.conv2d(flat, lap, padding=1).pow(2).sum() / (flat.pow(2).sum() + 1e-8)
+
+
+class GaussianReadout(nn.Module):
+    """FullGaussian2d-style readout: one (sampled) point of the feature map per neuron."""
+
+    def __init__(self, in_channels: int, n_neurons: int, *, gauss_type: str = "isotropic",
+                 init_mu_range: float = 0.3, init_sigma: float = 0.4) -> None:
+        super().__init__()
+        if not 0 < init_mu_range <= 1 or init_sigma <= 0:
+            raise ValueError(f"readout: need 0 < init_mu_range <= 1 and init_sigma > 0, got "
+                             f"{init_mu_range}, {init_sigma}")
+        self.gauss_type, self.n = gauss_type, n_neurons
+        self._mu = nn.Parameter(torch.empty(1, n_neurons, 1, 2).uniform_(-init_mu_range, init_mu_range))
+        if gauss_type == "isotropic":
+            sigma = torch.full((1, n_neurons, 1, 1), float(init_sigma))
+        elif gauss_type == "uncorrelated":
+            sigma = torch.full((1, n_neurons, 1, 2), float(init_sigma))
+        else:
+            sigma = torch.eye(2).mul(init_sigma).expand(1, n_neurons, 2, 2).clone()
+        self.sigma = nn.Parameter(sigma)
+        self._features = nn.Parameter(torch.full((1, in_channels, 1, n_neurons), 1.0 / in_channels))
+        self.bias = nn.Parameter(torch.zeros(n_neurons))
+
+    @property
+    def mu(self) -> torch.Tensor:
+        return self._mu
+
+    @property
+    def features(self) -> torch.Tensor:
+        return self._features
+
+    def center(self) -> None:
+        """Move every neuron's read position to the centre of the map (``centered=True``)."""
+        with torch.no_grad():
+            self._mu.zero_()
+
+    def sample_grid(self, batch: int, *, sample: bool) -> torch.Tensor:
+        """Read positions (batch, n, 1, 2): ``mu + sigma * N`` if ``sample`` else ``mu``."""
+        with torch.no_grad():
+            self._mu.clamp_(-1.0, 1.0)
+        mu = self._mu.expand(batch, -1, -1, -1)
+        if not sample:
+            return mu
+        noise = torch.randn(batch, self.n, 1, 2, device=mu.device, dtype=mu.dtype)
+        if self.gauss_type == "full":
+            offset = noise @ self.sigma                   # (B, n, 1, 2) @ (1, n, 2, 2)
+        else:
+            offset = noise * self.sigma
+        return (mu + offset).clamp(-1.0, 1.0)
+
+    def forward(self, x: torch.Tensor, *, sample: bool | None = None) -> torch.Tensor:
+        sample = self.training if sample is None else sample
+        grid = self.sample_grid(x.shape[0], sample=sample)
+        y = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+        # (B, c, n, 1) * (1, c, 1, n) -> summed over channels
+        y = (y.squeeze(-1) * self._features.squeeze(2)).sum(1)
+        return y + self.bias
+
+    def feature_l1(self) -> torch.Tensor:
+        return self._features.abs().sum() / self.n
+
+
+class TwinNetwork(nn.Module):
+    """One twin: preprocessing -> core -> Gaussian readout -> ELU + 1."""
+
+    def __init__(self, config: TwinConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.core = ConvCore(config)
+        self.readout = GaussianReadout(config.core_channels, config.n_neurons, gauss_type=config.gauss_type,
+                                       init_mu_range=config.init_mu_range, init_sigma=config.init_sigma)
+
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] -> the core's input (channels, size, z-scored with training stats)."""
+        x = to_size(to_channels(images, self.config.channels), self.config.image_size)
+        return (x - self.config.input_mean) / self.config.input_std
+
+    def forward(self, images: torch.Tensor, *, prepared: bool = False) -> torch.Tensor:
+        x = images if prepared else self.prepare(images)
+        return F.elu(self.readout(self.core(x))) + 1.0
+
+
+class TwinEnsemble(nn.Module):
+    """The average firing rate of several twins trained on the same neurons."""
+
+    def __init__(self, members: Sequence[TwinNetwork], *, meta: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("twin ensemble: needs at least one member")
+        first = members[0].config
+        for m in members[1:]:
+            if m.config.n_neurons != first.n_neurons:
+                raise ValueError("twin ensemble: members predict different numbers of neurons")
+        self.members = nn.ModuleList(members)
+        self.config = first
+        self.meta = dict(meta or {})
+
+    def forward(self, images: torch.Tensor, *, prepared: bool = False) -> torch.Tensor:
+        if not prepared:
+            images = self.members[0].prepare(images)      # members share the preprocessing
+        return torch.stack([m(images, prepared=True) for m in self.members]).mean(0)
+
+    def center(self) -> None:
+        for m in self.members:
+            m.readout.center()
+
+
+def _bias_for_rate(rate: torch.Tensor) -> torch.Tensor:
+    """The readout bias whose ELU + 1 equals ``rate`` (rates <= 0 clipped to a small value)."""
+    rate = rate.clamp_min(1e-3)
+    return torch.where(rate >= 1, rate - 1, torch.log(rate))
+
+
+def init_bias(network: TwinNetwork, mean_rates: torch.Tensor) -> None:
+    """Start every neuron at its mean training rate (faster, steadier Poisson training)."""
+    with torch.no_grad():
+        network.readout.bias.copy_(_bias_for_rate(mean_rates.to(network.readout.bias)))
+
+
+# -- storage -------------------------------------------------------------------------------------
+def save_twin(directory: str | Path, ensemble: TwinEnsemble | Sequence[TwinNetwork], *,
+              meta: dict[str, Any] | None = None) -> Path:
+    """Write ``twin.json`` and one safetensors file per member into ``directory``."""
+    from safetensors.torch import save_file
+
+    members = list(ensemble.members) if isinstance(ensemble, TwinEnsemble) else list(ensemble)
+    if not members:
+        raise ValueError("save_twin: nothing to save")
+    meta = dict(ensemble.meta if isinstance(ensemble, TwinEnsemble) else {}, **(meta or {}))
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    for k, member in enumerate(members):
+        name = f"member_{k}.safetensors"
+        state = {key: t.detach().cpu().contiguous() for key, t in member.state_dict().items()}
+        save_file(state, str(out / f".{name}.tmp"), metadata={"format": FORMAT})
+        (out / f".{name}.tmp").replace(out / name)
+        files.append(name)
+    doc = {"format": FORMAT, "config": members[0].config.to_dict(), "members": files, "meta": meta}
+    tmp = out / f".{CONFIG_FILE}.tmp"
+    tmp.write_text(json.dumps(doc, indent=2, default=_json_default))
+    tmp.replace(out / CONFIG_FILE)
+    return out
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def read_twin_config(directory: str | Path) -> dict[str, Any]:
+    """The parsed ``twin.json`` of a twin folder (clear errors if missing or corrupt)."""
+    path = Path(directory)
+    if path.is_file() and path.name == CONFIG_FILE:
+        path = path.parent
+    cfg_path = path / CONFIG_FILE
+    if not cfg_path.is_file():
+        raise WeightsError(f"twin: no {CONFIG_FILE} in {path} (train one with `actmax twin train "
+                           f"--images X --responses Y --out {path}`)")
+    try:
+        doc = json.loads(cfg_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RecordError(f"twin: {cfg_path} is not valid JSON ({exc})") from exc
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise RecordError(f"twin: {cfg_path} is not an {FORMAT} file (format={doc.get('format')!r})"
+                          if isinstance(doc, dict) else f"twin: {cfg_path} is not a JSON object")
+    if not isinstance(doc.get("members"), list) or not doc["members"]:
+        raise RecordError(f"twin: {cfg_path} lists no member files")
+    return doc
+
+
+def load_twin(directory: str | Path, *, centered: bool = False, members: Sequence[int] | None = None,
+              device: str | torch.device = "cpu") -> TwinEnsemble:
+    """Load a twin folder as an eval-mode ensemble (optionally a subset of members, centred)."""
+    from safetensors import SafetensorsError
+    from safetensors.torch import load_file
+
+    path = Path(directory)
+    if path.is_file():
+        path = path.parent
+    doc = read_twin_config(path)
+    try:
+        config = TwinConfig.from_dict(doc["config"])
+    except (TypeError, ValueError) as exc:
+        raise RecordError(f"twin: bad config in {path / CONFIG_FILE}: {exc}") from exc
+    files = doc["members"]
+    chosen = list(range(len(files))) if members is None else [int(i) for i in members]
+    for i in chosen:
+        if not 0 <= i < len(files):
+            raise ValueError(f"twin: member {i} out of range; {path} has {len(files)} members")
+    nets = []
+    for i in chosen:
+        file = path / str(files[i])
+        if not file.is_file():
+            raise WeightsError(f"twin: member file {file} is missing")
+        try:
+            state = load_file(str(file))
+        except (SafetensorsError, OSError, ValueError) as exc:
+            raise RecordError(f"twin: {file} is not a readable safetensors file ({exc})") from exc
+        net = TwinNetwork(config)
+        _load_checked(net, state, file)
+        nets.append(net)
+    ensemble = TwinEnsemble(nets, meta=doc.get("meta") or {})
+    if centered:
+        ensemble.center()
+    return ensemble.to(device).eval()
+
+
+def _load_checked(net: nn.Module, state: dict[str, torch.Tensor], file: Path) -> None:
+    expected = net.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise RecordError(f"twin: {file} does not fit the architecture in {CONFIG_FILE}: "
+                          f"missing keys {missing[:5]}, unexpected keys {unexpected[:5]}")
+    for key, tensor in expected.items():
+        if tuple(state[key].shape) != tuple(tensor.shape):
+            raise RecordError(f"twin: {file}: {key} has shape {tuple(state[key].shape)}, the config "
+                              f"needs {tuple(tensor.shape)}")
+        if state[key].is_floating_point() and not torch.isfinite(state[key]).all():
+            raise RecordError(f"twin: {file}: {key} contains NaN or inf")
+    net.load_state_dict(state)
+
+
+# -- scorer --------------------------------------------------------------------------------------
+@scorers.register("twin")
+class TwinScorer(Scorer):
+    """A trained digital twin (conv core + Gaussian readout, ensemble mean), from a folder."""
+
+    differentiable = True
+
+    def __init__(self, path: str | Path | TwinEnsemble, centered: bool = False,
+                 members: Sequence[int] | None = None, device: str = "cpu") -> None:
+        super().__init__()
+        if isinstance(path, TwinEnsemble):
+            model = path.to(device).eval()
+            if centered:
+                model.center()
+            self.path = None
+        else:
+            model = load_twin(path, centered=centered,
+                              members=[members] if isinstance(members, int) else members, device=device)
+            self.path = str(path)
+        self.model = model
+        self.centered = bool(centered)
+        self.units = model.config.n_neurons
+        cfg = model.config
+        self.input_norm = cfg.input_norm
+        self._names = list(cfg.neuron_ids)
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @property
+    def unit_names(self) -> list[str]:
+        return list(self._names)
+
+    def train(self, mode: bool = True) -> "TwinScorer":
+        """A scorer always evaluates its twin deterministically (eval mode, no readout sampling)."""
+        super().train(mode)
+        self.model.eval()
+        return self
+
+    def respond(self, images: torch.Tensor) -> torch.Tensor:
+        dev = next(self.model.parameters()).device
+        return self.model(images.to(dev)).to(images.device)
+
+
+def describe_readout(ensemble: TwinEnsemble) -> dict[str, Any]:
+    """Per-neuron read positions (mean over members) in pixels of the twin's input and in [-1, 1]."""
+    mus = torch.stack([m.readout.mu.detach().clamp(-1, 1)[0, :, 0] for m in ensemble.members]).mean(0)
+    size = ensemble.config.image_size
+    pix = (mus + 1) / 2 * (size - 1)
+    return {"mu": mus.tolist(), "position_px": pix.tolist(), "image_size": size,
+            "sigma_mean": float(torch.stack([m.readout.sigma.detach().abs().mean()
+                                             for m in ensemble.members]).mean())}
+
+
+def receptive_field_radius_px(config: TwinConfig) -> float:
+    """Half the core's receptive field in input pixels (for reports)."""
+    return float(config.input_kernel // 2 + (config.layers - 1) * (config.hidden_kernel // 2))

@@ -1,0 +1,521 @@
+"""Train and evaluate digital twins on recordings (images, responses).
+
+Inputs: images as ``.npy``/``.npz`` arrays (N, H, W), (N, C, H, W) or (N, H, W, C), uint
+(0..max) or float in [0, 1], or a ``.parquet`` table with a ``png`` bytes column (or a
+``pixels`` list column with ``height``/``width``[/``channels``]); responses as arrays
+(images, neurons) or (trials, images, neurons) with NaN for missing trials, or a
+``.parquet`` table in long form (``image``, ``neuron``, ``response``[, ``trial``]) or wide
+form (one numeric column per neuron[, ``image``, ``trial``]).
+
+Training (neuralpredictors-style): Poisson loss on trial-averaged responses, Adam, an L1
+penalty on readout features and a Laplacian smoothness penalty on the first conv layer;
+after each epoch the validation correlation is measured, the best weights are kept, the
+learning rate decays on a plateau and training stops after ``lr_decay_steps`` decays.
+The report holds per-neuron test correlation (to the trial mean of held-out images),
+single-trial test correlation and the leave-one-out oracle when images were repeated,
+and a figure.
+"""
+from __future__ import annotations
+
+import copy
+import io
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from scorers.twin.model import TwinConfig, TwinEnsemble, TwinNetwork, init_bias, load_twin, save_twin
+from scorers.twin.selection import (as_trials, normalised_correlation, oracle_correlation,
+                                    pearson_per_neuron, select_neurons, trial_counts, trial_mean)
+
+REPORT_JSON = "report.json"
+REPORT_PNG = "report.png"
+
+
+# -- loading ------------------------------------------------------------------------------------
+def _load_array(path: Path, preferred_key: str) -> np.ndarray:
+    if path.suffix == ".npy":
+        return np.load(path, allow_pickle=False)
+    with np.load(path, allow_pickle=False) as data:
+        keys = list(data.keys())
+        if preferred_key in keys:
+            return data[preferred_key]
+        if len(keys) == 1:
+            return data[keys[0]]
+        raise ValueError(f"{path}: npz holds {keys}; name the array {preferred_key!r}")
+
+
+def images_to_nchw(array: np.ndarray, *, where: str = "images") -> np.ndarray:
+    """An image array in any common layout/dtype -> float32 (N, C, H, W) in [0, 1]."""
+    a = np.asarray(array)
+    if a.ndim == 3:
+        a = a[:, None]
+    if a.ndim != 4:
+        raise ValueError(f"{where}: expected (N, H, W), (N, C, H, W) or (N, H, W, C), got shape {a.shape}")
+    if a.shape[1] not in (1, 3) and a.shape[-1] in (1, 3):
+        a = a.transpose(0, 3, 1, 2)
+    if a.shape[1] not in (1, 3):
+        raise ValueError(f"{where}: expected 1 or 3 channels, got shape {a.shape}")
+    if a.dtype == np.bool_:
+        a = a.astype(np.float32)
+    elif np.issubdtype(a.dtype, np.integer):
+        a = a.astype(np.float32) / float(np.iinfo(a.dtype).max)
+    else:
+        a = a.astype(np.float32)
+        if not np.isfinite(a).all():
+            raise ValueError(f"{where}: contains NaN or inf")
+        lo, hi = float(a.min()), float(a.max())
+        if lo < -1e-4 or hi > 1 + 1e-4:
+            raise ValueError(f"{where}: float images must lie in [0, 1], got [{lo:.4g}, {hi:.4g}] "
+                             "(divide 0-255 data by 255)")
+        a = a.clip(0, 1)
+    return np.ascontiguousarray(a)
+
+
+def load_images(path: str | Path) -> np.ndarray:
+    """Images from ``.npy``/``.npz``/``.parquet`` -> float32 (N, C, H, W) in [0, 1]."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"images file {p} does not exist")
+    if p.suffix in (".npy", ".npz"):
+        return images_to_nchw(_load_array(p, "images"), where=str(p))
+    if p.suffix == ".parquet":
+        import pandas as pd
+
+        table = pd.read_parquet(p)
+        if "png" in table.columns:
+            from PIL import Image
+
+            arrays = [np.asarray(Image.open(io.BytesIO(b))) for b in table["png"]]
+            if len({a.shape for a in arrays}) > 1:
+                raise ValueError(f"{p}: images have different shapes")
+            return images_to_nchw(np.stack(arrays), where=str(p))
+        if {"pixels", "height", "width"} <= set(table.columns):
+            chans = table["channels"] if "channels" in table.columns else [1] * len(table)
+            arrays = [np.asarray(px, dtype=np.float32).reshape(int(c), int(h), int(w))
+                      for px, h, w, c in zip(table["pixels"], table["height"], table["width"], chans)]
+            if len({a.shape for a in arrays}) > 1:
+                raise ValueError(f"{p}: images have different shapes")
+            return images_to_nchw(np.stack(arrays), where=str(p))
+        raise ValueError(f"{p}: an image table needs a 'png' bytes column or 'pixels'+'height'+'width' columns; "
+                         f"got {list(table.columns)}")
+    raise ValueError(f"images: unsupported file type {p.suffix!r} (use .npy, .npz or .parquet)")
+
+
+def load_responses(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
+    """Responses -> (float32 (trials, images, neurons) with NaN for missing trials, neuron ids or None)."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"responses file {p} does not exist")
+    if p.suffix in (".npy", ".npz"):
+        arr = np.asarray(_load_array(p, "responses"), dtype=np.float32)
+        return as_trials(arr).astype(np.float32), None
+    if p.suffix != ".parquet":
+        raise ValueError(f"responses: unsupported file type {p.suffix!r} (use .npy, .npz or .parquet)")
+    import pandas as pd
+
+    table = pd.read_parquet(p)
+    if {"image", "neuron", "response"} <= set(table.columns):
+        if "trial" not in table.columns:
+            table = table.assign(trial=table.groupby(["image", "neuron"]).cumcount())
+        images = np.sort(table["image"].unique())
+        neurons = list(pd.unique(table["neuron"]))
+        trials = np.sort(table["trial"].unique())
+        out = np.full((len(trials), len(images), len(neurons)), np.nan, dtype=np.float32)
+        ti = np.searchsorted(trials, table["trial"].to_numpy())
+        ii = np.searchsorted(images, table["image"].to_numpy())
+        ni = pd.Index(neurons).get_indexer(table["neuron"])
+        out[ti, ii, ni] = table["response"].to_numpy(dtype=np.float32)
+        if not np.array_equal(images, np.arange(len(images))):
+            raise ValueError(f"{p}: image indices must be 0..N-1 (rows of the images file), got {images[:5]}...")
+        return out, [str(n) for n in neurons]
+    id_cols = [c for c in ("image", "trial") if c in table.columns]
+    neuron_cols = [c for c in table.columns if c not in id_cols]
+    bad = [c for c in neuron_cols if not pd.api.types.is_numeric_dtype(table[c])]
+    if bad or not neuron_cols:
+        raise ValueError(f"{p}: a wide response table needs numeric neuron columns (non-numeric: {bad}); "
+                         "or use long form with columns image, neuron, response[, trial]")
+    if "image" not in table.columns:
+        return as_trials(table[neuron_cols].to_numpy(np.float32)).astype(np.float32), [str(c) for c in neuron_cols]
+    if "trial" not in table.columns:
+        table = table.assign(trial=table.groupby("image").cumcount())
+    n_img, n_tr = int(table["image"].max()) + 1, int(table["trial"].max()) + 1
+    out = np.full((n_tr, n_img, len(neuron_cols)), np.nan, dtype=np.float32)
+    out[table["trial"].to_numpy(), table["image"].to_numpy()] = table[neuron_cols].to_numpy(np.float32)
+    return out, [str(c) for c in neuron_cols]
+
+
+# -- splitting ----------------------------------------------------------------------------------
+def split_images(counts: np.ndarray, *, val_fraction: float = 0.1, test_fraction: float = 0.1,
+                 test: str = "auto", seed: int = 0) -> dict[str, np.ndarray]:
+    """Train/validation/test image indices.
+
+    ``test="repeated"``: the repeated images (>= 2 trials) are the test set, as in recordings
+    with an oracle set; ``"random"``: a random ``test_fraction``; ``"auto"``: repeated if
+    some but at most half of the images are repeated, else random.
+    """
+    counts = np.asarray(counts)
+    n = counts.size
+    if test not in ("auto", "repeated", "random"):
+        raise ValueError(f"test must be 'auto', 'repeated' or 'random', got {test!r}")
+    if not (0 < val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise ValueError(f"bad split fractions val={val_fraction}, test={test_fraction}")
+    rng = np.random.default_rng(seed)
+    valid = np.flatnonzero(counts > 0)
+    repeated = np.flatnonzero(counts >= 2)
+    use_repeated = test == "repeated" or (test == "auto" and 0 < repeated.size <= n // 2)
+    if use_repeated:
+        if repeated.size == 0:
+            raise ValueError("test='repeated' but no image has two or more trials")
+        test_idx = repeated
+        rest = np.setdiff1d(valid, repeated)
+    else:
+        perm = rng.permutation(valid)
+        k = int(round(test_fraction * valid.size))
+        test_idx, rest = np.sort(perm[:k]), perm[k:]
+    rest = rng.permutation(rest)
+    k_val = max(1, int(round(val_fraction * (rest.size + test_idx.size))))
+    if rest.size - k_val < 8:
+        raise ValueError(f"too few images to train: {rest.size} left after the test split")
+    return {"train": np.sort(rest[k_val:]), "val": np.sort(rest[:k_val]), "test": np.sort(test_idx)}
+
+
+# -- training -----------------------------------------------------------------------------------
+@dataclass
+class TrainOptions:
+    """How a twin is fitted (see the module docstring)."""
+
+    max_epochs: int = 80
+    batch_size: int = 64
+    lr: float = 5e-3
+    patience: int = 5
+    lr_decay: float = 0.3
+    lr_decay_steps: int = 2
+    gamma_readout: float = 2e-3
+    gamma_input: float = 5e-3
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    test_images: str = "auto"
+    members: int = 1
+    seed: int = 0
+    device: str = "cpu"
+    min_oracle: float | None = None   #: keep only neurons whose oracle passes this threshold
+    init_positions: str = "data"      #: readout positions start at "data" estimates or "random"
+
+
+@dataclass
+class TrainResult:
+    ensemble: TwinEnsemble
+    report: dict[str, Any]
+    split: dict[str, np.ndarray] = field(repr=False)
+    out_dir: Path | None = None
+
+
+def poisson_loss(rate: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean Poisson negative log-likelihood (up to a constant) over valid entries."""
+    nll = rate - target * torch.log(rate + 1e-8)
+    return (nll * mask).sum() / mask.sum().clamp_min(1)
+
+
+def predict(model: torch.nn.Module, images: torch.Tensor, *, prepared: bool = False,
+            batch_size: int = 256) -> np.ndarray:
+    """Deterministic (eval-mode) predictions (images, neurons) as numpy."""
+    was_training = model.training
+    model.eval()
+    outs = []
+    dev = next(model.parameters()).device
+    with torch.no_grad():
+        for i in range(0, images.shape[0], batch_size):
+            x = images[i:i + batch_size].to(dev)
+            outs.append((model(x, prepared=True) if prepared else model(x)).cpu())
+    model.train(was_training)
+    return torch.cat(outs).numpy().astype(np.float64)
+
+
+def estimate_positions(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Where each neuron looks, in grid coordinates (n, 2) as (x, y) in [-1, 1].
+
+    The peak of a response-triggered map: the squared covariance of the response with the
+    pixel contrast (smoothed; finds linear receptive fields) plus the squared covariance with
+    local contrast energy (finds phase-invariant ones), both normalised by the image-wide
+    spread. Used to start the Gaussian readout near the receptive field, so training spends
+    its epochs on the features instead of searching for the position.
+    """
+    from optimizers.ascent import gaussian_blur
+
+    grey = x.mean(1)
+    c = grey - grey.mean(dim=(1, 2), keepdim=True)
+    size = c.shape[-1]
+    energy = gaussian_blur((c ** 2)[:, None], max(size / 32, 0.5))[:, 0]
+    m = torch.ones_like(y) if mask is None else mask
+    yv = torch.where(m > 0, y, (y * m).sum(0) / m.sum(0).clamp_min(1))
+    yz = (yv - yv.mean(0)) / yv.std(0).clamp_min(1e-8)
+
+    def cov(a: torch.Tensor) -> torch.Tensor:
+        a = a - a.mean(0)
+        a = a / a.std(0).mean().clamp_min(1e-8)
+        return torch.einsum("nhw,nk->khw", a, yz) / a.shape[0]
+
+    linear = gaussian_blur((cov(c) ** 2)[:, None], max(size / 20, 0.5))[:, 0]
+    score = (linear + cov(energy) ** 2).flatten(1)
+    idx = score.argmax(1)
+    rows, cols = idx // size, idx % size
+    to_grid = lambda v: v.float() / max(size - 1, 1) * 2 - 1  # noqa: E731 (align_corners=True)
+    return torch.stack([to_grid(cols), to_grid(rows)], dim=1)
+
+
+def _fit_member(config: TwinConfig, opts: TrainOptions, seed: int, x_train: torch.Tensor,
+                y_train: torch.Tensor, m_train: torch.Tensor, x_val: torch.Tensor, y_val: np.ndarray,
+                *, progress: bool, label: str) -> tuple[TwinNetwork, list[dict[str, float]]]:
+    from tqdm.auto import tqdm
+
+    torch.manual_seed(seed)
+    net = TwinNetwork(config).to(opts.device)
+    mean_rates = (y_train * m_train).sum(0) / m_train.sum(0).clamp_min(1)
+    init_bias(net, mean_rates)
+    if opts.init_positions == "data":
+        with torch.no_grad():
+            jitter = (torch.rand(config.n_neurons, 2, generator=torch.Generator().manual_seed(seed)) - 0.5) * 0.05
+            net.readout.mu[0, :, 0].copy_((estimate_positions(x_train, y_train, m_train) + jitter).clamp(-1, 1))
+    optim = torch.optim.Adam(net.parameters(), lr=opts.lr)
+    gen = torch.Generator().manual_seed(seed)
+    best_score, best_state, best_epoch = -math.inf, copy.deepcopy(net.state_dict()), 0
+    history: list[dict[str, float]] = []
+    lr, decays, stale = opts.lr, 0, 0
+    n = x_train.shape[0]
+    bar = tqdm(range(opts.max_epochs), desc=label, disable=not progress, unit="epoch", leave=False)
+    for epoch in bar:
+        net.train()
+        perm = torch.randperm(n, generator=gen)
+        total, batches = 0.0, 0
+        for i in range(0, n, opts.batch_size):
+            idx = perm[i:i + opts.batch_size]
+            if idx.numel() < 2:
+                continue
+            x = x_train[idx].to(opts.device)
+            rate = net(x, prepared=True)
+            loss = poisson_loss(rate, y_train[idx].to(opts.device), m_train[idx].to(opts.device))
+            reg = opts.gamma_readout * net.readout.feature_l1() + opts.gamma_input * net.core.laplace_penalty()
+            optim.zero_grad(set_to_none=True)
+            (loss + reg).backward()
+            optim.step()
+            total += float(loss.detach())
+            batches += 1
+        val_corr = pearson_per_neuron(predict(net, x_val, prepared=True), y_val)
+        score = float(np.nanmean(val_corr)) if np.isfinite(val_corr).any() else -1.0
+        history.append({"epoch": epoch + 1, "train_loss": total / max(batches, 1), "val_correlation": score,
+                        "lr": lr})
+        bar.set_postfix(loss=f"{total / max(batches, 1):.3f}", val_r=f"{score:.3f}", lr=f"{lr:.1e}")
+        if score > best_score + 1e-4:
+            best_score, best_state, best_epoch, stale = score, copy.deepcopy(net.state_dict()), epoch + 1, 0
+            continue
+        stale += 1
+        if stale >= opts.patience:
+            if decays >= opts.lr_decay_steps:
+                break
+            decays, stale, lr = decays + 1, 0, lr * opts.lr_decay
+            net.load_state_dict(best_state)
+            for group in optim.param_groups:
+                group["lr"] = lr
+    bar.close()
+    net.load_state_dict(best_state)
+    net.eval()
+    history.append({"best_epoch": best_epoch, "best_val_correlation": best_score})
+    return net, history
+
+
+def train_twin(images: np.ndarray | torch.Tensor, responses: np.ndarray, *,
+               out_dir: str | Path | None = None, neuron_ids: Sequence[str] | None = None,
+               architecture: dict[str, Any] | None = None, options: TrainOptions | None = None,
+               progress: bool = False) -> TrainResult:
+    """Fit a twin (ensemble of ``options.members``) and, with ``out_dir``, save it with a report."""
+    opts = options or TrainOptions()
+    x_all = torch.as_tensor(images_to_nchw(np.asarray(images), where="images"))
+    r = as_trials(np.asarray(responses, dtype=np.float64))
+    if r.shape[1] != x_all.shape[0]:
+        raise ValueError(f"{x_all.shape[0]} images but responses have {r.shape[1]} images "
+                         f"(shape {r.shape}; expected (trials, images, neurons) or (images, neurons))")
+    if np.isinf(r).any():
+        raise ValueError("responses contain inf")
+    ids = [str(i) for i in (neuron_ids if neuron_ids is not None else range(r.shape[2]))]
+    if len(ids) != r.shape[2]:
+        raise ValueError(f"{len(ids)} neuron ids for {r.shape[2]} neurons")
+    oracle_all = oracle_correlation(r)
+    kept = np.arange(r.shape[2])
+    if opts.min_oracle is not None:
+        kept = np.sort(select_neurons(oracle_all, threshold=opts.min_oracle))
+        if kept.size == 0:
+            raise ValueError(f"no neuron has an oracle correlation >= {opts.min_oracle} "
+                             f"(best {np.nanmax(oracle_all) if np.isfinite(oracle_all).any() else 'n/a'})")
+        r = r[:, :, kept]
+        ids = [ids[i] for i in kept]
+    counts = trial_counts(r)
+    split = split_images(counts, val_fraction=opts.val_fraction, test_fraction=opts.test_fraction,
+                         test=opts.test_images, seed=opts.seed)
+    mean = trial_mean(r)                                        # (images, neurons)
+
+    arch = dict(architecture or {})
+    probe = TwinConfig(n_neurons=len(ids), channels=int(arch.get("channels", x_all.shape[1])),
+                       image_size=int(arch.get("image_size", min(x_all.shape[-1], 32))))
+    prepared = TwinNetwork(probe).prepare(x_all)
+    train_px = prepared[torch.as_tensor(split["train"])]
+    norms = (x_all - 0.5).flatten(1).norm(dim=1)
+    arch.update(n_neurons=len(ids), neuron_ids=ids, channels=probe.channels, image_size=probe.image_size,
+                input_mean=float(train_px.mean()), input_std=float(train_px.std().clamp_min(1e-6)),
+                input_norm=float(norms[torch.as_tensor(split["train"])].median()),
+                data_size=int(x_all.shape[-1]) if x_all.shape[-1] == x_all.shape[-2] else None)
+    config = TwinConfig(**arch)
+    x_prep = (prepared - config.input_mean) / config.input_std
+
+    def pick(idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        y = torch.as_tensor(mean[idx], dtype=torch.float32)
+        m = torch.isfinite(y).float()
+        return x_prep[torch.as_tensor(idx)], torch.nan_to_num(y, nan=0.0), m
+
+    x_tr, y_tr, m_tr = pick(split["train"])
+    x_va = x_prep[torch.as_tensor(split["val"])]
+    members, histories = [], []
+    start = time.time()
+    for k in range(opts.members):
+        net, hist = _fit_member(config, opts, opts.seed * 1000 + k, x_tr, y_tr, m_tr, x_va, mean[split["val"]],
+                                progress=progress, label=f"twin member {k + 1}/{opts.members}")
+        members.append(net)
+        histories.append(hist)
+    ensemble = TwinEnsemble(members).eval()
+    report = evaluation_report(ensemble, x_prep, r, split, prepared=True)
+    report.update({
+        "neuron_ids": ids, "kept_neurons": kept.tolist(), "oracle_all_neurons": _clean(oracle_all),
+        "train_seconds": round(time.time() - start, 2), "history": histories,
+        "options": asdict(opts), "config": config.to_dict(),
+    })
+    ensemble.meta = {"summary": {k: report[k] for k in ("median_test_correlation", "mean_test_correlation",
+                                                        "median_oracle", "n_images", "split_sizes")}}
+    result = TrainResult(ensemble, report, split)
+    if out_dir is not None:
+        out = Path(out_dir)
+        save_twin(out, ensemble)
+        write_report(out, report)
+        result.out_dir = out
+    return result
+
+
+def _clean(values: np.ndarray) -> list[float | None]:
+    return [None if not np.isfinite(v) else round(float(v), 6) for v in np.asarray(values, float)]
+
+
+def evaluation_report(model: torch.nn.Module, images: torch.Tensor, responses: np.ndarray,
+                      split: dict[str, np.ndarray] | None = None, *, prepared: bool = False) -> dict[str, Any]:
+    """Per-neuron test correlation (to trial means), single-trial correlation and oracle."""
+    r = as_trials(responses)
+    n_images = r.shape[1]
+    test = np.arange(n_images) if split is None else split["test"]
+    if test.size < 3:
+        raise ValueError(f"need at least 3 test images to measure correlations, got {test.size}")
+    pred = predict(model, images[torch.as_tensor(test)], prepared=prepared)
+    target = trial_mean(r[:, test])
+    corr = pearson_per_neuron(pred, target)
+    counts = trial_counts(r[:, test])
+    oracle = oracle_correlation(r[:, test])
+    single = np.full(r.shape[2], np.nan)
+    if counts.max() >= 2:
+        rep = np.broadcast_to(pred[None], r[:, test].shape).reshape(-1, r.shape[2])
+        single = pearson_per_neuron(rep, r[:, test].reshape(-1, r.shape[2]))
+    out: dict[str, Any] = {
+        "n_images": int(n_images), "n_neurons": int(r.shape[2]),
+        "split_sizes": {k: int(v.size) for k, v in (split or {"test": test}).items()},
+        "test_trials_per_image": {"min": int(counts.min()), "max": int(counts.max()),
+                                  "mean": float(counts.mean())},
+        "test_correlation": _clean(corr),
+        "single_trial_test_correlation": _clean(single),
+        "oracle_correlation": _clean(oracle),
+        "fraction_of_oracle": _clean(normalised_correlation(single, oracle)),
+        "median_test_correlation": _nan_stat(np.nanmedian, corr),
+        "mean_test_correlation": _nan_stat(np.nanmean, corr),
+        "median_oracle": _nan_stat(np.nanmedian, oracle),
+    }
+    return out
+
+
+def _nan_stat(fn: Any, values: np.ndarray) -> float | None:
+    v = np.asarray(values, float)
+    return None if not np.isfinite(v).any() else round(float(fn(v)), 6)
+
+
+def write_report(out_dir: str | Path, report: dict[str, Any], *, title: str = "twin") -> tuple[Path, Path]:
+    """``report.json`` and ``report.png`` (training curves, test correlations, oracle scatter)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = out / REPORT_JSON
+    json_path.write_text(json.dumps(report, indent=2))
+    corr = np.array([np.nan if v is None else v for v in report["test_correlation"]], float)
+    oracle = np.array([np.nan if v is None else v for v in report["oracle_correlation"]], float)
+    single = np.array([np.nan if v is None else v for v in report["single_trial_test_correlation"]], float)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    ax = axes[0]
+    for k, hist in enumerate(report.get("history", [])):
+        epochs = [h["epoch"] for h in hist if "epoch" in h]
+        ax.plot(epochs, [h["val_correlation"] for h in hist if "epoch" in h], label=f"member {k}")
+    ax.set_xlabel("epoch"), ax.set_ylabel("validation correlation (mean)"), ax.set_title("training")
+    if report.get("history"):
+        ax.legend(fontsize=7)
+    ax = axes[1]
+    ok = np.isfinite(corr)
+    ax.hist(corr[ok], bins=np.linspace(-0.2, 1, 25), color="tab:blue")
+    med = report.get("median_test_correlation")
+    if med is not None:
+        ax.axvline(med, color="k", ls="--", label=f"median {med:.2f}")
+        ax.legend(fontsize=8)
+    ax.set_xlabel("test correlation (to trial mean)"), ax.set_ylabel("neurons"), ax.set_title(title)
+    ax = axes[2]
+    both = np.isfinite(oracle) & np.isfinite(single)
+    if both.any():
+        ax.scatter(oracle[both], single[both], s=14)
+        ax.plot([0, 1], [0, 1], color="grey", lw=0.8)
+        ax.set_xlabel("oracle (leave-one-out) correlation"), ax.set_ylabel("single-trial test correlation")
+    else:
+        ax.text(0.5, 0.5, "no repeated test images:\nno oracle", ha="center", va="center")
+        ax.set_axis_off()
+    ax.set_title("oracle vs model")
+    fig.tight_layout()
+    png_path = out / REPORT_PNG
+    fig.savefig(png_path, dpi=110)
+    plt.close(fig)
+    return json_path, png_path
+
+
+def evaluate_saved_twin(twin_dir: str | Path, images_path: str | Path, responses_path: str | Path, *,
+                        out_dir: str | Path | None = None, members: Sequence[int] | None = None) -> dict[str, Any]:
+    """``actmax twin eval``: correlations of a saved twin on a (held-out) recording."""
+    ensemble = load_twin(twin_dir, members=members)
+    images = torch.as_tensor(load_images(images_path))
+    responses, ids = load_responses(responses_path)
+    if responses.shape[2] != ensemble.config.n_neurons:
+        raise ValueError(f"the twin predicts {ensemble.config.n_neurons} neurons but {responses_path} has "
+                         f"{responses.shape[2]}")
+    if responses.shape[1] != images.shape[0]:
+        raise ValueError(f"{images.shape[0]} images but {responses.shape[1]} in the responses")
+    report = evaluation_report(ensemble, images, responses)
+    report["neuron_ids"] = list(ensemble.config.neuron_ids)
+    if out_dir is not None:
+        write_report(out_dir, report, title="twin evaluation")
+    return report
+
+
+def train_from_files(images_path: str | Path, responses_path: str | Path, out_dir: str | Path, *,
+                     architecture: dict[str, Any] | None = None, options: TrainOptions | None = None,
+                     progress: bool = True) -> TrainResult:
+    """``actmax twin train``: load the files, train, save the twin and its report."""
+    images = load_images(images_path)
+    responses, ids = load_responses(responses_path)
+    return train_twin(images, responses, out_dir=out_dir, neuron_ids=ids, architecture=architecture,
+                      options=options, progress=progress)
