@@ -4,12 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+# quiet pip, minus the notes some machines' pip configuration prints about absent local index folders
+pipq() { "$@" 2>&1 | { grep -v '^WARNING: Location' || true; }; return "${PIPESTATUS[0]}"; }
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 if ! .venv/bin/python -c "import torch, torchvision" 2>/dev/null; then
-  .venv/bin/pip install -q "torch==2.14.1" "torchvision==0.29.1" 2>/dev/null \
-    || .venv/bin/pip install -q "torch>=2.1" "torchvision>=0.16"
+  pipq .venv/bin/pip install -q "torch==2.14.1" "torchvision==0.29.1" \
+    || pipq .venv/bin/pip install -q "torch>=2.1" "torchvision>=0.16"
 fi
-.venv/bin/pip install -q -e ".[test,gan,similarity]"
+pipq .venv/bin/pip install -q -e ".[test,gan,similarity]"
 .venv/bin/python -c "import torch, core; print('actmax', core.__version__, 'with torch', torch.__version__, 'ready in .venv')"
