@@ -79,7 +79,7 @@ def _int_list(text: str | None) -> list[int] | None:
 def evolve_cmd(
     generator: List[str] = typer.Option(["gabor"], "--generator", "-g", help="generator spec; repeat for paired evolution (one optimizer per space, parallel threads)"),
     scorer: str = typer.Option("model", "--scorer", "-s", help="scorer spec, e.g. model:kind=dual,n=1"),
-    optimizer: str = typer.Option("cma", "--optimizer", "-o", help="optimizer spec, e.g. cma:popsize=40"),
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", "-o", help="optimizer spec, e.g. cma:popsize=40 (default: cma for spaces up to 1000-d, cholesky_cma above)"),
     unit: int = typer.Option(0, help="index of the unit to drive"),
     pole: str = typer.Option("high", help="high (most exciting) or low (least exciting)"),
     generations: int = typer.Option(75, help="number of generations"),
@@ -154,6 +154,9 @@ def resume_cmd(record: Path = typer.Argument(..., help="run record folder of a k
     elif kind == "synthesize":
         from core.synthesize import resume_synthesis
         _print_synthesis(resume_synthesis(record, progress=progress), as_json)
+    elif kind == "screen":
+        from core.screen import resume_screen
+        _print_screen(resume_screen(record, progress=progress), as_json)
     else:
         raise ValueError(f"{record}: cannot resume a run of kind {kind!r}")
 
@@ -193,6 +196,159 @@ def benchmark_cmd(
     typer.echo("mean normalised score (best clean response / best of any run, per space and unit):")
     typer.echo(res.table("noise").to_string(float_format=lambda v: f"{v:.3f}"))
     typer.echo(f"tables and benchmark.png in {res.out_dir}")
+
+
+@app.command("screen")
+def screen_cmd(
+    images: Path = typer.Argument(..., help="folder of PNG/JPEG images (searched recursively) or a .npy/.npz array"),
+    scorer: str = typer.Option("model", "--scorer", "-s", help="scorer spec, e.g. model:kind=dual,n=8"),
+    out: Path = typer.Option(..., "--out", help="record folder (tables, montages, checkpoint)"),
+    k: int = typer.Option(16, "-k", "--k", help="most/least activating images kept per unit"),
+    batch_size: int = typer.Option(64, help="images per batch"),
+    num_workers: int = typer.Option(0, help="DataLoader worker processes"),
+    size: Optional[int] = typer.Option(None, help="resize every image to this square size"),
+    channels: Optional[int] = typer.Option(None, help="force 1 (grey) or 3 (RGB) channels"),
+    key: Optional[str] = typer.Option(None, help="array name inside an .npz file"),
+    layout: str = typer.Option("auto", help="array layout: auto, NHW, NHWC or NCHW"),
+    bins: int = typer.Option(512, help="histogram bins per unit (approximate quantiles and Gini)"),
+    checkpoint_every: int = typer.Option(50, help="save a resumable checkpoint every this many batches"),
+    montages: int = typer.Option(16, help="MAI/LAI montages for the first this many units"),
+    device: Optional[str] = typer.Option(None, help="torch device, e.g. cuda"),
+    overwrite: bool = typer.Option(False, help="replace an existing record in --out"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+    as_json: bool = typer.Option(False, "--json", help="print the unit statistics as JSON"),
+) -> None:
+    """Most and least activating images (MAIs/LAIs) of every unit over an image set, streamed in batches."""
+    from core.screen import screen
+
+    res = screen(scorer, images, k=k, batch_size=batch_size, num_workers=num_workers, size=size, channels=channels,
+                 key=key, layout=layout, bins=bins, checkpoint_every=checkpoint_every, out_dir=out,
+                 overwrite=overwrite, device=device, max_montages=montages, progress=progress)
+    _print_screen(res, as_json)
+
+
+def _print_screen(res, as_json: bool) -> None:
+    cols = ["unit", "unit_name", "mean", "std", "min", "max", "q50", "gini"]
+    if as_json:
+        typer.echo(res.stats[cols].to_json(orient="records", indent=2))
+    else:
+        typer.echo(res.stats[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        typer.echo(f"{res.state.n} images x {len(res.unit_names)} units; record in {res.out_dir}")
+
+
+analyze_app = typer.Typer(no_args_is_help=True, help="Analyses of screens, evolutions and images (tables + figures).")
+app.add_typer(analyze_app, name="analyze")
+
+
+def _echo_table(table, as_json: bool, where: Path) -> None:
+    if as_json:
+        typer.echo(table.to_json(orient="records", indent=2))
+    else:
+        typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        typer.echo(f"written to {where}")
+
+
+@analyze_app.command("trajectory")
+def analyze_trajectory_cmd(record: Path = typer.Argument(..., help="an `actmax evolve` record folder"),
+                           out: Optional[Path] = typer.Option(None, "--out", help="output folder (default: the record)"),
+                           alpha: float = typer.Option(0.05, help="significance level of the success test"),
+                           normalise: str = typer.Option("max", help="max, range or baseline normalisation"),
+                           as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """Convergence time constant and success test (peak blocks vs first two) per space."""
+    from core.analysis_reports import report_trajectory
+
+    _echo_table(report_trajectory(record, out=out, alpha=alpha, normalise=normalise), as_json, out or record)
+
+
+@analyze_app.command("gabor")
+def analyze_gabor_cmd(images: List[Path] = typer.Argument(..., help="image files (e.g. MEIs)"),
+                      out: Path = typer.Option(Path("analysis_out"), "--out", help="output folder"),
+                      as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """MEI vs Gabor: best-fitting Gabor, masked luminance/contrast, rotational symmetry, power spectrum."""
+    from core.analysis_reports import report_images
+
+    _echo_table(report_images(images, out=out), as_json, out)
+
+
+@analyze_app.command("bidirectional")
+def analyze_bidirectional_cmd(records: List[Path] = typer.Argument(..., help="screen and/or synthesize record folders"),
+                              scorer: str = typer.Option("model", "--scorer", "-s", help="scorer spec the records used"),
+                              out: Path = typer.Option(Path("analysis_out"), "--out", help="output folder"),
+                              level: float = typer.Option(0.5, help="grey level of the baseline image"),
+                              as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """Baseline (grey) and how far each unit is driven above and below it."""
+    from core.analysis_reports import report_bidirectional
+
+    _echo_table(report_bidirectional(scorer, records=records, out=out, level=level), as_json, out)
+
+
+@analyze_app.command("activation")
+def analyze_activation_cmd(images: Path = typer.Argument(..., help="image folder or .npy/.npz array"),
+                           scorer: str = typer.Option("model", "--scorer", "-s", help="scorer spec"),
+                           unit: int = typer.Option(0, help="unit index"),
+                           samples: int = typer.Option(30, help="adaptively sampled images"),
+                           size: Optional[int] = typer.Option(None, help="resize images to this square size"),
+                           out: Path = typer.Option(Path("analysis_out"), "--out", help="output folder"),
+                           as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """Sorted-response (activation) curve of one unit, adaptive samples of its steep parts, Gini."""
+    from core.analysis_reports import report_activation
+
+    table = report_activation(scorer, images, unit=unit, out=out, samples=samples, size=size)
+    _echo_table(table, as_json, out)
+    if not as_json:
+        typer.echo(f"Gini coefficient {table.attrs['gini']:.4g}")
+
+
+@analyze_app.command("similarity")
+def analyze_similarity_cmd(images: List[Path] = typer.Argument(..., help="two or more image files"),
+                           metric: str = typer.Option("lpips", help="lpips (distance) or cosine (feature similarity)"),
+                           features: Optional[str] = typer.Option(None, help="scorer spec giving the features for cosine"),
+                           net: str = typer.Option("alex", help="LPIPS trunk: alex, vgg or squeeze"),
+                           weights: Optional[str] = typer.Option(None, help="path of the LPIPS trunk's torchvision weights"),
+                           out: Path = typer.Option(Path("analysis_out"), "--out", help="output folder"),
+                           as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """Pairwise image similarity: LPIPS distance or cosine of scorer/CNN features."""
+    from core.analysis_reports import report_similarity
+
+    _echo_table(report_similarity(images, out=out, metric=metric, net=net, trunk_weights=weights,
+                                  features=features), as_json, out)
+
+
+@app.command("campaign")
+def campaign_cmd(
+    spec: Path = typer.Argument(..., help="campaign spec file (.toml, .yaml or .json)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="campaign folder (default: 'out' in the spec)"),
+    workers: int = typer.Option(1, "--workers", "-w", help="parallel local processes (1: run in this process)"),
+    backend: str = typer.Option("local", help="local (process pool) or submitit (SLURM / submitit's local executor)"),
+    cluster: Optional[str] = typer.Option(None, help="submitit cluster: slurm, local, or unset for auto"),
+    jobs: Optional[int] = typer.Option(None, help="submitit: number of array jobs the cells are packed into (default: --workers)"),
+    gather_tables: bool = typer.Option(True, "--gather/--no-gather", help="merge the records into parquet tables afterwards"),
+    tables: Optional[Path] = typer.Option(None, "--tables", help="folder for the gathered tables (default: <out>/tables)"),
+    gather_only: bool = typer.Option(False, "--gather-only", help="only merge existing records into tables"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+) -> None:
+    """A grid of runs (units x spaces x optimizers x seeds) from a spec; re-running skips finished runs and resumes killed ones."""
+    from core.campaign import gather, load_spec, run_campaign
+
+    parsed = load_spec(spec)
+    root = out if out is not None else (Path(parsed.out) if parsed.out else None)
+    if root is None:
+        raise ValueError("campaign: no output folder (give --out or 'out' in the spec)")
+    if not gather_only:
+        report = run_campaign(parsed, out=root, backend=backend, workers=workers, jobs=jobs, cluster=cluster,
+                              progress=progress)
+        typer.echo(report.summary())
+        failed = report.table[report.table["action"] == "failed"]
+        for _, row in failed.head(10).iterrows():
+            typer.echo(f"  failed {row['name']}: {row['error']}", err=True)
+    if gather_tables or gather_only:
+        merged = gather(root, out=tables)
+        typer.echo("tables: " + ", ".join(f"{k} ({len(v)} rows)" for k, v in merged.items()) +
+                   f" in {tables or root / 'tables'}")
+
+
+from core.twin_cli import twin_app  # noqa: E402  (actmax twin train / eval / closed-loop)
+app.add_typer(twin_app, name="twin")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -71,6 +71,17 @@ def _space_names(gen_specs: Sequence[Any], gens: Sequence[torch.nn.Module]) -> l
     return names
 
 
+#: Above this code dimension the default optimizer switches from pycma's full CMA-ES (whose
+#: O(dim^2) update and occasional O(dim^3) eigendecomposition dominate a generation there) to
+#: the lab's CholeskyCMAES with rank-1 factor updates (the Ponce-lab choice for DeePSim fc6).
+LARGE_SPACE_DIM = 1000
+
+
+def default_optimizer(dim: int) -> str:
+    """``cma`` (pycma, full covariance) for small spaces, ``cholesky_cma`` for large ones."""
+    return "cholesky_cma" if dim > LARGE_SPACE_DIM else "cma"
+
+
 class _Evolution:
     """State of one running evolution (all threads)."""
 
@@ -87,6 +98,8 @@ class _Evolution:
         self.generations, self.seed = int(generations), int(seed)
         self.spaces = _space_names(gen_specs, self.gens)
         opt_specs = optimizer if isinstance(optimizer, (list, tuple)) else [optimizer] * len(self.gens)
+        opt_specs = [default_optimizer(g.dim) if o is None else o for g, o in zip(self.gens, opt_specs)]
+        self.optimizer_specs = opt_specs
         if len(opt_specs) != len(self.gens):
             raise ValueError(f"{len(opt_specs)} optimizers for {len(self.gens)} generator spaces")
         self.opts = []
@@ -262,14 +275,15 @@ def _save_generation_montages(ev: _Evolution, rec: RunRecord) -> None:
         save_montage(imgs.cpu(), rec.path / "images" / f"gen{g:03d}_{space}.png", nrow=10)
 
 
-def evolve(generator: Any | Sequence[Any], scorer: Any, optimizer: Any = "cma", *, unit: int = 0,
+def evolve(generator: Any | Sequence[Any], scorer: Any, optimizer: Any = None, *, unit: int = 0,
            pole: str = "high", generations: int = 75, seed: int = 0, out_dir: str | Path | None = None,
            reference_images: torch.Tensor | None = None, progress: bool = False, image_every: int = 10,
            device: str | None = None, overwrite: bool = False) -> EvolutionResult:
     """Evolve images for one ``unit`` of ``scorer`` (``pole='high'`` MEI-like, ``'low'`` LEI-like).
 
     ``generator`` is one space or a list of spaces (paired evolution, one optimizer per space);
-    ``optimizer`` is one spec used for every space or a list with one per space. Specs are
+    ``optimizer`` is one spec used for every space or a list with one per space (``None``: the
+    default for each space's size, see :func:`default_optimizer`). Specs are
     ``"name:k=v"`` strings, dicts or live objects; only runs built from specs can be resumed.
     """
     gen_specs = list(generator) if isinstance(generator, (list, tuple)) else [generator]
@@ -279,7 +293,8 @@ def evolve(generator: Any | Sequence[Any], scorer: Any, optimizer: Any = "cma", 
                     reference_images=reference_images, device=device)
     rec = None
     if out_dir is not None:
-        opt_list = optimizer if isinstance(optimizer, (list, tuple)) else [optimizer]
+        opt_list = ev.optimizer_specs if optimizer is None else (
+            optimizer if isinstance(optimizer, (list, tuple)) else [optimizer])
         spec = {"generators": [_spec_text(g) for g in gen_specs], "spaces": ev.spaces,
                 "scorer": _spec_text(scorer), "optimizers": [_spec_text(o) for o in opt_list],
                 "unit": ev.unit, "pole": pole, "generations": generations, "seed": seed,
