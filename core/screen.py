@@ -1,0 +1,781 @@
+"""Screening: most and least activating images (MAIs/LAIs) of every unit over an image set.
+
+The images stream through the scorer in batches (a torch ``DataLoader``). Per unit the screen
+keeps only
+
+* the top-k and bottom-k responses with their image indices (exact: the same as a full sort,
+  ties broken by the lower image index),
+* running moments (count, mean, M2, M3 in float64, merged batch by batch with Chan et al.'s
+  pairwise formulas, so mean / std / skewness are exact up to rounding),
+* a fixed-bin histogram for approximate quantiles and the Gini coefficient.
+
+Memory is O(units x (k + bins)) and never O(images x units), unlike a full sort of an
+(N, units) response matrix (what the DualNeuron reference does).
+
+**Quantile accuracy.** The histogram range is set from the first batch (its min..max widened by
+``range_margin`` of the spread on each side, or fixed with ``value_range``), with ``bins`` equal
+bins plus one underflow and one overflow bin that reach to the exact global min / max. A
+quantile is interpolated linearly inside its bin (values assumed evenly spread there), so its
+absolute error is at most the width of that bin: ``(hi - lo) / bins`` inside the range, or the
+width of the under/overflow bin outside it. Quantiles whose rank lies within the k smallest or
+k largest responses are read from the kept extremes and are exact. The ``q_error`` column of
+the statistics table reports the worst bound among the reported quantiles, per unit.
+
+**Gini.** Computed from the same histogram (values spread evenly inside each bin), only for
+units whose responses are all >= 0 (NaN otherwise; see ``core.analysis.gini`` for the policy on
+negative values). Its error shrinks with the bin width (tests check it against the exact value).
+
+**Resume.** With ``out_dir`` the running state is saved atomically every ``checkpoint_every``
+batches (``checkpoint.pt``, loaded with ``weights_only=True``); :func:`resume_screen` continues
+from the first unprocessed image with the same batch size and ends with the same result as an
+uninterrupted screen (bit for bit: batches are formed identically and the merges are exact).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from core.contracts import ContractError
+from core.errors import RecordError
+
+__all__ = [
+    "IMAGE_SUFFIXES", "ImageFolder", "ArrayImages", "open_images", "StreamingScreen", "ScreenResult",
+    "screen", "resume_screen", "load_screen", "full_sort_extremes",
+]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+TABLE, STATS = "screen", "unit_stats"
+REPORTED_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+# ============================================================================================
+# Image sets
+# ============================================================================================
+class _ImageSet(Dataset):
+    """An indexable set of images -> float32 (C, H, W) in [0, 1]; ``sources[i]`` names image i."""
+
+    kind = "images"
+
+    def __len__(self) -> int:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def source(self, index: int) -> str:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def fingerprint(self) -> str:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def batch(self, indices: Sequence[int]) -> torch.Tensor:
+        """Images ``indices`` as one (n, C, H, W) batch (for montages)."""
+        return _collate([self[int(i)] for i in indices], self)
+
+
+class ImageFolder(_ImageSet):
+    """PNG/JPEG files under ``root`` (recursive, sorted by relative path), read with PIL.
+
+    Grey files (modes 1, L, LA, I, I;16, F) give one channel, colour files three (alpha is
+    dropped). A batch that mixes both is promoted to RGB. ``size`` resizes every image to a
+    square of that side (antialiased); without it all images must share one size.
+    ``channels`` forces grey (1) or RGB (3).
+    """
+
+    kind = "folder"
+
+    def __init__(self, root: str | Path, *, size: int | None = None, channels: int | None = None) -> None:
+        self.root = Path(root).expanduser()
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"image folder {str(self.root)!r} does not exist")
+        if channels not in (None, 1, 3):
+            raise ValueError(f"channels must be 1, 3 or None (as stored), got {channels}")
+        self.size, self.channels = size, channels
+        self.files = sorted((p for p in self.root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
+                            key=lambda p: p.relative_to(self.root).as_posix())
+        if not self.files:
+            raise ValueError(f"image folder {str(self.root)!r} holds no {'/'.join(IMAGE_SUFFIXES)} files")
+        self.relative = [p.relative_to(self.root).as_posix() for p in self.files]
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def source(self, index: int) -> str:
+        return self.relative[index]
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        for rel, p in zip(self.relative, self.files):
+            h.update(f"{rel}\0{p.stat().st_size}\n".encode())
+        return h.hexdigest()
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "path": str(self.root), "n": len(self), "size": self.size,
+                "channels": self.channels}
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        from PIL import Image, UnidentifiedImageError
+
+        path = self.files[index]
+        try:
+            with Image.open(path) as img:
+                img.load()
+                arr = _pil_to_array(img, self.channels)
+        except (UnidentifiedImageError, OSError) as exc:
+            raise ValueError(f"cannot read image {str(path)!r}: {exc}") from exc
+        t = torch.from_numpy(arr)
+        if self.size is not None:
+            from scorers.base import to_size
+            t = to_size(t[None], int(self.size))[0].clamp(0, 1)
+        return t
+
+
+def _pil_to_array(img: Any, channels: int | None) -> np.ndarray:
+    """A PIL image -> float32 (C, H, W) in [0, 1]."""
+    mode = img.mode
+    grey = mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+    if mode in ("I", "I;16", "I;16B", "I;16L"):
+        arr = np.asarray(img, dtype=np.float32) / 65535.0
+        arr = arr[None]
+    elif mode == "F":
+        arr = np.asarray(img, dtype=np.float32)[None]
+        if arr.size and (arr.min() < 0 or arr.max() > 1):
+            raise ValueError(f"float image has values outside [0, 1] ([{arr.min():.4g}, {arr.max():.4g}])")
+    elif grey:
+        arr = np.asarray(img.convert("L"), dtype=np.float32)[None] / 255.0
+    else:
+        arr = np.asarray(img.convert("RGB"), dtype=np.float32).transpose(2, 0, 1) / 255.0
+    if channels == 1 and arr.shape[0] == 3:
+        from scorers.base import to_channels
+        arr = to_channels(torch.from_numpy(np.ascontiguousarray(arr))[None], 1)[0].numpy()
+    elif channels == 3 and arr.shape[0] == 1:
+        arr = np.repeat(arr, 3, axis=0)
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+class ArrayImages(_ImageSet):
+    """Images in a ``.npy`` / ``.npz`` array: (N, H, W), (N, H, W, C) or (N, C, H, W), C in {1, 3}.
+
+    ``uint8`` is scaled by 1/255; float arrays must already lie in [0, 1] (checked per image).
+    ``.npy`` files are memory-mapped, so a set larger than memory streams from disk; an ``.npz``
+    member is read whole (zip members cannot be mapped). ``key`` picks the ``.npz`` member
+    (default: the only one). ``layout`` is ``auto``, ``NHW``, ``NHWC`` or ``NCHW``. Pickled
+    object arrays are refused.
+    """
+
+    kind = "array"
+
+    def __init__(self, path: str | Path, *, key: str | None = None, layout: str = "auto",
+                 size: int | None = None, channels: int | None = None) -> None:
+        self.path = Path(path).expanduser()
+        if not self.path.is_file():
+            raise FileNotFoundError(f"array file {str(self.path)!r} does not exist")
+        if self.path.suffix.lower() not in (".npy", ".npz"):
+            raise ValueError(f"array datasets must be .npy or .npz files, got {str(self.path)!r}")
+        if channels not in (None, 1, 3):
+            raise ValueError(f"channels must be 1, 3 or None (as stored), got {channels}")
+        self.key, self.size, self.channels = key, size, channels
+        self._array: np.ndarray | None = None
+        arr = self._open()
+        self.shape, self.dtype = tuple(arr.shape), arr.dtype
+        self.layout = _detect_layout(self.shape, layout, str(self.path))
+        if not (self.dtype == np.uint8 or np.issubdtype(self.dtype, np.floating)):
+            raise ValueError(f"{str(self.path)!r}: images must be uint8 or float, got dtype {self.dtype}")
+        if self.shape[0] == 0:
+            raise ValueError(f"{str(self.path)!r} holds no images (shape {self.shape})")
+
+    def _open(self) -> np.ndarray:
+        if self._array is None:
+            try:
+                if self.path.suffix.lower() == ".npy":
+                    self._array = np.load(self.path, mmap_mode="r", allow_pickle=False)
+                else:
+                    with np.load(self.path, allow_pickle=False) as z:
+                        names = list(z.files)
+                        if self.key is None:
+                            if len(names) != 1:
+                                raise ValueError(f"{str(self.path)!r} holds several arrays {names}; choose one with key=")
+                            key = names[0]
+                        elif self.key not in names:
+                            raise ValueError(f"{str(self.path)!r} has no array {self.key!r}; it holds {names}")
+                        else:
+                            key = self.key
+                        self._array = z[key]
+            except ValueError as exc:
+                if "pickle" in str(exc).lower() or "object" in str(exc).lower():
+                    raise ValueError(f"{str(self.path)!r} holds Python objects (pickled); actmax reads only "
+                                     "plain numeric arrays") from exc
+                raise
+        return self._array
+
+    def __getstate__(self) -> dict[str, Any]:  # DataLoader workers re-open the file themselves
+        state = dict(self.__dict__)
+        if self.path.suffix.lower() == ".npy":
+            state["_array"] = None
+        return state
+
+    def __len__(self) -> int:
+        return int(self.shape[0])
+
+    def source(self, index: int) -> str:
+        return f"{self.path.name}[{index}]"
+
+    def fingerprint(self) -> str:
+        stat = self.path.stat()
+        return hashlib.sha256(f"{self.path.name}\0{stat.st_size}\0{self.shape}\0{self.dtype}\0{self.key}"
+                              .encode()).hexdigest()
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "path": str(self.path), "n": len(self), "shape": list(self.shape),
+                "dtype": str(self.dtype), "layout": self.layout, "key": self.key, "size": self.size,
+                "channels": self.channels}
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        item = np.asarray(self._open()[index])
+        if self.layout == "NHW":
+            item = item[None]
+        elif self.layout == "NHWC":
+            item = item.transpose(2, 0, 1)
+        if self.dtype == np.uint8:
+            item = item.astype(np.float32) / 255.0
+        else:
+            item = item.astype(np.float32)
+            lo, hi = (float(item.min()), float(item.max())) if item.size else (0.0, 0.0)
+            if not (lo >= 0.0 and hi <= 1.0):  # also catches NaN
+                raise ContractError(f"{self.source(index)}: float images must lie in [0, 1], got "
+                                    f"[{lo:.4g}, {hi:.4g}] (scale the array or store uint8)")
+        t = torch.from_numpy(np.ascontiguousarray(item))
+        if self.channels is not None and t.shape[0] != self.channels:
+            from scorers.base import to_channels
+            t = to_channels(t[None], self.channels)[0]
+        if self.size is not None:
+            from scorers.base import to_size
+            t = to_size(t[None], int(self.size))[0].clamp(0, 1)
+        return t.contiguous()
+
+
+def _detect_layout(shape: tuple[int, ...], layout: str, where: str) -> str:
+    layouts = ("auto", "NHW", "NHWC", "NCHW")
+    if layout not in layouts:
+        raise ValueError(f"layout must be one of {layouts}, got {layout!r}")
+    if len(shape) == 3:
+        if layout not in ("auto", "NHW"):
+            raise ValueError(f"{where}: a 3-d array {shape} is (N, H, W), not {layout}")
+        return "NHW"
+    if len(shape) != 4:
+        raise ValueError(f"{where}: expected images (N, H, W), (N, H, W, C) or (N, C, H, W), got shape {shape}")
+    last, second = shape[-1] in (1, 3), shape[1] in (1, 3)
+    if layout == "auto":
+        if last and not second:
+            return "NHWC"
+        if second and not last:
+            return "NCHW"
+        if last and second:
+            raise ValueError(f"{where}: shape {shape} could be (N, H, W, C) or (N, C, H, W); pass layout=")
+        raise ValueError(f"{where}: shape {shape} has no channel axis of size 1 or 3")
+    if (layout == "NHWC" and not last) or (layout == "NCHW" and not second) or layout == "NHW":
+        raise ValueError(f"{where}: shape {shape} does not fit layout {layout} (channels must be 1 or 3)")
+    return layout
+
+
+def open_images(path: str | Path, *, size: int | None = None, channels: int | None = None,
+                key: str | None = None, layout: str = "auto") -> _ImageSet:
+    """An image folder (PNG/JPEG, recursive) or an array file (.npy/.npz) as an indexable set."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        return ImageFolder(p, size=size, channels=channels)
+    if p.is_file():
+        return ArrayImages(p, key=key, layout=layout, size=size, channels=channels)
+    raise FileNotFoundError(f"image set {str(p)!r} does not exist (give a folder of PNG/JPEG files or a .npy/.npz array)")
+
+
+def _collate(items: list[torch.Tensor], dataset: Any = None) -> torch.Tensor:
+    """Stack images; grey ones are promoted to RGB when a batch mixes both; sizes must agree."""
+    if any(t.shape[0] == 3 for t in items):
+        items = [t.expand(3, -1, -1) if t.shape[0] == 1 else t for t in items]
+    shapes = {tuple(t.shape[-2:]) for t in items}
+    if len(shapes) > 1:
+        raise ValueError(f"images in one batch have different sizes {sorted(shapes)}; pass size= "
+                         "(--size) to resize every image to one square size")
+    return torch.stack(items)
+
+
+class _Indexed(Dataset):
+    """Images ``start..N-1`` of a set, in order (what a resumed screen still has to see)."""
+
+    def __init__(self, base: _ImageSet, start: int) -> None:
+        self.base, self.start = base, start
+
+    def __len__(self) -> int:
+        return len(self.base) - self.start
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.base[self.start + i]
+
+
+# ============================================================================================
+# Streaming state
+# ============================================================================================
+def _select(values: np.ndarray, indices: np.ndarray, k: int, *, largest: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the k best (value, index) pairs: by value, ties by the lower index; sorted best first.
+
+    ``values``/``indices`` are (U, m). Candidates are first put in index order, then a stable
+    sort by value keeps that order among equal values, which makes the tie rule exact.
+    """
+    by_index = np.argsort(indices, axis=1, kind="stable")
+    v = np.take_along_axis(values, by_index, axis=1)
+    i = np.take_along_axis(indices, by_index, axis=1)
+    order = np.argsort(-v if largest else v, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(v, order, axis=1), np.take_along_axis(i, order, axis=1)
+
+
+def full_sort_extremes(responses: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The naive reference: sort the whole (N, U) matrix. Returns top/bottom (values, indices), each (U, k)."""
+    r = np.asarray(responses).T
+    idx = np.broadcast_to(np.arange(r.shape[1]), r.shape)
+    tv, ti = _select(r, idx, k, largest=True)
+    bv, bi = _select(r, idx, k, largest=False)
+    return tv, ti, bv, bi
+
+
+@dataclass
+class StreamingScreen:
+    """Top-k / bottom-k, moments and histogram of every unit, updated batch by batch."""
+
+    units: int
+    k: int = 16
+    bins: int = 512
+    range_margin: float = 0.25
+    value_range: tuple[float, float] | None = None
+    n: int = 0
+    mean: np.ndarray = field(init=False)
+    m2: np.ndarray = field(init=False)
+    m3: np.ndarray = field(init=False)
+    top_values: np.ndarray = field(init=False)
+    top_indices: np.ndarray = field(init=False)
+    bottom_values: np.ndarray = field(init=False)
+    bottom_indices: np.ndarray = field(init=False)
+    lo: np.ndarray | None = field(init=False, default=None)
+    hi: np.ndarray | None = field(init=False, default=None)
+    counts: np.ndarray | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ValueError(f"k must be >= 1, got {self.k}")
+        if self.bins < 1:
+            raise ValueError(f"bins must be >= 1, got {self.bins}")
+        u = self.units
+        self.mean, self.m2, self.m3 = np.zeros(u), np.zeros(u), np.zeros(u)
+        self.top_values = np.zeros((u, 0), np.float32)
+        self.bottom_values = np.zeros((u, 0), np.float32)
+        self.top_indices = np.zeros((u, 0), np.int64)
+        self.bottom_indices = np.zeros((u, 0), np.int64)
+
+    # -- updates ------------------------------------------------------------------------------
+    def update(self, responses: np.ndarray, start: int) -> None:
+        """Merge a batch of responses (B, units) of images ``start .. start+B-1``."""
+        r = np.asarray(responses)
+        if r.ndim != 2 or r.shape[1] != self.units:
+            raise ContractError(f"responses must be (batch, {self.units}), got {r.shape}")
+        if r.shape[0] == 0:
+            return
+        if not np.isfinite(r).all():
+            row, col = np.argwhere(~np.isfinite(r))[0]
+            raise ContractError(f"the scorer returned {r[row, col]} for unit {col} on image {start + row}")
+        r32 = r.astype(np.float32)
+        b = r32.shape[0]
+        idx = np.broadcast_to(np.arange(start, start + b, dtype=np.int64), (self.units, b))
+        self.top_values, self.top_indices = _select(
+            np.concatenate([self.top_values, r32.T], 1), np.concatenate([self.top_indices, idx], 1), self.k, largest=True)
+        self.bottom_values, self.bottom_indices = _select(
+            np.concatenate([self.bottom_values, r32.T], 1), np.concatenate([self.bottom_indices, idx], 1), self.k,
+            largest=False)
+        self._merge_moments(r32.astype(np.float64))
+        self._add_to_histogram(r32.astype(np.float64))
+
+    def _merge_moments(self, r: np.ndarray) -> None:
+        nb = r.shape[0]
+        mb = r.mean(0)
+        d = r - mb
+        m2b, m3b = (d ** 2).sum(0), (d ** 3).sum(0)
+        na = self.n
+        if na == 0:
+            self.mean, self.m2, self.m3, self.n = mb, m2b, m3b, nb
+            return
+        n = na + nb
+        delta = mb - self.mean
+        self.m3 = (self.m3 + m3b + delta ** 3 * na * nb * (na - nb) / n ** 2
+                   + 3.0 * delta * (na * m2b - nb * self.m2) / n)
+        self.m2 = self.m2 + m2b + delta ** 2 * na * nb / n
+        self.mean = self.mean + delta * nb / n
+        self.n = n
+
+    def _add_to_histogram(self, r: np.ndarray) -> None:
+        if self.counts is None:
+            if self.value_range is not None:
+                lo = np.full(self.units, float(self.value_range[0]))
+                hi = np.full(self.units, float(self.value_range[1]))
+                if not (hi > lo).all():
+                    raise ValueError(f"value_range must be (low, high) with low < high, got {self.value_range}")
+            else:
+                vmin, vmax = r.min(0), r.max(0)
+                spread = vmax - vmin
+                pad = np.where(spread > 0, self.range_margin * spread,
+                               np.maximum(1e-3 * np.abs(vmin), 1e-6))
+                lo, hi = vmin - pad, vmax + pad
+            self.lo, self.hi = lo, hi
+            self.counts = np.zeros((self.units, self.bins + 2), np.int64)
+        width = (self.hi - self.lo) / self.bins
+        pos = np.floor((r - self.lo) / width)                       # (B, U); -1 = under, bins = over
+        pos = np.clip(pos, -1, self.bins).astype(np.int64) + 1
+        flat = (pos + np.arange(self.units, dtype=np.int64) * (self.bins + 2)).ravel()
+        self.counts += np.bincount(flat, minlength=self.units * (self.bins + 2)).reshape(self.units, -1)
+
+    # -- read-outs ------------------------------------------------------------------------------
+    @property
+    def min(self) -> np.ndarray:
+        return self.bottom_values[:, 0].astype(np.float64)
+
+    @property
+    def max(self) -> np.ndarray:
+        return self.top_values[:, 0].astype(np.float64)
+
+    def std(self, ddof: int = 1) -> np.ndarray:
+        if self.n - ddof <= 0:
+            return np.full(self.units, np.nan)
+        return np.sqrt(np.maximum(self.m2, 0.0) / (self.n - ddof))
+
+    def skewness(self) -> np.ndarray:
+        """Sample skewness g1 = sqrt(n) M3 / M2^1.5 (0 for a constant unit)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            g = math.sqrt(self.n) * self.m3 / np.maximum(self.m2, 0.0) ** 1.5
+        return np.where(self.m2 > 0, g, 0.0)
+
+    def bin_edges(self) -> np.ndarray:
+        """Per unit the bins+3 edges: [min, lo, lo+w, ..., hi, max] (under- and overflow bins first/last).
+
+        Every response lies in [min, max] (known exactly), so all edges are clipped to it.
+        """
+        inner = self.lo[:, None] + (self.hi - self.lo)[:, None] * np.linspace(0, 1, self.bins + 1)[None]
+        lo_edge = np.minimum(self.min, self.lo)[:, None]
+        hi_edge = np.maximum(self.max, self.hi)[:, None]
+        edges = np.concatenate([lo_edge, inner, hi_edge], axis=1)
+        return np.clip(edges, self.min[:, None], self.max[:, None])
+
+    def quantiles(self, qs: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+        """Approximate quantiles (U, len(qs)) (numpy's 'linear' definition) and their error bounds."""
+        qs = np.asarray(qs, dtype=np.float64)
+        if self.n == 0:
+            raise ValueError("no responses yet")
+        if ((qs < 0) | (qs > 1)).any():
+            raise ValueError(f"quantiles must lie in [0, 1], got {qs}")
+        out = np.empty((self.units, len(qs)))
+        err = np.zeros((self.units, len(qs)))
+        edges = self.bin_edges()
+        cum = np.cumsum(self.counts, axis=1)
+        kk = self.top_values.shape[1]
+        for j, q in enumerate(qs):
+            rank = q * (self.n - 1)
+            lo_r, hi_r = int(math.floor(rank)), int(math.ceil(rank))
+            frac = rank - lo_r
+            if hi_r < kk:  # among the k smallest: exact
+                a, b = self.bottom_values[:, lo_r], self.bottom_values[:, hi_r]
+                out[:, j] = a + frac * (b.astype(np.float64) - a)
+                continue
+            if lo_r >= self.n - kk:  # among the k largest: exact
+                a, b = self.top_values[:, self.n - 1 - lo_r], self.top_values[:, self.n - 1 - hi_r]
+                out[:, j] = a + frac * (b.astype(np.float64) - a)
+                continue
+            for u in range(self.units):
+                bin_ = int(np.searchsorted(cum[u], rank, side="right"))
+                below = cum[u][bin_ - 1] if bin_ > 0 else 0
+                c = self.counts[u, bin_]
+                a, b = edges[u, bin_], edges[u, bin_ + 1]
+                est = a + (rank - below + 0.5) / c * (b - a)
+                # the rank lies strictly between the kept extremes, which bound the value exactly
+                out[u, j] = min(max(est, self.bottom_values[u, kk - 1]), self.top_values[u, kk - 1])
+                err[u, j] = b - a
+        return out, err
+
+    def gini(self) -> np.ndarray:
+        """Gini coefficient per unit from the histogram (NaN for units with negative responses)."""
+        from core.analysis import gini_binned
+
+        edges = self.bin_edges()
+        return np.array([gini_binned(edges[u], self.counts[u]) if self.min[u] >= 0 else np.nan
+                         for u in range(self.units)])
+
+    # -- (de)serialisation ---------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        t = torch.from_numpy
+        return {"units": self.units, "k": self.k, "bins": self.bins, "range_margin": float(self.range_margin),
+                "value_range": None if self.value_range is None else [float(v) for v in self.value_range],
+                "n": int(self.n), "mean": t(self.mean.copy()), "m2": t(self.m2.copy()), "m3": t(self.m3.copy()),
+                "top_values": t(self.top_values.copy()), "top_indices": t(self.top_indices.copy()),
+                "bottom_values": t(self.bottom_values.copy()), "bottom_indices": t(self.bottom_indices.copy()),
+                "lo": None if self.lo is None else t(self.lo.copy()),
+                "hi": None if self.hi is None else t(self.hi.copy()),
+                "counts": None if self.counts is None else t(self.counts.copy())}
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> "StreamingScreen":
+        try:
+            vr = state["value_range"]
+            s = cls(int(state["units"]), int(state["k"]), int(state["bins"]), float(state["range_margin"]),
+                    None if vr is None else (float(vr[0]), float(vr[1])))
+            s.n = int(state["n"])
+            s.mean, s.m2, s.m3 = (state[key].numpy().astype(np.float64) for key in ("mean", "m2", "m3"))
+            s.top_values, s.bottom_values = state["top_values"].numpy(), state["bottom_values"].numpy()
+            s.top_indices, s.bottom_indices = state["top_indices"].numpy(), state["bottom_indices"].numpy()
+            for key in ("lo", "hi", "counts"):
+                setattr(s, key, None if state[key] is None else state[key].numpy())
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise RecordError(f"screen checkpoint is missing or has a bad field ({type(exc).__name__}: {exc})") from exc
+        u = s.units
+        shapes_ok = (s.mean.shape == (u,) and s.top_values.shape == s.top_indices.shape == s.bottom_values.shape
+                     == s.bottom_indices.shape and s.top_values.shape[0] == u
+                     and (s.counts is None or s.counts.shape == (u, s.bins + 2)))
+        if not shapes_ok:
+            raise RecordError("screen checkpoint arrays have inconsistent shapes (corrupt checkpoint?)")
+        return s
+
+
+# ============================================================================================
+# The screen
+# ============================================================================================
+@dataclass
+class ScreenResult:
+    """MAIs/LAIs of every unit, statistics, and where they were written."""
+
+    top_values: np.ndarray        # (U, k) best first
+    top_indices: np.ndarray       # (U, k) image indices into the set
+    bottom_values: np.ndarray     # (U, k) lowest first
+    bottom_indices: np.ndarray
+    table: pd.DataFrame           # long: unit, unit_name, pole, rank, response, image_index, source
+    stats: pd.DataFrame           # one row per unit: n, mean, std, skewness, min, max, quantiles, gini
+    state: StreamingScreen
+    images: _ImageSet
+    unit_names: list[str]
+    out_dir: Path | None = None
+    elapsed_s: float = 0.0
+
+    @property
+    def k(self) -> int:
+        return self.top_values.shape[1]
+
+    def mais(self, unit: int) -> torch.Tensor:
+        """The most activating images of ``unit`` (k, C, H, W), best first."""
+        return self.images.batch(self.top_indices[unit])
+
+    def lais(self, unit: int) -> torch.Tensor:
+        """The least activating images of ``unit`` (k, C, H, W), lowest first."""
+        return self.images.batch(self.bottom_indices[unit])
+
+
+def _spec_text(spec: Any) -> str | None:
+    if isinstance(spec, str):
+        return spec
+    if isinstance(spec, dict):
+        from core.registry import format_spec
+        return format_spec(str(spec["name"]), {k: v for k, v in spec.items() if k != "name"})
+    return None
+
+
+def _tables(state: StreamingScreen, images: _ImageSet, names: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    u, k = state.top_values.shape
+    rows = []
+    for pole, vals, idx in (("high", state.top_values, state.top_indices), ("low", state.bottom_values, state.bottom_indices)):
+        flat_idx = idx.ravel()
+        rows.append(pd.DataFrame({
+            "unit": np.repeat(np.arange(u), k), "unit_name": np.repeat(np.asarray(names, dtype=object), k),
+            "pole": pole, "rank": np.tile(np.arange(k), u), "response": vals.ravel().astype(np.float64),
+            "image_index": flat_idx, "source": [images.source(int(i)) for i in flat_idx]}))
+    table = pd.concat(rows, ignore_index=True).sort_values(["unit", "pole", "rank"], kind="stable",
+                                                          ignore_index=True)
+    q, qerr = state.quantiles(REPORTED_QUANTILES)
+    std = state.std()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cv = std / state.mean
+    stats = pd.DataFrame({"unit": np.arange(u), "unit_name": names, "n": state.n, "mean": state.mean, "std": std,
+                          "skewness": state.skewness(), "min": state.min, "max": state.max,
+                          "ptp": state.max - state.min, "cv": cv})
+    for j, qq in enumerate(REPORTED_QUANTILES):
+        stats[f"q{int(round(qq * 100)):02d}"] = q[:, j]
+    stats["q_error"] = qerr.max(axis=1)
+    stats["gini"] = state.gini()
+    return table, stats
+
+
+def _write_tables(rec_path: Path, table: pd.DataFrame, stats: pd.DataFrame) -> None:
+    from core.records import atomic_write_bytes
+
+    for name, df in ((TABLE, table), (STATS, stats)):
+        buf = io.BytesIO()
+        df.to_parquet(buf, index=False)
+        atomic_write_bytes(rec_path / f"{name}.parquet", buf.getvalue())
+        atomic_write_bytes(rec_path / f"{name}.csv", df.to_csv(index=False).encode())
+
+
+def _make_scorer(scorer: Any, device: torch.device) -> torch.nn.Module:
+    from core.registry import scorers
+    s = scorers.create(scorer)
+    return s.to(device).eval()
+
+
+def screen(scorer: Any, images: str | Path | _ImageSet, *, k: int = 16, batch_size: int = 64,
+           num_workers: int = 0, size: int | None = None, channels: int | None = None, key: str | None = None,
+           layout: str = "auto", bins: int = 512, range_margin: float = 0.25,
+           value_range: tuple[float, float] | None = None, checkpoint_every: int = 50,
+           out_dir: str | Path | None = None, overwrite: bool = False, device: str | None = None,
+           montage_units: Sequence[int] | None = None, max_montages: int = 16, progress: bool = False) -> ScreenResult:
+    """Responses of every unit of ``scorer`` over an image set, keeping per unit the top/bottom ``k``.
+
+    ``scorer`` is a registered scorer spec (``"model:kind=dual,n=4"``), a dict or a live scorer;
+    ``images`` a folder of PNG/JPEG files (recursive) or a .npy/.npz array (see
+    :func:`open_images`). With ``out_dir`` a run record is written: ``screen.parquet/.csv`` (MAIs
+    and LAIs per unit), ``unit_stats.parquet/.csv``, montages and plots, and a checkpoint every
+    ``checkpoint_every`` batches so :func:`resume_screen` can finish a killed screen.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
+    dev = torch.device(device) if device else torch.device("cpu")
+    image_set = images if isinstance(images, _ImageSet) else open_images(
+        images, size=size, channels=channels, key=key, layout=layout)
+    model = _make_scorer(scorer, dev)
+    state = StreamingScreen(int(model.units), k=int(k), bins=int(bins), range_margin=float(range_margin),
+                            value_range=None if value_range is None else (float(value_range[0]), float(value_range[1])))
+    rec = None
+    spec = {"scorer": _spec_text(scorer), "images": image_set.describe(), "fingerprint": image_set.fingerprint(),
+            "k": int(k), "batch_size": int(batch_size), "num_workers": int(num_workers), "bins": int(bins),
+            "range_margin": float(range_margin), "value_range": None if value_range is None else list(value_range),
+            "checkpoint_every": int(checkpoint_every), "device": device,
+            "montage_units": None if montage_units is None else [int(u) for u in montage_units],
+            "max_montages": int(max_montages)}
+    if out_dir is not None:
+        from core.records import RunRecord
+        rec = RunRecord.create(out_dir, kind="screen", spec=spec, overwrite=overwrite)
+    return _run(model, image_set, state, rec, spec=spec, start=0, progress=progress, elapsed_before=0.0)
+
+
+def _run(model: torch.nn.Module, image_set: _ImageSet, state: StreamingScreen, rec: Any, *, spec: dict[str, Any],
+         start: int, progress: bool, elapsed_before: float) -> ScreenResult:
+    from tqdm.auto import tqdm
+
+    t0 = time.time()
+    dev = next((b.device for b in list(model.parameters()) + list(model.buffers())), torch.device("cpu"))
+    batch_size, workers = int(spec["batch_size"]), int(spec["num_workers"])
+    loader = DataLoader(_Indexed(image_set, start), batch_size=batch_size, shuffle=False, num_workers=workers,
+                        collate_fn=_collate, drop_last=False, persistent_workers=False)
+    names = list(getattr(model, "unit_names", [str(i) for i in range(state.units)]))
+    bar = tqdm(total=len(image_set), initial=start, disable=not progress, desc="screen", unit="img", leave=False)
+    position, batches = start, 0
+    try:
+        with torch.no_grad():
+            for batch in loader:
+                resp = model(batch.to(dev))
+                state.update(resp.detach().float().cpu().numpy(), position)
+                position += batch.shape[0]
+                batches += 1
+                bar.update(batch.shape[0])
+                if rec is not None and batches % int(spec["checkpoint_every"]) == 0 and position < len(image_set):
+                    rec.save_checkpoint({"next_index": position, "batch_size": batch_size,
+                                         "fingerprint": spec["fingerprint"], "screen": state.state_dict(),
+                                         "elapsed_s": elapsed_before + time.time() - t0})
+    finally:
+        bar.close()
+    elapsed = elapsed_before + time.time() - t0
+    table, stats = _tables(state, image_set, names)
+    result = ScreenResult(state.top_values, state.top_indices, state.bottom_values, state.bottom_indices, table, stats,
+                          state, image_set, names, None if rec is None else rec.path, elapsed)
+    if rec is not None:
+        _finish(rec, result, spec)
+    return result
+
+
+def _finish(rec: Any, result: ScreenResult, spec: dict[str, Any]) -> None:
+    from core.plots import plot_mai_lai, plot_screen_summary
+
+    _write_tables(rec.path, result.table, result.stats)
+    units = spec.get("montage_units")
+    if units is None:
+        units = list(range(min(int(spec.get("max_montages", 16)), len(result.unit_names))))
+    for u in units:
+        if not 0 <= int(u) < len(result.unit_names):
+            raise IndexError(f"montage unit {u} out of range: the scorer has {len(result.unit_names)} units")
+        plot_mai_lai(result.mais(int(u)), result.lais(int(u)), result.top_values[u], result.bottom_values[u],
+                     rec.path / "images" / f"unit_{int(u):04d}.png", title=f"unit {result.unit_names[u]}")
+    plot_screen_summary(result, rec.path / "screen_summary.png")
+    rec.update_manifest(status="finished", finished=_now(), elapsed_s=round(result.elapsed_s, 3),
+                        images=int(result.state.n), units=len(result.unit_names))
+    (rec.path / "checkpoint.pt").unlink(missing_ok=True)
+
+
+def _now() -> str:
+    from core.records import now
+    return now()
+
+
+def resume_screen(out_dir: str | Path, *, scorer: Any = None, progress: bool = False) -> ScreenResult:
+    """Continue a killed screen from its checkpoint; the result equals an uninterrupted screen.
+
+    A screen started from a scorer spec is re-created from it; one started from a live scorer
+    needs it again as ``scorer``.
+    """
+    from core.records import RunRecord
+
+    rec = RunRecord(out_dir)
+    manifest = rec.manifest()
+    if manifest.get("kind") != "screen":
+        raise RecordError(f"{out_dir} is a {manifest.get('kind')!r} record, not a screen")
+    if manifest.get("status") == "finished":
+        raise RecordError(f"{out_dir}: this screen already finished; read it with load_screen()")
+    spec = manifest["spec"]
+    scorer_spec = scorer if scorer is not None else spec.get("scorer")
+    if scorer_spec is None:
+        raise RecordError(f"{out_dir}: the screen was run with a live scorer object; pass it again as scorer=")
+    d = spec["images"]
+    image_set = open_images(d["path"], size=d.get("size"), channels=d.get("channels"), key=d.get("key"),
+                            layout=d.get("layout") or "auto")
+    if image_set.fingerprint() != spec["fingerprint"]:
+        raise RecordError(f"{out_dir}: the image set at {d['path']!r} changed since the screen started "
+                          "(files added, removed or resized); start a new screen")
+    model = _make_scorer(scorer_spec, torch.device(spec["device"]) if spec.get("device") else torch.device("cpu"))
+    if rec.has_checkpoint():
+        ckpt = rec.load_checkpoint()
+        if ckpt.get("fingerprint") != spec["fingerprint"] or int(ckpt.get("batch_size", -1)) != int(spec["batch_size"]):
+            raise RecordError(f"{out_dir}: checkpoint does not belong to this screen's spec")
+        state = StreamingScreen.from_state_dict(ckpt["screen"])
+        start, elapsed = int(ckpt["next_index"]), float(ckpt.get("elapsed_s", 0.0))
+        if state.units != int(model.units):
+            raise RecordError(f"{out_dir}: checkpoint has {state.units} units, the scorer {model.units}")
+        if not 0 < start <= len(image_set) or state.n != start:
+            raise RecordError(f"{out_dir}: checkpoint position {start} does not fit the {len(image_set)} images")
+    else:
+        vr = spec.get("value_range")
+        state = StreamingScreen(int(model.units), k=int(spec["k"]), bins=int(spec["bins"]),
+                                range_margin=float(spec["range_margin"]), value_range=None if vr is None else tuple(vr))
+        start, elapsed = 0, 0.0
+    rec.update_manifest(status="running", resumed=int(manifest.get("resumed", 0)) + 1)
+    return _run(model, image_set, state, rec, spec=spec, start=start, progress=progress, elapsed_before=elapsed)
+
+
+def load_screen(out_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The (MAI/LAI table, unit statistics) of a finished screen record."""
+    p = Path(out_dir)
+    paths = [p / f"{TABLE}.parquet", p / f"{STATS}.parquet"]
+    for path in paths:
+        if not path.exists():
+            raise RecordError(f"{p}: {path.name} is missing (not a finished screen?)")
+    return pd.read_parquet(paths[0]), pd.read_parquet(paths[1])

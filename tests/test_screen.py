@@ -1,0 +1,261 @@
+"""Screening: streamed top/bottom-k equal a full sort, statistics, image sets, resume, CLI."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from core.analysis import gini
+from core.contracts import ContractError
+from core.errors import RecordError
+from core.natural_images import sample_patches
+from core.registry import scorers
+from core.screen import StreamingScreen, load_screen, open_images, resume_screen, screen
+
+TIES = "callable:fn=tests.helpers.screen_scorers:quantised,units=4"
+MODEL = "model:kind=mixed,n=6,size=24,seed=3"
+
+
+def reference_extremes(resp: np.ndarray, k: int) -> tuple[np.ndarray, ...]:
+    """Independent reference: Python's sort on (value, index) keys, per unit."""
+    n, u = resp.shape
+    tv, ti, bv, bi = (np.zeros((u, k)), np.zeros((u, k), int), np.zeros((u, k)), np.zeros((u, k), int))
+    for j in range(u):
+        top = sorted(range(n), key=lambda i: (-float(resp[i, j]), i))[:k]
+        bot = sorted(range(n), key=lambda i: (float(resp[i, j]), i))[:k]
+        tv[j], ti[j], bv[j], bi[j] = resp[top, j], top, resp[bot, j], bot
+    return tv, ti, bv, bi
+
+
+def responses(spec: str, images: np.ndarray, batch: int = 500) -> np.ndarray:
+    """All responses at once (the naive approach), in the same batches as the screen (float
+    matmuls can differ in the last bit between batch sizes)."""
+    s = scorers.create(spec).eval()
+    x = torch.from_numpy(images.astype(np.float32) / 255.0)
+    with torch.no_grad():
+        return np.concatenate([s(x[i:i + batch]).numpy() for i in range(0, len(x), batch)])
+
+
+@pytest.fixture(scope="module")
+def patches(tmp_path_factory):
+    """3,000 natural patches (N, 1, 24, 24) uint8, saved as .npy."""
+    x = (sample_patches(3000, 24, seed=11) * 255 + 0.5).astype(np.uint8)
+    path = tmp_path_factory.mktemp("set") / "patches.npy"
+    np.save(path, x)
+    return x, path
+
+
+@pytest.mark.parametrize("spec", [TIES, MODEL])
+@pytest.mark.parametrize("batch_size", [37, 512])
+def test_streamed_extremes_equal_full_sort(patches, spec, batch_size):
+    x, path = patches
+    k = 9
+    resp = responses(spec, x, batch_size).astype(np.float32)
+    if spec == TIES:  # the test must exercise ties at the top-k boundary
+        assert len(np.unique(resp[:, 0])) < 10
+    res = screen(spec, path, k=k, batch_size=batch_size)
+    tv, ti, bv, bi = reference_extremes(resp, k)
+    np.testing.assert_array_equal(res.top_indices, ti)
+    np.testing.assert_array_equal(res.bottom_indices, bi)
+    np.testing.assert_array_equal(res.top_values, tv.astype(np.float32))
+    np.testing.assert_array_equal(res.bottom_values, bv.astype(np.float32))
+    # the long table agrees with the arrays
+    t = res.table
+    hi = t[(t.unit == 1) & (t.pole == "high")].sort_values("rank")
+    np.testing.assert_array_equal(hi["image_index"].to_numpy(), ti[1])
+    assert hi["source"].iloc[0] == f"patches.npy[{ti[1, 0]}]"
+
+
+def test_statistics_match_numpy(patches):
+    x, path = patches
+    resp = responses(TIES, x).astype(np.float32).astype(np.float64)
+    res = screen(TIES, path, k=5, batch_size=100, bins=256)
+    st = res.stats
+    np.testing.assert_allclose(st["mean"], resp.mean(0), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(st["std"], resp.std(0, ddof=1), rtol=1e-9)
+    from scipy.stats import skew
+    np.testing.assert_allclose(st["skewness"], skew(resp, axis=0), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(st["min"], resp.min(0))
+    np.testing.assert_allclose(st["max"], resp.max(0))
+    for q in (0.05, 0.25, 0.5, 0.75, 0.95):
+        exact = np.quantile(resp, q, axis=0)
+        est = st[f"q{int(round(q * 100)):02d}"].to_numpy()
+        assert (np.abs(est - exact) <= st["q_error"].to_numpy() + 1e-12).all(), (q, est, exact)
+    # Gini from the histogram is close to the exact one; NaN for the signed unit
+    for u in range(3):
+        assert abs(st["gini"][u] - gini(resp[:, u])) < 0.01
+    assert np.isnan(st["gini"][3]) and resp[:, 3].min() < 0
+
+
+def test_quantile_error_bound_is_tight_for_fine_bins(patches):
+    x, path = patches
+    resp = responses(MODEL, x).astype(np.float32).astype(np.float64)
+    res = screen(MODEL, path, k=4, batch_size=256, bins=2048)
+    exact = np.quantile(resp, 0.5, axis=0)
+    err = np.abs(res.stats["q50"].to_numpy() - exact)
+    width = (resp.max(0) - resp.min(0))
+    assert (err <= res.stats["q_error"].to_numpy() + 1e-12).all()
+    assert (err <= 0.01 * width).all()
+
+
+def test_state_memory_does_not_grow_with_images():
+    rng = np.random.default_rng(0)
+    sizes = []
+    for n in (500, 5000):
+        s = StreamingScreen(7, k=5, bins=64)
+        for start in range(0, n, 250):
+            s.update(rng.normal(size=(250, 7)), start)
+        sizes.append(sum(v.nbytes for v in vars(s).values() if isinstance(v, np.ndarray)))
+        assert s.n == n and s.top_values.shape == (7, 5)
+    assert sizes[0] == sizes[1]
+
+
+def test_nan_responses_are_a_clear_error():
+    s = StreamingScreen(2, k=3)
+    bad = np.array([[1.0, 2.0], [np.nan, 0.0]])
+    with pytest.raises(ContractError, match="unit 0 on image 11"):
+        s.update(bad, 10)
+
+
+def test_image_folder_recursive_png_jpeg_grey_and_rgb(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    grey = (rng.random((20, 20)) * 255).astype(np.uint8)
+    rgb = (rng.random((20, 20, 3)) * 255).astype(np.uint8)
+    Image.fromarray(grey).save(tmp_path / "z.png")
+    Image.fromarray(rgb).save(tmp_path / "a" / "b" / "c.PNG")
+    Image.fromarray(rgb).save(tmp_path / "a" / "m.jpg", quality=95)
+    (tmp_path / "notes.txt").write_text("not an image")
+    ds = open_images(tmp_path)
+    assert [ds.source(i) for i in range(len(ds))] == ["a/b/c.PNG", "a/m.jpg", "z.png"]
+    assert ds[2].shape == (1, 20, 20) and ds[0].shape == (3, 20, 20)
+    np.testing.assert_allclose(ds[2][0].numpy(), grey / 255.0, atol=1e-6)
+    np.testing.assert_allclose(ds[0].numpy(), rgb.transpose(2, 0, 1) / 255.0, atol=1e-6)
+    batch = ds.batch([0, 2])  # mixed grey/RGB -> RGB
+    assert batch.shape == (2, 3, 20, 20)
+    res = screen("model:kind=simple,n=2,size=20", tmp_path, k=2, batch_size=2)
+    assert set(res.table["source"]) <= {"a/b/c.PNG", "a/m.jpg", "z.png"}
+    Image.fromarray(grey[:10]).save(tmp_path / "small.png")
+    with pytest.raises(ValueError, match="different sizes"):
+        screen("model:kind=simple,n=2,size=20", tmp_path, k=2, batch_size=8)
+    res = screen("model:kind=simple,n=2,size=20", tmp_path, k=2, batch_size=8, size=16)
+    assert res.state.n == 4
+
+
+@pytest.mark.parametrize("layout", ["NHW", "NHWC", "NCHW"])
+@pytest.mark.parametrize("dtype", ["uint8", "float32"])
+def test_array_layouts_give_the_same_screen(tmp_path, layout, dtype):
+    base = (sample_patches(64, 16, channels=3, seed=5) * 255).astype(np.uint8)  # (N, 3, H, W)
+    arr = {"NCHW": base, "NHWC": base.transpose(0, 2, 3, 1), "NHW": base[:, 0]}[layout]
+    if dtype == "float32":
+        arr = arr.astype(np.float32) / 255.0
+    np.save(tmp_path / "x.npy", arr)
+    np.savez(tmp_path / "x.npz", images=arr)
+    a = screen("model:kind=complex,n=3,size=16", tmp_path / "x.npy", k=4, batch_size=10)
+    b = screen("model:kind=complex,n=3,size=16", tmp_path / "x.npz", k=4, batch_size=64)
+    np.testing.assert_array_equal(a.top_indices, b.top_indices)
+    ref_imgs = torch.from_numpy(base[:, :1] if layout == "NHW" else base).float() / 255.0
+    ref = reference_extremes(scorers.create("model:kind=complex,n=3,size=16")(ref_imgs).detach().numpy(), 4)
+    np.testing.assert_array_equal(a.top_indices, ref[1])
+
+
+def test_array_errors(tmp_path):
+    np.save(tmp_path / "bad.npy", np.full((4, 8, 8), 2.0, np.float32))
+    with pytest.raises(ContractError, match=r"\[0, 1\]"):
+        screen("model:n=1,size=8", tmp_path / "bad.npy", k=1)
+    np.save(tmp_path / "amb.npy", np.zeros((4, 3, 8, 3), np.uint8))
+    with pytest.raises(ValueError, match="layout="):
+        open_images(tmp_path / "amb.npy")
+    assert open_images(tmp_path / "amb.npy", layout="NCHW")[0].shape == (3, 8, 3)
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}] * 3, dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="Python objects"):
+        open_images(tmp_path / "obj.npy")
+    np.savez(tmp_path / "two.npz", a=np.zeros((2, 4, 4), np.uint8), b=np.zeros((2, 4, 4), np.uint8))
+    with pytest.raises(ValueError, match="key="):
+        open_images(tmp_path / "two.npz")
+    with pytest.raises(FileNotFoundError):
+        open_images(tmp_path / "missing")
+
+
+def _interrupted(spec, path, out, *, crash_batch, **kw):
+    """Run a screen that dies in batch ``crash_batch`` (a simulated kill) and leaves its checkpoint."""
+    calls = {"n": 0}
+    original = StreamingScreen.update
+
+    def dying(self, responses, start):
+        calls["n"] += 1
+        if calls["n"] == crash_batch:
+            raise KeyboardInterrupt("simulated kill")
+        return original(self, responses, start)
+
+    StreamingScreen.update = dying
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            screen(spec, path, out_dir=out, **kw)
+    finally:
+        StreamingScreen.update = original
+
+
+def test_resume_gives_the_same_result(patches, tmp_path):
+    _, path = patches
+    kw = dict(k=6, batch_size=128, checkpoint_every=4, bins=128, max_montages=2)
+    full = screen(TIES, path, out_dir=tmp_path / "full", **kw)
+    _interrupted(TIES, path, tmp_path / "cut", crash_batch=11, **kw)
+    assert (tmp_path / "cut" / "checkpoint.pt").exists()
+    with pytest.raises(RecordError, match="already holds"):
+        screen(TIES, path, out_dir=tmp_path / "cut", **kw)
+    resumed = resume_screen(tmp_path / "cut")
+    np.testing.assert_array_equal(resumed.top_indices, full.top_indices)
+    np.testing.assert_array_equal(resumed.bottom_values, full.bottom_values)
+    pd.testing.assert_frame_equal(resumed.stats, full.stats)
+    pd.testing.assert_frame_equal(resumed.table, full.table)
+    t1, s1 = load_screen(tmp_path / "cut")
+    pd.testing.assert_frame_equal(s1, full.stats)
+    assert not (tmp_path / "cut" / "checkpoint.pt").exists()
+    with pytest.raises(RecordError, match="already finished"):
+        resume_screen(tmp_path / "cut")
+
+
+def test_resume_refuses_a_changed_image_set(tmp_path):
+    x = (sample_patches(300, 16, seed=2) * 255).astype(np.uint8)
+    np.save(tmp_path / "x.npy", x)
+    _interrupted(MODEL, tmp_path / "x.npy", tmp_path / "cut", crash_batch=4, k=3, batch_size=32, checkpoint_every=2)
+    np.save(tmp_path / "x.npy", x[:200])
+    with pytest.raises(RecordError, match="changed"):
+        resume_screen(tmp_path / "cut")
+
+
+def test_cli_screen_and_resume(tmp_path, cli, monkeypatch, capsys):
+    from core.cli import main
+
+    x = (sample_patches(400, 16, seed=4) * 255).astype(np.uint8)
+    np.save(tmp_path / "x.npy", x)
+    r = cli("screen", str(tmp_path / "x.npy"), "-s", TIES, "--out", str(tmp_path / "full"), "-k", "4",
+            "--batch-size", "50", "--no-progress", "--montages", "1")
+    assert r.returncode == 0, r.stderr
+    assert "400 images x 4 units" in r.stdout
+    for name in ("screen.parquet", "screen.csv", "unit_stats.csv", "screen_summary.png", "images/unit_0000.png"):
+        assert (tmp_path / "full" / name).exists(), name
+    # crashes in the 6th scorer call -> checkpoint after batch 4 -> `actmax resume` finishes it
+    import tests.helpers.screen_scorers as helper
+    monkeypatch.setitem(helper._CALLS, "n", 0)
+    monkeypatch.setenv("SCREEN_CRASH_AT", "6")
+    crash = TIES.replace(":quantised", ":crashing")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        main(["screen", str(tmp_path / "x.npy"), "-s", crash, "--out", str(tmp_path / "cut"), "-k", "4",
+              "--batch-size", "50", "--checkpoint-every", "2", "--no-progress"])
+    assert (tmp_path / "cut" / "checkpoint.pt").exists()
+    monkeypatch.delenv("SCREEN_CRASH_AT")
+    main(["resume", str(tmp_path / "cut"), "--no-progress"])
+    assert "400 images x 4 units" in capsys.readouterr().out
+    a = pd.read_parquet(tmp_path / "full" / "screen.parquet")
+    b = pd.read_parquet(tmp_path / "cut" / "screen.parquet")
+    pd.testing.assert_frame_equal(a, b)
+    with pytest.raises(SystemExit) as exc:
+        main(["screen", str(tmp_path / "nothing.npy"), "-s", TIES, "--out", str(tmp_path / "x")])
+    assert exc.value.code == 2 and "does not exist" in capsys.readouterr().err
