@@ -29,6 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from scorers.base import to_channels, to_size
 from scorers.twin.model import TwinConfig, TwinEnsemble, TwinNetwork, init_bias, load_twin, save_twin
 from scorers.twin.selection import (as_trials, normalised_correlation, oracle_correlation,
                                     pearson_per_neuron, select_neurons, trial_counts, trial_mean)
@@ -360,17 +361,17 @@ def train_twin(images: np.ndarray | torch.Tensor, responses: np.ndarray, *,
     mean = trial_mean(r)                                        # (images, neurons)
 
     arch = dict(architecture or {})
-    probe = TwinConfig(n_neurons=len(ids), channels=int(arch.get("channels", x_all.shape[1])),
-                       image_size=int(arch.get("image_size", min(x_all.shape[-1], 32))))
-    prepared = TwinNetwork(probe).prepare(x_all)
-    train_px = prepared[torch.as_tensor(split["train"])]
+    channels = int(arch.get("channels", x_all.shape[1]))
+    image_size = int(arch.get("image_size", min(x_all.shape[-1], 32)))
+    resized = to_size(to_channels(x_all, channels), image_size)    # the twin's preprocessing before z-scoring
+    train_px = resized[torch.as_tensor(split["train"])]
     norms = (x_all - 0.5).flatten(1).norm(dim=1)
-    arch.update(n_neurons=len(ids), neuron_ids=ids, channels=probe.channels, image_size=probe.image_size,
+    arch.update(n_neurons=len(ids), neuron_ids=ids, channels=channels, image_size=image_size,
                 input_mean=float(train_px.mean()), input_std=float(train_px.std().clamp_min(1e-6)),
                 input_norm=float(norms[torch.as_tensor(split["train"])].median()),
                 data_size=int(x_all.shape[-1]) if x_all.shape[-1] == x_all.shape[-2] else None)
     config = TwinConfig(**arch)
-    x_prep = (prepared - config.input_mean) / config.input_std
+    x_prep = (resized - config.input_mean) / config.input_std
 
     def pick(idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         y = torch.as_tensor(mean[idx], dtype=torch.float32)

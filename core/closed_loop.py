@@ -1,0 +1,257 @@
+"""The in-silico closed loop: record model neurons, train a twin, synthesise on it, test on the truth.
+
+1. **Stimuli**: natural patches cut from the photographs scikit-image ships
+   (:func:`core.natural_images.sample_patches`), shown the way many V1 experiments show
+   them: mean luminance set to grey (0.5), inside a Gaussian aperture (``aperture`` x size),
+   at one fixed L2 contrast ``norm`` = ||image - 0.5||. All are [0, 1] images.
+2. **Recording**: ground-truth model neurons (:mod:`scorers.model_neurons`) give noise-free
+   rates; a trial is a Poisson spike count ``Poisson(rate * window)``. Training images get
+   one trial, test images ``repeats`` trials (the oracle set).
+3. **Twin**: :func:`scorers.twin.train.train_twin` on (stimuli, counts).
+4. **Synthesis**: MEIs and LEIs of every neuron on the twin
+   (:func:`core.synthesize.synthesize`), with the scorer's input limited to the same L2
+   contrast ``norm`` as the natural stimuli.
+5. **Test**: the ground-truth neurons see the MEIs/LEIs; each neuron's MEI response is
+   compared with its noise-free response to its best natural stimulus (over every recorded
+   patch), its LEI with its worst. Both are [0, 1] images at 64 px with the same contrast
+   energy, so the comparison is at a fair contrast: the model neurons' contrast gain control
+   (limit R of 2.7-3.7 for the default population, below ``norm``) then makes the response
+   depend only on the contrast *pattern*.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from core.registry import scorers
+
+
+@dataclass
+class ClosedLoopConfig:
+    """Everything that defines one closed-loop experiment (all seeded)."""
+
+    neurons: str = "model:kind=mixed,n=12,size=64,seed=0"
+    n_train: int = 4000
+    n_test: int = 200
+    repeats: int = 10
+    window: float = 10.0
+    aperture: float | None = 0.22
+    norm: float = 6.0
+    patch_seed: int = 0
+    noise_seed: int = 1
+    architecture: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=lambda: {"max_epochs": 40, "lr": 0.01})
+    generator: str = "pixel:size=64"
+    ascent: str = "ascent:steps=300,lr=0.05,jitter=2,blur_sigma=1.0"
+    synthesis_seeds: tuple[int, ...] = (0,)
+
+
+def natural_stimuli(n: int, size: int, *, seed: int = 0, aperture: float | None = 0.22,
+                    norm: float = 6.0) -> torch.Tensor:
+    """``n`` natural patches (n, 1, size, size) in [0, 1]: grey mean, Gaussian aperture, L2 contrast ``norm``."""
+    from core.natural_images import sample_patches
+
+    x = torch.from_numpy(sample_patches(n, size, channels=1, seed=seed))
+    c = x - x.mean(dim=(1, 2, 3), keepdim=True)
+    if aperture is not None:
+        axis = torch.arange(size, dtype=torch.float32) + 0.5 - size / 2
+        r2 = axis[:, None] ** 2 + axis[None, :] ** 2
+        c = c * torch.exp(-r2 / (2 * (aperture * size) ** 2))
+    c = c * (norm / c.flatten(1).norm(dim=1).clamp_min(1e-6)).view(-1, 1, 1, 1)
+    return (0.5 + c).clamp(0, 1)
+
+
+def noise_free_rates(neurons: torch.nn.Module, images: torch.Tensor, *, batch: int = 512) -> np.ndarray:
+    """Responses (images, units) of a scorer, without trial noise."""
+    with torch.no_grad():
+        return torch.cat([neurons(images[i:i + batch]) for i in range(0, images.shape[0], batch)]).double().numpy()
+
+
+def simulate_trials(rates: np.ndarray, trials_per_image: np.ndarray, *, window: float = 10.0,
+                    seed: int = 0) -> np.ndarray:
+    """Poisson spike counts (max trials, images, units), NaN where an image has fewer trials."""
+    if window <= 0:
+        raise ValueError(f"window must be > 0, got {window}")
+    rng = np.random.default_rng(seed)
+    counts = np.asarray(trials_per_image, dtype=int)
+    out = np.full((int(counts.max()), rates.shape[0], rates.shape[1]), np.nan)
+    lam = np.clip(rates, 0, None) * window
+    for t in range(out.shape[0]):
+        rows = counts > t
+        out[t, rows] = rng.poisson(lam[rows])
+    return out
+
+
+def contrast_norm(images: torch.Tensor) -> np.ndarray:
+    return (images - 0.5).flatten(1).norm(dim=1).double().numpy()
+
+
+def run_closed_loop(config: ClosedLoopConfig | None = None, *, out_dir: str | Path | None = None,
+                    progress: bool = False) -> dict[str, Any]:
+    """Run the whole loop; returns (and with ``out_dir`` writes) the report."""
+    from core.synthesize import synthesize
+    from optimizers.ascent import limit_input
+    from scorers.twin.model import TwinScorer, save_twin
+    from scorers.twin.selection import pearson_per_neuron
+    from scorers.twin.train import TrainOptions, predict, write_report, train_twin
+
+    cfg = config or ClosedLoopConfig()
+    t0 = time.time()
+    neurons = scorers.create(cfg.neurons).eval()
+    size = int(getattr(neurons, "size", 64))
+    n_units = neurons.units
+    stimuli = natural_stimuli(cfg.n_train + cfg.n_test, size, seed=cfg.patch_seed, aperture=cfg.aperture,
+                              norm=cfg.norm)
+    rates = noise_free_rates(neurons, stimuli)
+    trials = np.r_[np.ones(cfg.n_train, int), np.full(cfg.n_test, cfg.repeats, int)]
+    counts = simulate_trials(rates, trials, window=cfg.window, seed=cfg.noise_seed)
+
+    opts = TrainOptions(**{"test_images": "repeated", **cfg.train})
+    trained = train_twin(stimuli.numpy(), counts, neuron_ids=getattr(neurons, "unit_names", None),
+                         architecture=cfg.architecture, options=opts, progress=progress)
+    twin = trained.ensemble
+    test = trained.split["test"]
+    true_corr = pearson_per_neuron(predict(twin, stimuli[torch.as_tensor(test)]), rates[test])
+    t_twin = time.time()
+
+    scorer = TwinScorer(twin)
+    ascent = cfg.ascent if "norm=" in cfg.ascent else f"{cfg.ascent},norm={cfg.norm}"
+    syn = synthesize(cfg.generator, scorer, units=list(range(n_units)), poles=("high", "low"),
+                     seeds=cfg.synthesis_seeds, ascent=ascent, progress=progress)
+    images = limit_input(syn.images.clamp(0, 1), norm=cfg.norm).clamp(0, 1)
+    gt = noise_free_rates(neurons, images)
+    own = np.array([gt[i, t.unit] for i, t in enumerate(syn.targets)])
+    twin_pred = syn.responses.double().numpy()
+
+    def per_unit(pole: str, reduce: Any) -> np.ndarray:
+        vals = np.full(n_units, np.nan)
+        for u in range(n_units):
+            picks = [own[i] for i, t in enumerate(syn.targets) if t.unit == u and t.pole == pole]
+            vals[u] = reduce(picks)
+        return vals
+
+    mei_gt, lei_gt = per_unit("high", max), per_unit("low", min)
+    best_nat, worst_nat = rates.max(0), rates.min(0)
+    best_nat_idx, worst_nat_idx = rates.argmax(0), rates.argmin(0)
+    recorded_best = np.nanargmax(np.where(np.isfinite(counts), counts, -np.inf).max(0), axis=0)
+    optimum = neurons.optimal_response("high").double().numpy() if hasattr(neurons, "optimal_response") else None
+    opt_low = neurons.optimal_response("low").double().numpy() if hasattr(neurons, "optimal_response") else None
+    beats = mei_gt > best_nat
+    below = lei_gt < worst_nat
+    kinds = list(getattr(neurons, "kinds", ["?"] * n_units))
+    report: dict[str, Any] = {
+        "config": _jsonable(asdict(cfg)),
+        "twin": {
+            "median_test_correlation": trained.report["median_test_correlation"],
+            "test_correlation": trained.report["test_correlation"],
+            "oracle_correlation": trained.report["oracle_correlation"],
+            "single_trial_test_correlation": trained.report["single_trial_test_correlation"],
+            "correlation_to_noise_free_rates": _round(true_corr),
+            "median_correlation_to_noise_free_rates": float(np.nanmedian(true_corr)),
+            "split_sizes": trained.report["split_sizes"],
+            "history": trained.report["history"],
+            "train_seconds": trained.report["train_seconds"],
+        },
+        "neurons": [
+            {"unit": u, "kind": kinds[u], "test_correlation": trained.report["test_correlation"][u],
+             "oracle": trained.report["oracle_correlation"][u],
+             "mei_response": round(float(mei_gt[u]), 5), "best_natural_response": round(float(best_nat[u]), 5),
+             "mei_over_best_natural": round(float(mei_gt[u] / best_nat[u]), 4) if best_nat[u] > 0 else None,
+             "mei_beats_best_natural": bool(beats[u]),
+             "lei_response": round(float(lei_gt[u]), 5), "worst_natural_response": round(float(worst_nat[u]), 5),
+             "lei_below_worst_natural": bool(below[u]),
+             "optimum_response": None if optimum is None else round(float(optimum[u]), 5),
+             "mei_fraction_of_optimum": None if optimum is None else round(float(mei_gt[u] / optimum[u]), 4),
+             "floor_response": None if opt_low is None else round(float(opt_low[u]), 5),
+             "best_natural_index": int(best_nat_idx[u]), "best_recorded_index": int(recorded_best[u])}
+            for u in range(n_units)],
+        "fraction_mei_beats_best_natural": float(beats.mean()),
+        "fraction_lei_below_worst_natural": float(below.mean()),
+        "median_mei_over_best_natural": float(np.median(mei_gt / np.maximum(best_nat, 1e-9))),
+        "contrast": {
+            "natural_l2_norm": _summary(contrast_norm(stimuli)),
+            "synthesised_l2_norm": _summary(contrast_norm(images)),
+            "target_l2_norm": cfg.norm,
+            "images": "all stimuli are [0, 1] grey images at the neurons' native size",
+        },
+        "twin_predicted_mei_response": _round(twin_pred),
+        "seconds": {"twin": round(t_twin - t0, 1), "total": round(time.time() - t0, 1)},
+    }
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        save_twin(out / "twin", twin)
+        write_report(out / "twin", trained.report, title="closed-loop twin")
+        (out / "closed_loop.json").write_text(json.dumps(report, indent=2))
+        _plot(out / "closed_loop.png", neurons, stimuli, images, syn.targets, report, best_nat_idx)
+        torch.save({"mei_lei": images, "best_natural": stimuli[torch.as_tensor(best_nat_idx)]},
+                   out / "images.pt")
+    return report
+
+
+def _round(values: np.ndarray) -> list[float | None]:
+    return [None if not np.isfinite(v) else round(float(v), 5) for v in np.asarray(values, float)]
+
+
+def _summary(values: np.ndarray) -> dict[str, float]:
+    return {"min": round(float(values.min()), 4), "median": round(float(np.median(values)), 4),
+            "max": round(float(values.max()), 4)}
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    return obj
+
+
+def _plot(path: Path, neurons: Any, stimuli: torch.Tensor, images: torch.Tensor, targets: list,
+          report: dict[str, Any], best_idx: np.ndarray) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = report["neurons"]
+    n = len(rows)
+    has_opt = hasattr(neurons, "optimal_stimulus")
+    cols = 4 if has_opt else 3
+    fig = plt.figure(figsize=(2.0 * cols + 4.5, 1.9 * n + 0.6))
+    grid = fig.add_gridspec(n, cols + 2)
+    mei_of = {t.unit: i for i, t in reversed(list(enumerate(targets))) if t.pole == "high"}
+    lei_of = {t.unit: i for i, t in reversed(list(enumerate(targets))) if t.pole == "low"}
+    opt = neurons.optimal_stimulus("high") if has_opt else None
+    for u, row in enumerate(rows):
+        panels = [("best natural", stimuli[int(best_idx[u])], row["best_natural_response"]),
+                  ("twin MEI", images[mei_of[u]], row["mei_response"]),
+                  ("twin LEI", images[lei_of[u]], row["lei_response"])]
+        if has_opt:
+            panels.append(("true optimum", opt[u], row["optimum_response"]))
+        for j, (name, img, resp) in enumerate(panels):
+            ax = fig.add_subplot(grid[u, j])
+            ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([]), ax.set_yticks([])
+            ax.set_title(f"{name}\n{resp:.2f}", fontsize=7)
+            if j == 0:
+                ax.set_ylabel(f"{u}: {row['kind']}\nr={row['test_correlation']:.2f}", fontsize=7)
+        ax = fig.add_subplot(grid[u, cols:])
+        vals = [row["worst_natural_response"], row["lei_response"], row["best_natural_response"], row["mei_response"]]
+        labels = ["worst nat.", "LEI", "best nat.", "MEI"]
+        colors = ["#999999", "tab:blue", "#555555", "tab:red"]
+        if has_opt:
+            vals.append(row["optimum_response"]), labels.append("optimum"), colors.append("tab:green")
+        ax.barh(range(len(vals)), vals, color=colors)
+        ax.set_yticks(range(len(vals)), labels, fontsize=6)
+        ax.tick_params(axis="x", labelsize=6)
+    fig.suptitle(f"in-silico closed loop: MEI > best natural for {report['fraction_mei_beats_best_natural']:.0%} "
+                 f"of neurons; twin median test r = {report['twin']['median_test_correlation']:.2f}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,128 @@
+"""``actmax twin ...``: train and evaluate digital twins, run the in-silico closed loop.
+
+Thin typer commands; the work happens in :mod:`scorers.twin.train` and :mod:`core.closed_loop`
+(imported inside the commands so ``actmax --help`` stays fast).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+twin_app = typer.Typer(no_args_is_help=True,
+                       help="Digital twins: train on recordings, evaluate, in-silico closed loop.")
+
+
+def _architecture(image_size: Optional[int], hidden_channels: int, layers: int, input_kernel: int,
+                  hidden_kernel: int, gauss_type: str) -> dict:
+    arch = {"hidden_channels": hidden_channels, "layers": layers, "input_kernel": input_kernel,
+            "hidden_kernel": hidden_kernel, "gauss_type": gauss_type}
+    if image_size is not None:
+        arch["image_size"] = image_size
+    return arch
+
+
+@twin_app.command("train")
+def twin_train_cmd(
+    images: Path = typer.Option(..., "--images", help="images: .npy/.npz (N,[C,]H,W[,C]) or .parquet"),
+    responses: Path = typer.Option(..., "--responses", help="responses: (trials,) images x neurons as .npy/.npz/.parquet"),
+    out: Path = typer.Option(..., "--out", help="twin folder (twin.json + member_*.safetensors + report)"),
+    members: int = typer.Option(1, help="ensemble members (different seeds, averaged)"),
+    epochs: int = typer.Option(80, help="maximum epochs per member"),
+    batch_size: int = typer.Option(64, help="batch size"),
+    lr: float = typer.Option(5e-3, help="Adam learning rate"),
+    patience: int = typer.Option(5, help="epochs without validation gain before the learning rate decays"),
+    image_size: Optional[int] = typer.Option(None, help="twin input size (default: min(image size, 32))"),
+    hidden_channels: int = typer.Option(16, help="channels per core layer"),
+    layers: int = typer.Option(3, help="core layers"),
+    input_kernel: int = typer.Option(9, help="first conv kernel size"),
+    hidden_kernel: int = typer.Option(5, help="other conv kernel sizes"),
+    gauss_type: str = typer.Option("isotropic", help="readout sigma: isotropic, uncorrelated or full"),
+    test: str = typer.Option("auto", help="test images: auto, repeated (the oracle set) or random"),
+    min_oracle: Optional[float] = typer.Option(None, help="keep only neurons with an oracle correlation >= this"),
+    seed: int = typer.Option(0, help="random seed"),
+    device: str = typer.Option("cpu", help="torch device"),
+    progress: bool = typer.Option(True, help="show progress bars"),
+    as_json: bool = typer.Option(False, "--json", help="print the report summary as JSON"),
+) -> None:
+    """Train a twin (conv core + Gaussian readout, Poisson loss, early stopping) on recordings."""
+    from scorers.twin.train import TrainOptions, train_from_files
+
+    opts = TrainOptions(max_epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, members=members,
+                        test_images=test, min_oracle=min_oracle, seed=seed, device=device)
+    res = train_from_files(images, responses, out, options=opts, progress=progress,
+                           architecture=_architecture(image_size, hidden_channels, layers, input_kernel,
+                                                      hidden_kernel, gauss_type))
+    _print_report(res.report, out, as_json)
+
+
+def _print_report(report: dict, out: Optional[Path], as_json: bool) -> None:
+    keys = ("n_images", "n_neurons", "split_sizes", "median_test_correlation", "mean_test_correlation",
+            "median_oracle")
+    summary = {k: report.get(k) for k in keys}
+    if as_json:
+        typer.echo(json.dumps({**summary, "test_correlation": report["test_correlation"],
+                               "oracle_correlation": report["oracle_correlation"]}, indent=2))
+        return
+    med, oracle = summary["median_test_correlation"], summary["median_oracle"]
+    typer.echo(f"{summary['n_neurons']} neurons, {summary['n_images']} images {summary['split_sizes']}: "
+               f"median test correlation {med if med is None else round(med, 3)}, "
+               f"median oracle {oracle if oracle is None else round(oracle, 3)}")
+    if out is not None:
+        typer.echo(f"written to {out}")
+
+
+@twin_app.command("eval")
+def twin_eval_cmd(
+    twin: Path = typer.Argument(..., help="twin folder"),
+    images: Path = typer.Option(..., "--images", help="images file"),
+    responses: Path = typer.Option(..., "--responses", help="responses file"),
+    out: Optional[Path] = typer.Option(None, "--out", help="folder for report.json / report.png"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """Correlation of a saved twin with recorded responses (and the recordings' oracle)."""
+    from scorers.twin.train import evaluate_saved_twin
+
+    _print_report(evaluate_saved_twin(twin, images, responses, out_dir=out), out, as_json)
+
+
+@twin_app.command("closed-loop")
+def twin_closed_loop_cmd(
+    out: Path = typer.Option(..., "--out", help="output folder"),
+    neurons: str = typer.Option("model:kind=mixed,n=12,size=64,seed=0", help="ground-truth model neurons"),
+    n_train: int = typer.Option(4000, help="natural training patches (one trial each)"),
+    n_test: int = typer.Option(200, help="natural test patches (repeated)"),
+    repeats: int = typer.Option(10, help="trials per test patch"),
+    window: float = typer.Option(10.0, help="counting window: a trial is Poisson(rate * window)"),
+    norm: float = typer.Option(6.0, help="L2 contrast of every stimulus (natural and synthesised)"),
+    aperture: float = typer.Option(0.22, help="Gaussian aperture sigma / size (0: full field)"),
+    epochs: int = typer.Option(40, help="maximum twin epochs"),
+    members: int = typer.Option(1, help="twin ensemble members"),
+    steps: int = typer.Option(300, help="synthesis steps"),
+    seed: int = typer.Option(0, help="seed of the patches (noise uses seed + 1)"),
+    progress: bool = typer.Option(True, help="show progress bars"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+) -> None:
+    """In-silico closed loop: record model neurons, train a twin, MEIs on the twin vs best natural patches."""
+    from core.closed_loop import ClosedLoopConfig, run_closed_loop
+
+    cfg = ClosedLoopConfig(neurons=neurons, n_train=n_train, n_test=n_test, repeats=repeats, window=window,
+                           norm=norm, aperture=aperture or None, patch_seed=seed, noise_seed=seed + 1,
+                           train={"max_epochs": epochs, "lr": 0.01, "members": members},
+                           ascent=f"ascent:steps={steps},lr=0.05,jitter=2,blur_sigma=1.0")
+    rep = run_closed_loop(cfg, out_dir=out, progress=progress)
+    summary = {"median_test_correlation": rep["twin"]["median_test_correlation"],
+               "median_correlation_to_noise_free_rates": rep["twin"]["median_correlation_to_noise_free_rates"],
+               "fraction_mei_beats_best_natural": rep["fraction_mei_beats_best_natural"],
+               "fraction_lei_below_worst_natural": rep["fraction_lei_below_worst_natural"],
+               "median_mei_over_best_natural": rep["median_mei_over_best_natural"], "out": str(out)}
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    typer.echo(f"twin median test correlation {summary['median_test_correlation']:.3f} "
+               f"(to noise-free rates {summary['median_correlation_to_noise_free_rates']:.3f}); "
+               f"MEI > best natural patch for {summary['fraction_mei_beats_best_natural']:.0%} of neurons "
+               f"(median ratio {summary['median_mei_over_best_natural']:.2f}); "
+               f"LEI < worst natural for {summary['fraction_lei_below_worst_natural']:.0%}; written to {out}")
