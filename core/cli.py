@@ -351,10 +351,6 @@ from core.twin_cli import twin_app  # noqa: E402  (actmax twin train / eval / cl
 app.add_typer(twin_app, name="twin")
 
 
-from core.twin_cli import twin_app  # noqa: E402  (actmax twin train / eval / closed-loop)
-app.add_typer(twin_app, name="twin")
-
-
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app and turn input errors into one clear line."""
     from core.errors import USER_ERRORS
