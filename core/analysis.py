@@ -616,7 +616,7 @@ def fit_gabor(image: Any, *, starts: int = 4) -> GaborFit:
         p0 = np.array([x0, y0, sigma0, 1.0, th0, f0, -math.pi + 2 * math.pi * k / max(1, starts), amp0, bg])
         p0 = np.clip(p0, np.array(lower) + 1e-9, np.array(upper) - 1e-9)
         try:
-            res = least_squares(residual, p0, bounds=(lower, upper), x_scale="jac", max_nfev=3000)
+            res = least_squares(residual, p0, bounds=(lower, upper), x_scale="jac", max_nfev=3000, tr_solver="lsmr")
         except ValueError:
             continue
         if best is None or res.cost < best.cost:

@@ -141,8 +141,9 @@ def plot_trajectory_analysis(scores: pd.DataFrame, analysis: pd.DataFrame, path:
         except ValueError:
             continue
         line, = ax.plot(gens, norm, lw=1.2,
-                        label=f"{row['space']}: tau={row['tau']:.3g}, p={row['p_value']:.2g}"
-                              + (" (success)" if row["success"] else ""))
+                        label=f"{row['space']}: tau={row['tau']:.3g}"
+                              + ("" if row["tau_converged"] else " (not converged)")
+                              + f", p={row['p_value']:.2g}" + (" (success)" if row["success"] else ""))
         if np.isfinite(row["tau"]):
             fit = ExponentialFit(row["tau"], row["y_inf"], row["y0"], row["fit_r2"], bool(row["tau_converged"]))
             ax.plot(gens, fit.predict(gens - gens.min()), ls="--", color=line.get_color(), lw=1)

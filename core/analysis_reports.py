@@ -1,0 +1,214 @@
+"""Analyses applied to run records and image files, writing a table (CSV) and a figure each.
+
+These back the ``actmax analyze ...`` commands; each returns the table it wrote.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from core.errors import RecordError
+
+__all__ = ["read_image", "report_trajectory", "report_images", "report_bidirectional", "report_activation",
+           "report_similarity"]
+
+
+def _write_csv(df: pd.DataFrame, path: Path) -> Path:
+    from core.records import atomic_write_bytes
+    atomic_write_bytes(path, df.to_csv(index=False).encode())
+    return path
+
+
+def read_image(path: str | Path) -> torch.Tensor:
+    """One PNG/JPEG file -> (C, H, W) float32 in [0, 1] (grey files give one channel)."""
+    from PIL import Image
+
+    from core.screen import _pil_to_array
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"image {str(p)!r} does not exist")
+    with Image.open(p) as img:
+        img.load()
+        return torch.from_numpy(_pil_to_array(img, None))
+
+
+def report_trajectory(record: str | Path, *, out: str | Path | None = None, alpha: float = 0.05,
+                      normalise: str = "max") -> pd.DataFrame:
+    """Time constant and success test per space of an evolution record (``actmax evolve --out``)."""
+    from core.analysis import analyze_trajectories
+    from core.plots import plot_trajectory_analysis
+    from core.records import RunRecord
+
+    rec = RunRecord(record)
+    manifest = rec.manifest()
+    if manifest.get("kind") != "evolve":
+        raise RecordError(f"{record} is a {manifest.get('kind')!r} record; trajectories come from `actmax evolve`")
+    pole = manifest.get("spec", {}).get("pole", "high")
+    scores = rec.scores()
+    table = analyze_trajectories(scores, pole=pole, alpha=alpha, normalise=normalise)
+    dest = Path(out) if out else rec.path
+    _write_csv(table, dest / "trajectory_analysis.csv")
+    plot_trajectory_analysis(scores, table, dest / "trajectory_analysis.png", pole=pole, normalise=normalise)
+    return table
+
+
+def report_images(paths: Sequence[str | Path], *, out: str | Path) -> pd.DataFrame:
+    """MEI-vs-Gabor metrics of image files: one table row and one figure per image."""
+    from core.analysis import compare_to_gabor
+    from core.plots import plot_gabor_comparison
+
+    if not paths:
+        raise ValueError("give at least one image file")
+    dest = Path(out)
+    rows = []
+    for p in paths:
+        img = read_image(p)
+        row = {"image": str(p), **compare_to_gabor(img)}
+        rows.append(row)
+        plot_gabor_comparison(img, dest / f"gabor_{Path(p).stem}.png", title=Path(p).name)
+    table = pd.DataFrame(rows)
+    _write_csv(table, dest / "gabor_metrics.csv")
+    return table
+
+
+def _extremes_from_record(record: Path, units: int) -> tuple[np.ndarray, np.ndarray, str]:
+    from core.records import RunRecord
+
+    kind = RunRecord(record).manifest().get("kind")
+    if kind == "screen":
+        from core.screen import load_screen
+        _, stats = load_screen(record)
+        if len(stats) != units:
+            raise RecordError(f"{record}: the screen has {len(stats)} units, the scorer {units}")
+        return stats["max"].to_numpy(float), stats["min"].to_numpy(float), "screen extremes"
+    if kind == "synthesize":
+        path = record / "targets.csv"
+        if not path.exists():
+            raise RecordError(f"{record}: targets.csv is missing (an unfinished synthesis?)")
+        t = pd.read_csv(path)
+        mx, mn = np.full(units, np.nan), np.full(units, np.nan)
+        for (u, pole), d in t.groupby(["unit", "pole"]):
+            if pole == "high":
+                mx[int(u)] = d["response"].max()
+            else:
+                mn[int(u)] = d["response"].min()
+        return mx, mn, "MEI/LEI responses"
+    raise RecordError(f"{record}: expected a screen or synthesize record, got {kind!r}")
+
+
+def report_bidirectional(scorer: Any, *, records: Sequence[str | Path], out: str | Path,
+                         level: float = 0.5) -> pd.DataFrame:
+    """Baseline (uniform grey at ``level``) and bidirectional index of every unit of ``scorer``.
+
+    The maximum and minimum of each unit are the most extreme responses over the given screen
+    and/or synthesis records (MEI/LEI responses), and the baseline itself.
+    """
+    from core.analysis import baseline_response, bidirectional_index
+    from core.plots import plot_bidirectional
+    from core.registry import scorers
+
+    s = scorers.create(scorer)
+    base = baseline_response(s, level=level)
+    mx, mn = base.copy(), base.copy()
+    sources = []
+    for r in records:
+        rmx, rmn, what = _extremes_from_record(Path(r), len(base))
+        mx = np.fmax(mx, rmx)
+        mn = np.fmin(mn, rmn)
+        sources.append(f"{r} ({what})")
+    if not sources:
+        raise ValueError("give at least one screen or synthesis record for the units' extremes")
+    bi = bidirectional_index(maximum=mx, minimum=mn, baseline=base)
+    names = list(getattr(s, "unit_names", [str(i) for i in range(len(base))]))
+    table = bi.table()
+    table.insert(0, "unit", np.arange(len(base)))
+    table.insert(1, "unit_name", names)
+    dest = Path(out)
+    _write_csv(table, dest / "bidirectional.csv")
+    plot_bidirectional(table, dest / "bidirectional.png", labels=names)
+    (dest / "bidirectional_sources.json").write_text(json.dumps({"baseline_level": level, "extremes": sources}, indent=2))
+    return table
+
+
+def report_activation(scorer: Any, images: str | Path, *, unit: int, out: str | Path, samples: int = 30,
+                      seed: int = 0, batch_size: int = 64, size: int | None = None, key: str | None = None) -> pd.DataFrame:
+    """Activation curve of one unit over an image set, adaptive samples, and its Gini coefficient.
+
+    Keeps the N responses of that one unit (O(N), not O(N x units)). Writes
+    ``activation_unit<u>.csv`` (the sampled images), ``.png`` (curve) and ``_samples.png``.
+    """
+    from core.analysis import adaptive_sample, gini
+    from core.plots import plot_activation_curve, plot_mai_lai
+    from core.registry import scorers
+    from core.screen import _collate, open_images
+
+    s = scorers.create(scorer).eval()
+    u = s.check_unit(unit) if hasattr(s, "check_unit") else int(unit)
+    data = open_images(images, size=size, key=key)
+    loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=False, collate_fn=_collate)
+    chunks = []
+    with torch.no_grad():
+        for batch in loader:
+            chunks.append(s(batch)[:, u].double().cpu().numpy())
+    resp = np.concatenate(chunks)
+    picks = adaptive_sample(resp, min(samples, resp.size), seed=seed)
+    dest = Path(out)
+    plot_activation_curve(resp, dest / f"activation_unit{u}.png", samples=picks, title=f"unit {u}")
+    imgs = data.batch(picks)
+    half = (len(picks) + 1) // 2
+    plot_mai_lai(imgs[half:].flip(0), imgs[:half], resp[picks[half:]][::-1], resp[picks[:half]],
+                 dest / f"activation_unit{u}_samples.png", title=f"unit {u}: adaptive samples (high / low half)")
+    policy = "raise" if resp.min() >= 0 else "shift"
+    table = pd.DataFrame({"unit": u, "image_index": picks, "source": [data.source(int(i)) for i in picks],
+                          "response": resp[picks]})
+    table.attrs["gini"] = gini(resp, negative=policy)
+    _write_csv(table, dest / f"activation_unit{u}.csv")
+    (dest / f"activation_unit{u}.json").write_text(json.dumps(
+        {"unit": u, "images": int(resp.size), "gini": table.attrs["gini"],
+         "gini_negative_policy": "none needed" if policy == "raise" else "shift (responses < 0)",
+         "min": float(resp.min()), "max": float(resp.max()), "mean": float(resp.mean())}, indent=2))
+    return table
+
+
+def report_similarity(paths: Sequence[str | Path], *, out: str | Path, metric: str = "lpips", net: str = "alex",
+                      trunk_weights: str | None = None, features: Any = None, size: int = 64) -> pd.DataFrame:
+    """Pairwise similarity of image files: LPIPS distance or feature cosine (``features`` = a scorer spec)."""
+    from core.analysis import LPIPSDistance, feature_cosine
+    from core.plots import plot_similarity_matrix
+    from scorers.base import to_channels, to_size
+
+    if len(paths) < 2:
+        raise ValueError("give at least two image files to compare")
+    imgs = [read_image(p) for p in paths]
+    chans = 3 if any(i.shape[0] == 3 for i in imgs) else 1
+    batch = torch.stack([to_size(to_channels(i[None], chans), size)[0] for i in imgs])
+    n = len(imgs)
+    ii, jj = np.triu_indices(n, 1)
+    if metric == "lpips":
+        model = LPIPSDistance(net, trunk_weights=trunk_weights)
+        with torch.no_grad():
+            vals = model(batch[ii], batch[jj]).numpy()
+        diag = 0.0
+    elif metric == "cosine":
+        if features is None:
+            raise ValueError("metric 'cosine' needs features= (a scorer spec whose responses are the features)")
+        vals = feature_cosine(batch[ii], batch[jj], features=features)
+        diag = 1.0
+    else:
+        raise ValueError(f"metric must be 'lpips' or 'cosine', got {metric!r}")
+    m = np.full((n, n), diag)
+    m[ii, jj] = vals
+    m[jj, ii] = vals
+    labels = [Path(p).stem for p in paths]
+    dest = Path(out)
+    table = pd.DataFrame({"a": [str(paths[i]) for i in ii], "b": [str(paths[j]) for j in jj], metric: vals})
+    _write_csv(table, dest / f"similarity_{metric}.csv")
+    plot_similarity_matrix(m, labels, dest / f"similarity_{metric}.png",
+                           title="LPIPS distance" if metric == "lpips" else "feature cosine")
+    return table
