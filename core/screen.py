@@ -496,15 +496,15 @@ class StreamingScreen:
                 a, b = self.top_values[:, self.n - 1 - lo_r], self.top_values[:, self.n - 1 - hi_r]
                 out[:, j] = a + frac * (b.astype(np.float64) - a)
                 continue
-            for u in range(self.units):
-                bin_ = int(np.searchsorted(cum[u], rank, side="right"))
-                below = cum[u][bin_ - 1] if bin_ > 0 else 0
-                c = self.counts[u, bin_]
-                a, b = edges[u, bin_], edges[u, bin_ + 1]
-                est = a + (rank - below + 0.5) / c * (b - a)
-                # the rank lies strictly between the kept extremes, which bound the value exactly
-                out[u, j] = min(max(est, self.bottom_values[u, kk - 1]), self.top_values[u, kk - 1])
-                err[u, j] = b - a
+            rows = np.arange(self.units)
+            bin_ = (cum > rank).argmax(axis=1)               # first bin whose cumulative count passes rank
+            below = np.where(bin_ > 0, cum[rows, np.maximum(bin_ - 1, 0)], 0)
+            c = self.counts[rows, bin_]
+            a, b = edges[rows, bin_], edges[rows, bin_ + 1]
+            est = a + (rank - below + 0.5) / c * (b - a)
+            # the rank lies strictly between the kept extremes, which bound the value exactly
+            out[:, j] = np.clip(est, self.bottom_values[:, kk - 1], self.top_values[:, kk - 1])
+            err[:, j] = b - a
         return out, err
 
     def gini(self) -> np.ndarray:
