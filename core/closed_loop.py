@@ -64,6 +64,9 @@ def natural_stimuli(n: int, size: int, *, seed: int = 0, aperture: float | None 
         r2 = axis[:, None] ** 2 + axis[None, :] ** 2
         c = c * torch.exp(-r2 / (2 * (aperture * size) ** 2))
     c = c * (norm / c.flatten(1).norm(dim=1).clamp_min(1e-6)).view(-1, 1, 1, 1)
+    for _ in range(4):          # clipping to [0, 1] lowers the contrast: scale up to restore it
+        clipped = (c + 0.5).clamp(0, 1) - 0.5
+        c = c * (norm / clipped.flatten(1).norm(dim=1).clamp_min(1e-6)).view(-1, 1, 1, 1)
     return (0.5 + c).clamp(0, 1)
 
 

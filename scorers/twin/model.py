@@ -57,8 +57,11 @@ class TwinConfig:
     hidden_kernel: int = 5
     stack: str = "all"                #: "all" layers concatenated, or "last"
     gauss_type: str = "isotropic"
-    init_mu_range: float = 0.3
-    init_sigma: float = 0.4
+    init_mu_range: float = 0.3        #: random initial positions (when not estimated from data)
+    #: initial spread of the sampled read position (grid units). Small, because training starts
+    #: the positions at data estimates; a wide spread early on washes out phase-sensitive
+    #: (simple-cell-like) signals, whose sign flips within half a wavelength.
+    init_sigma: float = 0.1
     neuron_ids: list[str] = field(default_factory=list)
     #: median L2 norm of (image - 0.5) of the training images, at ``data_size`` (a fair
     #: contrast for synthesis: MEIs at this norm are as strong as the images the twin saw)
@@ -138,7 +141,7 @@ class GaussianReadout(nn.Module):
     """FullGaussian2d-style readout: one (sampled) point of the feature map per neuron."""
 
     def __init__(self, in_channels: int, n_neurons: int, *, gauss_type: str = "isotropic",
-                 init_mu_range: float = 0.3, init_sigma: float = 0.4) -> None:
+                 init_mu_range: float = 0.3, init_sigma: float = 0.1) -> None:
         super().__init__()
         if not 0 < init_mu_range <= 1 or init_sigma <= 0:
             raise ValueError(f"readout: need 0 < init_mu_range <= 1 and init_sigma > 0, got "
