@@ -1,8 +1,6 @@
 """Screening: streamed top/bottom-k equal a full sort, statistics, image sets, resume, CLI."""
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pandas as pd
 import pytest
