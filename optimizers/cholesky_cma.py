@@ -89,10 +89,13 @@ class FactoredCholesky:
             self.fold()
 
     def fold(self) -> None:
-        """Multiply the factors out into a dense base (and its inverse)."""
-        eye = np.eye(self.dim)
-        base, base_inv = self.apply(eye), self.apply_inverse(eye)
-        self.base, self.base_inv = base, base_inv
+        """Multiply the factors out into a dense base and its inverse: O(K N^2), no N x N matmul."""
+        base = np.eye(self.dim) if self.base is None else self.base.copy()
+        base_inv = np.eye(self.dim) if self.base_inv is None else self.base_inv.copy()
+        for alpha, v in zip(self.alphas, self.vectors):        # oldest first
+            base += alpha * np.outer(v, v @ base)                # M_k @ base   (M_k symmetric)
+            base_inv -= alpha / (1.0 + alpha * float(v @ v)) * np.outer(base_inv @ v, v)  # base_inv @ M_k^-1
+        self.base, self.base_inv = base * self.scale, base_inv / self.scale
         self.scale, self.alphas, self.vectors = 1.0, [], []
 
     def dense(self) -> np.ndarray:
