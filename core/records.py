@@ -60,11 +60,15 @@ def _json_default(obj: Any) -> Any:
 
 def versions() -> dict[str, str]:
     """Versions of the software that shapes a run's numbers."""
-    import cma
+    from importlib.metadata import PackageNotFoundError, version
 
     import core
+    try:
+        pycma = version("cma")
+    except PackageNotFoundError:
+        pycma = "not installed"
     return {"actmax": core.__version__, "python": platform.python_version(), "torch": torch.__version__,
-            "numpy": np.__version__, "pycma": cma.__version__, "platform": platform.platform()}
+            "numpy": np.__version__, "pycma": pycma, "platform": platform.platform()}
 
 
 def now() -> str:
