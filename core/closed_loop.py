@@ -50,6 +50,8 @@ class ClosedLoopConfig:
     generator: str = "pixel:size=64"
     ascent: str = "ascent:steps=300,lr=0.05,jitter=2,blur_sigma=1.0"
     synthesis_seeds: tuple[int, ...] = (0,)
+    #: neurons whose leave-one-out oracle reaches this are "reliable" (reported separately)
+    reliable_oracle: float = 0.5
 
 
 def natural_stimuli(n: int, size: int, *, seed: int = 0, aperture: float | None = 0.22,
@@ -101,7 +103,7 @@ def run_closed_loop(config: ClosedLoopConfig | None = None, *, out_dir: str | Pa
     from core.synthesize import synthesize
     from optimizers.ascent import limit_input
     from scorers.twin.model import TwinScorer, save_twin
-    from scorers.twin.selection import pearson_per_neuron
+    from scorers.twin.selection import pearson_per_neuron, select_neurons
     from scorers.twin.train import TrainOptions, predict, write_report, train_twin
 
     cfg = config or ClosedLoopConfig()
@@ -147,6 +149,8 @@ def run_closed_loop(config: ClosedLoopConfig | None = None, *, out_dir: str | Pa
     opt_low = neurons.optimal_response("low").double().numpy() if hasattr(neurons, "optimal_response") else None
     beats = mei_gt > best_nat
     below = lei_gt < worst_nat
+    oracle = np.array([np.nan if v is None else v for v in trained.report["oracle_correlation"]], float)
+    reliable = np.sort(select_neurons(oracle, threshold=cfg.reliable_oracle))
     kinds = list(getattr(neurons, "kinds", ["?"] * n_units))
     report: dict[str, Any] = {
         "config": _jsonable(asdict(cfg)),
@@ -176,6 +180,8 @@ def run_closed_loop(config: ClosedLoopConfig | None = None, *, out_dir: str | Pa
             for u in range(n_units)],
         "fraction_mei_beats_best_natural": float(beats.mean()),
         "fraction_lei_below_worst_natural": float(below.mean()),
+        "reliable_neurons": reliable.tolist(),
+        "fraction_mei_beats_best_natural_reliable": float(beats[reliable].mean()) if reliable.size else None,
         "median_mei_over_best_natural": float(np.median(mei_gt / np.maximum(best_nat, 1e-9))),
         "contrast": {
             "natural_l2_norm": _summary(contrast_norm(stimuli)),

@@ -117,12 +117,17 @@ def twin_closed_loop_cmd(
                "median_correlation_to_noise_free_rates": rep["twin"]["median_correlation_to_noise_free_rates"],
                "fraction_mei_beats_best_natural": rep["fraction_mei_beats_best_natural"],
                "fraction_lei_below_worst_natural": rep["fraction_lei_below_worst_natural"],
-               "median_mei_over_best_natural": rep["median_mei_over_best_natural"], "out": str(out)}
+               "median_mei_over_best_natural": rep["median_mei_over_best_natural"],
+               "reliable_neurons": rep["reliable_neurons"],
+               "fraction_mei_beats_best_natural_reliable": rep["fraction_mei_beats_best_natural_reliable"],
+               "out": str(out)}
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return
     typer.echo(f"twin median test correlation {summary['median_test_correlation']:.3f} "
                f"(to noise-free rates {summary['median_correlation_to_noise_free_rates']:.3f}); "
                f"MEI > best natural patch for {summary['fraction_mei_beats_best_natural']:.0%} of neurons "
-               f"(median ratio {summary['median_mei_over_best_natural']:.2f}); "
+               f"(median ratio {summary['median_mei_over_best_natural']:.2f}; "
+               f"{summary['fraction_mei_beats_best_natural_reliable'] or 0:.0%} of the "
+               f"{len(summary['reliable_neurons'])} neurons with oracle >= 0.5); "
                f"LEI < worst natural for {summary['fraction_lei_below_worst_natural']:.0%}; written to {out}")

@@ -207,6 +207,9 @@ class TrainOptions:
     device: str = "cpu"
     min_oracle: float | None = None   #: keep only neurons whose oracle passes this threshold
     init_positions: str = "data"      #: readout positions start at "data" estimates or "random"
+    #: learning-rate factor of the readout positions: small, so positions estimated from data do
+    #: not random-walk while the core's features are still forming (Adam steps ~lr even on noise)
+    position_lr_scale: float = 0.1
 
 
 @dataclass
@@ -283,7 +286,12 @@ def _fit_member(config: TwinConfig, opts: TrainOptions, seed: int, x_train: torc
         with torch.no_grad():
             jitter = (torch.rand(config.n_neurons, 2, generator=torch.Generator().manual_seed(seed)) - 0.5) * 0.05
             net.readout.mu[0, :, 0].copy_((estimate_positions(x_train, y_train, m_train) + jitter).clamp(-1, 1))
-    optim = torch.optim.Adam(net.parameters(), lr=opts.lr)
+    mu = net.readout._mu
+    others = [p for p in net.parameters() if p is not mu]
+    optim = torch.optim.Adam([{"params": others, "scale": 1.0},
+                              {"params": [mu], "scale": opts.position_lr_scale}], lr=opts.lr)
+    for group in optim.param_groups:
+        group["lr"] = opts.lr * group["scale"]
     gen = torch.Generator().manual_seed(seed)
     best_score, best_state, best_epoch = -math.inf, copy.deepcopy(net.state_dict()), 0
     history: list[dict[str, float]] = []
@@ -322,7 +330,7 @@ def _fit_member(config: TwinConfig, opts: TrainOptions, seed: int, x_train: torc
             decays, stale, lr = decays + 1, 0, lr * opts.lr_decay
             net.load_state_dict(best_state)
             for group in optim.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group["scale"]
     bar.close()
     net.load_state_dict(best_state)
     net.eval()
