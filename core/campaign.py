@@ -659,7 +659,8 @@ def gather(root: str | Path, *, out: str | Path | None = None, include_unfinishe
         elif (path / "targets.csv").exists():
             t = pd.read_csv(path / "targets.csv")
             for k, v in reversed(list(_cell_columns(cell).items())):
-                t.insert(0, k, v)
+                if k not in t.columns:  # the targets' own seed column stays
+                    t.insert(0, k, v)
             synth.append(t)
     runs_table = pd.DataFrame(runs)
     if (root / LOG_FILE).exists():  # what the last invocation did with each cell (e.g. failed: why)

@@ -207,3 +207,20 @@ def test_cli_campaign_runs_and_gathers(tmp_path):
     assert (scores[scores["space"] == "reference"].groupby("cell").size() == 2 * 2).all()
     bad = run_cli("campaign", str(tmp_path / "missing.toml"), "--out", str(tmp_path / "x"))
     assert bad.returncode == 2 and "does not exist" in bad.stderr
+
+
+def test_synthesis_campaign_batches_units_per_cell_and_gathers_targets(tmp_path):
+    spec = {"kind": "synthesize", "scorer": "model:kind=mixed,n=3,size=16", "units": [0, 2],
+            "spaces": ["pixel:size=16"], "optimizers": ["ascent:steps=4", "ascent:steps=6"], "seeds": [0, 1],
+            "poles": ["high", "low"]}
+    cells = CampaignSpec.from_mapping(spec).cells()
+    assert len(cells) == 4 and all(c.units == (0, 2) and c.poles == ("high", "low") for c in cells)
+    report = run_campaign(spec, out=tmp_path, workers=1)
+    assert report.counts()["ran"] == 4
+    synth = gather(tmp_path)["synthesis"]
+    assert len(synth) == 4 * 2 * 2                      # cells x units x poles
+    assert set(synth["unit"]) == {0, 2} and set(synth["seed"]) == {0, 1}
+    steps = {c.name: c.optimizer for c in cells}
+    runs = gather(tmp_path)["runs"]
+    assert sorted(runs["steps_done"]) == sorted(int(steps[n].split("=")[1]) for n in runs["cell"])
+    assert run_campaign(spec, out=tmp_path, workers=1).counts()["skipped"] == 4
