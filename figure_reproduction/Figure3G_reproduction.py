@@ -1,0 +1,64 @@
+#!/usr/bin/env python
+"""Figure 3G (in silico): do prototypes that look more different drive the neuron more differently?
+
+For every paired evolution, the distance between the two threads' prototypes (x: feature
+cosine distance and RF-focused pixel distance) against how differently the neuron responds
+to them (y: PSTH MAE and activation MAE); Pearson r over the valid experiments where both
+threads succeeded (p < .05 and the response went up), as in the reference script.
+(``Fig3G_proto_imdist_psth_covstr_sim_df.csv`` joined to ``Fig3_meta_df.csv`` on Exp.)
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+from scipy.stats import pearsonr
+
+from _figcommon import arguments, fmt_p, plt, read_csv, save
+
+X_COLS = {"cosine_reevol_resnet_avgpool": "feature cosine distance",
+          "reevol_pix_RNrobust_L4focus": "RF pixel distance (1 - r)"}
+Y_COLS = {"psth_MAE": "PSTH MAE (max-normalised)", "act_MAE": "activation MAE (normalised)"}
+AREA_COLORS = {"V1": "tab:green", "V4": "tab:purple", "IT": "tab:orange"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arguments(__doc__.splitlines()[0], argv)
+    d = args.source_data / "Fig3"
+    meta = read_csv(d / "Fig3_meta_df.csv")
+    dist = read_csv(d / "Fig3G_proto_imdist_psth_covstr_sim_df.csv")
+    df = dist.merge(meta[["Exp", "valid", "p_maxinit_0", "p_maxinit_1", "t_maxinit_0", "t_maxinit_1"]], on="Exp")
+    both = (df["p_maxinit_0"] < 0.05) & (df["p_maxinit_1"] < 0.05) & (df["t_maxinit_0"] > 0) & (df["t_maxinit_1"] > 0)
+    sel = df[df["valid"].astype(bool) & both]
+    print(f"statistics (Figure 3G): {len(sel)} of {len(df)} experiments valid with both threads successful "
+          f"({', '.join(f'{a}: {n}' for a, n in sel['visual_area'].value_counts().sort_index().items())})")
+    fig, axes = plt.subplots(len(Y_COLS), len(X_COLS), figsize=(8, 6.5))
+    for i, (ycol, ylab) in enumerate(Y_COLS.items()):
+        for j, (xcol, xlab) in enumerate(X_COLS.items()):
+            ax = axes[i, j]
+            for area, g in sel.groupby("visual_area"):
+                ax.scatter(g[xcol], g[ycol], s=14, color=AREA_COLORS.get(area, "k"), label=f"{area}-like", alpha=0.8)
+            x, y = sel[xcol].to_numpy(float), sel[ycol].to_numpy(float)
+            ok = np.isfinite(x) & np.isfinite(y)
+            if ok.sum() >= 3 and np.ptp(x[ok]) > 0 and np.ptp(y[ok]) > 0:
+                r, p = pearsonr(x[ok], y[ok])
+                text = f"r = {r:.2f}, p = {fmt_p(p)}, n = {ok.sum()}"
+                slope, icpt = np.polyfit(x[ok], y[ok], 1)
+                xs = np.linspace(x[ok].min(), x[ok].max(), 2)
+                ax.plot(xs, slope * xs + icpt, color="k", lw=0.8)
+            else:
+                text = f"n = {ok.sum()}: too few for a correlation"
+            print(f"  {ycol} vs {xcol}: {text}")
+            ax.set_title(text, fontsize=8)
+            ax.set_xlabel(xlab, fontsize=8)
+            ax.set_ylabel(ylab, fontsize=8)
+            if i == 0 and j == 0 and len(sel):
+                ax.legend(fontsize=7, frameon=False)
+    fig.suptitle("G  prototype image distance vs response difference (both threads successful)", fontsize=10)
+    fig.tight_layout()
+    save(fig, args.out, "Figure3G_reproduction")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

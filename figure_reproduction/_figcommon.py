@@ -1,0 +1,91 @@
+"""Shared plumbing of the figure scripts: arguments, reading ``source_data/``, saving PNG + PDF, small stats.
+
+Every figure script reads only ``source_data/`` (made by ``make_source_data.py``), runs
+headless (matplotlib Agg) and writes ``<name>.png`` and ``<name>.pdf`` to ``--out``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+SPACE_COLORS = {"DeePSim": "tab:blue", "BigGAN": "tab:red", "FC": "tab:blue", "BG": "tab:red",
+                "fourier": "tab:blue", "gabor": "tab:red"}
+STAND_IN = {"DeePSim": "fourier", "BigGAN": "gabor"}
+
+
+def arguments(description: str, argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--source-data", type=Path, default=REPO / "source_data", help="the source_data folder")
+    ap.add_argument("--out", type=Path, default=HERE / "output", help="where the PNG and PDF go")
+    args = ap.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    return args
+
+
+def need(path: Path) -> Path:
+    """The path, or one clear error saying how to make the source data."""
+    if not path.exists():
+        raise SystemExit(f"missing {path}; make the source data with `python figure_reproduction/make_source_data.py`")
+    return path
+
+
+def read_csv(path: Path, **kw) -> pd.DataFrame:
+    return pd.read_csv(need(path), **kw)
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(need(path).read_text())
+
+
+def save(fig: plt.Figure, out: Path, name: str) -> None:
+    for ext in ("png", "pdf"):
+        fig.savefig(out / f"{name}.{ext}", dpi=150 if ext == "png" else None, bbox_inches="tight")
+    plt.close(fig)
+    print(f"wrote {out / name}.png and .pdf")
+
+
+def label(space: str) -> str:
+    """'DeePSim (fourier)' — the paper's name and what stands in for it here."""
+    return f"{space} ({STAND_IN[space]})" if space in STAND_IN else space
+
+
+def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and t-based confidence interval (NaN when fewer than two values)."""
+    from scipy import stats
+
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size < 2:
+        m = float(v.mean()) if v.size else float("nan")
+        return m, float("nan"), float("nan")
+    m, se = float(v.mean()), float(v.std(ddof=1) / math.sqrt(v.size))
+    half = float(stats.t.ppf(0.5 + level / 2, v.size - 1)) * se
+    return m, m - half, m + half
+
+
+def wilson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion k/n."""
+    from scipy.stats import norm
+
+    if n == 0:
+        return float("nan"), float("nan")
+    z = float(norm.ppf(0.5 + level / 2))
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def fmt_p(p: float) -> str:
+    return "nan" if not np.isfinite(p) else (f"{p:.2e}" if p < 1e-3 else f"{p:.3f}")
