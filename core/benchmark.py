@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from core.registry import format_spec, generators, optimizers, parse_spec, scorers
+from core.registry import generators, optimizers, scorers, spec_text
 from scorers.base import Scorer
 
 DEFAULT_OPTIMIZERS = ("cholesky_cma", "sphere_cma", "cma", "cma:diagonal=True", "genetic", "random")
@@ -80,11 +80,7 @@ class BenchmarkResult:
 
 
 def _label(spec: Any) -> str:
-    if isinstance(spec, str):
-        return format_spec(*parse_spec(spec))
-    if isinstance(spec, dict):
-        return format_spec(str(spec["name"]), {k: v for k, v in spec.items() if k != "name"})
-    return type(spec).__name__
+    return spec_text(spec) or type(spec).__name__
 
 
 def _key(text: str) -> int:

@@ -39,10 +39,9 @@ import shutil
 import time
 import zlib
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
@@ -337,26 +336,6 @@ def _reference_images(ref: Mapping[str, int], scorer_size: int | None) -> Any:
     return torch.from_numpy(patches)
 
 
-@contextmanager
-def _maybe_without_plots(enabled: bool) -> Iterator[None]:
-    """Skip the run record's trajectory plot (matplotlib dominates the cost of tiny runs).
-
-    ``core.evolve`` has no switch for it, so the plotting function it imports at the end of
-    a run is swapped for a no-op while this cell runs (this process only).
-    """
-    if enabled:
-        yield
-        return
-    import core.run_plots as run_plots
-
-    original = run_plots.plot_trajectory
-    run_plots.plot_trajectory = lambda *args, **kwargs: None
-    try:
-        yield
-    finally:
-        run_plots.plot_trajectory = original
-
-
 def _fresh(cell: Cell, path: Path) -> Any:
     if path.exists():
         shutil.rmtree(path)
@@ -370,7 +349,8 @@ def _fresh(cell: Cell, path: Path) -> Any:
             reference = _reference_images(cell.reference, size)
         return evolve(list(cell.spaces) if len(cell.spaces) > 1 else cell.spaces[0], cell.scorer, cell.optimizer,
                       unit=cell.units[0], pole=cell.poles[0], generations=cell.generations, seed=cell.seed,
-                      out_dir=path, reference_images=reference, image_every=cell.image_every, device=cell.device)
+                      out_dir=path, reference_images=reference, image_every=cell.image_every, device=cell.device,
+                      plots=cell.plots)
     from core.synthesize import synthesize
 
     return synthesize(cell.spaces[0], cell.scorer, units=list(cell.units), poles=list(cell.poles), seeds=(cell.seed,),
@@ -403,8 +383,7 @@ def run_cell(cell: Cell | Mapping[str, Any], root: str | Path, *, threads: int |
     if status == "finished":
         return row
     t0 = time.time()
-    with _maybe_without_plots(cell.plots):
-        _execute(cell, path, status, row)
+    _execute(cell, path, status, row)
     row["seconds"] = round(time.time() - t0, 3)
     return row
 

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from core.contracts import ContractError, check_images, check_pole
 from core.errors import RecordError
 from core.records import BEST, RunRecord, save_image, save_montage
-from core.registry import format_spec, generators, optimizers, parse_spec, scorers
+from core.registry import generators, optimizers, parse_spec, scorers, spec_text
 
 PartSpec = "str | Mapping[str, Any] | Any"
 
@@ -47,16 +47,6 @@ class EvolutionResult:
     @property
     def evaluations(self) -> int:
         return int((self.scores["space"] != "reference").sum())
-
-
-def _spec_text(spec: Any) -> str | None:
-    """Canonical text of a spec (None for live objects, which cannot be re-created by resume)."""
-    if isinstance(spec, str):
-        return format_spec(*parse_spec(spec))
-    if isinstance(spec, Mapping):
-        opts = {k: v for k, v in spec.items() if k != "name"}
-        return format_spec(str(spec["name"]), opts)
-    return None
 
 
 def _space_names(gen_specs: Sequence[Any], gens: Sequence[torch.nn.Module]) -> list[str]:
@@ -216,7 +206,7 @@ def _trajectory(table: pd.DataFrame, sign: float) -> pd.DataFrame:
 
 
 def _finish_record(rec: RunRecord, ev: _Evolution, table: pd.DataFrame, traj: pd.DataFrame,
-                   best_image: torch.Tensor, elapsed: float) -> None:
+                   best_image: torch.Tensor, elapsed: float, plots: bool) -> None:
     from core.run_plots import plot_trajectory
 
     rec.write_codes({f"{s}/best_per_generation": torch.from_numpy(np.stack(c))
@@ -229,7 +219,8 @@ def _finish_record(rec: RunRecord, ev: _Evolution, table: pd.DataFrame, traj: pd
             picks = np.unique(np.linspace(0, len(codes) - 1, min(16, len(codes))).round().astype(int))
             imgs = ev.gens[t](torch.as_tensor(codes[picks], dtype=torch.float32, device=ev.device)).cpu()
             save_montage(imgs, rec.path / "images" / f"best_per_generation_{space}.png", nrow=8)
-    plot_trajectory(traj, rec.path / "trajectory.png", pole=ev.pole)
+    if plots:
+        plot_trajectory(traj, rec.path / "trajectory.png", pole=ev.pole)
     best_score = ev.sign * ev.best["score"]
     rec.update_manifest(status="finished", finished=_now(), elapsed_s=round(elapsed, 3),
                         generations_done=ev.generation, evaluations=int((table["thread"] >= 0).sum()),
@@ -241,7 +232,7 @@ def _now() -> str:
     return now()
 
 
-def _run(ev: _Evolution, rec: RunRecord | None, *, progress: bool, image_every: int,
+def _run(ev: _Evolution, rec: RunRecord | None, *, progress: bool, image_every: int, plots: bool,
          t_start: float, elapsed_before: float = 0.0) -> EvolutionResult:
     bar = tqdm(total=ev.generations, initial=ev.generation, disable=not progress, desc="evolve",
                unit="gen", leave=False)
@@ -263,7 +254,7 @@ def _run(ev: _Evolution, rec: RunRecord | None, *, progress: bool, image_every: 
     traj = _trajectory(table[table["thread"] >= 0], ev.sign)
     best_image = ev.best_image()
     if rec is not None:
-        _finish_record(rec, ev, table, traj, best_image, elapsed_before + time.time() - t_start)
+        _finish_record(rec, ev, table, traj, best_image, elapsed_before + time.time() - t_start, plots)
     return EvolutionResult(scores=table, best_score=ev.sign * ev.best["score"], best_image=best_image,
                            best_code=ev.best["code"], best_space=ev.spaces[ev.best["thread"]],
                            trajectory=traj, out_dir=None if rec is None else rec.path, spaces=ev.spaces)
@@ -278,13 +269,15 @@ def _save_generation_montages(ev: _Evolution, rec: RunRecord) -> None:
 def evolve(generator: Any | Sequence[Any], scorer: Any, optimizer: Any = None, *, unit: int = 0,
            pole: str = "high", generations: int = 75, seed: int = 0, out_dir: str | Path | None = None,
            reference_images: torch.Tensor | None = None, progress: bool = False, image_every: int = 10,
-           device: str | None = None, overwrite: bool = False) -> EvolutionResult:
+           device: str | None = None, plots: bool = True, overwrite: bool = False) -> EvolutionResult:
     """Evolve images for one ``unit`` of ``scorer`` (``pole='high'`` MEI-like, ``'low'`` LEI-like).
 
     ``generator`` is one space or a list of spaces (paired evolution, one optimizer per space);
     ``optimizer`` is one spec used for every space or a list with one per space (``None``: the
     default for each space's size, see :func:`default_optimizer`). Specs are
     ``"name:k=v"`` strings, dicts or live objects; only runs built from specs can be resumed.
+    ``image_every=0`` and ``plots=False`` leave out the per-generation montages and the
+    trajectory plot (matplotlib dominates the cost of tiny runs, e.g. in campaigns).
     """
     gen_specs = list(generator) if isinstance(generator, (list, tuple)) else [generator]
     if not gen_specs:
@@ -295,42 +288,35 @@ def evolve(generator: Any | Sequence[Any], scorer: Any, optimizer: Any = None, *
     if out_dir is not None:
         opt_list = ev.optimizer_specs if optimizer is None else (
             optimizer if isinstance(optimizer, (list, tuple)) else [optimizer])
-        spec = {"generators": [_spec_text(g) for g in gen_specs], "spaces": ev.spaces,
-                "scorer": _spec_text(scorer), "optimizers": [_spec_text(o) for o in opt_list],
+        spec = {"generators": [spec_text(g) for g in gen_specs], "spaces": ev.spaces,
+                "scorer": spec_text(scorer), "optimizers": [spec_text(o) for o in opt_list],
                 "unit": ev.unit, "pole": pole, "generations": generations, "seed": seed,
-                "image_every": image_every, "device": device,
-                "reference_images": None if reference_images is None else "reference_images.pt"}
+                "image_every": image_every, "plots": plots, "device": device,
+                "reference_images": None if reference_images is None else "reference_images.safetensors"}
         rec = RunRecord.create(out_dir, kind="evolve", spec=spec, overwrite=overwrite)
         if reference_images is not None:
             from core.records import atomic_write_bytes
             from safetensors.torch import save
             atomic_write_bytes(rec.path / "reference_images.safetensors",
                                save({"images": reference_images.detach().float().cpu().contiguous()}))
-    return _run(ev, rec, progress=progress, image_every=image_every, t_start=time.time())
+    return _run(ev, rec, progress=progress, image_every=image_every, plots=plots, t_start=time.time())
 
 
 def resume_evolution(out_dir: str | Path, *, progress: bool = False) -> EvolutionResult:
     """Continue a killed evolution from its checkpoint; ends where an uninterrupted run ends."""
-    rec = RunRecord(out_dir)
-    manifest = rec.manifest()
-    if manifest.get("kind") != "evolve":
-        raise RecordError(f"{out_dir} holds a {manifest.get('kind')!r} run, not an evolution")
+    rec, manifest = RunRecord.for_resume(out_dir, "evolve")
     spec = manifest["spec"]
-    missing = [k for k in ("scorer",) if spec.get(k) is None] + \
-        (["generators"] if None in spec["generators"] else []) + (["optimizers"] if None in spec["optimizers"] else [])
-    if missing:
-        raise RecordError(f"{out_dir} was started from live Python objects ({', '.join(missing)}); "
-                          "only runs built from specs can be resumed")
     reference = None
     if spec.get("reference_images"):
         from safetensors.torch import load_file
-        reference = load_file(rec.path / "reference_images.safetensors")["images"]
+        reference = load_file(rec.path / spec["reference_images"])["images"]
     opts = spec["optimizers"] if len(spec["optimizers"]) > 1 else spec["optimizers"][0]
     ev = _Evolution(spec["generators"], spec["scorer"], opts, unit=spec["unit"], pole=spec["pole"],
                     generations=spec["generations"], seed=spec["seed"], reference_images=reference,
                     device=spec.get("device"))
     if rec.has_checkpoint():
         ev.load_state(rec.load_checkpoint())
-    rec.update_manifest(status="running", resumed=manifest.get("resumed", 0) + 1)
-    return _run(ev, rec, progress=progress, image_every=spec.get("image_every", 10), t_start=time.time(),
+    rec.mark_resumed(manifest)
+    return _run(ev, rec, progress=progress, image_every=spec.get("image_every", 10),
+                plots=spec.get("plots", True), t_start=time.time(),
                 elapsed_before=float(manifest.get("elapsed_s", 0.0)))

@@ -24,6 +24,8 @@ from core.errors import RecordError
 
 MANIFEST, SCORES, CODES, CHECKPOINT, BEST = "manifest.json", "scores.parquet", "codes.safetensors", "checkpoint.pt", "best.png"
 CHECKPOINT_VERSION = 1
+#: spec entries that name parts (None there means the run was built from a live object)
+PART_KEYS = ("generator", "generators", "scorer", "optimizers", "ascent")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -93,6 +95,23 @@ class RunRecord:
         rec.write_manifest({"kind": kind, "spec": dict(spec), "status": "running", "created": now(),
                             "updated": now(), "versions": versions()})
         return rec
+
+    @classmethod
+    def for_resume(cls, path: str | Path, kind: str) -> tuple["RunRecord", dict[str, Any]]:
+        """Open a record of ``kind`` to resume; refuse runs that were started from live objects."""
+        rec = cls(path)
+        manifest = rec.manifest()
+        if manifest.get("kind") != kind:
+            raise RecordError(f"{path} holds a {manifest.get('kind')!r} run, not a {kind!r} run")
+        live = sorted(k for k, v in manifest["spec"].items()
+                      if k in PART_KEYS and (v is None or (isinstance(v, list) and None in v)))
+        if live:
+            raise RecordError(f"{path} was started from live Python objects ({', '.join(live)}); "
+                              "only runs built from specs can be resumed")
+        return rec, manifest
+
+    def mark_resumed(self, manifest: Mapping[str, Any]) -> None:
+        self.update_manifest(status="running", resumed=manifest.get("resumed", 0) + 1)
 
     def manifest(self) -> dict[str, Any]:
         path = self.path / MANIFEST

@@ -26,7 +26,7 @@ log = logging.getLogger("actmax")
 
 __all__ = [
     "Registry", "RegistryError", "generators", "optimizers", "scorers",
-    "parse_spec", "format_spec", "registry_for",
+    "parse_spec", "format_spec", "spec_text", "registry_for",
 ]
 
 
@@ -248,6 +248,15 @@ def format_spec(name: str, options: Mapping[str, Any]) -> str:
         return name
     return name + ":" + ",".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}"
                                  for k, v in options.items())
+
+
+def spec_text(spec: Any) -> str | None:
+    """Canonical text of a spec string or dict; None for a live object (it cannot be re-created)."""
+    if isinstance(spec, str):
+        return format_spec(*parse_spec(spec))
+    if isinstance(spec, Mapping):
+        return format_spec(*_split_mapping(spec))
+    return None
 
 
 generators = Registry("generator", ("generators",))

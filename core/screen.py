@@ -47,6 +47,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from core.contracts import ContractError
 from core.errors import RecordError
+from core.registry import spec_text
 
 __all__ = [
     "IMAGE_SUFFIXES", "ImageFolder", "ArrayImages", "open_images", "StreamingScreen", "ScreenResult",
@@ -582,15 +583,6 @@ class ScreenResult:
         return self.images.batch(self.bottom_indices[unit])
 
 
-def _spec_text(spec: Any) -> str | None:
-    if isinstance(spec, str):
-        return spec
-    if isinstance(spec, dict):
-        from core.registry import format_spec
-        return format_spec(str(spec["name"]), {k: v for k, v in spec.items() if k != "name"})
-    return None
-
-
 def _tables(state: StreamingScreen, images: _ImageSet, names: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     u, k = state.top_values.shape
     rows = []
@@ -657,7 +649,7 @@ def screen(scorer: Any, images: str | Path | _ImageSet, *, k: int = 16, batch_si
     state = StreamingScreen(int(model.units), k=int(k), bins=int(bins), range_margin=float(range_margin),
                             value_range=None if value_range is None else (float(value_range[0]), float(value_range[1])))
     rec = None
-    spec = {"scorer": _spec_text(scorer), "images": image_set.describe(), "fingerprint": image_set.fingerprint(),
+    spec = {"scorer": spec_text(scorer), "images": image_set.describe(), "fingerprint": image_set.fingerprint(),
             "k": int(k), "batch_size": int(batch_size), "num_workers": int(num_workers), "bins": int(bins),
             "range_margin": float(range_margin), "value_range": None if value_range is None else list(value_range),
             "checkpoint_every": int(checkpoint_every), "device": device,

@@ -18,9 +18,8 @@ import torch
 from tqdm.auto import tqdm
 
 from core.contracts import Target, make_targets, shape_checks_only
-from core.errors import RecordError
 from core.records import RunRecord, save_image, save_montage
-from core.registry import generators, optimizers, scorers
+from core.registry import generators, optimizers, scorers, spec_text
 
 
 @dataclass
@@ -164,8 +163,7 @@ def synthesize(generator: Any, scorer: Any, *, units: Sequence[int] | None = Non
                      amp=amp)
     rec = None
     if out_dir is not None:
-        from core.evolve import _spec_text
-        spec = {"generator": _spec_text(generator), "scorer": _spec_text(scorer), "ascent": _spec_text(ascent),
+        spec = {"generator": spec_text(generator), "scorer": spec_text(scorer), "ascent": spec_text(ascent),
                 "units": syn.units,
                 "poles": list(poles), "seeds": [int(s) for s in seeds], "device": device, "amp": amp,
                 "checkpoint_every": checkpoint_every}
@@ -175,16 +173,11 @@ def synthesize(generator: Any, scorer: Any, *, units: Sequence[int] | None = Non
 
 def resume_synthesis(out_dir: str | Path, *, progress: bool = False) -> SynthesisResult:
     """Continue a killed synthesis from its last checkpoint."""
-    rec = RunRecord(out_dir)
-    manifest = rec.manifest()
-    if manifest.get("kind") != "synthesize":
-        raise RecordError(f"{out_dir} holds a {manifest.get('kind')!r} run, not a synthesis")
+    rec, manifest = RunRecord.for_resume(out_dir, "synthesize")
     spec = manifest["spec"]
-    if None in (spec["generator"], spec["scorer"], spec["ascent"]):
-        raise RecordError(f"{out_dir} was started from live Python objects; only runs built from specs can be resumed")
     syn = _Synthesis(spec["generator"], spec["scorer"], units=spec["units"], poles=spec["poles"],
                      seeds=spec["seeds"], ascent=spec["ascent"], device=spec.get("device"), amp=spec.get("amp", False))
     if rec.has_checkpoint():
         syn.load_state(rec.load_checkpoint())
-    rec.update_manifest(status="running", resumed=manifest.get("resumed", 0) + 1)
+    rec.mark_resumed(manifest)
     return _run(syn, rec, progress=progress, checkpoint_every=spec.get("checkpoint_every", 25), t_start=time.time())
