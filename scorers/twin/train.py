@@ -207,8 +207,10 @@ class TrainOptions:
     device: str = "cpu"
     min_oracle: float | None = None   #: keep only neurons whose oracle passes this threshold
     init_positions: str = "data"      #: readout positions start at "data" estimates or "random"
-    #: learning-rate factor of the readout positions: small, so positions estimated from data do
-    #: not random-walk while the core's features are still forming (Adam steps ~lr even on noise)
+    #: learning-rate factor of the readout grid (positions mu and their sampling spread sigma):
+    #: small, so positions estimated from data do not random-walk while the core's features are
+    #: still forming, and sigma cannot drift into a wide, flat readout (Adam steps ~lr even when
+    #: the gradient is only noise)
     position_lr_scale: float = 0.1
 
 
@@ -286,10 +288,10 @@ def _fit_member(config: TwinConfig, opts: TrainOptions, seed: int, x_train: torc
         with torch.no_grad():
             jitter = (torch.rand(config.n_neurons, 2, generator=torch.Generator().manual_seed(seed)) - 0.5) * 0.05
             net.readout.mu[0, :, 0].copy_((estimate_positions(x_train, y_train, m_train) + jitter).clamp(-1, 1))
-    mu = net.readout._mu
-    others = [p for p in net.parameters() if p is not mu]
+    grid = [net.readout._mu, net.readout.sigma]
+    others = [p for p in net.parameters() if all(p is not g for g in grid)]
     optim = torch.optim.Adam([{"params": others, "scale": 1.0},
-                              {"params": [mu], "scale": opts.position_lr_scale}], lr=opts.lr)
+                              {"params": grid, "scale": opts.position_lr_scale}], lr=opts.lr)
     for group in optim.param_groups:
         group["lr"] = opts.lr * group["scale"]
     gen = torch.Generator().manual_seed(seed)
