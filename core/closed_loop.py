@@ -261,6 +261,6 @@ def _plot(path: Path, neurons: Any, stimuli: torch.Tensor, images: torch.Tensor,
         ax.tick_params(axis="x", labelsize=6)
     fig.suptitle(f"in-silico closed loop: MEI > best natural for {report['fraction_mei_beats_best_natural']:.0%} "
                  f"of neurons; twin median test r = {report['twin']['median_test_correlation']:.2f}", fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / (1.9 * n + 0.6)))
     fig.savefig(path, dpi=100)
     plt.close(fig)
