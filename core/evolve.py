@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from core.contracts import ContractError, check_images, check_pole
 from core.errors import RecordError
-from core.records import BEST, RunRecord, save_image, save_montage
+from core.records import BEST, RunRecord, now, save_image, save_montage
 from core.registry import generators, optimizers, parse_spec, scorers, spec_text
 
 PartSpec = "str | Mapping[str, Any] | Any"
@@ -222,14 +222,9 @@ def _finish_record(rec: RunRecord, ev: _Evolution, table: pd.DataFrame, traj: pd
     if plots:
         plot_trajectory(traj, rec.path / "trajectory.png", pole=ev.pole)
     best_score = ev.sign * ev.best["score"]
-    rec.update_manifest(status="finished", finished=_now(), elapsed_s=round(elapsed, 3),
+    rec.update_manifest(status="finished", finished=now(), elapsed_s=round(elapsed, 3),
                         generations_done=ev.generation, evaluations=int((table["thread"] >= 0).sum()),
                         best_score=best_score, best_space=ev.spaces[ev.best["thread"]])
-
-
-def _now() -> str:
-    from core.records import now
-    return now()
 
 
 def _run(ev: _Evolution, rec: RunRecord | None, *, progress: bool, image_every: int, plots: bool,

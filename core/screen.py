@@ -698,6 +698,7 @@ def _run(model: torch.nn.Module, image_set: _ImageSet, state: StreamingScreen, r
 
 def _finish(rec: Any, result: ScreenResult, spec: dict[str, Any]) -> None:
     from core.plots import plot_mai_lai, plot_screen_summary
+    from core.records import now
 
     _write_tables(rec.path, result.table, result.stats)
     units = spec.get("montage_units")
@@ -709,14 +710,11 @@ def _finish(rec: Any, result: ScreenResult, spec: dict[str, Any]) -> None:
         plot_mai_lai(result.mais(int(u)), result.lais(int(u)), result.top_values[u], result.bottom_values[u],
                      rec.path / "images" / f"unit_{int(u):04d}.png", title=f"unit {result.unit_names[u]}")
     plot_screen_summary(result, rec.path / "screen_summary.png")
-    rec.update_manifest(status="finished", finished=_now(), elapsed_s=round(result.elapsed_s, 3),
+    rec.update_manifest(status="finished", finished=now(), elapsed_s=round(result.elapsed_s, 3),
                         images=int(result.state.n), units=len(result.unit_names))
     (rec.path / "checkpoint.pt").unlink(missing_ok=True)
 
 
-def _now() -> str:
-    from core.records import now
-    return now()
 
 
 def resume_screen(out_dir: str | Path, *, scorer: Any = None, progress: bool = False) -> ScreenResult:

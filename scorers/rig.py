@@ -46,7 +46,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -112,10 +112,10 @@ def read_png(path: str | Path) -> np.ndarray:
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write a file under a temporary name, then rename it into place."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
+    """Write a file under a temporary name, then rename it into place (readers never see half a file)."""
+    from core.records import atomic_write_bytes
+
+    atomic_write_bytes(Path(path), data.encode() if isinstance(data, str) else data)
 
 
 def parse_responses(path: Path, *, block: int | None = None) -> dict[str, list[float]]:
