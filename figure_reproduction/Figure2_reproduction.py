@@ -15,7 +15,7 @@ import sys
 import numpy as np
 from scipy.stats import ttest_ind
 
-from _figcommon import SPACE_COLORS, arguments, fmt_p, label, need, plt, read_csv, read_json, save
+from _figcommon import SPACE_COLORS, arguments, first_file, fmt_p, label, plt, read_csv, read_json, save
 
 THREAD_LABELS = {0: "DeePSim", 1: "BigGAN"}
 
@@ -28,10 +28,7 @@ def _mean_se(df, column):
 def main(argv: list[str] | None = None) -> int:
     args = arguments(__doc__.splitlines()[0], argv)
     d = args.source_data / "Fig2"
-    metas = sorted(need(d).glob("Figure2D_src_psth_*_meta.txt"))
-    if not metas:
-        raise SystemExit(f"no Figure2D_src_psth_*_meta.txt in {d}; run make_source_data.py")
-    meta = read_json(metas[0])
+    meta = read_json(first_file(d, "Figure2D_src_psth_*_meta.txt"))
     exp = meta["exp"]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), gridspec_kw={"width_ratios": [1.3, 1, 1]})
     ax = axes[0]

@@ -15,7 +15,7 @@ import sys
 import numpy as np
 from scipy.stats import f_oneway
 
-from _figcommon import arguments, fmt_p, need, plt, read_csv, save, wilson
+from _figcommon import arguments, first_file, fmt_p, plt, read_csv, save, wilson
 
 SPACE_TITLES = {"fourier": "fourier (DeePSim stand-in)", "gabor": "gabor (BigGAN stand-in)"}
 
@@ -23,11 +23,9 @@ SPACE_TITLES = {"fourier": "fourier (DeePSim stand-in)", "gabor": "gabor (BigGAN
 def main(argv: list[str] | None = None) -> int:
     args = arguments(__doc__.splitlines()[0], argv)
     d = args.source_data / "Fig6"
-    example = sorted(need(d).glob("Figure6C_src_*_sgtr_resp_df.csv"))
-    if not example:
-        raise SystemExit(f"no Figure6C_src_*_sgtr_resp_df.csv in {d}; run make_source_data.py")
-    trials = read_csv(example[0])
-    exp = example[0].name.removeprefix("Figure6C_src_").removesuffix("_sgtr_resp_df.csv")
+    example = first_file(d, "Figure6C_src_*_sgtr_resp_df.csv")
+    trials = read_csv(example)
+    exp = example.name.removeprefix("Figure6C_src_").removesuffix("_sgtr_resp_df.csv")
     avg = {"succeeded": read_csv(d / "Figure6D_src_prefchan_avgresp_df.csv"),
            "failed": read_csv(d / "Figure6D_src_prefchan_avgresp_df_failevol.csv")}
     shape = read_csv(d / "Figure6E_src_tuning_shape_fitting_stats_synopsis_selcolumn.csv")

@@ -40,6 +40,14 @@ def need(path: Path) -> Path:
     return path
 
 
+def first_file(folder: Path, pattern: str) -> Path:
+    """The first file in ``folder`` matching ``pattern`` (the example experiment), or a clear exit."""
+    found = sorted(need(folder).glob(pattern))
+    if not found:
+        raise SystemExit(f"no {pattern} in {folder}; run make_source_data.py")
+    return found[0]
+
+
 def read_csv(path: Path, **kw) -> pd.DataFrame:
     return pd.read_csv(need(path), **kw)
 
