@@ -25,9 +25,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.registry import generators, optimizers, scorers  # noqa: E402
+from actmax.core.registry import generators, optimizers, scorers  # noqa: E402
 
-OPTIONAL_OPTIMIZER_MODULES = ("optimizers.cholesky_cma", "optimizers.sphere_cma", "optimizers.hess_cma")
+OPTIONAL_OPTIMIZER_MODULES = ("actmax.optimizers.cholesky_cma", "actmax.optimizers.sphere_cma", "actmax.optimizers.hess_cma")
 
 
 def timed(*fns: Callable[[], Any], repeats: int, device: torch.device, budget_s: float = 0.0,

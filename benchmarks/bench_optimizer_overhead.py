@@ -25,8 +25,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.registry import generators, optimizers, scorers  # noqa: E402
-from scorers.base import Scorer  # noqa: E402
+from actmax.core.registry import generators, optimizers, scorers  # noqa: E402
+from actmax.scorers.base import Scorer  # noqa: E402
 
 DIM = 4096
 OPTIMIZERS = ("cma", "cma:diagonal=True", "cma:sampler=vd", "cma:sampler=vkd", "cholesky_cma",

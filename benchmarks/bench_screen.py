@@ -1,11 +1,11 @@
 """Screening memory: the streamed screen's peak memory does not grow with the number of images.
 
-Images are natural patches cut by ``core.natural_images.sample_patches`` and generated chunk by
+Images are natural patches cut by ``actmax.core.apps.natural_images.sample_patches`` and generated chunk by
 chunk on demand (one chunk of ``--chunk`` images is held at a time), so no image set is ever
 held whole. Two ways to find every unit's top-k / bottom-k images are measured, each in a fresh
 process so that peak RSS is its own:
 
-* ``stream``: ``core.screen.screen`` (top/bottom-k, moments and histogram per unit);
+* ``stream``: ``actmax.core.apps.screen.screen`` (top/bottom-k, moments and histogram per unit);
 * ``naive``:  the full-sort approach of the DualNeuron reference: keep the (N, units) response
   matrix, then sort it per unit (values + int64 indices, both directions).
 
@@ -48,9 +48,9 @@ def worker(args: argparse.Namespace) -> None:
     import torch
     from torch.utils.data import DataLoader
 
-    from core.natural_images import sample_patches
-    from core.registry import scorers
-    from core.screen import _collate, _ImageSet, _select, screen
+    from actmax.core.apps.natural_images import sample_patches
+    from actmax.core.registry import scorers
+    from actmax.core.apps.screen import _collate, _ImageSet, _select, screen
 
     torch.set_num_threads(1)
 

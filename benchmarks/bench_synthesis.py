@@ -15,8 +15,8 @@ import time
 
 import torch
 
-from core.registry import scorers
-from core.synthesize import synthesize
+from actmax.core.registry import scorers
+from actmax.core.synthesize import synthesize
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Iterator, Literal, Sequence
 
 import torch
+import torch.nn.functional as F
 
 Pole = Literal["high", "low"]
 POLES: tuple[str, str] = ("high", "low")
@@ -98,3 +99,26 @@ def make_targets(units: Sequence[int], poles: Sequence[str] = ("high",),
     for p in poles:
         check_pole(p)
     return [Target(int(u), p, int(s)) for u in units for p in poles for s in seeds]
+
+
+LUMINANCE = (0.299, 0.587, 0.114)
+
+
+def to_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
+    """Grey <-> RGB conversion (luminance weights for RGB -> grey)."""
+    c = images.shape[1]
+    if c == channels:
+        return images
+    if channels == 1:
+        w = images.new_tensor(LUMINANCE).view(1, 3, 1, 1)
+        return (images * w).sum(1, keepdim=True)
+    return images.expand(-1, 3, -1, -1)
+
+
+def to_size(images: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """Bilinear (antialiased when shrinking) resize to ``size``."""
+    hw = (size, size) if isinstance(size, int) else tuple(size)
+    if tuple(images.shape[-2:]) == hw:
+        return images
+    shrink = images.shape[-1] > hw[1] or images.shape[-2] > hw[0]
+    return F.interpolate(images, size=hw, mode="bilinear", align_corners=False, antialias=shrink)

@@ -1,9 +1,12 @@
 """Error types that mean "bad input" (reported as one line by the CLI, never a traceback)."""
 from __future__ import annotations
 
-from core.contracts import ContractError
-from core.registry import RegistryError
-from optimizers.base import OptimizerStateError
+from actmax.core.contracts import ContractError
+from actmax.core.registry import RegistryError
+
+
+class OptimizerStateError(ValueError):
+    """A state dict that does not fit this optimizer."""
 
 
 class RecordError(ValueError):

@@ -23,10 +23,10 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from core.contracts import ContractError, check_images, check_pole
-from core.errors import RecordError
-from core.records import BEST, RunRecord, now, save_image, save_montage
-from core.registry import generators, optimizers, parse_spec, scorers, spec_text
+from actmax.core.contracts import ContractError, check_images, check_pole
+from actmax.core.errors import RecordError
+from actmax.core.records import BEST, RunRecord, now, save_image, save_montage
+from actmax.core.registry import generators, optimizers, parse_spec, scorers, spec_text
 
 PartSpec = "str | Mapping[str, Any] | Any"
 
@@ -194,7 +194,7 @@ class _Evolution:
 
 
 def _match(images: torch.Tensor, channels: int, size: int) -> torch.Tensor:
-    from scorers.base import to_channels, to_size
+    from actmax.core.contracts import to_channels, to_size
     return to_size(to_channels(images, channels), size)
 
 
@@ -207,7 +207,7 @@ def _trajectory(table: pd.DataFrame, sign: float) -> pd.DataFrame:
 
 def _finish_record(rec: RunRecord, ev: _Evolution, table: pd.DataFrame, traj: pd.DataFrame,
                    best_image: torch.Tensor, elapsed: float, plots: bool) -> None:
-    from core.run_plots import plot_trajectory
+    from actmax.core.run_plots import plot_trajectory
 
     rec.write_codes({f"{s}/best_per_generation": torch.from_numpy(np.stack(c))
                      for s, c in zip(ev.spaces, ev.best_codes) if c},
@@ -290,7 +290,7 @@ def evolve(generator: Any | Sequence[Any], scorer: Any, optimizer: Any = None, *
                 "reference_images": None if reference_images is None else "reference_images.safetensors"}
         rec = RunRecord.create(out_dir, kind="evolve", spec=spec, overwrite=overwrite)
         if reference_images is not None:
-            from core.records import atomic_write_bytes
+            from actmax.core.records import atomic_write_bytes
             from safetensors.torch import save
             atomic_write_bytes(rec.path / "reference_images.safetensors",
                                save({"images": reference_images.detach().float().cpu().contiguous()}))

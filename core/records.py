@@ -13,6 +13,7 @@ import os
 import platform
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from core.errors import RecordError
+from actmax.core.errors import RecordError
 
 MANIFEST, SCORES, CODES, CHECKPOINT, BEST = "manifest.json", "scores.parquet", "codes.safetensors", "checkpoint.pt", "best.png"
 CHECKPOINT_VERSION = 1
@@ -64,12 +65,12 @@ def versions() -> dict[str, str]:
     """Versions of the software that shapes a run's numbers."""
     from importlib.metadata import PackageNotFoundError, version
 
-    import core
+    from actmax.core import __version__
     try:
         pycma = version("cma")
     except PackageNotFoundError:
         pycma = "not installed"
-    return {"actmax": core.__version__, "python": platform.python_version(), "torch": torch.__version__,
+    return {"actmax": __version__, "python": platform.python_version(), "torch": torch.__version__,
             "numpy": np.__version__, "pycma": pycma, "platform": platform.platform()}
 
 
@@ -170,6 +171,34 @@ class RunRecord:
 
     def load_checkpoint(self) -> dict[str, Any]:
         return load_checkpoint_file(self.path / CHECKPOINT)
+
+
+@dataclass
+class LoadedRun:
+    """A run record read back: its manifest, score table, best codes and stimuli (PNG previews)."""
+
+    path: Path
+    manifest: dict[str, Any]
+    scores: pd.DataFrame
+    codes: dict[str, torch.Tensor]
+
+    @property
+    def kind(self) -> str:
+        return str(self.manifest.get("kind"))
+
+    def __repr__(self) -> str:
+        m = self.manifest
+        return (f"LoadedRun({self.kind}, status={m.get('status')!r}, rows={len(self.scores)}, "
+                f"codes={sorted(self.codes)}, path={str(self.path)!r})")
+
+
+def load_run(path: str | Path) -> LoadedRun:
+    """Read a run record folder (evolve, synthesize or screen) for analysis."""
+    rec = RunRecord(path)
+    manifest = rec.manifest()
+    scores = rec.scores() if (rec.path / SCORES).exists() else pd.DataFrame()
+    codes = rec.codes() if (rec.path / CODES).exists() else {}
+    return LoadedRun(rec.path, manifest, scores, codes)
 
 
 def load_checkpoint_file(path: str | Path) -> dict[str, Any]:

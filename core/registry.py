@@ -26,7 +26,7 @@ log = logging.getLogger("actmax")
 
 __all__ = [
     "Registry", "RegistryError", "generators", "optimizers", "scorers",
-    "parse_spec", "format_spec", "spec_text", "registry_for",
+    "parse_spec", "format_spec", "spec_text", "registry_for", "create", "list_parts",
 ]
 
 
@@ -259,9 +259,9 @@ def spec_text(spec: Any) -> str | None:
     return None
 
 
-generators = Registry("generator", ("generators",))
-optimizers = Registry("optimizer", ("optimizers",))
-scorers = Registry("scorer", ("scorers",))
+generators = Registry("generator", ("actmax.generators",))
+optimizers = Registry("optimizer", ("actmax.optimizers",))
+scorers = Registry("scorer", ("actmax.scorers",))
 
 
 def registry_for(kind: str) -> Registry:
@@ -271,3 +271,19 @@ def registry_for(kind: str) -> Registry:
     if key not in table:
         raise RegistryError(f"unknown part kind {kind!r}; use generators, optimizers or scorers")
     return table[key]
+
+
+def create(kind: str, spec: str | Mapping[str, Any], /, **options: Any) -> Any:
+    """Create a registered part: ``create("generator", "fourier", size=64)`` or a full spec string."""
+    if isinstance(spec, str) and options:
+        name, parsed = parse_spec(spec)
+        spec = {"name": name, **parsed, **options}
+    elif isinstance(spec, Mapping) and options:
+        spec = {**spec, **options}
+    return registry_for(kind).create(spec)
+
+
+def list_parts(kind: str | None = None) -> dict[str, dict[str, str]]:
+    """Registered parts by kind (``generators``, ``optimizers``, ``scorers``): name -> description."""
+    kinds = [kind] if kind else ["generators", "optimizers", "scorers"]
+    return {registry_for(k).kind + "s": registry_for(k).describe() for k in kinds}

@@ -17,9 +17,9 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from core.contracts import Target, make_targets, shape_checks_only
-from core.records import RunRecord, save_image, save_montage
-from core.registry import generators, optimizers, scorers, spec_text
+from actmax.core.contracts import Target, make_targets, shape_checks_only
+from actmax.core.records import RunRecord, save_image, save_montage
+from actmax.core.registry import generators, optimizers, scorers, spec_text
 
 
 @dataclass

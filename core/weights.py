@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import torch
 
-from core.errors import WeightsError
+from actmax.core.errors import WeightsError
 
 __all__ = [
     "WeightSpec", "Located", "KNOWN_WEIGHTS", "register_weights", "weight_spec", "locate",

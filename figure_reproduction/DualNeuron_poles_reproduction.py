@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """DualNeuron-style pole figure (in silico): MEI/LEI pairs and activation curves around the baseline.
 
-For every model neuron: the gradient MEI and LEI (``core.synthesize``), its most and least
+For every model neuron: the gradient MEI and LEI (``actmax.core.synthesize``), its most and least
 activating natural patches (MAI/LAI), and its activation curve over natural patches (sorted
 responses, adaptively sampled) with the baseline (response to grey) and the MEI/LEI
 responses beyond the natural range. Bidirectional neurons (the dual-feature, V4-like units)

@@ -2,7 +2,7 @@
 """MEI vs Gabor (in silico): how Gabor-like are the MEIs, and does the fit recover the receptive field?
 
 Each MEI (and, for comparison, the known optimum and the best natural patch) is fitted with
-a 2-D Gabor by least squares (``core.analysis.compare_to_gabor``). Shown: MEI, fitted Gabor
+a 2-D Gabor by least squares (``actmax.core.apps.analysis.compare_to_gabor``). Shown: MEI, fitted Gabor
 and residual per unit; the fit's R^2 per image type; the fitted centre and orientation
 against the model neuron's true receptive field. (``source_data/MEIvsGabor/``.)
 """

@@ -29,8 +29,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from scorers.base import Scorer, to_channels, to_size
-from scorers.model_neurons import (DUAL_BASELINE, DUAL_EXCITATION, DUAL_SUPPRESSION, SIMPLE_SHARPNESS,
+from actmax.scorers.base import Scorer, to_channels, to_size
+from actmax.scorers.model_neurons import (DUAL_BASELINE, DUAL_EXCITATION, DUAL_SUPPRESSION, SIMPLE_SHARPNESS,
                                    ModelNeurons)
 
 AREA_OF_KIND = {"simple": "V1", "complex": "V1", "dual": "V4"}

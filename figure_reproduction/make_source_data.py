@@ -96,9 +96,9 @@ def _blocks(scores: pd.DataFrame, thread: int) -> list[np.ndarray]:
 
 def analyse_experiment(cell, path: Path, scores: pd.DataFrame, s: Settings, neurons, poisson, refs) -> dict:
     """Success tests, trajectories, PSTHs (via an exact replay), prototypes of one paired evolution."""
-    from core.analysis import evolution_success, fit_time_constant, normalise_trajectory
-    from core.evolve import evolve
-    from core.records import RunRecord
+    from actmax.core.apps.analysis import evolution_success, fit_time_constant, normalise_trajectory
+    from actmax.core.evolve import evolve
+    from actmax.core.records import RunRecord
 
     unit = cell.units[0]
     kind = neurons.kinds[unit]
@@ -216,8 +216,8 @@ def write_fig2(root: Path, ex: dict, scores: pd.DataFrame, neurons, s: Settings)
 
 
 def write_fig3(root: Path, exps: list[dict], neurons, meta: pd.DataFrame) -> None:
-    from core.analysis import feature_cosine
-    from core.registry import scorers
+    from actmax.core.apps.analysis import feature_cosine
+    from actmax.core.registry import scorers
 
     d = root / "Fig3"
     write_csv(meta, d / "Fig3_meta_df.csv", index=False)
@@ -320,7 +320,7 @@ def write_fig5(root: Path, exps: list[dict], meta: pd.DataFrame) -> None:
 
 
 def write_fig6(root: Path, exps: list[dict], example: dict, s: Settings, neurons) -> None:
-    from core.registry import generators, scorers
+    from actmax.core.registry import generators, scorers
 
     d = root / "Fig6"
     noisy = scorers.create(scorer_spec(s, noise_seed=2))   # fresh trials, independent of the evolution's
@@ -374,10 +374,10 @@ def write_fig6(root: Path, exps: list[dict], example: dict, s: Settings, neurons
 
 def write_poles_and_gabor(root: Path, s: Settings) -> None:
     """MEI/LEI pairs by gradient synthesis, natural activation curves, Gabor fits (DualNeuron, MEIvsGabor)."""
-    from core.analysis import adaptive_sample, bidirectional_index, compare_to_gabor, fit_gabor
-    from core.natural_images import sample_patches
-    from core.registry import scorers
-    from core.synthesize import synthesize
+    from actmax.core.apps.analysis import adaptive_sample, bidirectional_index, compare_to_gabor, fit_gabor
+    from actmax.core.apps.natural_images import sample_patches
+    from actmax.core.registry import scorers
+    from actmax.core.synthesize import synthesize
 
     neurons = scorers.create(model_spec(s))
     units = list(range(s.pole_units))
@@ -450,8 +450,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     s = QUICK if args.quick else FULL
     campaign_dir = args.campaign_dir or REPO / "runs" / ("figure_campaign_quick" if args.quick else "figure_campaign")
-    from core.campaign import CampaignSpec, gather, run_campaign
-    from core.registry import scorers
+    from actmax.core.apps.campaign import CampaignSpec, gather, run_campaign
+    from actmax.core.registry import scorers
 
     t0 = time.time()
     spec = CampaignSpec.from_mapping(campaign_spec(s))
@@ -466,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
     t1 = time.time()
     poisson = scorers.create(scorer_spec(s))
     neurons = poisson.base
-    from core.natural_images import sample_patches
+    from actmax.core.apps.natural_images import sample_patches
     refs = torch.from_numpy(sample_patches(REFERENCE["n"], REFERENCE["size"], seed=REFERENCE["seed"]))
     check_projections(neurons, torch.cat([refs, torch.rand(4, 1, SIZE, SIZE)]))
     all_scores = tables["scores"]

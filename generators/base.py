@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 import torch
 from torch import nn
 
-from core.contracts import check_codes
+from actmax.core.contracts import check_codes
 
 
 class Generator(nn.Module, ABC):

@@ -26,10 +26,10 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from core.errors import WeightsError
-from core.registry import generators
-from core.weights import load_into, load_state_dict_file, resolve
-from generators.base import Generator
+from actmax.core.errors import WeightsError
+from actmax.core.registry import generators
+from actmax.core.weights import load_into, load_state_dict_file, resolve
+from actmax.generators.base import Generator
 
 BIGGAN_DEEP_256 = {
     "output_dim": 256, "z_dim": 128, "class_embed_dim": 128, "channel_width": 128,

@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.registry import generators
-from core.weights import load_into, load_state_dict_file, resolve
-from generators.base import Generator, seeded_normal
+from actmax.core.registry import generators
+from actmax.core.weights import load_into, load_state_dict_file, resolve
+from actmax.generators.base import Generator, seeded_normal
 
 RGB_MEAN = (123.0, 117.0, 104.0)
 """ImageNet channel means (R, G, B) on the 0-255 scale, added back to the raw output."""

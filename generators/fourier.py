@@ -15,8 +15,8 @@ from importlib import resources
 import numpy as np
 import torch
 
-from core.registry import generators
-from generators.base import Generator, seeded_normal
+from actmax.core.registry import generators
+from actmax.generators.base import Generator, seeded_normal
 
 
 @lru_cache(maxsize=1)

@@ -5,8 +5,8 @@ import math
 
 import torch
 
-from core.registry import generators
-from generators.base import Generator, seeded_normal
+from actmax.core.registry import generators
+from actmax.generators.base import Generator, seeded_normal
 
 PARAMS = ("x", "y", "orientation", "frequency", "phase", "size", "aspect", "contrast")
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from core.registry import generators
-from generators.base import Generator, seeded_normal
+from actmax.core.registry import generators
+from actmax.generators.base import Generator, seeded_normal
 
 
 @generators.register("pixel")

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from core.registry import optimizers
+from actmax.core.registry import optimizers
 
 
 def limit_input(images: torch.Tensor, *, norm: float | None = None, contrast: float | None = None) -> torch.Tensor:

@@ -6,9 +6,7 @@ from typing import Any
 
 import numpy as np
 
-
-class OptimizerStateError(ValueError):
-    """A state dict that does not fit this optimizer."""
+from actmax.core.errors import OptimizerStateError  # noqa: F401  (re-exported for optimizers)
 
 
 class Optimizer(ABC):

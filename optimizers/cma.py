@@ -23,8 +23,8 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from core.registry import optimizers
-from optimizers.base import Optimizer, OptimizerStateError
+from actmax.core.registry import optimizers
+from actmax.optimizers.base import Optimizer, OptimizerStateError
 
 _NUMPY_GLOBAL_RNG = threading.Lock()
 SAMPLERS = ("full", "vd", "vkd")

@@ -10,7 +10,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from optimizers.base import OptimizerStateError
+from actmax.optimizers.base import OptimizerStateError
 
 #: codes told back may have gone through float32 (rendering); anything closer than this to the
 #: asked codes counts as "the same codes" and the optimizer keeps using its float64 copy.

@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from core.registry import optimizers
-from optimizers.base import Optimizer, rng_from_state, rng_state
-from optimizers.common import (array, best_state, check_dim, check_shape, check_state, initial_point,
+from actmax.core.registry import optimizers
+from actmax.optimizers.base import Optimizer, rng_from_state, rng_state
+from actmax.optimizers.common import (array, best_state, check_dim, check_shape, check_state, initial_point,
                                load_best, positive, require, tensor)
 
 

@@ -26,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from core.registry import optimizers
-from optimizers.base import Optimizer
-from optimizers.cholesky_cma import CholeskyCMA
-from optimizers.common import (array, best_state, check_asked, check_dim, check_state, default_popsize,
+from actmax.core.registry import optimizers
+from actmax.optimizers.base import Optimizer
+from actmax.optimizers.cholesky_cma import CholeskyCMA
+from actmax.optimizers.common import (array, best_state, check_asked, check_dim, check_state, default_popsize,
                                initial_point, load_best, positive, require, tensor)
 
 EIGVEC_KEYS = ("eigvecs", "eigvects")

@@ -1,5 +1,5 @@
 """Scorers: images in [0, 1] -> responses (B, units). Importing registers the built-ins."""
-from scorers.base import Scorer
-from scorers import model_neurons, callable, cnn, rig, twin, noisy  # noqa: F401  (registration)
+from actmax.scorers.base import Scorer
+from actmax.scorers import model_neurons, callable, cnn, rig, twin, noisy  # noqa: F401  (registration)
 
 __all__ = ["Scorer"]

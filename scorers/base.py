@@ -4,12 +4,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from core.contracts import check_images, check_scores
-
-LUMINANCE = (0.299, 0.587, 0.114)
+from actmax.core.contracts import LUMINANCE, check_images, check_scores, to_channels, to_size  # noqa: F401
 
 
 class Scorer(nn.Module, ABC):
@@ -42,23 +39,3 @@ class Scorer(nn.Module, ABC):
         if not 0 <= int(unit) < self.units:
             raise IndexError(f"unit {unit} out of range: {type(self).__name__} has {self.units} units")
         return int(unit)
-
-
-def to_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
-    """Grey <-> RGB conversion (luminance weights for RGB -> grey)."""
-    c = images.shape[1]
-    if c == channels:
-        return images
-    if channels == 1:
-        w = images.new_tensor(LUMINANCE).view(1, 3, 1, 1)
-        return (images * w).sum(1, keepdim=True)
-    return images.expand(-1, 3, -1, -1)
-
-
-def to_size(images: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
-    """Bilinear (antialiased when shrinking) resize to ``size``."""
-    hw = (size, size) if isinstance(size, int) else tuple(size)
-    if tuple(images.shape[-2:]) == hw:
-        return images
-    shrink = images.shape[-1] > hw[1] or images.shape[-2] > hw[0]
-    return F.interpolate(images, size=hw, mode="bilinear", align_corners=False, antialias=shrink)

@@ -7,8 +7,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from core.registry import scorers
-from scorers.base import Scorer
+from actmax.core.registry import scorers
+from actmax.scorers.base import Scorer
 
 
 def import_function(path: str) -> Callable[[torch.Tensor], object]:

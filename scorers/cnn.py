@@ -13,7 +13,7 @@ layer, so later layers are never computed.
 
 Preprocessing: grey -> RGB, an optional receptive-field paste (the image resized to a box
 and pasted on a 0.5-grey canvas, ``paste=[top,left,size]``), a resize to ``input_size``
-and ImageNet normalisation. Pretrained torchvision weights are found by ``core.weights``
+and ImageNet normalisation. Pretrained torchvision weights are found by ``actmax.core.weights``
 (a local file given with ``weights=``, ``$ACTMAX_WEIGHTS_DIR``, torch hub's checkpoint
 folder) and downloaded through torchvision only when online.
 """
@@ -27,9 +27,9 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from core.errors import WeightsError
-from core.registry import scorers
-from scorers.base import Scorer, to_channels, to_size
+from actmax.core.errors import WeightsError
+from actmax.core.registry import scorers
+from actmax.scorers.base import Scorer, to_channels, to_size
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -41,9 +41,9 @@ class _StopForward(Exception):
 
 # -- building networks -------------------------------------------------------------------------
 def torchvision_weight_spec(model_name: str) -> Any:
-    """The ``core.weights`` entry of a torchvision model's default ImageNet weights (registered once)."""
+    """The ``actmax.core.weights`` entry of a torchvision model's default ImageNet weights (registered once)."""
     import torchvision
-    from core.weights import WeightSpec, register_weights
+    from actmax.core.weights import WeightSpec, register_weights
 
     try:
         enum = torchvision.models.get_model_weights(model_name)
@@ -78,7 +78,7 @@ def build_torchvision(model_name: str, *, pretrained: bool = False, weights: str
 
 
 def _load_pretrained(model: nn.Module, model_name: str, weights: str | None) -> None:
-    from core.weights import is_offline, load_into, load_state_dict_file, locate
+    from actmax.core.weights import is_offline, load_into, load_state_dict_file, locate
 
     spec = torchvision_weight_spec(model_name) if not weights or not Path(weights).is_file() else None
     if spec is None:

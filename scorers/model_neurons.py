@@ -27,9 +27,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.contracts import check_pole
-from core.registry import scorers
-from scorers.base import Scorer, to_channels, to_size
+from actmax.core.contracts import check_pole
+from actmax.core.registry import scorers
+from actmax.scorers.base import Scorer, to_channels, to_size
 
 KINDS = ("simple", "complex", "dual")
 DUAL_BASELINE, DUAL_EXCITATION, DUAL_SUPPRESSION = 1.0, 2.0, 4.0

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.registry import scorers
-from scorers.base import Scorer
+from actmax.core.registry import scorers
+from actmax.scorers.base import Scorer
 
 
 @scorers.register("poisson")

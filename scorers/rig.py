@@ -51,8 +51,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from core.registry import scorers
-from scorers.base import Scorer, to_size
+from actmax.core.registry import scorers
+from actmax.scorers.base import Scorer, to_size
 
 PROTOCOL = "actmax-rig/1"
 MANIFEST = "manifest.json"
@@ -113,7 +113,7 @@ def read_png(path: str | Path) -> np.ndarray:
 
 def atomic_write(path: Path, data: bytes | str) -> None:
     """Write a file under a temporary name, then rename it into place (readers never see half a file)."""
-    from core.records import atomic_write_bytes
+    from actmax.core.records import atomic_write_bytes
 
     atomic_write_bytes(Path(path), data.encode() if isinstance(data, str) else data)
 

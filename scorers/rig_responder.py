@@ -28,7 +28,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from scorers.rig import (ABANDONED, ACCEPTED, MANIFEST, REJECTED, RESPONSE_FILES, _BLOCK_RE, atomic_write,
+from actmax.scorers.rig import (ABANDONED, ACCEPTED, MANIFEST, REJECTED, RESPONSE_FILES, _BLOCK_RE, atomic_write,
                          read_png)
 
 READY = "RESPONDER_READY"   #: written once the responder watches the folder
@@ -180,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args(argv)
 
-    from core.registry import scorers
+    from actmax.core.registry import scorers
 
     torch.set_num_threads(max(1, args.threads))
     exchange = Path(args.exchange)

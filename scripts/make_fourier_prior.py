@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.natural_images import RGB_PHOTOS, GREY_PHOTOS, sample_patches
+from actmax.core.apps.natural_images import RGB_PHOTOS, GREY_PHOTOS, sample_patches
 
 N = 128
 PATCHES = 4000

@@ -14,4 +14,4 @@ if ! .venv/bin/python -c "import torch, torchvision" 2>/dev/null; then
     || pipq .venv/bin/pip install -q "torch>=2.1" "torchvision>=0.16"
 fi
 pipq .venv/bin/pip install -q -e ".[test,gan,similarity,cluster]"
-.venv/bin/python -c "import torch, core; print('actmax', core.__version__, 'with torch', torch.__version__, 'ready in .venv')"
+.venv/bin/python -c "import torch, actmax; print('actmax', actmax.__version__, 'with torch', torch.__version__, 'ready in .venv')"

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 import torch
 
-from core import analysis as A
-from core.errors import WeightsError
-from core.registry import scorers
+from actmax.core.apps import analysis as A
+from actmax.core.errors import WeightsError
+from actmax.core.registry import scorers
 
 
 def softplus(x: float) -> float:
@@ -333,16 +333,16 @@ def _is_png(path) -> bool:
 
 
 def test_reports_write_tables_and_figures(tmp_path):
-    from core.analysis_reports import report_activation, report_bidirectional, report_images, report_similarity
-    from core.records import save_image
-    from core.screen import screen
+    from actmax.core.apps.analysis_reports import report_activation, report_bidirectional, report_images, report_similarity
+    from actmax.core.records import save_image
+    from actmax.core.apps.screen import screen
 
     s = scorers.create("model:kind=dual,n=2,size=32,seed=1")
     for pole in ("high", "low"):
         save_image(s.optimal_stimulus(pole)[0], tmp_path / f"{pole}.png")
     table = report_images([tmp_path / "high.png"], out=tmp_path / "g")
     assert table.loc[0, "gabor_r2"] > 0.5 and _is_png(tmp_path / "g" / "gabor_high.png")
-    from core.natural_images import sample_patches
+    from actmax.core.apps.natural_images import sample_patches
     np.save(tmp_path / "x.npy", (sample_patches(200, 32, seed=0) * 255).astype(np.uint8))
     screen("model:kind=dual,n=2,size=32,seed=1", tmp_path / "x.npy", k=3, out_dir=tmp_path / "scr", max_montages=0)
     bi = report_bidirectional("model:kind=dual,n=2,size=32,seed=1", records=[tmp_path / "scr"], out=tmp_path / "b")
@@ -357,8 +357,8 @@ def test_reports_write_tables_and_figures(tmp_path):
 
 
 def test_cli_analyze_trajectory_on_an_evolution_record(tmp_path, capsys):
-    from core.cli import main
-    from core.evolve import evolve
+    from actmax.core.cli import main
+    from actmax.core.evolve import evolve
 
     evolve("gabor", "model:kind=simple,n=1,size=32", "cma:popsize=8", unit=0, generations=12, seed=0,
            out_dir=tmp_path / "ev")

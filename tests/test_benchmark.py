@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 import torch
 
-from core.benchmark import NoisyResponses, run_benchmark
-from core.registry import RegistryError
-from scorers.callable import CallableScorer
+from actmax.core.apps.benchmark import NoisyResponses, run_benchmark
+from actmax.core.registry import RegistryError
+from actmax.scorers.callable import CallableScorer
 
 SMALL = dict(spaces=["gabor:size=24"], scorer="model:kind=simple,n=2,size=24", budget=200, popsize=20)
 
@@ -98,7 +98,7 @@ def test_cma_beats_random_search_on_a_model_neuron():
 
 def test_cli_benchmark(tmp_path):
     from typer.testing import CliRunner
-    from core.cli import app
+    from actmax.core.cli import app
 
     result = CliRunner().invoke(app, ["benchmark", "-o", "cholesky_cma", "-o", "genetic:popsize=20,n_conserve=5",
                                       "-g", "gabor:size=24", "-s", "model:kind=simple,n=1,size=24",

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from core.campaign import (CampaignSpec, campaign_log, cell_status, executions, gather, load_spec, run_campaign)
+from actmax.core.apps.campaign import (CampaignSpec, campaign_log, cell_status, executions, gather, load_spec, run_campaign)
 from tests.conftest import REPO, run_cli
 
 TINY = {"scorer": "model:kind=mixed,n=5,size=16", "spaces": ["gabor:size=16", "fourier:size=16"],
@@ -98,7 +98,7 @@ def test_failing_cells_are_reported_and_the_rest_finish(tmp_path):
 
 
 def test_crash_then_rerun_skips_finished_and_resumes_the_killed_run(tmp_path, monkeypatch):
-    from core.evolve import evolve
+    from actmax.core.evolve import evolve
     from tests.helpers import slow_neurons
 
     scorer = "callable:fn=tests.helpers.slow_neurons:crashing,units=3"
@@ -144,7 +144,7 @@ def test_hundred_run_campaign_killed_and_rerun_without_redoing_finished_runs(tmp
     root = tmp_path / "grid"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     t0 = time.time()
-    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "campaign", str(spec_path), "--out", str(root),
+    proc = subprocess.Popen([sys.executable, "-m", "actmax.core.cli", "campaign", str(spec_path), "--out", str(root),
                              "--workers", "2", "--no-progress", "--no-gather"], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:

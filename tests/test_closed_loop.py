@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.closed_loop import ClosedLoopConfig, natural_stimuli, run_closed_loop, simulate_trials
+from actmax.core.apps.closed_loop import ClosedLoopConfig, natural_stimuli, run_closed_loop, simulate_trials
 
 SMALL_LOOP = ClosedLoopConfig(
     neurons="model:kind=mixed,n=3,size=32,seed=0", n_train=600, n_test=60, repeats=5, window=20.0, norm=3.0,

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from core.errors import WeightsError
-from core.registry import scorers
-from scorers.cnn import CNNScorer, find_module, receptive_field_box, receptive_field_map, resize_and_pad
+from actmax.core.errors import WeightsError
+from actmax.core.registry import scorers
+from actmax.scorers.cnn import CNNScorer, find_module, receptive_field_box, receptive_field_map, resize_and_pad
 
 torch.manual_seed(0)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.contracts import ContractError
-from core.errors import RecordError
-from core.registry import generators, scorers
+from actmax.core.contracts import ContractError
+from actmax.core.errors import RecordError
+from actmax.core.registry import generators, scorers
 from tests.conftest import run_cli
 
 
@@ -79,7 +79,7 @@ def test_corrupt_and_missing_checkpoints(tmp_path):
 
 def test_pickled_checkpoint_is_refused(tmp_path):
     import pickle
-    from core.records import load_checkpoint_file
+    from actmax.core.records import load_checkpoint_file
 
     class Evil:
         def __reduce__(self):

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 import torch
 
-from core.evolve import evolve, resume_evolution
-from core.records import RunRecord
+from actmax.core.evolve import evolve, resume_evolution
+from actmax.core.records import RunRecord
 from tests.conftest import REPO
 
 GENS = 12
@@ -60,7 +60,7 @@ def test_sigkill_at_random_points_20_trials(reference, tmp_path):
     for trial in range(20):
         out = tmp_path / f"t{trial}"
         target = rng.randint(1, GENS - 2)
-        proc = subprocess.Popen([sys.executable, "-m", "core.cli", *args, "--out", str(out)], cwd=REPO, env=env,
+        proc = subprocess.Popen([sys.executable, "-m", "actmax.core.cli", *args, "--out", str(out)], cwd=REPO, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 120
         while _done(out) < target and proc.poll() is None and time.time() < deadline:
@@ -80,7 +80,7 @@ def test_sigkill_at_random_points_20_trials(reference, tmp_path):
 @pytest.mark.parametrize("trial", range(20))
 def test_crash_at_random_write_is_atomic(reference, tmp_path, monkeypatch, trial):
     """Crash inside any file write (after a partial temp file) and resume: the record still matches."""
-    import core.records as records
+    import actmax.core.records as records
 
     rng = random.Random(trial)
     real = records.atomic_write_bytes

@@ -86,7 +86,7 @@ def test_missing_source_data_is_one_clear_error(tmp_path):
 # -- the in-silico lab ----------------------------------------------------------------------
 def test_temporal_model_matches_the_static_model_when_sustained():
     from insilico_lab import check_projections, drive_kernel, temporal_rates
-    from scorers.model_neurons import ModelNeurons
+    from actmax.scorers.model_neurons import ModelNeurons
 
     neurons = ModelNeurons(kind="mixed", n=6, size=32, seed=3)
     images = torch.rand(5, 1, 32, 32)
@@ -126,7 +126,7 @@ def test_tuning_shape_classifier_on_known_curves():
 
 
 def test_poisson_scorer_is_reproducible_per_block_and_unbiased():
-    from core.registry import scorers
+    from actmax.core.registry import scorers
 
     s = scorers.create("poisson:base='model:kind=simple,n=2,size=16',rate_scale=4.0,window=0.5,seed=3")
     images = torch.rand(400, 1, 16, 16)

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from core.contracts import check_images
-from core.registry import generators
-from generators.biggan import BigGANGenerator
-from generators.deepsim import RGB_MEAN, DeePSimGenerator
+from actmax.core.contracts import check_images
+from actmax.core.registry import generators
+from actmax.generators.biggan import BigGANGenerator
+from actmax.generators.deepsim import RGB_MEAN, DeePSimGenerator
 
 torch.set_num_threads(1)
 
@@ -117,7 +117,7 @@ def test_biggan_full_config_builds_with_public_shapes():
 
 # -- end to end ---------------------------------------------------------------------------------
 def test_deepsim_and_biggan_evolve_with_pycma_on_a_model_neuron(fc6, tiny_biggan):
-    from core.evolve import evolve
+    from actmax.core.evolve import evolve
 
     for gen, pop in ((fc6, 3), (tiny_biggan, 4)):
         res = evolve(gen, "model:n=1", f"cma:popsize={pop}", unit=0, generations=2, seed=0)
@@ -127,14 +127,14 @@ def test_deepsim_and_biggan_evolve_with_pycma_on_a_model_neuron(fc6, tiny_biggan
         assert res.best_code.shape == (gen.dim,)
         check_images(res.best_image.unsqueeze(0) if res.best_image.ndim == 3 else res.best_image)
         # the best code re-renders to an image scoring the best score
-        from core.registry import scorers
+        from actmax.core.registry import scorers
         with torch.no_grad():
             again = scorers.create("model:n=1")(gen(torch.as_tensor(res.best_code, dtype=torch.float32)[None]))
         assert float(again[0, 0]) == pytest.approx(res.best_score, rel=1e-4, abs=1e-5)
 
 
 def test_deepsim_and_biggan_synthesize_by_gradient_on_a_model_neuron(fc6, tiny_biggan):
-    from core.synthesize import synthesize
+    from actmax.core.synthesize import synthesize
 
     for gen in (fc6, tiny_biggan):
         res = synthesize(gen, "model:n=1", units=[0], poles=("high", "low"), seeds=(0,),

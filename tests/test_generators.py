@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.registry import generators
+from actmax.core.registry import generators
 
 
 
@@ -43,7 +43,7 @@ def test_batch_elements_are_independent():
 
 def test_fourier_prior_is_natural_image_like():
     """The stored prior falls off with spatial frequency roughly as 1/f^a, a in (0.8, 2.2)."""
-    from generators.fourier import magnitude_prior
+    from actmax.generators.fourier import magnitude_prior
 
     for channels in (1, 3):
         m = magnitude_prior(64, channels)[0]
@@ -58,7 +58,7 @@ def test_fourier_prior_is_natural_image_like():
 
 def test_fourier_prior_resamples_consistently_across_sizes():
     """A 32-px and a 128-px prior agree at the frequencies they share (the prior is resampled in frequency)."""
-    from generators.fourier import magnitude_prior
+    from actmax.generators.fourier import magnitude_prior
 
     small, big = magnitude_prior(32, 1)[0], magnitude_prior(128, 1)[0]
     shared_small = small[1:8, 1:8] / small[1:8, 1:8].mean()

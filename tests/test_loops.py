@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 import torch
 
-from core.evolve import evolve
-from core.records import RunRecord
-from core.registry import scorers
-from core.synthesize import synthesize
+from actmax.core.evolve import evolve
+from actmax.core.records import RunRecord
+from actmax.core.registry import scorers
+from actmax.core.synthesize import synthesize
 
 
 def test_cma_evolution_reaches_90_percent_of_gradient_mei_in_3000_evaluations(tmp_path):

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.registry import scorers
-from core.synthesize import synthesize
-from generators.base import seeded_normal
+from actmax.core.registry import scorers
+from actmax.core.synthesize import synthesize
+from actmax.generators.base import seeded_normal
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +16,7 @@ def neurons():
 
 def test_optimum_beats_every_probe(neurons):
     """No random, natural-like or high-contrast image exceeds a unit's known optimal response."""
-    from core.natural_images import sample_patches
+    from actmax.core.apps.natural_images import sample_patches
 
     probes = torch.cat([torch.rand(200, 1, 32, 32), torch.from_numpy(sample_patches(200, 32, seed=0)),
                         (torch.rand(200, 1, 32, 32) > 0.5).float()])

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from core.registry import optimizers
-from optimizers.base import OptimizerStateError
-from optimizers.cholesky_cma import CholeskyCMA, FactoredCholesky
-from optimizers.genetic import Genetic
-from optimizers.hess_cma import HessCMA
-from optimizers.sphere_cma import SphereCMA
+from actmax.core.registry import optimizers
+from actmax.optimizers.base import OptimizerStateError
+from actmax.optimizers.cholesky_cma import CholeskyCMA, FactoredCholesky
+from actmax.optimizers.genetic import Genetic
+from actmax.optimizers.hess_cma import HessCMA
+from actmax.optimizers.sphere_cma import SphereCMA
 
 DIM = 12
 

@@ -13,7 +13,7 @@ from tests.conftest import run_cli
 
 GOOD = '''
 import torch
-from generators.base import Generator, seeded_normal
+from actmax.generators.base import Generator, seeded_normal
 
 
 class Stripes(Generator):

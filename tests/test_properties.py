@@ -6,8 +6,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.contracts import ContractError
-from core.registry import RegistryError, format_spec, generators, parse_spec, scorers
+from actmax.core.contracts import ContractError
+from actmax.core.registry import RegistryError, format_spec, generators, parse_spec, scorers
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.registry import Registry, RegistryError, generators, optimizers, parse_spec, scorers
+from actmax.core.registry import Registry, RegistryError, generators, optimizers, parse_spec, scorers
 
 
 def test_parse_spec_values():

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
-from core.records import RunRecord
+from actmax.core.records import RunRecord
 from tests.conftest import REPO
 
 EVOLVE = ["evolve", "-g", "gabor:size=32", "-s", "callable:fn=tests.helpers.slow_neurons:slow,units=3",
@@ -21,7 +21,7 @@ EVOLVE = ["evolve", "-g", "gabor:size=32", "-s", "callable:fn=tests.helpers.slow
 
 def _start(out, delay="0.15"):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "SLOW_NEURONS_DELAY": delay}
-    return subprocess.Popen([sys.executable, "-m", "core.cli", *EVOLVE, "--out", str(out)], cwd=REPO, env=env,
+    return subprocess.Popen([sys.executable, "-m", "actmax.core.cli", *EVOLVE, "--out", str(out)], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -61,7 +61,7 @@ def test_killed_evolution_resumes_to_identical_record(tmp_path):
     assert 5 <= done < 14, f"kill landed at generation {done}, not mid-run"
     assert RunRecord(killed).manifest()["status"] == "running"
 
-    res = subprocess.run([sys.executable, "-m", "core.cli", "resume", str(killed), "--no-progress"], cwd=REPO,
+    res = subprocess.run([sys.executable, "-m", "actmax.core.cli", "resume", str(killed), "--no-progress"], cwd=REPO,
                          env={**os.environ, "SLOW_NEURONS_DELAY": "0"}, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     _assert_same_record(killed, full)
@@ -69,7 +69,7 @@ def test_killed_evolution_resumes_to_identical_record(tmp_path):
 
 
 def test_interrupted_synthesis_resumes_to_identical_result(tmp_path, monkeypatch):
-    from core.synthesize import resume_synthesis, synthesize
+    from actmax.core.synthesize import resume_synthesis, synthesize
     import tests.helpers.slow_neurons as sn
 
     kwargs = dict(units=[0, 2], poles=("high", "low"), seeds=(0, 1), ascent="ascent:steps=40,lr=0.05,jitter=1",
@@ -89,8 +89,8 @@ def test_interrupted_synthesis_resumes_to_identical_result(tmp_path, monkeypatch
 
 
 def test_pycma_state_roundtrip_through_checkpoint(tmp_path):
-    from core.records import load_checkpoint_file
-    from core.registry import optimizers
+    from actmax.core.records import load_checkpoint_file
+    from actmax.core.registry import optimizers
 
     f = lambda x: -np.sum((x - 1.0) ** 2, axis=1)  # noqa: E731
     a = optimizers.create("cma:popsize=8", dim=5, seed=4)

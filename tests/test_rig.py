@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from core.evolve import evolve
-from core.registry import scorers
-from scorers.rig_responder import READY
-from scorers.rig import (ABANDONED, ACCEPTED, MANIFEST, REJECTED, RigResponseError, RigScorer, RigTimeoutError,
+from actmax.core.evolve import evolve
+from actmax.core.registry import scorers
+from actmax.scorers.rig_responder import READY
+from actmax.scorers.rig import (ABANDONED, ACCEPTED, MANIFEST, REJECTED, RigResponseError, RigScorer, RigTimeoutError,
                          atomic_write, block_name, parse_responses, read_png)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -138,7 +138,7 @@ def test_full_evolution_against_reference_responder_process(tmp_path):
     exchange = tmp_path / "exchange"
     neuron = "model:kind=simple,n=1,size=32,seed=3"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "scorers.rig_responder", "--exchange", str(exchange), "--model", neuron,
+    cmd = [sys.executable, "-m", "actmax.scorers.rig_responder", "--exchange", str(exchange), "--model", neuron,
            "--late", "2:2.5", "--malformed", "4:channels", "--malformed", "6:missing", "--idle-exit", "60",
            "--poll", "0.02"]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -6,12 +6,12 @@ import pandas as pd
 import pytest
 import torch
 
-from core.analysis import gini
-from core.contracts import ContractError
-from core.errors import RecordError
-from core.natural_images import sample_patches
-from core.registry import scorers
-from core.screen import StreamingScreen, load_screen, open_images, resume_screen, screen
+from actmax.core.apps.analysis import gini
+from actmax.core.contracts import ContractError
+from actmax.core.errors import RecordError
+from actmax.core.apps.natural_images import sample_patches
+from actmax.core.registry import scorers
+from actmax.core.apps.screen import StreamingScreen, load_screen, open_images, resume_screen, screen
 
 TIES = "callable:fn=tests.helpers.screen_scorers:quantised,units=4"
 MODEL = "model:kind=mixed,n=6,size=24,seed=3"
@@ -229,7 +229,7 @@ def test_resume_refuses_a_changed_image_set(tmp_path):
 
 
 def test_cli_screen_and_resume(tmp_path, cli, monkeypatch, capsys):
-    from core.cli import main
+    from actmax.core.cli import main
 
     x = (sample_patches(400, 16, seed=4) * 255).astype(np.uint8)
     np.save(tmp_path / "x.npy", x)

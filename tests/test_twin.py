@@ -10,14 +10,14 @@ import pandas as pd
 import pytest
 import torch
 
-from core.closed_loop import natural_stimuli, noise_free_rates, simulate_trials
-from core.errors import RecordError, WeightsError
-from core.registry import scorers
-from scorers.twin.model import (GaussianReadout, TwinConfig, TwinEnsemble, TwinNetwork, TwinScorer, load_twin,
+from actmax.core.apps.closed_loop import natural_stimuli, noise_free_rates, simulate_trials
+from actmax.core.errors import RecordError, WeightsError
+from actmax.core.registry import scorers
+from actmax.scorers.twin.model import (GaussianReadout, TwinConfig, TwinEnsemble, TwinNetwork, TwinScorer, load_twin,
                                 save_twin)
-from scorers.twin.selection import (oracle_correlation, pearson_per_neuron, rank_neurons, select_neurons,
+from actmax.scorers.twin.selection import (oracle_correlation, pearson_per_neuron, rank_neurons, select_neurons,
                                     trial_counts, trial_mean)
-from scorers.twin.train import (TrainOptions, estimate_positions, load_images, load_responses, split_images,
+from actmax.scorers.twin.train import (TrainOptions, estimate_positions, load_images, load_responses, split_images,
                                 train_twin)
 
 SMALL = {"hidden_channels": 6, "layers": 2, "input_kernel": 5, "hidden_kernel": 3, "image_size": 16}
@@ -279,7 +279,7 @@ def test_cli_train_and_eval(tmp_path, cli, capsys):
             "--responses", str(tmp_path / "resp.parquet"), "--json")
     assert r.returncode == 0, r.stderr
     assert len(json.loads(r.stdout)["test_correlation"]) == 2
-    from core.cli import main
+    from actmax.core.cli import main
     with pytest.raises(SystemExit) as exc:
         main(["twin", "eval", str(tmp_path / "nowhere"), "--images", str(tmp_path / "images.npz"),
               "--responses", str(tmp_path / "resp.parquet")])

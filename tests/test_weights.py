@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from core import weights as W
-from core.errors import WeightsError
-from generators.biggan import TINY, BigGANGenerator
-from generators.deepsim import DeePSimGenerator, build_upconv, rename_public_key
+from actmax.core import weights as W
+from actmax.core.errors import WeightsError
+from actmax.generators.biggan import TINY, BigGANGenerator
+from actmax.generators.deepsim import DeePSimGenerator, build_upconv, rename_public_key
 
 DEEPSIM_REPO = "binxu/DeePSim_DosovitskiyBrox2016"
 
@@ -105,7 +105,7 @@ def test_deepsim_missing_file_gives_one_clear_error():
 
 
 def test_deepsim_missing_through_the_registry_is_the_same_error():
-    from core.registry import generators
+    from actmax.core.registry import generators
     with pytest.raises(WeightsError, match="upconvGAN_fc7.pt"):
         generators.create("deepsim:variant=fc7")
 
@@ -340,7 +340,7 @@ def test_weights_table_and_cli(tmp_path):
     assert not rows["biggan-deep-256"]["present"]
 
     from typer.testing import CliRunner
-    from core.cli import app
+    from actmax.core.cli import app
     out = CliRunner().invoke(app, ["weights"])
     assert out.exit_code == 0, out.output
     assert "deepsim-fc6" in out.output and "present" in out.output and "missing" in out.output

@@ -33,9 +33,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.errors import RecordError, WeightsError
-from core.registry import scorers
-from scorers.base import Scorer, to_channels, to_size
+from actmax.core.errors import RecordError, WeightsError
+from actmax.core.registry import scorers
+from actmax.scorers.base import Scorer, to_channels, to_size
 
 FORMAT = "actmax-twin/1"
 CONFIG_FILE = "twin.json"

@@ -29,9 +29,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from scorers.base import to_channels, to_size
-from scorers.twin.model import TwinConfig, TwinEnsemble, TwinNetwork, init_bias, load_twin, save_twin
-from scorers.twin.selection import (as_trials, normalised_correlation, oracle_correlation,
+from actmax.scorers.base import to_channels, to_size
+from actmax.scorers.twin.model import TwinConfig, TwinEnsemble, TwinNetwork, init_bias, load_twin, save_twin
+from actmax.scorers.twin.selection import (as_trials, normalised_correlation, oracle_correlation,
                                     pearson_per_neuron, select_neurons, trial_counts, trial_mean)
 
 REPORT_JSON = "report.json"
@@ -252,7 +252,7 @@ def estimate_positions(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | No
     spread. Used to start the Gaussian readout near the receptive field, so training spends
     its epochs on the features instead of searching for the position.
     """
-    from optimizers.ascent import gaussian_blur
+    from actmax.optimizers.ascent import gaussian_blur
 
     grey = x.mean(1)
     c = grey - grey.mean(dim=(1, 2), keepdim=True)

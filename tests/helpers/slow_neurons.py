@@ -6,7 +6,7 @@ import time
 
 import torch
 
-from scorers.model_neurons import ModelNeurons
+from actmax.scorers.model_neurons import ModelNeurons
 
 _NEURONS = ModelNeurons(kind="mixed", n=3, size=32, seed=0)
 _CALLS = {"n": 0}

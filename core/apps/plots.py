@@ -17,7 +17,7 @@ __all__ = ["plot_mai_lai", "plot_screen_summary", "plot_activation_curve", "plot
 
 
 def _save(fig: Any, path: str | Path) -> Path:
-    from core.records import atomic_write_bytes
+    from actmax.core.records import atomic_write_bytes
     import io
 
     path = Path(path)
@@ -106,7 +106,7 @@ def plot_screen_summary(result: Any, path: str | Path, *, max_curves: int = 12) 
 def plot_activation_curve(responses: Any, path: str | Path, *, samples: Sequence[int] | None = None,
                           title: str = "") -> Path:
     """Sorted responses of one unit, with adaptively sampled images marked."""
-    from core.analysis import activation_curve
+    from actmax.core.apps.analysis import activation_curve
 
     r = np.asarray(responses, dtype=np.float64).ravel()
     frac, sorted_r = activation_curve(r)
@@ -127,7 +127,7 @@ def plot_activation_curve(responses: Any, path: str | Path, *, samples: Sequence
 def plot_trajectory_analysis(scores: pd.DataFrame, analysis: pd.DataFrame, path: str | Path, *,
                              pole: str = "high", normalise: str = "max") -> Path:
     """Normalised mean trajectory per space with its exponential fit, time constant and success p-value."""
-    from core.analysis import ExponentialFit, normalise_trajectory
+    from actmax.core.apps.analysis import ExponentialFit, normalise_trajectory
 
     df = scores if "space" in scores.columns else scores.assign(space="all")
     df = df[df["space"] != "reference"]
@@ -157,7 +157,7 @@ def plot_trajectory_analysis(scores: pd.DataFrame, analysis: pd.DataFrame, path:
 
 def plot_gabor_comparison(image: Any, path: str | Path, *, title: str = "", folds: Sequence[int] = range(2, 9)) -> Path:
     """An image, its best-fitting Gabor, the residual, its radial power spectrum and symmetry profile."""
-    from core.analysis import _grey, fit_gabor, radial_power_spectrum, rotational_symmetry
+    from actmax.core.apps.analysis import _grey, fit_gabor, radial_power_spectrum, rotational_symmetry
 
     img = _grey(image)
     fit = fit_gabor(img)

@@ -12,14 +12,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from core.errors import RecordError
+from actmax.core.errors import RecordError
 
 __all__ = ["read_image", "report_trajectory", "report_images", "report_bidirectional", "report_activation",
            "report_similarity"]
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> Path:
-    from core.records import atomic_write_bytes
+    from actmax.core.records import atomic_write_bytes
     atomic_write_bytes(path, df.to_csv(index=False).encode())
     return path
 
@@ -28,7 +28,7 @@ def read_image(path: str | Path) -> torch.Tensor:
     """One PNG/JPEG file -> (C, H, W) float32 in [0, 1] (grey files give one channel)."""
     from PIL import Image
 
-    from core.screen import _pil_to_array
+    from actmax.core.apps.screen import _pil_to_array
 
     p = Path(path)
     if not p.is_file():
@@ -41,9 +41,9 @@ def read_image(path: str | Path) -> torch.Tensor:
 def report_trajectory(record: str | Path, *, out: str | Path | None = None, alpha: float = 0.05,
                       normalise: str = "max") -> pd.DataFrame:
     """Time constant and success test per space of an evolution record (``actmax evolve --out``)."""
-    from core.analysis import analyze_trajectories
-    from core.plots import plot_trajectory_analysis
-    from core.records import RunRecord
+    from actmax.core.apps.analysis import analyze_trajectories
+    from actmax.core.apps.plots import plot_trajectory_analysis
+    from actmax.core.records import RunRecord
 
     rec = RunRecord(record)
     manifest = rec.manifest()
@@ -60,8 +60,8 @@ def report_trajectory(record: str | Path, *, out: str | Path | None = None, alph
 
 def report_images(paths: Sequence[str | Path], *, out: str | Path) -> pd.DataFrame:
     """MEI-vs-Gabor metrics of image files: one table row and one figure per image."""
-    from core.analysis import compare_to_gabor
-    from core.plots import plot_gabor_comparison
+    from actmax.core.apps.analysis import compare_to_gabor
+    from actmax.core.apps.plots import plot_gabor_comparison
 
     if not paths:
         raise ValueError("give at least one image file")
@@ -78,11 +78,11 @@ def report_images(paths: Sequence[str | Path], *, out: str | Path) -> pd.DataFra
 
 
 def _extremes_from_record(record: Path, units: int) -> tuple[np.ndarray, np.ndarray, str]:
-    from core.records import RunRecord
+    from actmax.core.records import RunRecord
 
     kind = RunRecord(record).manifest().get("kind")
     if kind == "screen":
-        from core.screen import load_screen
+        from actmax.core.apps.screen import load_screen
         _, stats = load_screen(record)
         if len(stats) != units:
             raise RecordError(f"{record}: the screen has {len(stats)} units, the scorer {units}")
@@ -109,9 +109,9 @@ def report_bidirectional(scorer: Any, *, records: Sequence[str | Path], out: str
     The maximum and minimum of each unit are the most extreme responses over the given screen
     and/or synthesis records (MEI/LEI responses), and the baseline itself.
     """
-    from core.analysis import baseline_response, bidirectional_index
-    from core.plots import plot_bidirectional
-    from core.registry import scorers
+    from actmax.core.apps.analysis import baseline_response, bidirectional_index
+    from actmax.core.apps.plots import plot_bidirectional
+    from actmax.core.registry import scorers
 
     s = scorers.create(scorer)
     base = baseline_response(s, level=level)
@@ -143,10 +143,10 @@ def report_activation(scorer: Any, images: str | Path, *, unit: int, out: str | 
     Keeps the N responses of that one unit (O(N), not O(N x units)). Writes
     ``activation_unit<u>.csv`` (the sampled images), ``.png`` (curve) and ``_samples.png``.
     """
-    from core.analysis import adaptive_sample, gini
-    from core.plots import plot_activation_curve, plot_mai_lai
-    from core.registry import scorers
-    from core.screen import _collate, open_images
+    from actmax.core.apps.analysis import adaptive_sample, gini
+    from actmax.core.apps.plots import plot_activation_curve, plot_mai_lai
+    from actmax.core.registry import scorers
+    from actmax.core.apps.screen import _collate, open_images
 
     s = scorers.create(scorer).eval()
     u = s.check_unit(unit) if hasattr(s, "check_unit") else int(unit)
@@ -179,9 +179,9 @@ def report_activation(scorer: Any, images: str | Path, *, unit: int, out: str | 
 def report_similarity(paths: Sequence[str | Path], *, out: str | Path, metric: str = "lpips", net: str = "alex",
                       trunk_weights: str | None = None, features: Any = None, size: int = 64) -> pd.DataFrame:
     """Pairwise similarity of image files: LPIPS distance or feature cosine (``features`` = a scorer spec)."""
-    from core.analysis import LPIPSDistance, feature_cosine
-    from core.plots import plot_similarity_matrix
-    from scorers.base import to_channels, to_size
+    from actmax.core.apps.analysis import LPIPSDistance, feature_cosine
+    from actmax.core.apps.plots import plot_similarity_matrix
+    from actmax.core.contracts import to_channels, to_size
 
     if len(paths) < 2:
         raise ValueError("give at least two image files to compare")

@@ -9,7 +9,7 @@
 * **Trajectories** of closed-loop evolution (Ponce lab figure statistics): normalised trajectories,
   the exponential convergence time constant (``scipy.optimize.curve_fit``) and the success test
   (t-test of the two blocks around the peak against the first two blocks).
-* **Image similarity**: LPIPS (the ``lpips`` package, weights through :mod:`core.weights`) and the
+* **Image similarity**: LPIPS (the ``lpips`` package, weights through :mod:`actmax.core.weights`) and the
   cosine between feature vectors of any scorer / CNN.
 * **MEI vs Gabor**: best-fitting Gabor by least squares, masked luminance and contrast, n-fold
   rotational symmetry index, radially averaged power spectrum.
@@ -151,7 +151,7 @@ def baseline_response(scorer: Any, *, size: int | None = None, channels: int | N
     ``size``/``channels`` default to the scorer's own (``size``/``image_size``/``channels``
     attributes) or 64 px grey; scorers resize and convert themselves anyway.
     """
-    from core.registry import scorers
+    from actmax.core.registry import scorers
 
     s = scorers.create(scorer)
     if not 0.0 <= level <= 1.0:
@@ -392,7 +392,7 @@ LPIPS_TRUNKS = {  # lpips net name -> (weights name, torchvision file name, torc
 
 
 def _register_lpips_weights() -> None:
-    from core.weights import KNOWN_WEIGHTS, WeightSpec, register_weights
+    from actmax.core.weights import KNOWN_WEIGHTS, WeightSpec, register_weights
 
     for net, (name, filename, builder) in LPIPS_TRUNKS.items():
         if name in KNOWN_WEIGHTS:
@@ -402,7 +402,7 @@ def _register_lpips_weights() -> None:
             description=f"torchvision {builder} ImageNet weights (the LPIPS '{net}' trunk)",
             env_var=f"ACTMAX_LPIPS_{net.upper()}_WEIGHTS", hub_repo_env="ACTMAX_LPIPS_HUB_REPO",
             legacy=("torch_hub_checkpoints",), option="LPIPSDistance(trunk_weights=...)",
-            used_by=f"core.analysis.LPIPSDistance(net='{net}')"))
+            used_by=f"actmax.core.apps.analysis.LPIPSDistance(net='{net}')"))
 
 
 _register_lpips_weights()
@@ -412,7 +412,7 @@ class LPIPSDistance(torch.nn.Module):
     """LPIPS perceptual distance (Zhang et al. 2018) through the ``lpips`` package.
 
     The linear calibration layers ship inside the ``lpips`` wheel; the trunk (torchvision
-    AlexNet / VGG16 / SqueezeNet ImageNet weights) is found by :func:`core.weights.resolve`
+    AlexNet / VGG16 / SqueezeNet ImageNet weights) is found by :func:`actmax.core.weights.resolve`
     (``trunk_weights=`` path, ``ACTMAX_LPIPS_<NET>_WEIGHTS``, ``$ACTMAX_WEIGHTS_DIR``,
     ``torch.hub.get_dir()/checkpoints``); nothing is downloaded by torchvision, and a missing
     file is one :class:`~core.errors.WeightsError` naming it. ``random_trunk=True`` skips the
@@ -430,7 +430,7 @@ class LPIPSDistance(torch.nn.Module):
         import warnings
         from pathlib import Path
 
-        from core.weights import load_into, load_state_dict_file, resolve
+        from actmax.core.weights import load_into, load_state_dict_file, resolve
 
         if net not in LPIPS_TRUNKS:
             raise ValueError(f"LPIPS net must be one of {sorted(LPIPS_TRUNKS)}, got {net!r}")
@@ -442,7 +442,7 @@ class LPIPSDistance(torch.nn.Module):
         lin_path = Path(lin_weights) if lin_weights else Path(lpips.__file__).parent / "weights" / "v0.1" / f"{net}.pth"
         lin_state = load_state_dict_file(lin_path, what=f"LPIPS {net} linear layers")
         lins = {k: v for k, v in self.model.state_dict().items() if k.startswith("lin") and not k.startswith("lins.")}
-        from core.weights import check_state_dict
+        from actmax.core.weights import check_state_dict
         check_state_dict(lins, lin_state, what=f"LPIPS {net} linear layers", source=str(lin_path))
         self.model.load_state_dict(lin_state, strict=False)
         if trunk_path is not None:
@@ -457,8 +457,8 @@ class LPIPSDistance(torch.nn.Module):
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Distances (B,) between image batches ``a`` and ``b`` (B, C, H, W) in [0, 1] (B may broadcast)."""
-        from core.contracts import check_images
-        from scorers.base import to_channels, to_size
+        from actmax.core.contracts import check_images
+        from actmax.core.contracts import to_channels, to_size
 
         a, b = check_images(a, where="LPIPS input a"), check_images(b, where="LPIPS input b")
         if a.shape[-2:] != b.shape[-2:]:
@@ -492,7 +492,7 @@ def feature_cosine(a: torch.Tensor, b: torch.Tensor, *, features: Any) -> np.nda
     ``features`` is a scorer spec or instance (its responses are the features: e.g. a CNN layer's
     channels or a model population) or any callable / module mapping images to (B, ...) tensors.
     """
-    from core.registry import scorers
+    from actmax.core.registry import scorers
 
     f = scorers.create(features) if isinstance(features, (str, Mapping)) else features
     if not callable(f):

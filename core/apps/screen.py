@@ -22,7 +22,7 @@ k largest responses are read from the kept extremes and are exact. The ``q_error
 the statistics table reports the worst bound among the reported quantiles, per unit.
 
 **Gini.** Computed from the same histogram (values spread evenly inside each bin), only for
-units whose responses are all >= 0 (NaN otherwise; see ``core.analysis.gini`` for the policy on
+units whose responses are all >= 0 (NaN otherwise; see ``actmax.core.apps.analysis.gini`` for the policy on
 negative values). Its error shrinks with the bin width (tests check it against the exact value).
 
 **Resume.** With ``out_dir`` the running state is saved atomically every ``checkpoint_every``
@@ -45,9 +45,9 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from core.contracts import ContractError
-from core.errors import RecordError
-from core.registry import spec_text
+from actmax.core.contracts import ContractError
+from actmax.core.errors import RecordError
+from actmax.core.registry import spec_text
 
 __all__ = [
     "IMAGE_SUFFIXES", "ImageFolder", "ArrayImages", "open_images", "StreamingScreen", "ScreenResult",
@@ -136,7 +136,7 @@ class ImageFolder(_ImageSet):
             raise ValueError(f"cannot read image {str(path)!r}: {exc}") from exc
         t = torch.from_numpy(arr)
         if self.size is not None:
-            from scorers.base import to_size
+            from actmax.core.contracts import to_size
             t = to_size(t[None], int(self.size))[0].clamp(0, 1)
         return t
 
@@ -157,7 +157,7 @@ def _pil_to_array(img: Any, channels: int | None) -> np.ndarray:
     else:
         arr = np.asarray(img.convert("RGB"), dtype=np.float32).transpose(2, 0, 1) / 255.0
     if channels == 1 and arr.shape[0] == 3:
-        from scorers.base import to_channels
+        from actmax.core.contracts import to_channels
         arr = to_channels(torch.from_numpy(np.ascontiguousarray(arr))[None], 1)[0].numpy()
     elif channels == 3 and arr.shape[0] == 1:
         arr = np.repeat(arr, 3, axis=0)
@@ -257,10 +257,10 @@ class ArrayImages(_ImageSet):
                                     f"[{lo:.4g}, {hi:.4g}] (scale the array or store uint8)")
         t = torch.from_numpy(np.ascontiguousarray(item))
         if self.channels is not None and t.shape[0] != self.channels:
-            from scorers.base import to_channels
+            from actmax.core.contracts import to_channels
             t = to_channels(t[None], self.channels)[0]
         if self.size is not None:
-            from scorers.base import to_size
+            from actmax.core.contracts import to_size
             t = to_size(t[None], int(self.size))[0].clamp(0, 1)
         return t.contiguous()
 
@@ -510,7 +510,7 @@ class StreamingScreen:
 
     def gini(self) -> np.ndarray:
         """Gini coefficient per unit from the histogram (NaN for units with negative responses)."""
-        from core.analysis import gini_binned
+        from actmax.core.apps.analysis import gini_binned
 
         edges = self.bin_edges()
         return np.array([gini_binned(edges[u], self.counts[u]) if self.min[u] >= 0 else np.nan
@@ -609,7 +609,7 @@ def _tables(state: StreamingScreen, images: _ImageSet, names: list[str]) -> tupl
 
 
 def _write_tables(rec_path: Path, table: pd.DataFrame, stats: pd.DataFrame) -> None:
-    from core.records import atomic_write_bytes
+    from actmax.core.records import atomic_write_bytes
 
     for name, df in ((TABLE, table), (STATS, stats)):
         buf = io.BytesIO()
@@ -619,7 +619,7 @@ def _write_tables(rec_path: Path, table: pd.DataFrame, stats: pd.DataFrame) -> N
 
 
 def _make_scorer(scorer: Any, device: torch.device) -> torch.nn.Module:
-    from core.registry import scorers
+    from actmax.core.registry import scorers
     s = scorers.create(scorer)
     return s.to(device).eval()
 
@@ -656,7 +656,7 @@ def screen(scorer: Any, images: str | Path | _ImageSet, *, k: int = 16, batch_si
             "montage_units": None if montage_units is None else [int(u) for u in montage_units],
             "max_montages": int(max_montages)}
     if out_dir is not None:
-        from core.records import RunRecord
+        from actmax.core.records import RunRecord
         rec = RunRecord.create(out_dir, kind="screen", spec=spec, overwrite=overwrite)
     return _run(model, image_set, state, rec, spec=spec, start=0, progress=progress, elapsed_before=0.0)
 
@@ -697,8 +697,8 @@ def _run(model: torch.nn.Module, image_set: _ImageSet, state: StreamingScreen, r
 
 
 def _finish(rec: Any, result: ScreenResult, spec: dict[str, Any]) -> None:
-    from core.plots import plot_mai_lai, plot_screen_summary
-    from core.records import now
+    from actmax.core.apps.plots import plot_mai_lai, plot_screen_summary
+    from actmax.core.records import now
 
     _write_tables(rec.path, result.table, result.stats)
     units = spec.get("montage_units")
@@ -723,7 +723,7 @@ def resume_screen(out_dir: str | Path, *, scorer: Any = None, progress: bool = F
     A screen started from a scorer spec is re-created from it; one started from a live scorer
     needs it again as ``scorer``.
     """
-    from core.records import RunRecord
+    from actmax.core.records import RunRecord
 
     rec = RunRecord(out_dir)
     manifest = rec.manifest()

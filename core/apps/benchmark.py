@@ -1,6 +1,6 @@
 """Optimizer benchmark in the style of GECCO 2022 (Wang & Ponce): optimizers x spaces x units x noise.
 
-Every run is one :func:`core.evolve.evolve` call (nothing written to disk per run) with a
+Every run is one :func:`actmax.core.evolve.evolve` call (nothing written to disk per run) with a
 fixed evaluation budget (default 3000 = 75 generations x 40). Responses reach the optimizer
 with multiplicative noise ``r * max(0, 1 + sigma * N(0, 1))`` (the reference's noise model);
 the clean response of every evaluated image is kept too. A run's score is the best *clean*
@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from core.registry import generators, optimizers, scorers, spec_text
-from scorers.base import Scorer
+from actmax.core.registry import generators, optimizers, scorers, spec_text
+from actmax.scorers.base import Scorer
 
 DEFAULT_OPTIMIZERS = ("cholesky_cma", "sphere_cma", "cma", "cma:diagonal=True", "genetic", "random")
 DEFAULT_SPACES = ("gabor", "fourier:size=32")
@@ -100,7 +100,7 @@ def run_benchmark(*, optimizer_specs: Sequence[Any] = DEFAULT_OPTIMIZERS, spaces
     ``budget // popsize`` generations of the optimizer's own population size. ``scorer`` is any
     scorer spec (model neurons by default; a twin or CNN unit works the same way).
     """
-    from core.evolve import evolve
+    from actmax.core.evolve import evolve
     from tqdm.auto import tqdm
 
     if threads is not None:

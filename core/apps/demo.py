@@ -11,10 +11,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from core.evolve import evolve
-from core.records import atomic_write_json
-from core.run_plots import plot_image_rows
-from core.synthesize import synthesize
+from actmax.core.evolve import evolve
+from actmax.core.records import atomic_write_json
+from actmax.core.run_plots import plot_image_rows
+from actmax.core.synthesize import synthesize
 
 SCORER = "model:kind=mixed,n=4,size=64,seed=0"
 GENERATOR = "pixel:size=64"
@@ -25,7 +25,7 @@ EVOLUTION = {"generator": "gabor:size=64", "optimizer": "cma:popsize=40", "gener
 def run_demo(out: str | Path, *, evolve_unit: int = 2, seed: int = 0, progress: bool = True,
              overwrite: bool = False) -> dict[str, Any]:
     """Run the demo into ``out``; return the summary (also written to ``out/summary.json``)."""
-    from core.registry import scorers
+    from actmax.core.registry import scorers
 
     out = Path(out)
     neurons = scorers.create(SCORER)

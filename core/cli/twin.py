@@ -1,6 +1,6 @@
 """``actmax twin ...``: train and evaluate digital twins, run the in-silico closed loop.
 
-Thin typer commands; the work happens in :mod:`scorers.twin.train` and :mod:`core.closed_loop`
+Thin typer commands; the work happens in :mod:`scorers.twin.train` and :mod:`actmax.core.apps.closed_loop`
 (imported inside the commands so ``actmax --help`` stays fast).
 """
 from __future__ import annotations
@@ -48,7 +48,7 @@ def twin_train_cmd(
     as_json: bool = typer.Option(False, "--json", help="print the report summary as JSON"),
 ) -> None:
     """Train a twin (conv core + Gaussian readout, Poisson loss, early stopping) on recordings."""
-    from scorers.twin.train import TrainOptions, train_from_files
+    from actmax.scorers.twin.train import TrainOptions, train_from_files
 
     opts = TrainOptions(max_epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, members=members,
                         test_images=test, min_oracle=min_oracle, seed=seed, device=device)
@@ -83,7 +83,7 @@ def twin_eval_cmd(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Correlation of a saved twin with recorded responses (and the recordings' oracle)."""
-    from scorers.twin.train import evaluate_saved_twin
+    from actmax.scorers.twin.train import evaluate_saved_twin
 
     _print_report(evaluate_saved_twin(twin, images, responses, out_dir=out), out, as_json)
 
@@ -106,7 +106,7 @@ def twin_closed_loop_cmd(
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """In-silico closed loop: record model neurons, train a twin, MEIs on the twin vs best natural patches."""
-    from core.closed_loop import ClosedLoopConfig, run_closed_loop
+    from actmax.core.apps.closed_loop import ClosedLoopConfig, run_closed_loop
 
     cfg = ClosedLoopConfig(neurons=neurons, n_train=n_train, n_test=n_test, repeats=repeats, window=window,
                            norm=norm, aperture=aperture or None, patch_seed=seed, noise_seed=seed + 1,

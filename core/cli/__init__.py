@@ -28,7 +28,7 @@ KINDS = ("generators", "optimizers", "scorers")
 def list_parts(kind: Optional[str] = typer.Argument(None, help="generators, optimizers or scorers (default: all)"),
                as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """List registered parts (built-in and plugins) with a one-line description each."""
-    from core.registry import registry_for
+    from actmax.core.registry import registry_for
 
     kinds = [kind] if kind else list(KINDS)
     table = {k if k.endswith("s") else k + "s": registry_for(k).describe() for k in kinds}
@@ -46,7 +46,7 @@ def list_parts(kind: Optional[str] = typer.Argument(None, help="generators, opti
 def weights_cmd(download: Optional[str] = typer.Option(None, "--download", help="fetch this known weight file from the Hugging Face hub"),
                 as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """List known pretrained weights: which are present locally (and where) and how to get the rest."""
-    from core.weights import resolve, weights_table
+    from actmax.core.weights import resolve, weights_table
 
     if download:
         typer.echo(str(resolve(download)))
@@ -91,7 +91,7 @@ def evolve_cmd(
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Closed-loop evolution of images for one unit (gradient-free ask/tell)."""
-    from core.evolve import evolve
+    from actmax.core.evolve import evolve
 
     res = evolve(generator, scorer, optimizer, unit=unit, pole=pole, generations=generations, seed=seed,
                  out_dir=out, device=device, overwrite=overwrite, progress=progress)
@@ -124,7 +124,7 @@ def synthesize_cmd(
     as_json: bool = typer.Option(False, "--json", help="print the per-target table as JSON"),
 ) -> None:
     """MEIs and LEIs of many units x seeds by batched gradient ascent."""
-    from core.synthesize import synthesize
+    from actmax.core.synthesize import synthesize
 
     res = synthesize(generator, scorer, units=_int_list(units), poles=[p.strip() for p in poles.split(",")],
                      seeds=_int_list(seeds) or [0], ascent=ascent, out_dir=out, device=device, amp=amp,
@@ -145,17 +145,17 @@ def resume_cmd(record: Path = typer.Argument(..., help="run record folder of a k
                progress: bool = typer.Option(True, help="show a progress bar"),
                as_json: bool = typer.Option(False, "--json", help="print the summary as JSON")) -> None:
     """Continue a killed evolution or synthesis from its checkpoint."""
-    from core.records import RunRecord
+    from actmax.core.records import RunRecord
 
     kind = RunRecord(record).manifest().get("kind")
     if kind == "evolve":
-        from core.evolve import resume_evolution
+        from actmax.core.evolve import resume_evolution
         _print_evolution(resume_evolution(record, progress=progress), as_json)
     elif kind == "synthesize":
-        from core.synthesize import resume_synthesis
+        from actmax.core.synthesize import resume_synthesis
         _print_synthesis(resume_synthesis(record, progress=progress), as_json)
     elif kind == "screen":
-        from core.screen import resume_screen
+        from actmax.core.apps.screen import resume_screen
         _print_screen(resume_screen(record, progress=progress), as_json)
     else:
         raise ValueError(f"{record}: cannot resume a run of kind {kind!r}")
@@ -166,7 +166,7 @@ def demo_cmd(out: Path = typer.Option(Path("demo_out"), "--out", help="output fo
              as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
              progress: bool = typer.Option(True, help="show progress bars")) -> None:
     """The in-silico default: MEI/LEI pairs of model neurons vs their known optima, and one evolution."""
-    from core.demo import format_summary, run_demo, summary_json
+    from actmax.core.apps.demo import format_summary, run_demo, summary_json
 
     summary = run_demo(out, progress=progress and not as_json, overwrite=True)
     typer.echo(summary_json(summary) if as_json else format_summary(summary))
@@ -187,7 +187,7 @@ def benchmark_cmd(
     progress: bool = typer.Option(True, help="show a progress bar"),
 ) -> None:
     """GECCO-2022-style optimizer benchmark: optimizers x spaces x units x noise, normalised scores."""
-    from core.benchmark import DEFAULT_OPTIMIZERS, DEFAULT_SPACES, NOISE_LEVELS, run_benchmark
+    from actmax.core.apps.benchmark import DEFAULT_OPTIMIZERS, DEFAULT_SPACES, NOISE_LEVELS, run_benchmark
 
     res = run_benchmark(optimizer_specs=optimizer or DEFAULT_OPTIMIZERS, spaces=space or DEFAULT_SPACES,
                         scorer=scorer, units=_int_list(units), budget=budget, popsize=popsize,
@@ -219,7 +219,7 @@ def screen_cmd(
     as_json: bool = typer.Option(False, "--json", help="print the unit statistics as JSON"),
 ) -> None:
     """Most and least activating images (MAIs/LAIs) of every unit over an image set, streamed in batches."""
-    from core.screen import screen
+    from actmax.core.apps.screen import screen
 
     res = screen(scorer, images, k=k, batch_size=batch_size, num_workers=num_workers, size=size, channels=channels,
                  key=key, layout=layout, bins=bins, checkpoint_every=checkpoint_every, out_dir=out,
@@ -255,7 +255,7 @@ def analyze_trajectory_cmd(record: Path = typer.Argument(..., help="an `actmax e
                            normalise: str = typer.Option("max", help="max, range or baseline normalisation"),
                            as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """Convergence time constant and success test (peak blocks vs first two) per space."""
-    from core.analysis_reports import report_trajectory
+    from actmax.core.apps.analysis_reports import report_trajectory
 
     _echo_table(report_trajectory(record, out=out, alpha=alpha, normalise=normalise), as_json, out or record)
 
@@ -265,7 +265,7 @@ def analyze_gabor_cmd(images: List[Path] = typer.Argument(..., help="image files
                       out: Path = typer.Option(Path("analysis_out"), "--out", help="output folder"),
                       as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """MEI vs Gabor: best-fitting Gabor, masked luminance/contrast, rotational symmetry, power spectrum."""
-    from core.analysis_reports import report_images
+    from actmax.core.apps.analysis_reports import report_images
 
     _echo_table(report_images(images, out=out), as_json, out)
 
@@ -277,7 +277,7 @@ def analyze_bidirectional_cmd(records: List[Path] = typer.Argument(..., help="sc
                               level: float = typer.Option(0.5, help="grey level of the baseline image"),
                               as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """Baseline (grey) and how far each unit is driven above and below it."""
-    from core.analysis_reports import report_bidirectional
+    from actmax.core.apps.analysis_reports import report_bidirectional
 
     _echo_table(report_bidirectional(scorer, records=records, out=out, level=level), as_json, out)
 
@@ -291,7 +291,7 @@ def analyze_activation_cmd(images: Path = typer.Argument(..., help="image folder
                            out: Path = typer.Option(Path("analysis_out"), "--out", help="output folder"),
                            as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """Sorted-response (activation) curve of one unit, adaptive samples of its steep parts, Gini."""
-    from core.analysis_reports import report_activation
+    from actmax.core.apps.analysis_reports import report_activation
 
     table = report_activation(scorer, images, unit=unit, out=out, samples=samples, size=size)
     _echo_table(table, as_json, out)
@@ -308,7 +308,7 @@ def analyze_similarity_cmd(images: List[Path] = typer.Argument(..., help="two or
                            out: Path = typer.Option(Path("analysis_out"), "--out", help="output folder"),
                            as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """Pairwise image similarity: LPIPS distance or cosine of scorer/CNN features."""
-    from core.analysis_reports import report_similarity
+    from actmax.core.apps.analysis_reports import report_similarity
 
     _echo_table(report_similarity(images, out=out, metric=metric, net=net, trunk_weights=weights,
                                   features=features), as_json, out)
@@ -328,7 +328,7 @@ def campaign_cmd(
     progress: bool = typer.Option(True, help="show a progress bar"),
 ) -> None:
     """A grid of runs (units x spaces x optimizers x seeds) from a spec; re-running skips finished runs and resumes killed ones."""
-    from core.campaign import gather, load_spec, run_campaign
+    from actmax.core.apps.campaign import gather, load_spec, run_campaign
 
     parsed = load_spec(spec)
     root = out if out is not None else (Path(parsed.out) if parsed.out else None)
@@ -347,13 +347,13 @@ def campaign_cmd(
                    f" in {tables or root / 'tables'}")
 
 
-from core.twin_cli import twin_app  # noqa: E402  (actmax twin train / eval / closed-loop)
+from actmax.core.cli.twin import twin_app  # noqa: E402  (actmax twin train / eval / closed-loop)
 app.add_typer(twin_app, name="twin")
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app and turn input errors into one clear line."""
-    from core.errors import USER_ERRORS
+    from actmax.core.errors import USER_ERRORS
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
@@ -374,6 +374,3 @@ def main(argv: list[str] | None = None) -> None:
     if isinstance(code, int) and code != 0:  # click returns 130 after Ctrl-C in non-standalone mode
         sys.exit(code)
 
-
-if __name__ == "__main__":
-    main()

@@ -1,7 +1,7 @@
 """The in-silico closed loop: record model neurons, train a twin, synthesise on it, test on the truth.
 
 1. **Stimuli**: natural patches cut from the photographs scikit-image ships
-   (:func:`core.natural_images.sample_patches`), shown the way many V1 experiments show
+   (:func:`actmax.core.apps.natural_images.sample_patches`), shown the way many V1 experiments show
    them: mean luminance set to grey (0.5), inside a Gaussian aperture (``aperture`` x size),
    at one fixed L2 contrast ``norm`` = ||image - 0.5||. All are [0, 1] images.
 2. **Recording**: ground-truth model neurons (:mod:`scorers.model_neurons`) give noise-free
@@ -9,7 +9,7 @@
    one trial, test images ``repeats`` trials (the oracle set).
 3. **Twin**: :func:`scorers.twin.train.train_twin` on (stimuli, counts).
 4. **Synthesis**: MEIs and LEIs of every neuron on the twin
-   (:func:`core.synthesize.synthesize`), with the scorer's input limited to the same L2
+   (:func:`actmax.core.synthesize.synthesize`), with the scorer's input limited to the same L2
    contrast ``norm`` as the natural stimuli.
 5. **Test**: the ground-truth neurons see the MEIs/LEIs; each neuron's MEI response is
    compared with its noise-free response to its best natural stimulus (over every recorded
@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.registry import scorers
+from actmax.core.registry import scorers
 
 
 @dataclass
@@ -57,7 +57,7 @@ class ClosedLoopConfig:
 def natural_stimuli(n: int, size: int, *, seed: int = 0, aperture: float | None = 0.22,
                     norm: float = 6.0) -> torch.Tensor:
     """``n`` natural patches (n, 1, size, size) in [0, 1]: grey mean, Gaussian aperture, L2 contrast ``norm``."""
-    from core.natural_images import sample_patches
+    from actmax.core.apps.natural_images import sample_patches
 
     x = torch.from_numpy(sample_patches(n, size, channels=1, seed=seed))
     c = x - x.mean(dim=(1, 2, 3), keepdim=True)
@@ -100,11 +100,11 @@ def contrast_norm(images: torch.Tensor) -> np.ndarray:
 def run_closed_loop(config: ClosedLoopConfig | None = None, *, out_dir: str | Path | None = None,
                     progress: bool = False) -> dict[str, Any]:
     """Run the whole loop; returns (and with ``out_dir`` writes) the report."""
-    from core.synthesize import synthesize
-    from optimizers.ascent import limit_input
-    from scorers.twin.model import TwinScorer, save_twin
-    from scorers.twin.selection import pearson_per_neuron, select_neurons
-    from scorers.twin.train import TrainOptions, predict, write_report, train_twin
+    from actmax.core.synthesize import synthesize
+    from actmax.optimizers.ascent import limit_input
+    from actmax.scorers.twin.model import TwinScorer, save_twin
+    from actmax.scorers.twin.selection import pearson_per_neuron, select_neurons
+    from actmax.scorers.twin.train import TrainOptions, predict, write_report, train_twin
 
     cfg = config or ClosedLoopConfig()
     t0 = time.time()

@@ -1,7 +1,7 @@
 """Campaigns: a grid of runs (units x generator spaces x optimizers x seeds [x poles]) fanned out.
 
 A campaign spec (TOML, YAML or JSON) names one scorer and the axes of the grid; every grid
-cell is one ordinary run record (:func:`core.evolve.evolve` or :func:`core.synthesize.synthesize`
+cell is one ordinary run record (:func:`actmax.core.evolve.evolve` or :func:`actmax.core.synthesize.synthesize`
 with ``out_dir``) in a folder whose name is derived from the cell itself, so the same spec
 always maps to the same folders. Cells run
 
@@ -14,7 +14,7 @@ always maps to the same folders. Cells run
 
 Running a spec again is safe: finished cells (manifest ``status == "finished"``) are skipped,
 killed ones (``status == "running"`` with a checkpoint) continue with
-:func:`core.evolve.resume_evolution` / :func:`core.synthesize.resume_synthesis`, and cells
+:func:`actmax.core.evolve.resume_evolution` / :func:`actmax.core.synthesize.resume_synthesis`, and cells
 without a usable record start afresh. :func:`gather` merges the records into tidy parquet
 tables. Example spec::
 
@@ -45,8 +45,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from core.errors import RecordError
-from core.registry import format_spec, parse_spec
+from actmax.core.errors import RecordError
+from actmax.core.registry import format_spec, parse_spec
 
 log = logging.getLogger("actmax")
 
@@ -229,7 +229,7 @@ class CampaignSpec:
 
     def resolved_units(self) -> list[int]:
         """The unit list (``"all"`` asks the scorer how many units it has)."""
-        from core.registry import scorers
+        from actmax.core.registry import scorers
 
         scorer = scorers.create(self.scorer)
         if self.units == "all":
@@ -310,7 +310,7 @@ def load_spec(path: str | Path) -> CampaignSpec:
 # ============================================================================================
 def cell_status(path: str | Path) -> str:
     """``new`` (no record), ``finished``, ``interrupted`` (running with a checkpoint) or ``broken``."""
-    from core.records import RunRecord
+    from actmax.core.records import RunRecord
 
     rec = RunRecord(path)
     if not (rec.path / "manifest.json").exists():
@@ -329,7 +329,7 @@ def cell_status(path: str | Path) -> str:
 def _reference_images(ref: Mapping[str, int], scorer_size: int | None) -> Any:
     import torch
 
-    from core.natural_images import sample_patches
+    from actmax.core.apps.natural_images import sample_patches
 
     size = int(ref.get("size", scorer_size or 64))
     patches = sample_patches(int(ref["n"]), size, channels=int(ref.get("channels", 1)), seed=int(ref.get("seed", 0)))
@@ -340,18 +340,18 @@ def _fresh(cell: Cell, path: Path) -> Any:
     if path.exists():
         shutil.rmtree(path)
     if cell.kind == "evolve":
-        from core.evolve import evolve
+        from actmax.core.evolve import evolve
 
         reference = None
         if cell.reference:
-            from core.registry import scorers
+            from actmax.core.registry import scorers
             size = getattr(scorers.create(cell.scorer), "size", None) if "size" not in cell.reference else None
             reference = _reference_images(cell.reference, size)
         return evolve(list(cell.spaces) if len(cell.spaces) > 1 else cell.spaces[0], cell.scorer, cell.optimizer,
                       unit=cell.units[0], pole=cell.poles[0], generations=cell.generations, seed=cell.seed,
                       out_dir=path, reference_images=reference, image_every=cell.image_every, device=cell.device,
                       plots=cell.plots)
-    from core.synthesize import synthesize
+    from actmax.core.synthesize import synthesize
 
     return synthesize(cell.spaces[0], cell.scorer, units=list(cell.units), poles=list(cell.poles), seeds=(cell.seed,),
                       ascent=cell.optimizer, out_dir=path, checkpoint_every=cell.checkpoint_every, device=cell.device)
@@ -359,9 +359,9 @@ def _fresh(cell: Cell, path: Path) -> Any:
 
 def _resume(cell: Cell, path: Path) -> Any:
     if cell.kind == "evolve":
-        from core.evolve import resume_evolution
+        from actmax.core.evolve import resume_evolution
         return resume_evolution(path)
-    from core.synthesize import resume_synthesis
+    from actmax.core.synthesize import resume_synthesis
     return resume_synthesis(path)
 
 
@@ -438,7 +438,7 @@ class CampaignReport:
 
 
 def _write_campaign_file(root: Path, spec: CampaignSpec, cells: Sequence[Cell]) -> None:
-    from core.records import atomic_write_json, now
+    from actmax.core.records import atomic_write_json, now
 
     path = root / CAMPAIGN_FILE
     previous = json.loads(path.read_text()) if path.exists() else {}
@@ -500,7 +500,7 @@ def run_campaign(spec: CampaignSpec | Mapping[str, Any] | str | Path, *, out: st
     table.insert(2, "space", [by_name[n].space_label for n in table["name"]])
     table.insert(3, "optimizer", [by_name[n].optimizer for n in table["name"]])
     table.insert(4, "seed", [by_name[n].seed for n in table["name"]])
-    from core.records import now
+    from actmax.core.records import now
     table.insert(0, "invocation", now())
     _append_log(root, table)
     return CampaignReport(table=table, root=root, elapsed_s=time.time() - t0, backend=backend)
@@ -606,7 +606,7 @@ def gather(root: str | Path, *, out: str | Path | None = None, include_unfinishe
 
     Only finished runs contribute scores unless ``include_unfinished``.
     """
-    from core.records import RunRecord
+    from actmax.core.records import RunRecord
 
     root = Path(root)
     cells = _campaign_cells(root)

@@ -1,0 +1,33 @@
+"""actmax: most and least exciting inputs (MEIs/LEIs) of visual neurons.
+
+The public API::
+
+    import actmax
+    actmax.list_parts()                                   # registered generators, optimizers, scorers
+    scorer = actmax.create("scorer", "model", kind="simple", n=2)
+    result = actmax.synthesize(scorer=..., generator="fourier:size=64", units=[0, 1], out="runs/mei")
+    result = actmax.evolve(scorer=..., generator=["gabor", "fourier:size=32"], unit=0, out="runs/evo")
+    run = actmax.load_run("runs/evo")                     # scores, codes and stimuli of a record
+
+The source folders ``core/``, ``generators/``, ``optimizers/`` and ``scorers/`` sit at the repository
+root (the lab's layout); installed, they are ``actmax.core``, ``actmax.generators``, ...
+"""
+from __future__ import annotations
+
+import os as _os
+
+# In a source checkout the part folders are siblings of this one: let ``actmax.core`` etc. resolve there.
+# In an installed wheel they are inside this folder and nothing is added.
+_here = _os.path.dirname(_os.path.abspath(__file__))
+_root = _os.path.dirname(_here)
+if not _os.path.isdir(_os.path.join(_here, "core")) and _os.path.isfile(_os.path.join(_root, "core", "__init__.py")):
+    __path__.append(_root)  # type: ignore[name-defined]  # noqa: F821
+
+from actmax.core import __version__  # noqa: E402
+from actmax.core.registry import create, list_parts  # noqa: E402
+from actmax.core.records import load_run  # noqa: E402
+from actmax.core.evolve import evolve  # noqa: E402
+from actmax.core.synthesize import synthesize  # noqa: E402
+from actmax.core.apps.screen import screen  # noqa: E402
+
+__all__ = ["__version__", "create", "list_parts", "load_run", "evolve", "synthesize", "screen"]

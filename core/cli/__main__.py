@@ -1,0 +1,4 @@
+"""``python -m actmax.core.cli`` runs the command line."""
+from actmax.core.cli import main
+
+main()
