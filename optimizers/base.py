@@ -1,4 +1,15 @@
-"""Gradient-free optimizer contract: ask/tell, maximising, seeded, with state save/restore."""
+"""Gradient-free optimizer contract: ask/tell, maximising, seeded, with state save/restore.
+
+:class:`Optimizer` is a template: the public :meth:`~Optimizer.ask` and :meth:`~Optimizer.tell`
+check what crosses the boundary and keep the best code told; a subclass implements only the
+algorithm (:meth:`~Optimizer._ask`, :meth:`~Optimizer._tell`) and its state.
+
+**The one tell rule** (every optimizer): ``tell(codes, scores)`` takes the codes returned by the
+last ``ask()``, equal to within :data:`TELL_TOLERANCE` (relative to the largest code entry), so
+codes that went through float32 on the way to the generator still count; the update then uses
+the optimizer's own float64 copy of the asked codes, so the numbers do not depend on the caller's
+precision. Anything else (other codes, a tell without an ask) is an error.
+"""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -6,27 +17,94 @@ from typing import Any
 
 import numpy as np
 
+from actmax.core.contracts import ContractError
 from actmax.core.errors import OptimizerStateError  # noqa: F401  (re-exported for optimizers)
+
+#: codes told back may have gone through float32 (rendering); anything closer than this (relative to
+#: the largest asked entry) to the asked codes counts as "the same codes".
+TELL_TOLERANCE = 1e-5
 
 
 class Optimizer(ABC):
     """Ask for a population of codes, tell their scores (higher is better).
 
-    ``ask() -> (pop, dim)`` float array, ``tell(codes, scores)`` with ``scores`` of shape
+    ``ask() -> (pop, dim)`` float64 array, ``tell(codes, scores)`` with ``scores`` of shape
     (pop,). An LEI search tells negated responses. ``state_dict()`` holds only tensors,
-    numbers, strings, lists and dicts, so it loads with ``torch.load(weights_only=True)``.
+    numbers, strings, bools, lists and dicts, so it loads with ``torch.load(weights_only=True)``.
+
+    Subclasses set ``dim`` (and ``popsize`` when the population size is fixed) and implement
+    ``_ask()`` (the next population; asking twice without a tell returns the same codes),
+    ``_tell(codes, scores)`` (update with the asked float64 codes and checked finite scores),
+    ``state_dict()`` and ``load_state_dict()``.
     """
 
     dim: int
     generation: int = 0
+    _last_asked: np.ndarray | None = None
+    _best_code: np.ndarray | None = None
+    _best_score: float = -np.inf
 
-    @abstractmethod
+    @property
+    def part_name(self) -> str:
+        """How errors name this optimizer: its registry name and class."""
+        name = getattr(self, "name", None)
+        cls = type(self).__name__
+        return f"optimizer {name!r} ({cls})" if isinstance(name, str) else f"optimizer {cls}"
+
+    # -- template -----------------------------------------------------------------------------
     def ask(self) -> np.ndarray:
-        """Codes of the next population, shape (pop, dim)."""
+        """Codes of the next population, shape (pop, dim), checked (shape, finite values)."""
+        codes = self._ask()
+        if not isinstance(codes, np.ndarray):
+            codes = np.asarray(codes)
+        pop = getattr(self, "popsize", None)
+        if codes.ndim != 2 or codes.shape[1] != self.dim or codes.shape[0] < 1 or \
+                (isinstance(pop, int) and codes.shape[0] != pop):
+            expected = f"({pop if isinstance(pop, int) else 'pop'}, {self.dim})"
+            raise ContractError(f"{self.part_name}: ask() returned codes of shape {codes.shape}, "
+                                f"expected {expected}; this is a bug in the optimizer")
+        codes = np.asarray(codes, dtype=np.float64)
+        if not np.all(np.isfinite(codes)):
+            raise ContractError(f"{self.part_name}: ask() returned NaN or inf codes")
+        self._last_asked = codes.copy()
+        return codes.copy()
+
+    def tell(self, codes: np.ndarray, scores: np.ndarray) -> None:
+        """Update with the scores (to maximise) of the codes returned by the last :meth:`ask`."""
+        where = f"{self.part_name}.tell"
+        asked = self._last_asked
+        if asked is None:
+            raise ValueError(f"{where}: no population pending; call ask() before tell()")
+        codes = np.asarray(codes, dtype=np.float64)
+        scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+        if codes.shape != asked.shape:
+            raise ValueError(f"{where}: codes must have the shape of the last ask() {asked.shape}, "
+                             f"got shape {codes.shape}")
+        if scores.shape[0] != codes.shape[0]:
+            raise ValueError(f"{where}: {codes.shape[0]} codes but {scores.shape[0]} scores")
+        bad = np.flatnonzero(~np.isfinite(scores))
+        if bad.size:
+            raise ValueError(f"{where}: non-finite scores at indices {bad[:10].tolist()} "
+                             "(NaN/inf responses cannot guide the search)")
+        if not np.array_equal(codes, asked):
+            tol = TELL_TOLERANCE * (1.0 + float(np.abs(asked).max(initial=0.0)))
+            if not np.all(np.abs(codes - asked) <= tol):
+                raise ValueError(f"{where}: codes must be those returned by the last ask() "
+                                 f"(within a relative {TELL_TOLERANCE:g}; the update uses the asked codes)")
+        self._tell(asked, scores)
+        self._last_asked = None
+        i = int(np.argmax(scores))
+        if scores[i] > self._best_score:
+            self._best_score = float(scores[i])
+            self._best_code = asked[i].copy()
 
     @abstractmethod
-    def tell(self, codes: np.ndarray, scores: np.ndarray) -> None:
-        """Update with the scores (to maximise) of the codes returned by :meth:`ask`."""
+    def _ask(self) -> np.ndarray:
+        """The next population (pop, dim); the same codes until they are told."""
+
+    @abstractmethod
+    def _tell(self, codes: np.ndarray, scores: np.ndarray) -> None:
+        """Update with the asked codes (float64) and their finite scores (pop,)."""
 
     @abstractmethod
     def state_dict(self) -> dict[str, Any]:
@@ -36,29 +114,21 @@ class Optimizer(ABC):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a state from :meth:`state_dict`."""
 
+    # -- best so far --------------------------------------------------------------------------
+    @property
+    def best_code(self) -> np.ndarray | None:
+        """Best code told so far (None before the first tell)."""
+        return self._best_code
+
+    @property
+    def best_score(self) -> float:
+        """Best score told so far (-inf before the first tell)."""
+        return self._best_score
+
     @property
     def best(self) -> tuple[np.ndarray | None, float]:
-        """Best code told so far and its score."""
-        return getattr(self, "_best_code", None), getattr(self, "_best_score", -np.inf)
-
-    def _check_tell(self, codes: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        codes = np.asarray(codes, dtype=np.float64)
-        scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-        if codes.ndim != 2 or codes.shape[1] != self.dim:
-            raise ValueError(f"{type(self).__name__}.tell: codes must have shape (pop, {self.dim}), "
-                             f"got {codes.shape}")
-        if scores.shape[0] != codes.shape[0]:
-            raise ValueError(f"{type(self).__name__}.tell: {codes.shape[0]} codes but "
-                             f"{scores.shape[0]} scores")
-        bad = np.flatnonzero(~np.isfinite(scores))
-        if bad.size:
-            raise ValueError(f"{type(self).__name__}.tell: non-finite scores at indices "
-                             f"{bad[:10].tolist()} (NaN/inf responses cannot guide the search)")
-        i = int(np.argmax(scores))
-        if scores[i] > getattr(self, "_best_score", -np.inf):
-            self._best_score = float(scores[i])
-            self._best_code = codes[i].copy()
-        return codes, scores
+        """(best code, best score) told so far."""
+        return self._best_code, self._best_score
 
 
 def rng_state(rng: np.random.Generator) -> dict[str, Any]:
@@ -76,3 +146,60 @@ def rng_from_state(state: dict[str, Any]) -> np.random.Generator:
     rng.bit_generator.state = {"bit_generator": "PCG64", "state": dict(state["state"]),
                                "has_uint32": state["has_uint32"], "uinteger": state["uinteger"]}
     return rng
+
+
+def check_state_roundtrip(opt: Any) -> None:
+    """Save ``opt.state_dict()`` with ``torch.save`` and load it with ``weights_only=True``.
+
+    Raises :class:`OptimizerStateError` naming the optimizer and the offending key (e.g. a numpy
+    float in the state), so a bad state fails at the first checkpoint instead of at ``resume``.
+    """
+    import io
+
+    import torch
+
+    name = getattr(opt, "part_name", None) or f"optimizer {type(opt).__name__}"
+    state = opt.state_dict()
+    buf = io.BytesIO()
+    try:
+        torch.save(state, buf)
+        buf.seek(0)
+        torch.load(buf, weights_only=True)
+        return
+    except Exception as exc:  # noqa: BLE001 - report any failure with the optimizer's name
+        error = exc
+    bad = _unsafe_entry(state, "state")
+    if bad is None:
+        raise OptimizerStateError(f"{name}: state_dict() does not round-trip through "
+                                  f"torch.load(weights_only=True): {error}") from None
+    path, value = bad
+    raise OptimizerStateError(
+        f"{name}: state_dict() entry {path} holds a {type(value).__module__}.{type(value).__name__}, "
+        "which torch.load(weights_only=True) refuses; keep only tensors, int, float, str, bool, None, "
+        "lists, tuples and dicts (e.g. float(x) for a numpy float, torch.from_numpy(a) for an array)")
+
+
+_SAFE_SCALARS = (bool, int, float, str, type(None))
+
+
+def _unsafe_entry(value: Any, path: str) -> tuple[str, Any] | None:
+    """First entry (path, value) of a state that weights_only loading would refuse, or None."""
+    import torch
+
+    if isinstance(value, torch.Tensor) or type(value) in _SAFE_SCALARS:
+        return None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if type(k) not in _SAFE_SCALARS:
+                return f"{path} key {k!r}", k
+            found = _unsafe_entry(v, f"{path}[{k!r}]")
+            if found:
+                return found
+        return None
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            found = _unsafe_entry(v, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    return path, value

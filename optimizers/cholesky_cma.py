@@ -44,7 +44,7 @@ import numpy as np
 
 from actmax.core.registry import optimizers
 from actmax.optimizers.base import Optimizer, rng_from_state, rng_state
-from actmax.optimizers.common import (array, best_state, check_asked, check_dim, check_shape, check_state,
+from actmax.optimizers.common import (array, best_state, check_dim, check_shape, check_state,
                                default_popsize, initial_point, load_best, positive, require, tensor)
 
 
@@ -175,16 +175,14 @@ class CholeskyCMA(Optimizer):
         self._best_code, self._best_score = None, -np.inf
 
     # -- ask / tell -----------------------------------------------------------------------
-    def ask(self) -> np.ndarray:
+    def _ask(self) -> np.ndarray:
         if self._pending is None:
             self._z = self.rng.standard_normal((self.popsize, self.dim))
             self._pending = self.mean + self.sigma * self.factor.apply(self._z)
             self.counteval += self.popsize
         return self._pending.copy()
 
-    def tell(self, codes: np.ndarray, scores: np.ndarray) -> None:
-        check_asked(self.name, self._pending, np.asarray(codes, dtype=np.float64))
-        codes, scores = self._check_tell(codes, scores)
+    def _tell(self, codes: np.ndarray, scores: np.ndarray) -> None:
         top = np.argsort(-scores, kind="stable")[: self.mu]
         old_mean = self.mean
         self.mean = self.weights @ self._pending[top]

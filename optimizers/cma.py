@@ -92,16 +92,15 @@ class PyCMA(Optimizer):
         with self._own_rng():
             return cma.CMAEvolutionStrategy(self.x0, self.sigma0, self._options())
 
-    def ask(self) -> np.ndarray:
+    name = "cma"
+
+    def _ask(self) -> np.ndarray:
         if self._pending is None:
             with self._own_rng():
                 self._pending = np.asarray(self._es.ask(), dtype=np.float64)
         return self._pending.copy()
 
-    def tell(self, codes: np.ndarray, scores: np.ndarray) -> None:
-        codes, scores = self._check_tell(codes, scores)
-        if self._pending is None or codes.shape != self._pending.shape or not np.array_equal(codes, self._pending):
-            raise ValueError("cma.tell: codes must be exactly those returned by the last ask()")
+    def _tell(self, codes: np.ndarray, scores: np.ndarray) -> None:
         with self._own_rng():
             self._es.tell(list(codes), list(-scores))
         self._digests.append(_digest(codes))
@@ -135,7 +134,7 @@ class PyCMA(Optimizer):
         self._np_state = np.random.RandomState(self.seed).get_state()
         self._history, self._digests, self._pending = [], [], None
         self._es, self.generation = self._new_es(), 0
-        self._best_score = -np.inf
+        self._last_asked, self._best_code, self._best_score = None, None, -np.inf
         for g, (scores, digest) in enumerate(zip(state["scores"], state["digests"])):
             codes = self.ask()
             if _digest(codes) != digest:

@@ -1,4 +1,4 @@
-"""Helpers shared by the ask/tell optimizers: argument checks, the pending population, state I/O.
+"""Helpers shared by the ask/tell optimizers: argument checks and state I/O (the tell rule is in base.py).
 
 State dicts hold only tensors, numbers, strings, lists and dicts (``torch.load(weights_only=True)``
 safe); arrays are stored as float64 tensors so a restore is bit-exact.
@@ -11,10 +11,6 @@ import numpy as np
 import torch
 
 from actmax.optimizers.base import OptimizerStateError
-
-#: codes told back may have gone through float32 (rendering); anything closer than this to the
-#: asked codes counts as "the same codes" and the optimizer keeps using its float64 copy.
-TELL_TOLERANCE = 1e-5
 
 
 def check_dim(dim: int, where: str) -> int:
@@ -47,21 +43,6 @@ def positive(value: float, name: str, where: str) -> float:
 def default_popsize(dim: int) -> int:
     """The CMA-ES default population 4 + floor(3 log2 N) (as the lab's CholeskyCMAES)."""
     return 4 + int(np.floor(3 * np.log2(dim))) if dim > 1 else 4
-
-
-def check_asked(where: str, pending: np.ndarray | None, codes: np.ndarray) -> None:
-    """Raise unless ``codes`` are the population returned by the last ``ask()``."""
-    if pending is None:
-        raise ValueError(f"{where}.tell: no population pending; call ask() before tell()")
-    if codes.shape != pending.shape:
-        raise ValueError(f"{where}.tell: expected the {pending.shape[0]} codes of the last ask(), "
-                         f"got shape {codes.shape}")
-    if np.array_equal(codes, pending):
-        return
-    tol = TELL_TOLERANCE * (1.0 + float(np.abs(pending).max(initial=0.0)))
-    if not np.all(np.abs(codes - pending) <= tol):
-        raise ValueError(f"{where}.tell: codes must be exactly those returned by the last ask() "
-                         "(this optimizer's update uses the samples it drew)")
 
 
 def tensor(a: np.ndarray | None) -> torch.Tensor | None:

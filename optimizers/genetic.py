@@ -63,13 +63,10 @@ class Genetic(Optimizer):
         self.kT: float | None = None
         self._best_code, self._best_score = None, -np.inf
 
-    def ask(self) -> np.ndarray:
+    def _ask(self) -> np.ndarray:
         return self.population.copy()
 
-    def tell(self, codes: np.ndarray, scores: np.ndarray) -> None:
-        codes, scores = self._check_tell(codes, scores)
-        if codes.shape[0] != self.popsize:
-            raise ValueError(f"{self.name}.tell: expected {self.popsize} codes (the population), got {codes.shape[0]}")
+    def _tell(self, codes: np.ndarray, scores: np.ndarray) -> None:
         order = np.argsort(-scores, kind="stable")
         ranked, sorted_scores = codes[order], scores[order]
         self.kT = max(self.kT_multiplier * float(np.std(sorted_scores)), 1e-8)

@@ -29,7 +29,7 @@ import numpy as np
 from actmax.core.registry import optimizers
 from actmax.optimizers.base import Optimizer
 from actmax.optimizers.cholesky_cma import CholeskyCMA
-from actmax.optimizers.common import (array, best_state, check_asked, check_dim, check_state, default_popsize,
+from actmax.optimizers.common import (array, best_state, check_dim, check_state, default_popsize,
                                initial_point, load_best, positive, require, tensor)
 
 EIGVEC_KEYS = ("eigvecs", "eigvects")
@@ -135,14 +135,12 @@ class HessCMA(Optimizer):
     def mean(self) -> np.ndarray:
         return self.x0 + self.core.mean @ self.basis
 
-    def ask(self) -> np.ndarray:
+    def _ask(self) -> np.ndarray:
         if self._pending is None:
             self._pending = self.x0 + self.core.ask() @ self.basis
         return self._pending.copy()
 
-    def tell(self, codes: np.ndarray, scores: np.ndarray) -> None:
-        check_asked(self.name, self._pending, np.asarray(codes, dtype=np.float64))
-        codes, scores = self._check_tell(codes, scores)
+    def _tell(self, codes: np.ndarray, scores: np.ndarray) -> None:
         self.core.tell(self.core.ask(), scores)
         self._pending = None
 

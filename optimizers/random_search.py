@@ -12,7 +12,7 @@ import numpy as np
 
 from actmax.core.registry import optimizers
 from actmax.optimizers.base import Optimizer, rng_from_state, rng_state
-from actmax.optimizers.common import (array, best_state, check_asked, check_dim, check_shape, check_state, initial_point,
+from actmax.optimizers.common import (array, best_state, check_dim, check_shape, check_state, initial_point,
                                load_best, positive, require, tensor)
 
 
@@ -35,14 +35,12 @@ class RandomSearch(Optimizer):
         self._pending: np.ndarray | None = None
         self._best_code, self._best_score = None, -np.inf
 
-    def ask(self) -> np.ndarray:
+    def _ask(self) -> np.ndarray:
         if self._pending is None:
             self._pending = self.x0 + self.sigma0 * self.rng.standard_normal((self.popsize, self.dim))
         return self._pending.copy()
 
-    def tell(self, codes: np.ndarray, scores: np.ndarray) -> None:
-        check_asked(self.name, self._pending, np.asarray(codes, dtype=np.float64))
-        codes, scores = self._check_tell(codes, scores)
+    def _tell(self, codes: np.ndarray, scores: np.ndarray) -> None:
         self._pending = None
         self.generation += 1
 

@@ -34,7 +34,7 @@ import numpy as np
 
 from actmax.core.registry import optimizers
 from actmax.optimizers.base import Optimizer, rng_from_state, rng_state
-from actmax.optimizers.common import (array, best_state, check_asked, check_dim, check_shape, check_state,
+from actmax.optimizers.common import (array, best_state, check_dim, check_shape, check_state,
                                initial_point, load_best, positive, require, tensor)
 
 SCHEDULES = ("exp", "inv", "lin")
@@ -116,7 +116,7 @@ class SphereCMA(Optimizer):
             return self.angle_start * (self.angle_end / self.angle_start) ** frac
         return self.angle_start + (self.angle_end - self.angle_start) * frac
 
-    def ask(self) -> np.ndarray:
+    def _ask(self) -> np.ndarray:
         if self._pending is None:
             u = self.rng.standard_normal((self.popsize - 1, self.dim))
             u -= np.outer(u @ self.center, self.center)
@@ -126,9 +126,7 @@ class SphereCMA(Optimizer):
             self._pending = self.sphere_norm * unit
         return self._pending.copy()
 
-    def tell(self, codes: np.ndarray, scores: np.ndarray) -> None:
-        check_asked(self.name, self._pending, np.asarray(codes, dtype=np.float64))
-        codes, scores = self._check_tell(codes, scores)
+    def _tell(self, codes: np.ndarray, scores: np.ndarray) -> None:
         codes = self._pending
         first = 0 if self.rankbasis else 1           # row 0 is the centre
         ranked = scores[first:]
