@@ -8,8 +8,9 @@ from __future__ import annotations
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Iterator, Literal, Sequence
+from typing import Any, Iterator, Literal, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -74,6 +75,43 @@ def check_scores(scores: torch.Tensor, batch: int, units: int, *, where: str = "
     return scores
 
 
+#: What each kind of part must have (attributes, then methods); see docs/PLUGINS.md.
+PART_CONTRACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "generator": (("dim", "channels", "image_size"), ("forward", "init_codes")),
+    "optimizer": ((), ("ask", "tell", "state_dict", "load_state_dict")),
+    "gradient optimizer": ((), ("start", "step", "state_dict", "load_state_dict")),
+    "scorer": (("units",), ("forward",)),
+}
+
+
+def check_part(kind: str, part: object, label: str) -> object:
+    """Raise one :class:`ContractError` naming ``label`` unless ``part`` has what its kind needs.
+
+    Generators need int ``dim``, ``channels``, ``image_size`` and ``forward``/``init_codes``;
+    gradient-free optimizers ``ask``/``tell``/``state_dict``/``load_state_dict`` (gradient ones,
+    ``gradient_based = True``, ``start``/``step`` instead of ``ask``/``tell``); scorers an int
+    ``units`` and ``forward``.
+    """
+    key = "gradient optimizer" if kind == "optimizer" and getattr(part, "gradient_based", False) else kind
+    if key not in PART_CONTRACTS:
+        return part
+    attrs, methods = PART_CONTRACTS[key]
+    missing = [a for a in attrs if not hasattr(part, a)]
+    missing += [f"{m}()" for m in methods if not callable(getattr(part, m, None))]
+    not_int = [a for a in attrs if hasattr(part, a) and
+               (isinstance(getattr(part, a), bool) or not isinstance(getattr(part, a), (int, np.integer))
+                or int(getattr(part, a)) < 1)]
+    problems = []
+    if missing:
+        problems.append("missing " + ", ".join(missing))
+    if not_int:
+        problems.append("not a positive int: " + ", ".join(f"{a}={getattr(part, a)!r}" for a in not_int))
+    if problems:
+        raise ContractError(f"{label} breaks the {key} contract ({type(part).__name__}): "
+                            + "; ".join(problems) + " (see docs/PLUGINS.md)")
+    return part
+
+
 def check_pole(pole: str) -> str:
     if pole not in POLES:
         raise ContractError(f"pole must be 'high' (MEI) or 'low' (LEI), got {pole!r}")
@@ -122,3 +160,67 @@ def to_size(images: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
         return images
     shrink = images.shape[-1] > hw[1] or images.shape[-2] > hw[0]
     return F.interpolate(images, size=hw, mode="bilinear", align_corners=False, antialias=shrink)
+
+
+def check_asked_codes(codes: object, dim: int, label: str) -> object:
+    """Raise a :class:`ContractError` blaming the optimizer ``label`` unless ``ask()`` gave (pop, dim) codes."""
+    shape = getattr(codes, "shape", None)
+    if shape is None or len(shape) != 2 or shape[1] != dim or shape[0] < 1:
+        raise ContractError(f"{label}: ask() returned codes of shape {shape if shape is not None else type(codes).__name__}, "
+                            f"expected (pop, {dim}) for this generator space; this is a bug in the optimizer")
+    return codes
+
+
+def check_state_roundtrip(opt: Any) -> None:
+    """Save ``opt.state_dict()`` with ``torch.save`` and load it with ``weights_only=True``.
+
+    Raises :class:`OptimizerStateError` naming the optimizer and the offending key (e.g. a numpy
+    float in the state), so a bad state fails at the first checkpoint instead of at ``resume``.
+    """
+    import io
+
+    from actmax.core.errors import OptimizerStateError
+
+    name = getattr(opt, "part_name", None) or f"optimizer {type(opt).__name__}"
+    state = opt.state_dict()
+    buf = io.BytesIO()
+    try:
+        torch.save(state, buf)
+        buf.seek(0)
+        torch.load(buf, weights_only=True)
+        return
+    except Exception as exc:  # noqa: BLE001 - report any failure with the optimizer's name
+        error = exc
+    bad = _unsafe_entry(state, "state")
+    if bad is None:
+        raise OptimizerStateError(f"{name}: state_dict() does not round-trip through "
+                                  f"torch.load(weights_only=True): {error}") from None
+    path, value = bad
+    raise OptimizerStateError(
+        f"{name}: state_dict() entry {path} holds a {type(value).__module__}.{type(value).__name__}, "
+        "which torch.load(weights_only=True) refuses; keep only tensors, int, float, str, bool, None, "
+        "lists, tuples and dicts (e.g. float(x) for a numpy float, torch.from_numpy(a) for an array)")
+
+
+_SAFE_SCALARS = (bool, int, float, str, type(None))
+
+
+def _unsafe_entry(value: Any, path: str) -> tuple[str, Any] | None:
+    """First entry (path, value) of a state that weights_only loading would refuse, or None."""
+    if isinstance(value, torch.Tensor) or type(value) in _SAFE_SCALARS:
+        return None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if type(k) not in _SAFE_SCALARS:
+                return f"{path} key {k!r}", k
+            found = _unsafe_entry(v, f"{path}[{k!r}]")
+            if found:
+                return found
+        return None
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            found = _unsafe_entry(v, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    return path, value

@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from actmax.core.contracts import ContractError, check_images, check_pole
+from actmax.core.contracts import ContractError, check_asked_codes, check_images, check_pole, check_state_roundtrip
 from actmax.core.errors import RecordError
 from actmax.core.records import BEST, RunRecord, now, save_image, save_montage
 from actmax.core.registry import generators, optimizers, parse_spec, scorers, spec_text
@@ -53,7 +53,8 @@ def _space_names(gen_specs: Sequence[Any], gens: Sequence[torch.nn.Module]) -> l
     names = []
     for spec, gen in zip(gen_specs, gens):
         base = parse_spec(spec)[0] if isinstance(spec, str) else (
-            spec["name"] if isinstance(spec, Mapping) else type(gen).__name__.lower())
+            spec.get("name", spec.get("path")) if isinstance(spec, Mapping) else type(gen).__name__.lower())
+        base = base.rpartition(":")[2].lower() if ":" in base else base   # path=pkg.mod:Class -> class
         name, k = base, 2
         while name in names:
             name, k = f"{base}{k}", k + 1
@@ -112,7 +113,7 @@ class _Evolution:
 
     # -- one generation -------------------------------------------------------------------
     def _render(self, t: int) -> tuple[np.ndarray, torch.Tensor]:
-        codes = self.opts[t].ask()
+        codes = check_asked_codes(self.opts[t].ask(), self.gens[t].dim, f"optimizer {self.optimizer_specs[t]!r}")
         with torch.no_grad():
             images = self.gens[t](torch.as_tensor(codes, dtype=torch.float32, device=self.device))
         return codes, check_images(images, where=f"generator {self.spaces[t]} output")
@@ -236,6 +237,9 @@ def _run(ev: _Evolution, rec: RunRecord | None, *, progress: bool, image_every: 
             ev.step()
             if rec is not None:
                 rec.write_scores(ev.table())
+                if not rec.has_checkpoint():   # the first checkpoint: a bad optimizer state fails now, not at resume
+                    for opt in ev.opts:
+                        check_state_roundtrip(opt)
                 rec.save_checkpoint(ev.state())
                 if image_every and (ev.generation - 1) % image_every == 0:
                     _save_generation_montages(ev, rec)

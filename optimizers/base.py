@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from actmax.core.contracts import ContractError
+from actmax.core.contracts import ContractError, check_state_roundtrip  # noqa: F401  (re-exported)
 from actmax.core.errors import OptimizerStateError  # noqa: F401  (re-exported for optimizers)
 
 #: codes told back may have gone through float32 (rendering); anything closer than this (relative to
@@ -146,60 +146,3 @@ def rng_from_state(state: dict[str, Any]) -> np.random.Generator:
     rng.bit_generator.state = {"bit_generator": "PCG64", "state": dict(state["state"]),
                                "has_uint32": state["has_uint32"], "uinteger": state["uinteger"]}
     return rng
-
-
-def check_state_roundtrip(opt: Any) -> None:
-    """Save ``opt.state_dict()`` with ``torch.save`` and load it with ``weights_only=True``.
-
-    Raises :class:`OptimizerStateError` naming the optimizer and the offending key (e.g. a numpy
-    float in the state), so a bad state fails at the first checkpoint instead of at ``resume``.
-    """
-    import io
-
-    import torch
-
-    name = getattr(opt, "part_name", None) or f"optimizer {type(opt).__name__}"
-    state = opt.state_dict()
-    buf = io.BytesIO()
-    try:
-        torch.save(state, buf)
-        buf.seek(0)
-        torch.load(buf, weights_only=True)
-        return
-    except Exception as exc:  # noqa: BLE001 - report any failure with the optimizer's name
-        error = exc
-    bad = _unsafe_entry(state, "state")
-    if bad is None:
-        raise OptimizerStateError(f"{name}: state_dict() does not round-trip through "
-                                  f"torch.load(weights_only=True): {error}") from None
-    path, value = bad
-    raise OptimizerStateError(
-        f"{name}: state_dict() entry {path} holds a {type(value).__module__}.{type(value).__name__}, "
-        "which torch.load(weights_only=True) refuses; keep only tensors, int, float, str, bool, None, "
-        "lists, tuples and dicts (e.g. float(x) for a numpy float, torch.from_numpy(a) for an array)")
-
-
-_SAFE_SCALARS = (bool, int, float, str, type(None))
-
-
-def _unsafe_entry(value: Any, path: str) -> tuple[str, Any] | None:
-    """First entry (path, value) of a state that weights_only loading would refuse, or None."""
-    import torch
-
-    if isinstance(value, torch.Tensor) or type(value) in _SAFE_SCALARS:
-        return None
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if type(k) not in _SAFE_SCALARS:
-                return f"{path} key {k!r}", k
-            found = _unsafe_entry(v, f"{path}[{k!r}]")
-            if found:
-                return found
-        return None
-    if isinstance(value, (list, tuple)):
-        for i, v in enumerate(value):
-            found = _unsafe_entry(v, f"{path}[{i}]")
-            if found:
-                return found
-        return None
-    return path, value

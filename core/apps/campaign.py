@@ -46,7 +46,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 
 from actmax.core.errors import RecordError
-from actmax.core.registry import format_spec, parse_spec
+from actmax.core.registry import spec_text
 
 log = logging.getLogger("actmax")
 
@@ -66,13 +66,15 @@ EXECUTED = ("ran", "resumed", "restarted")
 # Spec and cells
 # ============================================================================================
 def _canonical(spec: Any, what: str) -> str:
-    """Canonical ``name:k=v`` text of a part spec string or dict (so equal specs share folders)."""
+    """Canonical ``name:k=v`` text of a part spec string or dict (options sorted, defaults dropped:
+    equal specs share folders)."""
+    kind = {"space": "generator"}.get(what, what)
     if isinstance(spec, str):
-        return format_spec(*parse_spec(spec))
+        return spec_text(spec, kind)
     if isinstance(spec, Mapping):
-        if "name" not in spec:
+        if "name" not in spec and "path" not in spec:
             raise ValueError(f"campaign: {what} spec {dict(spec)!r} has no 'name' key")
-        return format_spec(str(spec["name"]), {k: v for k, v in spec.items() if k != "name"})
+        return spec_text(spec, kind)
     raise ValueError(f"campaign: {what} must be a 'name:key=value' string or a table with a name, "
                      f"got {type(spec).__name__}")
 

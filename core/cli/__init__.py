@@ -26,20 +26,36 @@ KINDS = ("generators", "optimizers", "scorers")
 
 @app.command("list")
 def list_parts(kind: Optional[str] = typer.Argument(None, help="generators, optimizers or scorers (default: all)"),
+               verbose: bool = typer.Option(False, "--verbose", "-v",
+                                            help="also show each part's source and distribution (name, version)"),
                as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """List registered parts (built-in and plugins) with a one-line description each."""
     from actmax.core.registry import registry_for
 
     kinds = [kind] if kind else list(KINDS)
-    table = {k if k.endswith("s") else k + "s": registry_for(k).describe() for k in kinds}
+    regs = {(k if k.endswith("s") else k + "s"): registry_for(k) for k in kinds}
     if as_json:
+        if verbose:
+            table = {k: {e.name: {"description": e.description, "source": e.source, "origin": e.origin,
+                                  "distribution": e.distribution} for e in reg.details()}
+                     for k, reg in regs.items()}
+        else:
+            table = {k: reg.describe() for k, reg in regs.items()}
         typer.echo(json.dumps(table, indent=2))
         return
-    for k, parts in table.items():
+    for k, reg in regs.items():
         typer.echo(f"{k}:")
-        width = max((len(n) for n in parts), default=0)
-        for name, desc in parts.items():
-            typer.echo(f"  {name.ljust(width)}  {desc}")
+        entries = reg.details()
+        width = max((len(e.name) for e in entries), default=0)
+        for e in entries:
+            typer.echo(f"  {e.name.ljust(width)}  {e.description}")
+            if verbose:
+                typer.echo(f"  {' ' * width}    {e.origin}: {e.source} [{e.distribution or 'distribution unknown'}]")
+        if verbose:
+            for name, message in reg.skipped.items():
+                typer.echo(f"  (skipped plugin {name}: {message})")
+            for name, message in reg.plugin_errors.items():
+                typer.echo(f"  (broken plugin {name}: {message})")
 
 
 @app.command("weights")
