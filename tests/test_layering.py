@@ -1,0 +1,83 @@
+"""Layering: the kernel (core/*.py) imports no plugin folder, application or CLI; discovery is lazy."""
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+KERNEL = sorted((REPO / "core").glob("*.py"))
+FORBIDDEN = ("actmax.generators", "actmax.optimizers", "actmax.scorers", "actmax.core.apps", "actmax.core.cli",
+             "generators", "optimizers", "scorers", "core.apps", "core.cli")
+
+
+def imported_modules(path: Path) -> list[tuple[int, str]]:
+    """Every module an ``import`` statement in ``path`` names, at any depth (lazy imports included)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    package = "actmax.core"
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:                                   # relative: resolve against actmax.core
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                module = f"{base}.{node.module}" if node.module else base
+            else:
+                module = node.module or ""
+            found.append((node.lineno, module))
+            found += [(node.lineno, f"{module}.{alias.name}") for alias in node.names]
+    return found
+
+
+def _forbidden(module: str) -> bool:
+    return any(module == f or module.startswith(f + ".") for f in FORBIDDEN)
+
+
+def test_kernel_files_exist():
+    names = {p.name for p in KERNEL}
+    assert {"registry.py", "contracts.py", "errors.py", "records.py", "evolve.py", "synthesize.py"} <= names
+
+
+@pytest.mark.parametrize("path", KERNEL, ids=lambda p: p.name)
+def test_kernel_module_imports_no_plugin_application_or_cli(path):
+    bad = [(line, m) for line, m in imported_modules(path) if _forbidden(m)]
+    assert not bad, f"{path.name} imports {bad}"
+
+
+def test_the_check_catches_lazy_and_relative_imports(tmp_path):
+    src = tmp_path / "x.py"
+    src.write_text("def f():\n    from actmax.optimizers.base import Optimizer\n"
+                   "def g():\n    import actmax.core.apps.plots\nfrom ..scorers import base\n")
+    assert sorted(m for _, m in imported_modules(src) if _forbidden(m)) == [
+        "actmax.core.apps.plots", "actmax.optimizers.base", "actmax.optimizers.base.Optimizer",
+        "actmax.scorers", "actmax.scorers.base"]
+
+
+@pytest.mark.parametrize("statement", ["import actmax.core.errors", "import actmax.core.registry",
+                                       "import actmax"])
+def test_importing_the_kernel_loads_no_part(statement):
+    code = (f"{statement}; import sys, json; print(json.dumps(sorted(m for m in sys.modules "
+            "if m.startswith(('actmax.generators', 'actmax.optimizers', 'actmax.scorers')))))")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == []
+
+
+def test_parts_load_on_first_registry_use():
+    code = ("from actmax.core.registry import optimizers; import sys; "
+            "print('actmax.optimizers.cma' in sys.modules); optimizers.names(); "
+            "print('actmax.optimizers.cma' in sys.modules)")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "ACTMAX_NO_PLUGINS": "1"}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["False", "True"]
