@@ -21,7 +21,7 @@ from actmax.generators.base import Generator, seeded_normal
 
 @lru_cache(maxsize=1)
 def _prior_file() -> dict[str, np.ndarray]:
-    with resources.files("generators").joinpath("data/fourier_prior.npz").open("rb") as fh:
+    with resources.files("actmax.generators").joinpath("data/fourier_prior.npz").open("rb") as fh:
         data = np.load(fh, allow_pickle=False)
         return {k: data[k] for k in data.files}
 
