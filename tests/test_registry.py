@@ -1,7 +1,9 @@
 """Registries: spec parsing, creation, clear errors, collisions, plugin opt-out."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
+import torch
 
 from actmax.core.registry import Registry, RegistryError, generators, optimizers, parse_spec, scorers
 
@@ -85,3 +87,179 @@ def test_no_plugins_env_skips_entry_points(monkeypatch):
     monkeypatch.delenv("ACTMAX_NO_PLUGINS")
     reg2.names()
     assert calls == [2]
+
+
+# -- canonical spec text -------------------------------------------------------------------------
+def test_spec_text_sorts_options_and_drops_defaults():
+    from actmax.core.registry import spec_text
+    assert spec_text("cma:popsize=40,diagonal=True") == spec_text("cma:diagonal=True,popsize=40") \
+        == spec_text({"name": "cma", "diagonal": True, "popsize": 40}) == "cma:diagonal=True,popsize=40"
+    assert spec_text("fourier:size=64,channels=1,mode='phase'") == "fourier:mode='phase'"   # size, channels default
+    assert spec_text("cma:sampler='full',diagonal=False") == "cma"
+    assert spec_text("cma:sigma0=1.0,seed=0") == "cma:seed=0,sigma0=1.0"   # run-loop keywords are kept
+    assert spec_text("fourier:size=64", "generator") == "fourier"
+    assert spec_text(generators.create("pixel")) is None                   # a live object has no text
+
+
+def test_campaign_folders_do_not_depend_on_option_order():
+    from actmax.core.apps.campaign import _canonical
+    assert _canonical("cma:popsize=40,diagonal=True", "optimizer") == \
+        _canonical({"name": "cma", "diagonal": True, "popsize": 40}, "optimizer")
+    assert _canonical("fourier:size=64", "space") == "fourier"
+
+
+# -- parts by import path -------------------------------------------------------------------------
+def test_path_specs_create_parts_from_string_and_dict():
+    from actmax.core.registry import spec_text
+    a = generators.create("path=actmax.generators.pixel:PixelGenerator,size=8")
+    b = generators.create({"path": "actmax.generators.pixel:PixelGenerator", "size": 8})
+    assert a.dim == b.dim == 64
+    assert spec_text({"path": "actmax.generators.pixel:PixelGenerator", "size": 8}) == \
+        "path=actmax.generators.pixel:PixelGenerator,size=8"
+    assert parse_spec("path=a.b:C,size=3") == ("a.b:C", {"size": 3})
+    with pytest.raises(RegistryError, match="cannot import module 'no_such_mod'"):
+        generators.create("path=no_such_mod:Gen")
+    with pytest.raises(RegistryError, match="has no 'Nope'"):
+        generators.create("path=actmax.generators.pixel:Nope")
+    with pytest.raises(RegistryError, match="bad import path"):
+        parse_spec("path=not a path")
+    with pytest.raises(RegistryError, match="has no option 'sze'"):
+        generators.create("path=actmax.generators.pixel:PixelGenerator,sze=8")
+
+
+CRASH = {"at": None, "calls": 0}
+
+
+from actmax.scorers.base import Scorer  # noqa: E402
+
+
+class CrashingNeurons(Scorer):
+    """Model neurons (for path= specs) that raise on call number CRASH['at']."""
+
+    def __init__(self, n: int = 2) -> None:
+        super().__init__()
+        from actmax.scorers.model_neurons import ModelNeurons
+        self.inner = ModelNeurons(kind="simple", n=n, size=16, seed=0)
+        self.units = n
+
+    def respond(self, images):
+        CRASH["calls"] += 1
+        if CRASH["at"] is not None and CRASH["calls"] == CRASH["at"]:
+            raise KeyboardInterrupt("simulated kill")
+        return self.inner(images)
+
+
+def test_run_made_with_path_specs_resumes_to_the_same_record(tmp_path):
+    import actmax
+    from actmax.core.evolve import resume_evolution
+    from actmax.core.records import RunRecord
+
+    kw = dict(generator="path=actmax.generators.fourier:FourierGenerator,size=16",
+              scorer="path=tests.test_registry:CrashingNeurons", optimizer="path=actmax.optimizers.cma:PyCMA,popsize=6",
+              unit=1, generations=6, seed=2, plots=False, image_every=0)
+    full = actmax.evolve(out_dir=tmp_path / "full", **kw)
+    CRASH.update(at=CRASH["calls"] + 4, calls=CRASH["calls"])
+    with pytest.raises(KeyboardInterrupt):
+        actmax.evolve(out_dir=tmp_path / "killed", **kw)
+    CRASH["at"] = None
+    spec = RunRecord(tmp_path / "killed").manifest()["spec"]
+    assert spec["scorer"] == "path=tests.test_registry:CrashingNeurons"
+    assert spec["optimizers"] == ["path=actmax.optimizers.cma:PyCMA,popsize=6"]
+    resumed = resume_evolution(tmp_path / "killed")
+    assert resumed.spaces == full.spaces == ["fouriergenerator"]
+    assert resumed.best_score == full.best_score
+    np.testing.assert_array_equal(resumed.scores["score"].to_numpy(), full.scores["score"].to_numpy())
+
+
+# -- plugin name clashes --------------------------------------------------------------------------
+class _Dist:
+    def __init__(self, name):
+        self.name, self.version = name, "1.2"
+
+
+class _EP:
+    def __init__(self, name, obj, dist):
+        self.name, self.value, self.dist, self._obj = name, f"{dist}:{name}", _Dist(dist), obj
+
+    def load(self):
+        if isinstance(self._obj, Exception):
+            raise self._obj
+        return self._obj
+
+
+def test_clashing_plugin_is_skipped_with_a_resolving_warning(monkeypatch, caplog):
+    import actmax.core.registry as registry
+
+    def builtin():
+        """Built-in."""
+
+    def plugin_a():
+        """Plugin a."""
+
+    def plugin_b():
+        """Plugin b."""
+
+    reg = Registry("widget", ())
+    reg.add("w", builtin, origin="built-in")
+    eps = [_EP("w", plugin_a, "clashpkg"), _EP("x", plugin_a, "goodpkg"), _EP("x", plugin_b, "otherpkg"),
+           _EP("y", ImportError("boom"), "brokenpkg"), _EP("z", plugin_b, "okpkg")]
+    monkeypatch.setattr(registry, "entry_points", lambda group: eps)
+    monkeypatch.delenv("ACTMAX_NO_PLUGINS", raising=False)
+    with caplog.at_level("WARNING", logger="actmax"):
+        assert reg.names() == ["w", "x", "z"]
+    assert reg.entry("w").factory is builtin and reg.entry("x").factory is plugin_a
+    assert reg.entry("x").distribution == "goodpkg 1.2" and reg.entry("x").origin == "plugin"
+    text = caplog.text
+    assert "skipping widget plugin 'w'" in text and "clashpkg 1.2" in text and "pip uninstall clashpkg" in text
+    assert "already taken by the built-in" in text and "path=clashpkg:w" in text
+    assert "skipping widget plugin 'x'" in text and "already taken by the plugin" in text
+    assert set(reg.skipped) == {"w", "x"} and set(reg.plugin_errors) == {"y"}
+
+
+# -- optimizer contract ---------------------------------------------------------------------------
+def test_wrong_ask_shape_is_blamed_on_the_optimizer():
+    from actmax.core.contracts import ContractError
+    from actmax.optimizers.random_search import RandomSearch
+
+    class Bad(RandomSearch):
+        def _ask(self):
+            return super()._ask()[:, :-1]
+
+    with pytest.raises(ContractError, match=r"optimizer 'random' \(Bad\): ask\(\) returned codes of shape \(4, 2\), "
+                                            r"expected \(4, 3\)"):
+        Bad(dim=3, popsize=4).ask()
+
+
+def test_state_round_trip_check_names_optimizer_and_key():
+    from actmax.core.contracts import check_state_roundtrip
+    from actmax.optimizers.base import OptimizerStateError
+    from actmax.optimizers.random_search import RandomSearch
+
+    class NumpyState(RandomSearch):
+        def state_dict(self):
+            return {**super().state_dict(), "extra": {"lr": np.float64(0.5)}}
+
+    check_state_roundtrip(RandomSearch(dim=3))
+    with pytest.raises(OptimizerStateError, match=r"optimizer 'random' \(NumpyState\): state_dict\(\) entry "
+                                                 r"state\['extra'\]\['lr'\] holds a numpy.float64"):
+        check_state_roundtrip(NumpyState(dim=3))
+
+
+class NumpyStateCMA:
+    """An optimizer (for a path= spec) whose state holds a numpy float: fails at the first checkpoint."""
+
+    def __new__(cls, **kw):
+        from actmax.optimizers.cma import PyCMA
+
+        class _Opt(PyCMA):
+            def state_dict(self):
+                return {**super().state_dict(), "sigma_now": np.float64(self.sigma)}
+        return _Opt(**kw)
+
+
+def test_evolve_checks_the_first_checkpoint(tmp_path):
+    import actmax
+    from actmax.optimizers.base import OptimizerStateError
+    with pytest.raises(OptimizerStateError, match=r"state\['sigma_now'\] holds a numpy.float64"):
+        actmax.evolve("pixel:size=8", "model:kind=simple,n=1,size=8", "path=tests.test_registry:NumpyStateCMA",
+                      generations=3, out_dir=tmp_path / "run", plots=False, image_every=0)
