@@ -5,11 +5,41 @@ from pathlib import Path
 from typing import Sequence
 
 import matplotlib
+import pandas as pd
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
+_FIGURE_KEYS = ("figsize", "dpi", "facecolor", "edgecolor", "layout", "constrained_layout", "tight_layout")
+
+
+class HeadlessPyplot:
+    """The few ``pyplot`` calls actmax uses, on private Agg canvases.
+
+    pyplot keeps global state (the backend, a list of open figures): ``matplotlib.use("Agg")`` in a
+    library switches the caller's backend (a notebook's inline or a GUI one) behind their back.
+    Figures made here belong to nobody's pyplot and are written with ``fig.savefig``.
+    """
+
+    rcParams = matplotlib.rcParams
+
+    @staticmethod
+    def figure(**kwargs: object) -> Figure:
+        fig = Figure(**kwargs)  # type: ignore[arg-type]
+        FigureCanvasAgg(fig)
+        return fig
+
+    @classmethod
+    def subplots(cls, nrows: int = 1, ncols: int = 1, **kwargs: object) -> tuple[Figure, object]:
+        fig = cls.figure(**{k: kwargs.pop(k) for k in _FIGURE_KEYS if k in kwargs})
+        return fig, fig.subplots(nrows, ncols, **kwargs)  # type: ignore[arg-type]
+
+    @staticmethod
+    def close(fig: object = None) -> None:
+        """Nothing to release: no pyplot registry holds these figures."""
+
+
+plt = HeadlessPyplot()
 
 
 def plot_trajectory(traj: pd.DataFrame, path: str | Path, *, pole: str = "high",

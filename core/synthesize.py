@@ -61,7 +61,9 @@ class _Synthesis:
                              "gradient-free optimizers run with `actmax evolve`")
         if self.ascent.norm is None and self.ascent.contrast is None and getattr(self.scorer, "input_norm", None):
             self.ascent.norm = float(self.scorer.input_norm)
-        for p in list(self.gen.parameters()) + list(self.scorer.parameters()):
+        params = list(self.gen.parameters()) + list(self.scorer.parameters())
+        self.grad_flags = [(p, p.requires_grad) for p in params]   # restored by restore_grad_flags()
+        for p in params:
             p.requires_grad_(False)
         with torch.no_grad():
             init = torch.cat([self.gen.init_codes(1, seed=t.seed) for t in self.targets])
@@ -102,6 +104,11 @@ class _Synthesis:
             "pole": np.tile([t.pole for t in self.targets], n_steps),
             "seed": np.tile([t.seed for t in self.targets], n_steps),
             "score": arr.reshape(-1)})
+
+    def restore_grad_flags(self) -> None:
+        """Give the modules passed in their ``requires_grad`` flags back (frozen only during the run)."""
+        for p, flag in self.grad_flags:
+            p.requires_grad_(flag)
 
     def state(self) -> dict[str, Any]:
         return {"ascent": self.ascent.state_dict(), "rows": torch.from_numpy(self._rows_array())}
@@ -161,14 +168,17 @@ def synthesize(generator: Any, scorer: Any, *, units: Sequence[int] | None = Non
     """
     syn = _Synthesis(generator, scorer, units=units, poles=poles, seeds=seeds, ascent=ascent, device=device,
                      amp=amp)
-    rec = None
-    if out_dir is not None:
-        spec = {"generator": spec_text(generator), "scorer": spec_text(scorer), "ascent": spec_text(ascent),
-                "units": syn.units,
-                "poles": list(poles), "seeds": [int(s) for s in seeds], "device": device, "amp": amp,
-                "checkpoint_every": checkpoint_every}
-        rec = RunRecord.create(out_dir, kind="synthesize", spec=spec, overwrite=overwrite)
-    return _run(syn, rec, progress=progress, checkpoint_every=checkpoint_every, t_start=time.time())
+    try:
+        rec = None
+        if out_dir is not None:
+            spec = {"generator": spec_text(generator), "scorer": spec_text(scorer), "ascent": spec_text(ascent),
+                    "units": syn.units,
+                    "poles": list(poles), "seeds": [int(s) for s in seeds], "device": device, "amp": amp,
+                    "checkpoint_every": checkpoint_every}
+            rec = RunRecord.create(out_dir, kind="synthesize", spec=spec, overwrite=overwrite)
+        return _run(syn, rec, progress=progress, checkpoint_every=checkpoint_every, t_start=time.time())
+    finally:
+        syn.restore_grad_flags()           # the modules passed in are not left frozen
 
 
 def resume_synthesis(out_dir: str | Path, *, progress: bool = False) -> SynthesisResult:

@@ -100,11 +100,16 @@ def run_benchmark(*, optimizer_specs: Sequence[Any] = DEFAULT_OPTIMIZERS, spaces
     ``budget // popsize`` generations of the optimizer's own population size. ``scorer`` is any
     scorer spec (model neurons by default; a twin or CNN unit works the same way).
     """
+    if threads is not None:                   # set torch threads for the run only; the caller's setting comes back
+        args, before = {**locals(), "threads": None}, torch.get_num_threads()
+        torch.set_num_threads(int(threads))
+        try:
+            return run_benchmark(**{k: v for k, v in args.items() if k not in ("args", "before")})
+        finally:
+            torch.set_num_threads(before)
     from actmax.core.evolve import evolve
     from tqdm.auto import tqdm
 
-    if threads is not None:
-        torch.set_num_threads(int(threads))
     if budget < 1 or popsize < 1:
         raise ValueError(f"benchmark: budget and popsize must be >= 1, got {budget} and {popsize}")
     noise = [float(s) for s in noise]
@@ -218,9 +223,7 @@ def _summary(runs: pd.DataFrame) -> pd.DataFrame:
 
 def plot_benchmark(runs: pd.DataFrame, trajectory: pd.DataFrame, path: str | Path) -> Path:
     """Normalised score per optimizer and noise level (bars, SEM) and normalised best-so-far vs evaluations."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from actmax.core.run_plots import plt  # headless figures; the caller's pyplot backend is left alone
 
     order = list(dict.fromkeys(runs["optimizer"]))
     levels = sorted(runs["noise"].unique())

@@ -377,16 +377,20 @@ def run_cell(cell: Cell | Mapping[str, Any], root: str | Path, *, threads: int |
     import torch
 
     cell = cell if isinstance(cell, Cell) else Cell.from_dict(cell)
-    if threads:
-        torch.set_num_threads(int(threads))
     path = Path(root) / RUNS_DIR / cell.name
     row: dict[str, Any] = {"name": cell.name, "action": "skipped", "seconds": 0.0, "error": "", "pid": os.getpid()}
     status = cell_status(path)
     if status == "finished":
         return row
-    t0 = time.time()
-    _execute(cell, path, status, row)
-    row["seconds"] = round(time.time() - t0, 3)
+    before = torch.get_num_threads()          # the caller's setting is restored afterwards
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        t0 = time.time()
+        _execute(cell, path, status, row)
+        row["seconds"] = round(time.time() - t0, 3)
+    finally:
+        torch.set_num_threads(before)
     return row
 
 

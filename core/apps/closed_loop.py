@@ -223,10 +223,7 @@ def _jsonable(obj: Any) -> Any:
 
 def _plot(path: Path, neurons: Any, stimuli: torch.Tensor, images: torch.Tensor, targets: list,
           report: dict[str, Any], best_idx: np.ndarray) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from actmax.core.run_plots import plt  # headless figures; the caller's pyplot backend is left alone
 
     rows = report["neurons"]
     n = len(rows)

@@ -275,9 +275,18 @@ def estimate_positions(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | No
     return torch.stack([to_grid(cols), to_grid(rows)], dim=1)
 
 
-def _fit_member(config: TwinConfig, opts: TrainOptions, seed: int, x_train: torch.Tensor,
-                y_train: torch.Tensor, m_train: torch.Tensor, x_val: torch.Tensor, y_val: np.ndarray,
-                *, progress: bool, label: str) -> tuple[TwinNetwork, list[dict[str, float]]]:
+def _fit_member(config: TwinConfig, opts: TrainOptions, seed: int, *args: Any,
+                **kwargs: Any) -> tuple[TwinNetwork, list[dict[str, float]]]:
+    """Train one member from ``seed`` on a forked torch RNG: the caller's global RNG state is left as it was."""
+    device = torch.device(opts.device)
+    cuda = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        return _fit_member_seeded(config, opts, seed, *args, **kwargs)
+
+
+def _fit_member_seeded(config: TwinConfig, opts: TrainOptions, seed: int, x_train: torch.Tensor,
+                       y_train: torch.Tensor, m_train: torch.Tensor, x_val: torch.Tensor, y_val: np.ndarray,
+                       *, progress: bool, label: str) -> tuple[TwinNetwork, list[dict[str, float]]]:
     from tqdm.auto import tqdm
 
     torch.manual_seed(seed)
@@ -459,10 +468,7 @@ def _nan_stat(fn: Any, values: np.ndarray) -> float | None:
 
 def write_report(out_dir: str | Path, report: dict[str, Any], *, title: str = "twin") -> tuple[Path, Path]:
     """``report.json`` and ``report.png`` (training curves, test correlations, oracle scatter)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from actmax.core.run_plots import plt  # headless figures; the caller's pyplot backend is left alone
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
