@@ -81,3 +81,16 @@ def test_parts_load_on_first_registry_use():
                          timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["False", "True"]
+
+
+def test_nothing_refers_to_files_outside_the_repository():
+    needles = (".." + "/shared", "/work" + "/shared")          # spelled apart so this file does not match
+    skip = {".git", ".venv", "runs", "build", "dist", "__pycache__", ".pytest_cache", "demo_out"}
+    hits = []
+    for path in REPO.rglob("*"):
+        if not path.is_file() or skip & set(path.relative_to(REPO).parts) or path.stat().st_size > 2_000_000:
+            continue
+        if path.suffix in (".py", ".md", ".toml", ".txt", ".cfg", ".yaml", ".yml", ".sh", ".json", ".csv", ""):
+            text = path.read_text(errors="ignore")
+            hits += [f"{path.relative_to(REPO)}: {n}" for n in needles if n in text]
+    assert not hits, hits
