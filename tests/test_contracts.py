@@ -174,7 +174,8 @@ def test_scorer_returns_batch_by_units(scorer):
     assert out.is_floating_point() and torch.isfinite(out).all(), name
     if getattr(s, "differentiable", False):
         images.requires_grad_(True)
-        s(images).sum().backward()
+        weights = torch.arange(1.0, s.units + 1)              # distinct per unit: opposite units do not cancel
+        (s(images) * weights).sum().backward()
         assert images.grad is not None and images.grad.abs().sum() > 0, name
 
 

@@ -186,3 +186,17 @@ def test_example_plugins_from_the_docs_run_an_evolution(plugin_site, tmp_path):
     first = scores.loc[scores["generation"] == 0, "score"].max()
     assert out["best_score"] == pytest.approx(scores["score"].max())
     assert out["best_score"] > first + 0.01     # the hill climber found a grating brighter on the right
+
+
+def test_installed_plugins_get_the_registry_driven_contract_tests(plugin_site):
+    env = {**os.environ, **_env(plugin_site), "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_contracts.py",
+                          "-k", "example or stripes", "--collect-only"], capture_output=True, text=True, env=env,
+                         cwd=REPO, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    for name in ("example_grating", "example_hill", "example_halves", "stripes"):
+        assert f"[{name}]" in res.stdout, name
+    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_contracts.py",
+                          "-k", "example or stripes"], capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "9 passed" in res.stdout, res.stdout
