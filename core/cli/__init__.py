@@ -79,7 +79,7 @@ def _int_list(text: str | None) -> list[int] | None:
 def evolve_cmd(
     generator: List[str] = typer.Option(["gabor"], "--generator", "-g", help="generator spec; repeat for paired evolution (one optimizer per space, parallel threads)"),
     scorer: str = typer.Option("model", "--scorer", "-s", help="scorer spec, e.g. model:kind=dual,n=1"),
-    optimizer: Optional[str] = typer.Option(None, "--optimizer", "-o", help="optimizer spec, e.g. cma:popsize=40 (default: cma for spaces up to 1000-d, cholesky_cma above)"),
+    optimizer: List[str] = typer.Option([], "--optimizer", "-o", help="optimizer spec, e.g. cholesky_cma:sigma0=3; give one for all spaces or repeat it once per -g, in order (default: each space's preset, the lab's CholeskyCMAES for deepsim/biggan)"),
     unit: int = typer.Option(0, help="index of the unit to drive"),
     pole: str = typer.Option("high", help="high (most exciting) or low (least exciting)"),
     generations: int = typer.Option(75, help="number of generations"),
@@ -91,9 +91,11 @@ def evolve_cmd(
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Closed-loop evolution of images for one unit (gradient-free ask/tell)."""
-    from actmax.core.evolve import evolve
+    from actmax.core.evolve import evolve, per_space
 
-    res = evolve(generator, scorer, optimizer, unit=unit, pole=pole, generations=generations, seed=seed,
+    if optimizer and len(optimizer) not in (1, len(generator)):
+        per_space(optimizer, len(generator))          # one clear error: the counts do not match
+    res = evolve(generator, scorer, list(optimizer) or None, unit=unit, pole=pole, generations=generations, seed=seed,
                  out_dir=out, device=device, overwrite=overwrite, progress=progress)
     _print_evolution(res, as_json)
 
