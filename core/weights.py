@@ -37,7 +37,7 @@ from actmax.core.errors import WeightsError
 
 __all__ = [
     "WeightSpec", "Located", "KNOWN_WEIGHTS", "register_weights", "weight_spec", "locate",
-    "resolve", "download", "verify", "sha256_file", "load_state_dict_file", "load_into",
+    "resolve", "download", "fetch", "verify", "sha256_file", "load_state_dict_file", "load_into",
     "check_state_dict", "weights_table", "hf_cache_dir", "is_offline", "record_use",
     "record_random", "take_used",
 ]
@@ -343,7 +343,7 @@ def _missing_message(spec: WeightSpec, repo: str | None, reason: str) -> str:
 
 def resolve(name: str | WeightSpec, path: str | os.PathLike[str] | None = None, *,
             hub_repo: str | None = None, download: bool = False, used_by: str | None = None) -> Path:
-    """The path of a weight file found locally; fetched (see :func:`download`) only if ``download=True``.
+    """The path of a weight file found locally; fetched (see :func:`fetch`) only if ``download=True``.
 
     Without ``download`` nothing touches the network: a file that is nowhere local is one
     :class:`WeightsError` naming it and every way to provide it. The file used is logged for the
@@ -351,6 +351,8 @@ def resolve(name: str | WeightSpec, path: str | os.PathLike[str] | None = None, 
     """
     spec = weight_spec(name)
     found = locate(spec, path, hub_repo=hub_repo)
+    if found is not None and download and path is None and verify(found.path, spec)[0] == "corrupt":
+        found = None                      # asked to download: replace a corrupt local copy
     if found is not None:
         record_use(found.path, name=spec.name, source=found.source, used_by=used_by or spec.used_by)
         return found.path
@@ -359,12 +361,12 @@ def resolve(name: str | WeightSpec, path: str | os.PathLike[str] | None = None, 
         why = ("offline mode (HF_HUB_OFFLINE/ACTMAX_OFFLINE) and not in the local cache" if is_offline()
                else "not in any local location; actmax downloads only when asked")
         raise WeightsError(_missing_message(spec, repo, why))
-    got = download(spec, hub_repo=hub_repo)
+    got = fetch(spec, hub_repo=hub_repo)
     record_use(got, name=spec.name, source="downloaded", used_by=used_by or spec.used_by)
     return got
 
 
-def download(name: str | WeightSpec, *, hub_repo: str | None = None) -> Path:
+def fetch(name: str | WeightSpec, *, hub_repo: str | None = None) -> Path:
     """Fetch a known weight file (and the files it ``requires``) on explicit request, then verify it.
 
     From the Hugging Face hub when a repo is known (into the HF cache), else from the file's own
@@ -374,7 +376,7 @@ def download(name: str | WeightSpec, *, hub_repo: str | None = None) -> Path:
     """
     spec = weight_spec(name)
     for extra in spec.requires:
-        download(extra, hub_repo=hub_repo)
+        fetch(extra, hub_repo=hub_repo)
     found = locate(spec, hub_repo=hub_repo)
     if found is not None and verify(found.path, spec)[0] != "corrupt":
         return found.path
@@ -402,9 +404,14 @@ def download(name: str | WeightSpec, *, hub_repo: str | None = None) -> Path:
         )) from exc
     status, detail = verify(path, spec)
     if status == "corrupt":
-        raise WeightsError(f"{spec.description}: the downloaded file {str(path)!r} is corrupt ({detail}); "
-                           "delete it and try again")
+        if not repo:
+            path.unlink(missing_ok=True)   # never leave a bad download where the resolver would find it
+        raise WeightsError(f"{spec.description}: the downloaded file {str(path)!r} is corrupt ({detail})"
+                           + ("; it was deleted, try again" if not repo else "; delete it and try again"))
     return path
+
+
+download = fetch  # the public name (``actmax weights --download``); ``resolve``'s flag shadows it there
 
 
 # -- verification ------------------------------------------------------------------------------

@@ -227,9 +227,12 @@ def test_sphere_codes_stay_on_the_sphere_and_find_a_direction():
     target = np.random.default_rng(7).standard_normal(20)
     target /= np.linalg.norm(target)
     opt = SphereCMA(dim=20, x0=np.ones(20), seed=0, n_gen=60)
+    assert opt.sphere_norm == 300.0                                   # the lab's radius by default
     for x in run(opt, 60, lambda x: x @ target):
-        np.testing.assert_allclose(np.linalg.norm(x, axis=1), math.sqrt(20), rtol=1e-10)
+        np.testing.assert_allclose(np.linalg.norm(x, axis=1), 300.0, rtol=1e-10)
     assert opt.center @ target > 0.99
+    small = SphereCMA(dim=20, x0=np.ones(20), seed=0, sphere_norm=math.sqrt(20))
+    np.testing.assert_allclose(np.linalg.norm(small.ask(), axis=1), math.sqrt(20), rtol=1e-10)
 
 
 def test_sphere_samples_sit_at_the_scheduled_angle_and_centre_comes_first():
@@ -318,6 +321,25 @@ def test_genetic_reference_defaults():
     ga = Genetic(dim=4)
     assert (ga.popsize, ga.mutation_rate, ga.mutation_size, ga.kT_multiplier, ga.n_conserve,
             ga.parental_skew) == (40, 0.25, 0.75, 2.0, 10, 0.75)
+
+
+def test_genetic_starts_as_the_lab_standard_normal_codes_whatever_the_step_size():
+    ga = Genetic(dim=500, seed=0, sigma0=3.0)                     # sigma0 (a CMA step size) plays no part
+    x = ga.ask()
+    assert abs(x.mean()) < 0.02 and x.std() == pytest.approx(1.0, rel=0.02)
+    prior = Genetic(dim=3, seed=0, popsize=5, prior=lambda n: np.arange(3 * n, dtype=float).reshape(n, 3))
+    np.testing.assert_array_equal(prior.ask(), np.arange(15.0).reshape(5, 3))   # the space's own init codes
+    with pytest.raises(ValueError, match="prior"):
+        Genetic(dim=3, popsize=5, prior=lambda n: np.zeros((n, 4)))
+
+
+@pytest.mark.parametrize("popsize", [2, 3, 5, 12, 19])
+def test_sphere_and_genetic_run_with_any_popsize_from_two(popsize):
+    for opt in (SphereCMA(dim=30, seed=0, popsize=popsize, n_gen=5), Genetic(dim=30, seed=0, popsize=popsize)):
+        for x in run(opt, 5):
+            assert x.shape == (popsize, 30) and np.all(np.isfinite(x))
+    assert Genetic(dim=3, popsize=12).n_conserve == 3 and Genetic(dim=3, popsize=2).n_conserve == 1
+    assert SphereCMA(dim=3, popsize=12).select_size == 11 and SphereCMA(dim=3, popsize=80).select_size == 20
 
 
 def test_genetic_keeps_elites_and_children_inherit_parent_genes():

@@ -43,27 +43,35 @@ def list_parts(kind: Optional[str] = typer.Argument(None, help="generators, opti
 
 
 @app.command("weights")
-def weights_cmd(download: Optional[str] = typer.Option(None, "--download", help="fetch this known weight file from the Hugging Face hub"),
+def weights_cmd(download: Optional[str] = typer.Option(None, "--download", help="fetch this known weight file (from its Hugging Face repo or its own published URL), then verify it"),
                 as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
-    """List known pretrained weights: which are present locally (and where) and how to get the rest."""
-    from actmax.core.weights import resolve, weights_table
+    """List known pretrained weights: verified / present / corrupt / missing, where, and how to get the rest.
+
+    Nothing is downloaded unless --download NAME is given."""
+    from actmax.core.weights import fetch, verify, weights_table
 
     if download:
-        typer.echo(str(resolve(download)))
+        path = fetch(download)
+        status, detail = verify(path, download)
+        typer.echo(f"{download}: {status}  {path}  ({detail})")
         return
     rows = weights_table()
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
     for row in rows:
-        state = f"present  {row['path']}  ({row['source']})" if row["present"] else "missing"
+        if row["path"]:
+            state = f"{row['status']}  {row['path']}  ({row['source']}; {row['bytes']} bytes; {row['detail']})"
+        else:
+            state = "missing"
         typer.echo(f"{row['name']}: {state}\n    {row['description']}; file {row['file']}; "
                    f"hub {row['hub_repo'] or '-'}; env {row['env_var']}")
         if row["problem"]:
             typer.echo(f"    problem: {row['problem']}")
-        elif not row["present"]:
+        elif row["status"] == "corrupt":
+            typer.echo(f"    fix: {row['fix']}")
+        elif not row["path"]:
             typer.echo(f"    to get it: {row['how_to_get']}")
-
 
 
 def _int_list(text: str | None) -> list[int] | None:
