@@ -417,3 +417,92 @@ def test_all_optimizers_registered_and_accept_run_loop_context():
         assert opt.ask().shape[1] == 5
     with pytest.raises(ValueError, match="option"):
         optimizers.create("genetic:mutation=0.1", dim=5)
+
+
+# -- side by side with the lab's published algorithms (tests/fixtures/lab_optimizers.py) ----------
+LAB_DIM, LAB_BUDGET, LAB_SEEDS = 4096, 3000, range(6)
+
+
+def _lab_objectives() -> dict:
+    """Two 4096-d 'units' of a code: a saturating one (tanh of random projections) and a rectified one."""
+    rng = np.random.default_rng(123)
+    w1, a1 = rng.standard_normal((LAB_DIM, 64)), rng.standard_normal(64)
+    w2, a2 = rng.standard_normal((LAB_DIM, 32)), np.abs(rng.standard_normal(32))
+
+    def saturating(x):
+        return np.tanh(x @ w1 / 64 / 8) @ a1
+
+    def rectified(x):
+        h = x @ w2 / 64
+        return np.maximum(h, 0) @ a2 - 0.5 * np.maximum(-h, 0) @ a2
+    return {"saturating": saturating, "rectified": rectified}
+
+
+def _best_within_budget(ask, tell, f, budget=LAB_BUDGET) -> float:
+    """Best score over all evaluated codes, stopping before a generation would exceed the budget."""
+    best, used = -np.inf, 0
+    while True:
+        x = ask()
+        if used + len(x) > budget:
+            return best
+        s = f(x)
+        best, used = max(best, float(s.max())), used + len(x)
+        tell(x, s)
+
+
+def _ours(opt, f) -> float:
+    return _best_within_budget(opt.ask, opt.tell, f)
+
+
+def _lab(opt, f) -> float:
+    return _best_within_budget(opt.ask, lambda x, s: opt.tell(s), f)
+
+
+def _within_noise(a: list[float], b: list[float], z: float = 3.0) -> bool:
+    se = math.sqrt(np.var(a, ddof=1) / len(a) + np.var(b, ddof=1) / len(b))
+    return abs(np.mean(a) - np.mean(b)) <= z * se
+
+
+@pytest.mark.parametrize("algorithm", ["sphere_cma", "genetic"])
+def test_defaults_match_the_labs_published_algorithm_within_noise(algorithm):
+    """Same objective, same budget (3000 evaluations), 6 seeds: actmax's defaults as the run loop
+    creates them for DeePSim fc6 (x0 an N(0,1) code, SphereCMA radius 300 and n_gen 75 from the
+    run; GA started from the space's N(0,1) codes) vs the lab's algorithms; and, as a control that
+    the comparison can fail, the old defaults (radius |x0|, GA start x0 + 3 N(0,1)) are not."""
+    from tests.fixtures.lab_optimizers import LabGenetic, LabSphereCMA
+
+    for name, f in _lab_objectives().items():
+        ours, lab, old = [], [], []
+        for seed in LAB_SEEDS:
+            x0 = np.random.default_rng(1000 + seed).standard_normal(LAB_DIM)
+            if algorithm == "sphere_cma":
+                ctx = dict(dim=LAB_DIM, x0=x0, seed=seed, n_gen=75)
+                ours.append(_ours(optimizers.create("sphere_cma", sphere_norm=300.0, **ctx), f))
+                old.append(_ours(optimizers.create("sphere_cma", sphere_norm=float(np.linalg.norm(x0)), **ctx), f))
+                lab.append(_lab(LabSphereCMA(LAB_DIM, seed=seed), f))
+            else:
+                prior = lambda n, s=seed: np.random.default_rng(s + 77).standard_normal((n, LAB_DIM))  # noqa: E731
+                ours.append(_ours(optimizers.create("genetic", dim=LAB_DIM, x0=x0, sigma0=3.0, seed=seed, prior=prior), f))
+                old.append(_ours(optimizers.create("genetic", dim=LAB_DIM, x0=x0, seed=seed, init_std=3.0), f))
+                lab.append(_lab(LabGenetic(LAB_DIM, seed=seed), f))
+        assert _within_noise(ours, lab), (name, np.mean(ours), np.mean(lab))
+        assert not _within_noise(old, lab), (name, np.mean(old), np.mean(lab))
+
+
+def test_run_loop_passes_generations_radius_and_the_spaces_own_start():
+    from actmax.core.evolve import evolve
+    from actmax.core.registry import generators
+
+    res = evolve("gabor:size=16", "model:n=1,size=16", "sphere_cma:popsize=6", generations=4, seed=0)
+    assert len(res.scores) == 24
+    gen = generators.create("gabor:size=16")
+    from actmax.core.evolve import _Evolution
+    ev = _Evolution(["gabor:size=16", "deepsim:pretrained=False,size=16"], "model:n=1,size=16",
+                    ["sphere_cma:popsize=6", "genetic:popsize=4"], unit=0, pole="high", generations=9, seed=2,
+                    reference_images=None, device=None)
+    sphere, ga = ev.opts
+    assert sphere.n_gen == 9 and sphere.sphere_norm == pytest.approx(gen.sphere_norm)
+    np.testing.assert_allclose(ga.ask(), ev.gens[1].init_codes(4, seed=2 + 1000).double().numpy())
+    ev2 = _Evolution(["deepsim:pretrained=False,size=16"], "model:n=1,size=16", "sphere_cma", unit=0, pole="high",
+                     generations=3, seed=0, reference_images=None, device=None)
+    assert ev2.opts[0].sphere_norm == 300.0 and ev2.opts[0].n_gen == 3 and ev2.opts[0].popsize == 40
