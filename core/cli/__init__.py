@@ -185,7 +185,7 @@ def demo_cmd(out: Path = typer.Option(Path("demo_out"), "--out", help="output fo
 @app.command("benchmark")
 def benchmark_cmd(
     optimizer: List[str] = typer.Option([], "--optimizer", "-o", help="optimizer spec; repeat (default: cholesky_cma, sphere_cma, cma, cma:diagonal=True, genetic, random)"),
-    space: List[str] = typer.Option([], "--space", "-g", help="generator spec; repeat (default: gabor, fourier:size=32)"),
+    space: List[str] = typer.Option([], "--space", "-g", help="generator spec; repeat (default, GECCO's 4096-d setting: deepsim when its fc6 weights are present, else the stand-in pixel:size=64, also 4096-d)"),
     scorer: str = typer.Option("model:kind=mixed,n=6", "--scorer", "-s", help="scorer spec (model neurons, twin, cnn...)"),
     units: Optional[str] = typer.Option(None, help="comma-separated unit indices (default: all units of the scorer)"),
     budget: int = typer.Option(3000, help="evaluations per run (75 generations x 40)"),
@@ -196,15 +196,22 @@ def benchmark_cmd(
     threads: Optional[int] = typer.Option(None, help="torch threads (e.g. 1)"),
     progress: bool = typer.Option(True, help="show a progress bar"),
 ) -> None:
-    """GECCO-2022-style optimizer benchmark: optimizers x spaces x units x noise, normalised scores."""
-    from actmax.core.apps.benchmark import DEFAULT_OPTIMIZERS, DEFAULT_SPACES, NOISE_LEVELS, run_benchmark
+    """GECCO-2022-style optimizer benchmark: optimizers x spaces x units x noise, normalised scores per space."""
+    from actmax.core.apps.benchmark import DEFAULT_OPTIMIZERS, NOISE_LEVELS, default_spaces, run_benchmark
 
-    res = run_benchmark(optimizer_specs=optimizer or DEFAULT_OPTIMIZERS, spaces=space or DEFAULT_SPACES,
+    spaces = space or list(default_spaces())
+    if not space:
+        typer.echo(f"space: {spaces[0]}" + ("" if spaces[0] == "deepsim" else
+                                            " (4096-d stand-in for DeePSim fc6, whose weights were not found)"))
+    res = run_benchmark(optimizer_specs=optimizer or DEFAULT_OPTIMIZERS, spaces=spaces,
                         scorer=scorer, units=_int_list(units), budget=budget, popsize=popsize,
                         noise=noise or NOISE_LEVELS, seeds=range(seeds), out_dir=out, progress=progress,
                         threads=threads)
-    typer.echo("mean normalised score (best clean response / best of any run, per space and unit):")
-    typer.echo(res.table("noise").to_string(float_format=lambda v: f"{v:.3f}"))
+    for name, table in res.tables().items():
+        dim = int(res.runs.loc[res.runs["space"] == name, "dim"].iloc[0])
+        typer.echo(f"space {name} ({dim}-d): mean normalised score (best clean response / best of any run "
+                   "in this space, per unit), optimizers x noise:")
+        typer.echo(table.to_string(float_format=lambda v: f"{v:.3f}"))
     typer.echo(f"tables and benchmark.png in {res.out_dir}")
 
 
