@@ -27,6 +27,7 @@ from actmax.core.contracts import ContractError, check_images, check_pole
 from actmax.core.errors import RecordError
 from actmax.core.records import BEST, RunRecord, now, save_image, save_montage
 from actmax.core.registry import generators, optimizers, parse_spec, scorers, spec_text
+from actmax.core.weights import record_use, take_used
 
 PartSpec = "str | Mapping[str, Any] | Any"
 
@@ -115,8 +116,12 @@ class _Evolution:
             raise ValueError(f"generations must be >= 1, got {generations}")
         opt_specs = per_space(optimizer, len(gen_specs))
         self.device = torch.device(device) if device else torch.device("cpu")
+        take_used()  # the weight-file log now holds only what this run's parts use (its provenance)
         self.gens = [generators.create(g).to(self.device).eval() for g in gen_specs]
         self.scorer = scorers.create(scorer).to(self.device).eval()
+        for part in [*self.gens, self.scorer]:   # parts passed in as live objects loaded their files earlier
+            if getattr(part, "weights_path", None):
+                record_use(part.weights_path, used_by=type(part).__name__)
         self.unit = self.scorer.check_unit(unit)
         self.pole, self.sign = pole, (1.0 if pole == "high" else -1.0)
         self.generations, self.seed = int(generations), int(seed)
