@@ -440,3 +440,31 @@ def test_truncated_or_empty_files_are_listed_as_corrupt_with_the_fix(tmp_path, f
     assert W.verify(st)[0] == "present"
     st.write_bytes(st.read_bytes()[:-5])
     assert W.verify(st)[0] == "corrupt"
+
+
+# -- provenance ---------------------------------------------------------------------------------
+def test_every_manifest_lists_the_weight_files_used_and_the_part_packages(tmp_path, fc6_state):
+    import numpy as np
+    from actmax.core.evolve import evolve
+    from actmax.core.provenance import distribution_of
+    from actmax.core.records import RunRecord
+
+    assert distribution_of("numpy.linalg") == ("numpy", np.__version__)
+    path = tmp_path / "upconvGAN_fc6.pt"
+    torch.save(fc6_state, path)
+    live = DeePSimGenerator(weights=str(path), size=16)
+    for run in ("a", "b"):                              # the same live generator in two runs: listed in both
+        evolve(live, "model:n=1,size=16", "cholesky_cma:popsize=4", generations=1, out_dir=tmp_path / run)
+        weights = RunRecord(tmp_path / run).manifest()["provenance"]["weights"]
+        [entry] = [w for w in weights if w.get("path") == str(path.absolute())]
+        assert entry["bytes"] == path.stat().st_size and entry["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    evolve("deepsim:pretrained=False,size=16,init_seed=3", "model:n=1,size=16", "cholesky_cma:popsize=4",
+           generations=1, out_dir=tmp_path / "c")
+    manifest = RunRecord(tmp_path / "c").manifest()
+    weights = manifest["provenance"]["weights"]
+    assert [w for w in weights if w.get("random")] == [
+        {"name": "deepsim-fc6", "random": True, "seed": 3, "used_by": "generator deepsim:variant=fc6,pretrained=False"}]
+    assert not any(w.get("path") == str(path.absolute()) for w in weights)     # only this run's files
+    parts = {(p["kind"], p["name"]): p for p in manifest["provenance"]["parts"]}
+    assert set(parts) == {("generator", "deepsim"), ("scorer", "model"), ("optimizer", "cholesky_cma")}
+    assert all(p["distribution"] == "actmax" and p["version"] for p in parts.values())
