@@ -506,3 +506,29 @@ def test_run_loop_passes_generations_radius_and_the_spaces_own_start():
     ev2 = _Evolution(["deepsim:pretrained=False,size=16"], "model:n=1,size=16", "sphere_cma", unit=0, pole="high",
                      generations=3, seed=0, reference_images=None, device=None)
     assert ev2.opts[0].sphere_norm == 300.0 and ev2.opts[0].n_gen == 3 and ev2.opts[0].popsize == 40
+
+
+def test_one_optimizer_per_space_or_one_for_all_any_other_count_is_an_error(tmp_path):
+    from actmax.core.evolve import evolve
+    from tests.conftest import run_cli
+
+    res = evolve(["gabor:size=16", "pixel:size=8"], "model:n=1,size=16", ["genetic:popsize=6", None],
+                 generations=2, out_dir=tmp_path / "api", plots=False, image_every=0)
+    per_gen = res.scores[res.scores["space"] != "reference"].groupby(["space", "generation"]).size()
+    assert per_gen.loc["gabor"].tolist() == [6, 6]                      # genetic in gabor
+    import json
+    spec = json.loads((tmp_path / "api" / "manifest.json").read_text())["spec"]
+    assert spec["optimizers"] == ["genetic:popsize=6", "cma:sigma0=0.5"]  # pixel's own preset (kept size rule)
+    with pytest.raises(ValueError, match="3 optimizers for 2 generator spaces"):
+        evolve(["gabor:size=16", "pixel:size=8"], "model:n=1,size=16", ["cma", "cma", "cma"], generations=1)
+    r = run_cli("evolve", "-g", "gabor:size=16", "-g", "pixel:size=8", "-s", "model:n=1,size=16", "-o", "cma",
+                "-o", "cma", "-o", "genetic", "--generations", "1", "--out", str(tmp_path / "cli"))
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "error: 3 optimizers for 2 generator spaces: give one optimizer for all spaces or exactly one per space, "
+        "in the order of the spaces"]
+    r = run_cli("evolve", "-g", "gabor:size=16", "-g", "pixel:size=8", "-s", "model:n=1,size=16",
+                "-o", "cholesky_cma:popsize=6", "-o", "random:popsize=5", "--generations", "1",
+                "--out", str(tmp_path / "cli2"), "--no-progress", "--json")
+    assert r.returncode == 0, r.stderr
+    spec = json.loads((tmp_path / "cli2" / "manifest.json").read_text())["spec"]
+    assert spec["optimizers"] == ["cholesky_cma:popsize=6", "random:popsize=5"]
