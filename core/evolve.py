@@ -27,6 +27,7 @@ from actmax.core.contracts import ContractError, check_asked_codes, check_images
 from actmax.core.errors import RecordError
 from actmax.core.records import BEST, RunRecord, now, save_image, save_montage
 from actmax.core.registry import generators, optimizers, parse_spec, scorers, spec_text
+from actmax.core.weights import record_use, take_used
 
 PartSpec = "str | Mapping[str, Any] | Any"
 
@@ -62,7 +63,7 @@ def _space_names(gen_specs: Sequence[Any], gens: Sequence[torch.nn.Module]) -> l
     return names
 
 
-#: Above this code dimension the default optimizer switches from pycma's full CMA-ES (whose
+#: Above this code dimension the fallback optimizer switches from pycma's full CMA-ES (whose
 #: O(dim^2) update and occasional O(dim^3) eigendecomposition dominate a generation there) to
 #: the lab's CholeskyCMAES with rank-1 factor updates (the Ponce-lab choice for DeePSim fc6).
 LARGE_SPACE_DIM = 1000
@@ -73,6 +74,39 @@ def default_optimizer(dim: int) -> str:
     return "cholesky_cma" if dim > LARGE_SPACE_DIM else "cma"
 
 
+def space_optimizer(gen: Any) -> Any:
+    """The optimizer a space gets when the run names none: the preset the generator declares
+    (``optimizer_preset``; the lab's for DeePSim and BigGAN), else :func:`default_optimizer`."""
+    preset = getattr(gen, "optimizer_preset", None)
+    return preset if preset else default_optimizer(gen.dim)
+
+
+def per_space(optimizer: Any, n_spaces: int) -> list[Any]:
+    """One optimizer spec per space: one spec (or a one-item list) for all, or exactly one each."""
+    specs = list(optimizer) if isinstance(optimizer, (list, tuple)) else [optimizer]
+    if len(specs) == 1:
+        return specs * n_spaces
+    if len(specs) != n_spaces:
+        raise ValueError(f"{len(specs)} optimizers for {n_spaces} generator spaces: give one optimizer for "
+                         "all spaces or exactly one per space, in the order of the spaces")
+    return specs
+
+
+def optimizer_context(gen: Any, *, seed: int, init_seed: int, generations: int) -> dict[str, Any]:
+    """What the run loop tells an optimizer about its space (used only where the optimizer takes it):
+    start code, step size, SphereCMA's radius, the space's own initial sampler, the number of
+    generations (for schedules)."""
+    with torch.no_grad():
+        x0 = gen.init_codes(1, seed=init_seed)[0].double().numpy()
+    context: dict[str, Any] = {"dim": gen.dim, "x0": x0, "sigma0": gen.default_sigma, "seed": seed,
+                               "n_gen": int(generations),
+                               "prior": lambda n: gen.init_codes(int(n), seed=init_seed)}
+    radius = getattr(gen, "sphere_norm", None)
+    if radius:
+        context["sphere_norm"] = float(radius)
+    return context
+
+
 class _Evolution:
     """State of one running evolution (all threads)."""
 
@@ -81,23 +115,24 @@ class _Evolution:
         check_pole(pole)
         if generations < 1:
             raise ValueError(f"generations must be >= 1, got {generations}")
+        opt_specs = per_space(optimizer, len(gen_specs))
         self.device = torch.device(device) if device else torch.device("cpu")
+        take_used()  # the weight-file log now holds only what this run's parts use (its provenance)
         self.gens = [generators.create(g).to(self.device).eval() for g in gen_specs]
         self.scorer = scorers.create(scorer).to(self.device).eval()
+        for part in [*self.gens, self.scorer]:   # parts passed in as live objects loaded their files earlier
+            if getattr(part, "weights_path", None):
+                record_use(part.weights_path, used_by=type(part).__name__)
         self.unit = self.scorer.check_unit(unit)
         self.pole, self.sign = pole, (1.0 if pole == "high" else -1.0)
         self.generations, self.seed = int(generations), int(seed)
         self.spaces = _space_names(gen_specs, self.gens)
-        opt_specs = optimizer if isinstance(optimizer, (list, tuple)) else [optimizer] * len(self.gens)
-        opt_specs = [default_optimizer(g.dim) if o is None else o for g, o in zip(self.gens, opt_specs)]
+        opt_specs = [space_optimizer(g) if o is None else o for g, o in zip(self.gens, opt_specs)]
         self.optimizer_specs = opt_specs
-        if len(opt_specs) != len(self.gens):
-            raise ValueError(f"{len(opt_specs)} optimizers for {len(self.gens)} generator spaces")
         self.opts = []
         for t, (gen, ospec) in enumerate(zip(self.gens, opt_specs)):
-            with torch.no_grad():
-                x0 = gen.init_codes(1, seed=self.seed + 1000 * t)[0].double().numpy()
-            opt = optimizers.create(ospec, dim=gen.dim, x0=x0, sigma0=gen.default_sigma, seed=self.seed + t)
+            opt = optimizers.create(ospec, **optimizer_context(gen, seed=self.seed + t, init_seed=self.seed + 1000 * t,
+                                                               generations=self.generations))
             if getattr(opt, "gradient_based", False):
                 raise ValueError("evolve needs a gradient-free (ask/tell) optimizer; "
                                  "use `actmax synthesize` for gradient ascent")
@@ -272,8 +307,9 @@ def evolve(generator: Any | Sequence[Any], scorer: Any, optimizer: Any = None, *
     """Evolve images for one ``unit`` of ``scorer`` (``pole='high'`` MEI-like, ``'low'`` LEI-like).
 
     ``generator`` is one space or a list of spaces (paired evolution, one optimizer per space);
-    ``optimizer`` is one spec used for every space or a list with one per space (``None``: the
-    default for each space's size, see :func:`default_optimizer`). Specs are
+    ``optimizer`` is one spec used for every space or a list with exactly one per space (``None``,
+    or a ``None`` entry: the space's own preset, e.g. the lab's CholeskyCMAES sigma0 3 / popsize 40
+    in DeePSim and sigma0 0.2 / popsize 28 in BigGAN; see :func:`space_optimizer`). Specs are
     ``"name:k=v"`` strings, dicts or live objects; only runs built from specs can be resumed.
     ``image_every=0`` and ``plots=False`` leave out the per-generation montages and the
     trajectory plot (matplotlib dominates the cost of tiny runs, e.g. in campaigns).
@@ -285,8 +321,7 @@ def evolve(generator: Any | Sequence[Any], scorer: Any, optimizer: Any = None, *
                     reference_images=reference_images, device=device)
     rec = None
     if out_dir is not None:
-        opt_list = ev.optimizer_specs if optimizer is None else (
-            optimizer if isinstance(optimizer, (list, tuple)) else [optimizer])
+        opt_list = ev.optimizer_specs
         spec = {"generators": [spec_text(g) for g in gen_specs], "spaces": ev.spaces,
                 "scorer": spec_text(scorer), "optimizers": [spec_text(o) for o in opt_list],
                 "unit": ev.unit, "pole": pole, "generations": generations, "seed": seed,

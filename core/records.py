@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 
 from actmax.core.errors import RecordError
+from actmax.core.provenance import collect as collect_provenance
 
 MANIFEST, SCORES, CODES, CHECKPOINT, BEST = "manifest.json", "scores.parquet", "codes.safetensors", "checkpoint.pt", "best.png"
 CHECKPOINT_VERSION = 1
@@ -94,7 +95,7 @@ class RunRecord:
         rec.path.mkdir(parents=True, exist_ok=True)
         (rec.path / CHECKPOINT).unlink(missing_ok=True)
         rec.write_manifest({"kind": kind, "spec": dict(spec), "status": "running", "created": now(),
-                            "updated": now(), "versions": versions()})
+                            "updated": now(), "versions": versions(), "provenance": collect_provenance(spec)})
         return rec
 
     @classmethod

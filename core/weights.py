@@ -7,10 +7,17 @@ Resolution order for a known weight file (first hit wins):
 2. ``$ACTMAX_WEIGHTS_DIR/<filename>``;
 3. the places the reference code keeps them (``torch.hub.get_dir()``, pytorch-pretrained-biggan's
    cache), so files that are already on a lab machine are found;
-4. the Hugging Face cache (``HF_HUB_CACHE`` / ``HF_HOME``), read without network;
-5. the Hugging Face hub, unless offline (``HF_HUB_OFFLINE=1`` or ``ACTMAX_OFFLINE=1``).
+4. the Hugging Face cache (``HF_HUB_CACHE`` / ``HF_HOME``), read without network.
 
-Files are read with safetensors or ``torch.load(weights_only=True)``: nothing is unpickled.
+Nothing is downloaded unless asked: :func:`download` (``actmax weights --download NAME``, or a
+part's ``download=True`` option) fetches from the Hugging Face hub, or from the file's own
+published URL (torchvision's, pytorch-pretrained-biggan's), into the place the reference code
+uses, and checks it. Files are read with safetensors or ``torch.load(weights_only=True)``:
+nothing is unpickled. :func:`verify` checks a file against what is known of it (the sha256 the
+hub publishes, which the Hugging Face cache keeps as the blob's name; torchvision's sha256 prefix
+in the file name; a known size) and its structure (zip / safetensors / JSON): a truncated or
+empty file is ``corrupt``. Every file resolved or loaded (and every random network built on
+request) is logged for the run's provenance (:mod:`actmax.core.provenance`).
 A missing file is ONE :class:`~core.errors.WeightsError` naming the file, the hub id and the
 option / variable that points actmax at a local copy; mismatched keys or shapes and corrupt or
 truncated files get their own clear errors.
@@ -30,8 +37,9 @@ from actmax.core.errors import WeightsError
 
 __all__ = [
     "WeightSpec", "Located", "KNOWN_WEIGHTS", "register_weights", "weight_spec", "locate",
-    "resolve", "load_state_dict_file", "load_into", "check_state_dict", "weights_table",
-    "hf_cache_dir", "is_offline",
+    "resolve", "download", "fetch", "verify", "sha256_file", "load_state_dict_file", "load_into",
+    "check_state_dict", "weights_table", "hf_cache_dir", "is_offline", "record_use",
+    "record_random", "take_used",
 ]
 
 WEIGHTS_DIR_ENV = "ACTMAX_WEIGHTS_DIR"
@@ -48,6 +56,10 @@ class WeightSpec:
     reference code's own locations to search: ``"torch_hub"``, ``"torch_hub_checkpoints"``,
     ``"biggan_cache"`` (with ``legacy_url``). ``companion=True`` marks a file that sits next to
     another (a config beside its weights): an explicit *file* path means "look in its folder".
+    ``url`` is the file's own published address (downloaded only on request, into
+    ``download_dir``: ``"torch_hub_checkpoints"`` or ``"torch_hub"``); ``sha256`` /
+    ``sha256_prefix`` / ``size`` are what is known of the file, checked by :func:`verify`;
+    ``requires`` names companion files fetched with it.
     """
 
     name: str
@@ -63,6 +75,12 @@ class WeightSpec:
     legacy_url: str | None = None
     companion: bool = False
     used_by: str = ""
+    url: str | None = None
+    sha256: str | None = None
+    sha256_prefix: str | None = None
+    size: int | None = None
+    requires: tuple[str, ...] = ()
+    download_dir: str = "torch_hub_checkpoints"
 
     def repo(self, override: str | None = None) -> str | None:
         if override:
@@ -128,14 +146,54 @@ register_weights(WeightSpec(
     env_var="ACTMAX_BIGGAN_WEIGHTS", aliases=("pytorch_model.bin",), hub_filename="pytorch_model.bin",
     hub_repo_env="ACTMAX_BIGGAN_HUB_REPO", legacy=("torch_hub", "biggan_cache"),
     legacy_url=_BIGGAN_S3 + "biggan-deep-256-pytorch_model.bin", option="biggan:weights=",
-    used_by="generator biggan"))
+    used_by="generator biggan", url=_BIGGAN_S3 + "biggan-deep-256-pytorch_model.bin",
+    download_dir="torch_hub", requires=("biggan-deep-256-config",)))
 register_weights(WeightSpec(
     name="biggan-deep-256-config", filename="biggan-deep-256-config.json",
     description="BigGAN-deep 256 px architecture config (JSON, read beside the weights)",
     env_var="ACTMAX_BIGGAN_WEIGHTS", aliases=("config.json",), hub_filename="config.json",
     hub_repo_env="ACTMAX_BIGGAN_HUB_REPO", legacy=("torch_hub", "biggan_cache"),
     legacy_url=_BIGGAN_S3 + "biggan-deep-256-config.json", companion=True, option="biggan:weights=",
-    used_by="generator biggan"))
+    used_by="generator biggan", url=_BIGGAN_S3 + "biggan-deep-256-config.json", download_dir="torch_hub"))
+
+_TORCHVISION = "https://download.pytorch.org/models/"
+TORCHVISION_FILES = {
+    "alexnet": "alexnet-owt-7be5be79.pth", "vgg16": "vgg16-397923af.pth",
+    "squeezenet1_1": "squeezenet1_1-b8a52dc0.pth", "resnet18": "resnet18-f37072fd.pth",
+    "resnet50": "resnet50-11ad3fa6.pth",
+}
+"""torchvision's default ImageNet weights (torchvision 0.13+ file names; the part after the last
+'-' is the first hex digits of the file's sha256, which torchvision itself checks)."""
+
+
+def torchvision_env_var(model_name: str) -> str:
+    return "ACTMAX_" + "".join(ch if ch.isalnum() else "_" for ch in model_name.upper()) + "_WEIGHTS"
+
+
+def torchvision_spec(model_name: str, filename: str, *, description: str | None = None) -> WeightSpec:
+    """The entry of a torchvision model's default ImageNet weight file (used by the ``cnn`` scorer)."""
+    prefix = filename.rsplit("-", 1)[-1].split(".")[0]
+    return WeightSpec(
+        name=f"torchvision-{model_name}", filename=filename,
+        description=description or f"torchvision {model_name} ImageNet weights (cnn scorer)",
+        env_var=torchvision_env_var(model_name), option=f"cnn:model={model_name},weights=",
+        legacy=("torch_hub_checkpoints",), used_by=f"scorer cnn:model={model_name}",
+        url=_TORCHVISION + filename, sha256_prefix=prefix if all(c in "0123456789abcdef" for c in prefix) else None)
+
+
+for _model, _file in TORCHVISION_FILES.items():
+    register_weights(torchvision_spec(_model, _file))
+
+for _net, (_model, _label) in {"alex": ("alexnet", "alexnet"), "vgg": ("vgg16", "vgg16"),
+                               "squeeze": ("squeezenet1_1", "squeezenet1_1")}.items():
+    _file = TORCHVISION_FILES[_model]
+    register_weights(WeightSpec(
+        name=f"lpips-{_net}-trunk", filename=_file,
+        description=f"torchvision {_label} ImageNet weights (the LPIPS '{_net}' trunk)",
+        env_var=f"ACTMAX_LPIPS_{_net.upper()}_WEIGHTS", hub_repo_env="ACTMAX_LPIPS_HUB_REPO",
+        legacy=("torch_hub_checkpoints",), option="analyze similarity --weights ",
+        used_by=f"actmax.core.apps.analysis.LPIPSDistance(net='{_net}')", url=_TORCHVISION + _file,
+        sha256_prefix=_file.rsplit("-", 1)[-1].split(".")[0]))
 
 
 # -- environment -----------------------------------------------------------------------------
@@ -263,14 +321,17 @@ def _how_to_get(spec: WeightSpec, repo: str | None) -> str:
              f"or put it in ${WEIGHTS_DIR_ENV}/" + (" or torch.hub.get_dir()" if "torch_hub" in spec.legacy else "")
              + (" or torch.hub.get_dir()/checkpoints/" if "torch_hub_checkpoints" in spec.legacy else ""))
     if repo:
-        hub = (f"; or download it once with `hf download {repo} "
-               f"{spec.hub_filename or spec.filename}` (or `actmax weights --download {spec.name}`)")
-    elif spec.hub_repo_env:
-        hub = (f"; no Hugging Face mirror is configured for it: set {spec.hub_repo_env}=<owner/repo> "
-               f"to a hub repo holding {spec.hub_filename or spec.filename}")
+        fetch = (f"; or download it once, on request: `actmax weights --download {spec.name}` "
+                 f"(or `hf download {repo} {spec.hub_filename or spec.filename}`, or the option download=True)")
+    elif spec.url:
+        fetch = (f"; or download it once, on request, from {spec.url}: `actmax weights --download {spec.name}` "
+                 "(or the option download=True)")
     else:
-        hub = ""
-    return local + hub
+        fetch = ""
+    if not repo and spec.hub_repo_env:
+        fetch += (f"; to use a Hugging Face mirror instead, set {spec.hub_repo_env}=<owner/repo> "
+                  f"to a hub repo holding {spec.hub_filename or spec.filename}")
+    return local + fetch
 
 
 def _missing_message(spec: WeightSpec, repo: str | None, reason: str) -> str:
@@ -281,27 +342,219 @@ def _missing_message(spec: WeightSpec, repo: str | None, reason: str) -> str:
 
 
 def resolve(name: str | WeightSpec, path: str | os.PathLike[str] | None = None, *,
-            hub_repo: str | None = None, download: bool = True) -> Path:
-    """The path of a weight file: local first, then the hub (unless offline or ``download=False``)."""
+            hub_repo: str | None = None, download: bool = False, used_by: str | None = None) -> Path:
+    """The path of a weight file found locally; fetched (see :func:`fetch`) only if ``download=True``.
+
+    Without ``download`` nothing touches the network: a file that is nowhere local is one
+    :class:`WeightsError` naming it and every way to provide it. The file used is logged for the
+    run's provenance.
+    """
     spec = weight_spec(name)
     found = locate(spec, path, hub_repo=hub_repo)
+    if found is not None and download and path is None and verify(found.path, spec)[0] == "corrupt":
+        found = None                      # asked to download: replace a corrupt local copy
     if found is not None:
+        record_use(found.path, name=spec.name, source=found.source, used_by=used_by or spec.used_by)
         return found.path
     repo = spec.repo(hub_repo)
-    if not repo:
-        raise WeightsError(_missing_message(spec, repo, "not in any local location"))
-    if is_offline() or not download:
-        why = "offline mode (HF_HUB_OFFLINE/ACTMAX_OFFLINE) and not in the local cache" if is_offline() \
-            else "not in any local location and downloading is off"
+    if not download:
+        why = ("offline mode (HF_HUB_OFFLINE/ACTMAX_OFFLINE) and not in the local cache" if is_offline()
+               else "not in any local location; actmax downloads only when asked")
         raise WeightsError(_missing_message(spec, repo, why))
-    from huggingface_hub import hf_hub_download
+    got = fetch(spec, hub_repo=hub_repo)
+    record_use(got, name=spec.name, source="downloaded", used_by=used_by or spec.used_by)
+    return got
 
+
+def fetch(name: str | WeightSpec, *, hub_repo: str | None = None) -> Path:
+    """Fetch a known weight file (and the files it ``requires``) on explicit request, then verify it.
+
+    From the Hugging Face hub when a repo is known (into the HF cache), else from the file's own
+    URL with ``torch.hub.download_url_to_file`` (sha256 prefix checked where known) into
+    ``torch.hub.get_dir()`` or its ``checkpoints/`` folder, where the reference code keeps it.
+    A file already present locally is not fetched again. Never unpickles anything.
+    """
+    spec = weight_spec(name)
+    for extra in spec.requires:
+        fetch(extra, hub_repo=hub_repo)
+    found = locate(spec, hub_repo=hub_repo)
+    if found is not None and verify(found.path, spec)[0] != "corrupt":
+        return found.path
+    repo = spec.repo(hub_repo)
+    if is_offline():
+        raise WeightsError(_missing_message(spec, repo, "download asked for, but offline mode "
+                                            "(HF_HUB_OFFLINE/ACTMAX_OFFLINE) is on"))
     try:
-        return Path(hf_hub_download(repo, spec.hub_filename or spec.filename, cache_dir=str(hf_cache_dir())))
-    except Exception as exc:  # noqa: BLE001 - network, auth or missing-file errors all mean "not available"
+        if repo:
+            from huggingface_hub import hf_hub_download
+
+            path = Path(hf_hub_download(repo, spec.hub_filename or spec.filename, cache_dir=str(hf_cache_dir())))
+        elif spec.url:
+            folder = _torch_hub_dir() / ("checkpoints" if spec.download_dir == "torch_hub_checkpoints" else "")
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / spec.filename
+            torch.hub.download_url_to_file(spec.url, str(path), hash_prefix=spec.sha256_prefix, progress=True)
+        else:
+            raise WeightsError(_missing_message(spec, repo, "no download source is known"))
+    except WeightsError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - network, auth, hash or missing-file errors all mean "not available"
         raise WeightsError(_missing_message(
             spec, repo, f"download failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         )) from exc
+    status, detail = verify(path, spec)
+    if status == "corrupt":
+        if not repo:
+            path.unlink(missing_ok=True)   # never leave a bad download where the resolver would find it
+        raise WeightsError(f"{spec.description}: the downloaded file {str(path)!r} is corrupt ({detail})"
+                           + ("; it was deleted, try again" if not repo else "; delete it and try again"))
+    return path
+
+
+download = fetch  # the public name (``actmax weights --download``); ``resolve``'s flag shadows it there
+
+
+# -- verification ------------------------------------------------------------------------------
+_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """The file's sha256 (hex), cached per (path, size, mtime) within the process."""
+    p = Path(path)
+    st = p.stat()
+    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _HASHES:
+        h = hashlib.sha256()
+        with open(p, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        _HASHES[key] = h.hexdigest()
+    return _HASHES[key]
+
+
+def _git_blob_sha1(path: Path) -> str:
+    h = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())  # noqa: S324 - git's object id, not security
+    h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _structure_problem(path: Path) -> str | None:
+    """Why the file cannot be a whole weight/config file (None when its structure is intact)."""
+    import json
+    import struct
+    import zipfile
+
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    size = path.stat().st_size
+    if path.suffix == ".safetensors":
+        if size < 8:
+            return "shorter than a safetensors header"
+        (n,) = struct.unpack("<Q", head)
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(8)
+                header = json.loads(fh.read(n))
+            end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+        except Exception as exc:  # noqa: BLE001 - any parse failure is a broken header
+            return f"unreadable safetensors header ({type(exc).__name__})"
+        return None if size == 8 + n + end else f"{size} bytes, the header says {8 + n + end}"
+    if path.suffix == ".json":
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except Exception as exc:  # noqa: BLE001
+            return f"not valid JSON ({type(exc).__name__}: truncated?)"
+        return None
+    if head[:2] == b"PK":  # torch's zip format: the central directory sits at the end
+        try:
+            with zipfile.ZipFile(path) as zf:
+                if not any(n.endswith("data.pkl") for n in zf.namelist()):
+                    return "a zip file without a torch data.pkl"
+        except (zipfile.BadZipFile, OSError) as exc:
+            return f"truncated or damaged zip archive ({exc})"
+        return None
+    return None  # the legacy (pre-1.6) torch format has no cheap structural check
+
+
+def _hf_blob_id(path: Path) -> str | None:
+    """The Hugging Face cache's blob name for a cached file: the hub's sha256 (LFS) or git sha1."""
+    try:
+        target = path.resolve()
+    except OSError:
+        return None
+    if target.parent.name == "blobs" and target.parent.parent.name.startswith("models--"):
+        name = target.name
+        if len(name) in (40, 64) and all(c in "0123456789abcdef" for c in name):
+            return name
+    return None
+
+
+def verify(path: str | os.PathLike[str], spec: str | WeightSpec | None = None) -> tuple[str, str]:
+    """``("verified" | "present" | "corrupt", detail)`` for a weight file.
+
+    ``verified``: its sha256 matches what the hub publishes (the HF cache's blob name), actmax's
+    table or torchvision's file-name prefix. ``present``: whole as far as its structure tells,
+    no hash known to compare with. ``corrupt``: empty, wrong size, hash mismatch or broken
+    structure (what an interrupted download leaves).
+    """
+    p = Path(path)
+    sp = weight_spec(spec) if spec is not None else None
+    if not p.is_file():
+        return "corrupt", "not a file"
+    size = p.stat().st_size
+    if size == 0:
+        return "corrupt", "empty file (an interrupted download?)"
+    if sp is not None and sp.size is not None and size != sp.size:
+        return "corrupt", f"{size} bytes, expected {sp.size}"
+    blob = _hf_blob_id(p)
+    if blob is not None:
+        actual = sha256_file(p) if len(blob) == 64 else _git_blob_sha1(p.resolve())
+        if actual != blob:
+            return "corrupt", f"{'sha256' if len(blob) == 64 else 'git sha1'} {actual[:12]}... differs from the hub's {blob[:12]}..."
+        return "verified", f"{'sha256' if len(blob) == 64 else 'git sha1'} matches the hub's"
+    if sp is not None and sp.sha256:
+        actual = sha256_file(p)
+        if actual != sp.sha256:
+            return "corrupt", f"sha256 {actual[:12]}... differs from the known {sp.sha256[:12]}..."
+        return "verified", "sha256 matches"
+    if sp is not None and sp.sha256_prefix and p.name == sp.filename:
+        actual = sha256_file(p)
+        if not actual.startswith(sp.sha256_prefix):
+            return "corrupt", f"sha256 {actual[:12]}... does not start with {sp.sha256_prefix} (the name's hash)"
+        return "verified", "sha256 prefix in the file name matches"
+    problem = _structure_problem(p)
+    if problem:
+        return "corrupt", problem
+    return "present", "structure intact; no published hash to compare with"
+
+
+# -- the log of files used (for provenance) ----------------------------------------------------
+_USED: dict[str, dict[str, Any]] = {}
+
+
+def record_use(path: str | os.PathLike[str], *, name: str = "", source: str = "", used_by: str = "") -> None:
+    """Log a weight file a part is about to use (read by :mod:`actmax.core.provenance`)."""
+    p = Path(path)
+    key = str(p.absolute())
+    entry = _USED.pop(key, {"path": key, "name": name, "source": source, "used_by": used_by})
+    for k, v in (("name", name), ("source", source), ("used_by", used_by)):
+        if v and not entry.get(k):
+            entry[k] = v
+    _USED[key] = entry
+
+
+def record_random(name: str, *, seed: int | None, used_by: str = "") -> None:
+    """Log that a part built a *random* network on request (said in the run's manifest)."""
+    key = f"random:{name}:{seed}:{used_by}"
+    _USED.pop(key, None)
+    _USED[key] = {"name": name, "random": True, "seed": seed, "used_by": used_by}
+
+
+def take_used() -> list[dict[str, Any]]:
+    """The files (and random networks) logged since the last call, oldest first; clears the log."""
+    out = list(_USED.values())
+    _USED.clear()
+    return out
 
 
 # -- loading -----------------------------------------------------------------------------------
@@ -310,6 +563,7 @@ def load_state_dict_file(path: str | os.PathLike[str], *, what: str = "weights")
     p = Path(path)
     if not p.is_file():
         raise WeightsError(f"{what}: file {str(p)!r} does not exist")
+    record_use(p, used_by=what)
     if p.stat().st_size == 0:
         raise WeightsError(f"{what}: file {str(p)!r} is empty (an interrupted download?); delete it and fetch it again")
     if p.suffix == ".safetensors":
@@ -381,8 +635,12 @@ def load_into(module: torch.nn.Module, state: Mapping[str, torch.Tensor], *, wha
 
 
 # -- listing (``actmax weights``) --------------------------------------------------------------
-def weights_table(names: Iterable[str] | None = None) -> list[dict[str, Any]]:
-    """One row per known weight: where it is (or ``None``) and how to get it."""
+def weights_table(names: Iterable[str] | None = None, *, check: bool = True) -> list[dict[str, Any]]:
+    """One row per known weight: where it is (or ``None``), its state and how to get it.
+
+    ``status`` is ``verified`` / ``present`` / ``corrupt`` (see :func:`verify`; ``check=False``
+    skips hashing) or ``missing``; ``present`` (bool) is True only for a usable file.
+    """
     rows = []
     for name in sorted(names or KNOWN_WEIGHTS):
         spec = weight_spec(name)
@@ -392,9 +650,17 @@ def weights_table(names: Iterable[str] | None = None) -> list[dict[str, Any]]:
             path, source, problem = (str(found.path), found.source, "") if found else (None, "", "")
         except WeightsError as exc:
             path, source, problem = None, "", str(exc)
+        status, detail, size = "missing", "", None
+        if path is not None:
+            size = Path(path).stat().st_size
+            status, detail = verify(path, spec) if check else ("present", "not checked")
+        fix = ""
+        if status == "corrupt":
+            fix = (f"delete {path} and fetch it again: `actmax weights --download {spec.name}`, or "
+                   + _how_to_get(spec, repo).split("; or download")[0])
         rows.append({"name": spec.name, "file": spec.filename, "description": spec.description,
-                     "hub_repo": repo, "env_var": spec.env_var, "used_by": spec.used_by,
-                     "present": path is not None, "path": path, "source": source, "problem": problem,
+                     "hub_repo": repo, "env_var": spec.env_var, "used_by": spec.used_by, "url": spec.url,
+                     "status": status, "present": status in ("verified", "present"), "path": path,
+                     "bytes": size, "detail": detail, "source": source, "problem": problem, "fix": fix,
                      "how_to_get": "" if path else _how_to_get(spec, repo)})
     return rows
-

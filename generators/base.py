@@ -15,6 +15,10 @@ class Generator(nn.Module, ABC):
     Subclasses set ``dim``, ``channels``, ``image_size`` and ``default_sigma`` (a sensible
     initial step size for evolution in this space) and implement :meth:`render` and
     :meth:`init_codes`. ``forward`` checks the codes, then renders.
+
+    Each space also declares how it is searched when a run names no optimizer
+    (:attr:`optimizer_preset`, a spec string: the lab's preset where one is published) and the
+    radius of SphereCMA's sphere (:attr:`sphere_norm`).
     """
 
     dim: int
@@ -35,6 +39,21 @@ class Generator(nn.Module, ABC):
         """Draw ``n`` codes from this space's own initial distribution (deterministic per seed)."""
 
     @property
+    def optimizer_preset(self) -> str:
+        """The optimizer spec used when a run names none.
+
+        Default (spaces without a published preset): pycma's full CMA-ES up to 1000-d and the
+        lab's CholeskyCMAES above, both starting at ``default_sigma``.
+        """
+        return size_rule_preset(self.dim, self.default_sigma)
+
+    @property
+    def sphere_norm(self) -> float:
+        """SphereCMA's radius in this space: the mean norm of 64 initial codes (seed 0)."""
+        with torch.no_grad():
+            return round(float(self.init_codes(64, seed=0).double().norm(dim=1).mean()), 4)
+
+    @property
     def device(self) -> torch.device:
         for t in list(self.parameters()) + list(self.buffers()):
             return t.device
@@ -48,3 +67,13 @@ def seeded_normal(n: int, dim: int, seed: int, *, std: float = 1.0) -> torch.Ten
     """Standard normal codes from a private, seeded generator (no global RNG state touched)."""
     g = torch.Generator().manual_seed(int(seed))
     return torch.randn(n, dim, generator=g) * std
+
+
+#: Above this code dimension the size rule picks CholeskyCMAES over pycma's full CMA-ES (whose
+#: O(dim^2) update and O(dim^3) eigendecomposition dominate a generation there).
+LARGE_SPACE_DIM = 1000
+
+
+def size_rule_preset(dim: int, sigma0: float) -> str:
+    """``cma`` (pycma, full covariance) up to 1000-d, ``cholesky_cma`` above, at ``sigma0``."""
+    return f"{'cholesky_cma' if dim > LARGE_SPACE_DIM else 'cma'}:sigma0={float(sigma0)!r}"

@@ -28,7 +28,7 @@ from torch import nn
 
 from actmax.core.errors import WeightsError
 from actmax.core.registry import generators
-from actmax.core.weights import load_into, load_state_dict_file, resolve
+from actmax.core.weights import load_into, load_state_dict_file, record_random, resolve
 from actmax.generators.base import Generator
 
 BIGGAN_DEEP_256 = {
@@ -50,6 +50,18 @@ TINY = {
 (A block that changes width must halve it, and the last block must end at ``channel_width``.)"""
 
 CONFIGS = {"biggan-deep-256": BIGGAN_DEEP_256, "full": BIGGAN_DEEP_256, "tiny": TINY}
+
+LAB_PRESETS = {
+    "CholCMA": "cholesky_cma:sigma0=0.2,popsize=28",
+    "CholCMA_class": "cholesky_cma:sigma0=0.06,popsize=25",
+    "CholCMA_noise": "cholesky_cma:sigma0=0.3,popsize=25",
+}
+"""The lab's named CholeskyCMAES presets in BigGAN (``label2optimizer``): the whole 256-d code
+(sigma0 0.2; lambda = 4 + floor(3 log2 256) = 28), the 128-d class embedding with the noise fixed
+(sigma0 0.06) and the 128-d noise with the class fixed (sigma0 0.3; lambda 25 at 128-d).
+``biggan:search=full|class|noise`` picks the searched part and with it the preset."""
+SEARCH = {"full": "CholCMA", "class": "CholCMA_class", "noise": "CholCMA_noise"}
+LAB_SIGMA = {"full": 0.2, "class": 0.06, "noise": 0.3}
 
 
 def _require_package() -> Any:
@@ -126,9 +138,14 @@ class BigGANGenerator(Generator):
     def __init__(self, weights: str | None = None, pretrained: bool = True, truncation: float = 0.7,
                  class_id: int | None = None, noise_std: float = 0.7, size: int | None = None,
                  config: str | dict | None = None, hub_repo: str | None = None,
-                 sigma: float | None = None, init_seed: int = 0) -> None:
+                 sigma: float | None = None, init_seed: int = 0, search: str = "full",
+                 download: bool = False) -> None:
         super().__init__()
         pkg = _require_package()
+        if search not in SEARCH:
+            raise ValueError(f"biggan: search must be one of {', '.join(SEARCH)} (the searched part of the "
+                             f"[noise | class] code), got {search!r}")
+        self.search = search
         if not 0.0 < float(truncation) <= 1.0:
             raise ValueError(f"biggan: truncation must lie in (0, 1], got {truncation}")
         self.truncation = float(truncation)
@@ -137,8 +154,8 @@ class BigGANGenerator(Generator):
         if pretrained:
             if config is not None:
                 raise ValueError("biggan: config= is for pretrained=False; pretrained weights bring their own")
-            weights_file = resolve("biggan-deep-256", weights, hub_repo=hub_repo)
-            config_file = resolve("biggan-deep-256-config", weights, hub_repo=hub_repo)
+            weights_file = resolve("biggan-deep-256", weights, hub_repo=hub_repo, download=download)
+            config_file = resolve("biggan-deep-256-config", weights, hub_repo=hub_repo, download=download)
             cfg = _config_from_file(config_file)
             self.model = pkg.BigGAN(cfg)
             self.load_weights(weights_file)
@@ -150,6 +167,8 @@ class BigGANGenerator(Generator):
                 torch.manual_seed(int(init_seed))
                 self.model = pkg.BigGAN(cfg)
             _init_unset_parameters(self.model)
+            record_random("biggan-deep-256" if config is None else f"biggan:config={config}", seed=int(init_seed),
+                          used_by="generator biggan:pretrained=False")
         self.config = cfg
         if cfg.class_embed_dim != cfg.z_dim:
             raise ValueError("biggan: class_embed_dim must equal z_dim (the code is [noise | embedding])")
@@ -158,14 +177,33 @@ class BigGANGenerator(Generator):
         if class_id is not None and not 0 <= int(class_id) < self.num_classes:
             raise ValueError(f"biggan: class_id must lie in [0, {self.num_classes}), got {class_id}")
         self.class_id = None if class_id is None else int(class_id)
-        self.dim = 2 * self.z_dim
+        self.dim = 2 * self.z_dim if search == "full" else self.z_dim
         self.channels = 3
         self.native_size = int(cfg.output_dim)
         self.image_size = int(size) if size else self.native_size
-        self.default_sigma = float(sigma) if sigma is not None else 0.2  # the lab's CholCMA preset
+        self.default_sigma = float(sigma) if sigma is not None else LAB_SIGMA[search]
         self.model.eval()
         fold_spectral_norm(self.model)
         self.model.requires_grad_(False)
+        # search=class / noise: the other half of the code stays at the seed's initial code (as the
+        # lab's fix_param_wrapper keeps the init code's other half)
+        self.register_buffer("fixed_code", self._full_init_codes(1, int(init_seed))[0], persistent=False)
+
+    @property
+    def optimizer_preset(self) -> str:
+        """The lab's preset for the searched part (CholCMA / CholCMA_class / CholCMA_noise);
+        ``sigma=`` overrides the step size."""
+        popsize = LAB_PRESETS[SEARCH[self.search]].rsplit("popsize=", 1)[1]
+        return f"cholesky_cma:sigma0={self.default_sigma!r},popsize={popsize}"
+
+    def full_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        """The 256-d [noise | class] codes of searched codes (the fixed half filled in)."""
+        if self.search == "full":
+            return codes
+        fixed = self.fixed_code.to(device=codes.device, dtype=codes.dtype).expand(codes.shape[0], -1)
+        if self.search == "class":
+            return torch.cat([fixed[:, :self.z_dim], codes], dim=1)
+        return torch.cat([codes, fixed[:, self.z_dim:]], dim=1)
 
     def load_weights(self, path: Any) -> None:
         """Strictly load a pytorch-pretrained-biggan state dict (before spectral norm is folded)."""
@@ -180,6 +218,7 @@ class BigGANGenerator(Generator):
 
     def render(self, codes: torch.Tensor) -> torch.Tensor:
         weight = self.class_embeddings
+        codes = self.full_codes(codes)
         x = self.model.generator(codes.to(device=weight.device, dtype=weight.dtype), self.truncation)
         images = torch.clamp((x + 1.0) / 2.0, 0.0, 1.0)
         if self.image_size != images.shape[-1]:
@@ -189,7 +228,16 @@ class BigGANGenerator(Generator):
         return images
 
     def init_codes(self, n: int, seed: int = 0) -> torch.Tensor:
-        """``noise_std * randn(z_dim)`` joined with a class-embedding column (seeded class if none given)."""
+        """``noise_std * randn(z_dim)`` joined with a class-embedding column (seeded class if none given);
+        with ``search=class`` / ``noise`` only that half."""
+        codes = self._full_init_codes(n, seed)
+        if self.search == "class":
+            return codes[:, self.z_dim:]
+        if self.search == "noise":
+            return codes[:, :self.z_dim]
+        return codes
+
+    def _full_init_codes(self, n: int, seed: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(int(seed))
         noise = torch.randn(n, self.z_dim, generator=g) * self.noise_std
         if self.class_id is None:
@@ -200,5 +248,5 @@ class BigGANGenerator(Generator):
         return torch.cat([noise, embed], dim=1)
 
     def extra_repr(self) -> str:
-        return f"truncation={self.truncation}, " + super().extra_repr()
+        return f"truncation={self.truncation}, search={self.search}, " + super().extra_repr()
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from actmax.core.registry import generators
-from actmax.core.weights import load_into, load_state_dict_file, resolve
+from actmax.core.weights import load_into, load_state_dict_file, record_random, resolve
 from actmax.generators.base import Generator, seeded_normal
 
 RGB_MEAN = (123.0, 117.0, 104.0)
@@ -28,6 +28,17 @@ RGB_MEAN = (123.0, 117.0, 104.0)
 
 VARIANTS = ("fc6", "fc6_eucl", "fc7", "fc8", "pool5")
 LEAK = 0.3
+
+LAB_SIGMA0 = 3.0
+"""The lab's CholeskyCMAES step size in DeePSim fc6 (``label2optimizer`` 'CholCMA': init_sigma 3)."""
+LAB_POPSIZE = 40
+"""The lab's population in fc6: CholeskyCMAES' default 4 + floor(3 log2 4096) = 40 (GECCO: 75 x 40)."""
+LAB_SPHERE_NORM = 300.0
+"""The lab's SphereCMA radius in fc6 (``ZOHA_Sphere_lr_euclid(sphere_norm=300)``)."""
+LAB_PRESETS = {"CholCMA": f"cholesky_cma:sigma0={LAB_SIGMA0},popsize={LAB_POPSIZE}"}
+"""The lab's named optimizer presets for DeePSim fc6 (the default when a run names no optimizer).
+fc7 and fc8 use the same preset; pool5 (9216-d) has no published one and gets sigma0 3 with
+CholeskyCMAES' default population."""
 
 
 def _act() -> nn.LeakyReLU:
@@ -90,7 +101,7 @@ class DeePSimGenerator(Generator):
 
     def __init__(self, variant: str = "fc6", weights: str | None = None, pretrained: bool = True,
                  size: int | None = None, init_std: float = 1.0, sigma: float | None = None,
-                 init_seed: int = 0) -> None:
+                 init_seed: int = 0, download: bool = False) -> None:
         super().__init__()
         self.variant = str(variant)
         with torch.random.fork_rng(devices=[]):  # random weights (pretrained=False) are seeded
@@ -105,16 +116,18 @@ class DeePSimGenerator(Generator):
         self.init_std = float(init_std)
         # fc6: sigma0 = 3 is the lab's CMA preset for this space; no published preset exists for the
         # other variants, so they start from the same value (override with sigma=...).
-        self.default_sigma = float(sigma) if sigma is not None else 3.0
+        self.default_sigma = float(sigma) if sigma is not None else LAB_SIGMA0
         self.register_buffer("rgb_mean", torch.tensor(RGB_MEAN).view(1, 3, 1, 1), persistent=False)
         self.weights_path: str | None = None
         if pretrained:
-            path = resolve(f"deepsim-{self.variant}", weights)
+            path = resolve(f"deepsim-{self.variant}", weights, download=download)
             self.load_weights(path)
         else:
             if weights:
                 raise ValueError("deepsim: weights= given together with pretrained=False; drop one of them")
             self._calibrate_random_weights(seed=int(init_seed))
+            record_random(f"deepsim-{self.variant}", seed=int(init_seed),
+                          used_by=f"generator deepsim:variant={self.variant},pretrained=False")
         self.requires_grad_(False)
         self.eval()
 
@@ -133,6 +146,18 @@ class DeePSimGenerator(Generator):
                 layer.bias.mul_(gain)
                 y = layer(x)
             x = y
+
+    @property
+    def optimizer_preset(self) -> str:
+        """The lab's CholCMA preset (sigma0 3, popsize 40); ``sigma=`` overrides the step size."""
+        if self.variant == "pool5":
+            return f"cholesky_cma:sigma0={self.default_sigma!r}"
+        return f"cholesky_cma:sigma0={self.default_sigma!r},popsize={LAB_POPSIZE}"
+
+    @property
+    def sphere_norm(self) -> float:
+        """The lab's SphereCMA radius, 300 (published for fc6; the other variants inherit it)."""
+        return LAB_SPHERE_NORM
 
     def load_weights(self, path: Any) -> None:
         """Load a public ``upconvGAN_<variant>.pt`` (or an equivalent safetensors file) into ``G``."""

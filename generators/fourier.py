@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from actmax.core.registry import generators
-from actmax.generators.base import Generator, seeded_normal
+from actmax.generators.base import Generator, seeded_normal, size_rule_preset
 
 
 @lru_cache(maxsize=1)
@@ -75,6 +75,12 @@ class FourierGenerator(Generator):
             self.register_buffer("scale", torch.ones(()))
             probe = self._linear(self.init_codes(16, seed=12345))
             self.scale.fill_(float(contrast) / float(probe.std()))
+
+    @property
+    def optimizer_preset(self) -> str:
+        """No published lab preset: kept behaviour, pycma up to 1000-d and CholeskyCMAES above,
+        starting at ``default_sigma``."""
+        return size_rule_preset(self.dim, self.default_sigma)
 
     def _linear(self, codes: torch.Tensor) -> torch.Tensor:
         n = codes.shape[0]

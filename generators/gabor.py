@@ -6,7 +6,7 @@ import math
 import torch
 
 from actmax.core.registry import generators
-from actmax.generators.base import Generator, seeded_normal
+from actmax.generators.base import Generator, seeded_normal, size_rule_preset
 
 PARAMS = ("x", "y", "orientation", "frequency", "phase", "size", "aspect", "contrast")
 
@@ -34,6 +34,12 @@ class GaborGenerator(Generator):
         axis = (torch.arange(self.image_size, dtype=torch.float32) + 0.5) / self.image_size
         self.register_buffer("yy", axis.view(1, 1, -1, 1))
         self.register_buffer("xx", axis.view(1, 1, 1, -1))
+
+    @property
+    def optimizer_preset(self) -> str:
+        """No published lab preset: kept behaviour, pycma up to 1000-d and CholeskyCMAES above,
+        starting at ``default_sigma``."""
+        return size_rule_preset(self.dim, self.default_sigma)
 
     def parameters_of(self, codes: torch.Tensor) -> dict[str, torch.Tensor]:
         """Bounded Gabor parameters, each (n, K), from codes (n, 8K)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from actmax.core.registry import generators
-from actmax.generators.base import Generator, seeded_normal
+from actmax.generators.base import Generator, seeded_normal, size_rule_preset
 
 
 @generators.register("pixel")
@@ -24,6 +24,12 @@ class PixelGenerator(Generator):
         self.default_sigma = 0.5 if squash == "sigmoid" else 0.1
         #: codes are laid out as images, so gradient transforms (blur) may treat them as such
         self.code_shape = (self.channels, self.image_size, self.image_size)
+
+    @property
+    def optimizer_preset(self) -> str:
+        """No published lab preset: kept behaviour, pycma up to 1000-d and CholeskyCMAES above,
+        starting at ``default_sigma``."""
+        return size_rule_preset(self.dim, self.default_sigma)
 
     def render(self, codes: torch.Tensor) -> torch.Tensor:
         x = codes.view(-1, *self.code_shape)

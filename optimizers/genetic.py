@@ -10,16 +10,21 @@ One generation (scores told for the whole population):
 4. each child gene mutates with probability ``mutation_rate`` by adding N(0, ``mutation_size``^2).
 
 Defaults are the lab's benchmark parameters: popsize 40, mutation_rate 0.25, mutation_size 0.75,
-kT_multiplier 2, n_conserve 10, parental_skew 0.75. (XDream's own example uses popsize 20 and a
+kT_multiplier 2, n_conserve 10 (for smaller populations a quarter of them, at least 1, so any
+popsize >= 2 works), parental_skew 0.75. (XDream's own example uses popsize 20 and a
 ``selectivity`` with kT = std / selectivity; the lab's version, used here, multiplies.)
-The reference starts from N(0, 1) codes (fc6's prior); here generation 0 is ``x0`` plus
-``popsize - 1`` codes ``x0 + init_std * N(0, I)`` with ``init_std`` = ``sigma0`` (the run loop's
-step size for the space) unless given. Elites are re-evaluated every generation, as in the
-reference, which matters when responses are noisy.
+
+Generation 0 is as in the lab: the space's own initial codes when the run loop passes ``prior``
+(``prior(n)`` = the generator's ``init_codes``: N(0, 1) for DeePSim fc6, 0.7 noise + a class
+embedding for BigGAN), otherwise ``popsize`` codes ``x0 + init_std * N(0, I)`` with
+``init_std`` = 1 (with the default ``x0`` = 0 that is the reference's N(0, 1) start). An explicit
+``init_std`` wins over ``prior``. ``sigma0`` (the run loop's CMA step size) plays no part.
+Elites are re-evaluated every generation, as in the reference, which matters when responses
+are noisy.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -37,12 +42,14 @@ class Genetic(Optimizer):
 
     def __init__(self, *, dim: int, x0: Any = None, sigma0: float = 1.0, seed: int = 0, popsize: int = 40,
                  mutation_rate: float = 0.25, mutation_size: float = 0.75, kT_multiplier: float = 2.0,
-                 n_conserve: int = 10, parental_skew: float = 0.75, init_std: float | None = None) -> None:
+                 n_conserve: int | None = None, parental_skew: float = 0.75, init_std: float | None = None,
+                 prior: Callable[[int], Any] | None = None) -> None:
         where = self.name
         self.dim = check_dim(dim, where)
-        self.seed, self.popsize, self.n_conserve = int(seed), int(popsize), int(n_conserve)
+        self.seed, self.popsize = int(seed), int(popsize)
         if self.popsize < 2:
             raise ValueError(f"{where}: popsize must be >= 2, got {self.popsize}")
+        self.n_conserve = int(n_conserve) if n_conserve is not None else min(10, max(1, self.popsize // 4))
         if not 0 <= self.n_conserve < self.popsize:
             raise ValueError(f"{where}: n_conserve must be in [0, popsize), got {self.n_conserve}")
         self.mutation_rate, self.parental_skew = float(mutation_rate), float(parental_skew)
@@ -54,11 +61,14 @@ class Genetic(Optimizer):
             raise ValueError(f"{where}: mutation_size must be >= 0, got {self.mutation_size}")
         self.kT_multiplier = positive(kT_multiplier, "kT_multiplier", where)
         self.sigma0 = positive(sigma0, "sigma0", where)
-        self.init_std = positive(init_std, "init_std", where) if init_std is not None else self.sigma0
+        self.init_std = positive(init_std, "init_std", where) if init_std is not None else 1.0
         x0 = initial_point(x0, self.dim, where)
         self.rng = np.random.default_rng(self.seed)
-        noise = self.rng.standard_normal((self.popsize - 1, self.dim))
-        self.population = np.vstack([x0[None], x0[None] + self.init_std * noise])
+        if prior is not None and init_std is None:
+            self.population = _prior_population(prior, self.popsize, self.dim, where)
+        else:
+            noise = self.rng.standard_normal((self.popsize, self.dim))
+            self.population = x0[None] + self.init_std * noise
         self.generation = 0
         self.kT: float | None = None
         self._best_code, self._best_score = None, -np.inf
@@ -105,3 +115,14 @@ class Genetic(Optimizer):
         self.population, self.generation = population, int(state["generation"])
         self.kT = None if state.get("kT") is None else float(state["kT"])
         load_best(self, state)
+
+
+def _prior_population(prior: Callable[[int], Any], n: int, dim: int, where: str) -> np.ndarray:
+    """``n`` initial codes from the space's own sampler, as a float64 (n, dim) array."""
+    codes = prior(n)
+    if hasattr(codes, "detach"):
+        codes = codes.detach().cpu().double().numpy()
+    codes = np.array(codes, dtype=np.float64, copy=True)
+    if codes.shape != (n, dim) or not np.all(np.isfinite(codes)):
+        raise ValueError(f"{where}: prior({n}) must give {n} finite codes of {dim} entries, got {codes.shape}")
+    return codes

@@ -18,12 +18,18 @@ that what matters is local search with an effective step-size decay, not covaria
   ``SLERP(centre, mean, lr)``; ``lr`` = 1.5 extrapolates past the mean along the great circle.
 
 Defaults are the reference's (select_size 20, lr 1.5, exp schedule 50 -> 7.33 deg, n_gen 75, the
-GECCO budget of 75 generations) except two choices made for a fixed evaluation budget:
-``popsize`` counts every evaluated code, so the default 40 is the centre plus 39 samples (the
-reference evaluates the centre plus 40); and the first generation is centred on ``x0`` (projected
-onto the sphere) instead of the reference's 40 random codes on the sphere whose weighted mean
-becomes the first centre. ``sphere_norm`` defaults to ``|x0|`` (the reference uses 300 for fc6;
-a zero ``x0`` falls back to ``sigma0 * sqrt(N)`` with a seeded random direction).
+GECCO budget of 75 generations, ``sphere_norm`` 300 as for DeePSim fc6) except two choices made
+for a fixed evaluation budget: ``popsize`` counts every evaluated code, so the default 40 is the
+centre plus 39 samples (the reference evaluates the centre plus 40); and the first generation is
+centred on ``x0`` (projected onto the sphere; a zero ``x0`` gives a seeded random direction)
+instead of the reference's 40 random codes on the sphere whose weighted mean becomes the first
+centre. Side by side with the reference algorithm on the same objectives and budget the two give
+the same scores within noise (tests/test_optimizers.py, fixture tests/fixtures/lab_optimizers.py).
+
+The run loop (``evolve``, ``benchmark``) passes ``n_gen`` = the run's number of generations and
+``sphere_norm`` = the generator's declared radius (``Generator.sphere_norm``: 300 for DeePSim,
+the typical norm of its initial codes for other spaces); options in a spec win. Any
+``popsize >= 2`` works: ``select_size`` defaults to min(20, popsize - 1) samples.
 """
 from __future__ import annotations
 
@@ -71,16 +77,19 @@ class SphereCMA(Optimizer):
     name = "sphere_cma"
 
     def __init__(self, *, dim: int, x0: Any = None, sigma0: float = 1.0, seed: int = 0, popsize: int = 40,
-                 select_size: int = 20, lr: float = 1.5, sphere_norm: float | None = None, n_gen: int = 75,
+                 select_size: int | None = None, lr: float = 1.5, sphere_norm: float = 300.0, n_gen: int = 75,
                  schedule: str = "exp", angle_start: float = 50.0, angle_end: float = 7.33,
                  rankbasis: bool = False) -> None:
         where = self.name
         self.dim = check_dim(dim, where)
         if self.dim < 2:
             raise ValueError(f"{where}: needs dim >= 2 (a sphere of codes), got {self.dim}")
-        self.seed, self.popsize, self.select_size = int(seed), int(popsize), int(select_size)
-        if self.popsize < 3:
-            raise ValueError(f"{where}: popsize must be >= 3 (centre + samples), got {self.popsize}")
+        self.seed, self.popsize = int(seed), int(popsize)
+        if self.popsize < 2:
+            raise ValueError(f"{where}: popsize must be >= 2 (centre + samples), got {self.popsize}")
+        self.rankbasis = bool(rankbasis)
+        ranked = self.popsize if self.rankbasis else self.popsize - 1
+        self.select_size = int(select_size) if select_size is not None else min(20, ranked)
         if not 1 <= self.select_size <= self.popsize:
             raise ValueError(f"{where}: select_size must be in [1, popsize], got {self.select_size}")
         self.lr = positive(lr, "lr", where)
@@ -92,12 +101,10 @@ class SphereCMA(Optimizer):
         self.schedule = schedule
         self.angle_start = positive(angle_start, "angle_start", where)
         self.angle_end = positive(angle_end, "angle_end", where)
-        self.rankbasis = bool(rankbasis)
         self.sigma0 = positive(sigma0, "sigma0", where)
         x0 = initial_point(x0, self.dim, where)
         norm0 = float(np.linalg.norm(x0))
-        self.sphere_norm = positive(sphere_norm, "sphere_norm", where) if sphere_norm is not None else \
-            (norm0 if norm0 > 0 else self.sigma0 * math.sqrt(self.dim))
+        self.sphere_norm = positive(sphere_norm, "sphere_norm", where)
         self.rng = np.random.default_rng(self.seed)
         if norm0 == 0:
             x0 = self.rng.standard_normal(self.dim)

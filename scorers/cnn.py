@@ -1,7 +1,7 @@
 """Units of any torch network as a scorer: a layer by dotted module name, channels, a position.
 
-``cnn:model=alexnet,layer=features.10,channels=[0,1,2],pretrained=False`` scores channels 0-2
-of AlexNet's ``features.10`` at the centre of its feature map. The unit convention follows
+``cnn:model=alexnet,layer=features.10,channels=[0,1,2]`` scores channels 0-2 of ImageNet-trained
+AlexNet's ``features.10`` at the centre of its feature map. The unit convention follows
 the reference TorchScorer: for a 4-D output ``(B, C, H, W)`` a unit is ``out[:, c, x, y]``
 (``x`` indexes H, ``y`` indexes W; default the centre ``(H // 2, W // 2)``); for a 2-D
 output ``(B, C)`` it is ``out[:, c]``.
@@ -13,9 +13,15 @@ layer, so later layers are never computed.
 
 Preprocessing: grey -> RGB, an optional receptive-field paste (the image resized to a box
 and pasted on a 0.5-grey canvas, ``paste=[top,left,size]``), a resize to ``input_size``
-and ImageNet normalisation. Pretrained torchvision weights are found by ``actmax.core.weights``
-(a local file given with ``weights=``, ``$ACTMAX_WEIGHTS_DIR``, torch hub's checkpoint
-folder) and downloaded through torchvision only when online.
+and ImageNet normalisation.
+
+Weights: a named torchvision model always gets its pretrained ImageNet weights, found by
+``actmax.core.weights`` (``weights=/path/file``, ``ACTMAX_<MODEL>_WEIGHTS``, ``$ACTMAX_WEIGHTS_DIR``,
+torch hub's ``checkpoints/`` folder); when the file is nowhere local that is one error naming it
+and how to provide it. It is downloaded only when asked (``download=True`` or
+``actmax weights --download torchvision-<model>``), with ``torch.hub.download_url_to_file``
+(torchvision's sha256 prefix checked) and read with ``weights_only=True``: no pickle runs. A random
+network only when asked: ``weights=random,seed=N`` (seeded, and said in the run's manifest).
 """
 from __future__ import annotations
 
@@ -43,69 +49,68 @@ class _StopForward(Exception):
 def torchvision_weight_spec(model_name: str) -> Any:
     """The ``actmax.core.weights`` entry of a torchvision model's default ImageNet weights (registered once)."""
     import torchvision
-    from actmax.core.weights import WeightSpec, register_weights
+    from actmax.core.weights import KNOWN_WEIGHTS, register_weights, torchvision_spec
 
+    if f"torchvision-{model_name}" in KNOWN_WEIGHTS:
+        return KNOWN_WEIGHTS[f"torchvision-{model_name}"]
     try:
         enum = torchvision.models.get_model_weights(model_name)
     except (ValueError, KeyError) as exc:
-        raise ValueError(f"cnn: torchvision has no pretrained weights for {model_name!r}: {exc}") from exc
+        raise ValueError(f"cnn: torchvision has no pretrained weights for {model_name!r}: {exc}; "
+                         "use weights=/path/to/a/state_dict or weights=random,seed=0") from exc
     default = enum.DEFAULT
-    filename = os.path.basename(default.url)
-    env = "ACTMAX_" + "".join(ch if ch.isalnum() else "_" for ch in model_name.upper()) + "_WEIGHTS"
-    return register_weights(WeightSpec(
-        name=f"torchvision-{model_name}", filename=filename,
-        description=f"torchvision {model_name} ImageNet weights ({default})", env_var=env,
-        option=f"cnn:model={model_name},pretrained=True,weights=", legacy=("torch_hub_checkpoints",),
-        used_by=f"scorer cnn:model={model_name}"))
+    spec = torchvision_spec(model_name, os.path.basename(default.url),
+                            description=f"torchvision {model_name} ImageNet weights ({default})")
+    return register_weights(spec)
 
 
-def build_torchvision(model_name: str, *, pretrained: bool = False, weights: str | None = None) -> nn.Module:
-    """A torchvision classification model by name: random weights, or pretrained ImageNet weights."""
+RANDOM = "random"
+
+
+def build_torchvision(model_name: str, *, weights: str | None = None, seed: int | None = None,
+                      download: bool = False) -> nn.Module:
+    """A torchvision classification model by name with its pretrained ImageNet weights.
+
+    ``weights``: None (the default file, resolved locally or downloaded when ``download``), a
+    path to a state dict, or ``"random"`` for a random network seeded with ``seed`` (default 0).
+    """
     import torchvision
+    from actmax.core.weights import record_random
 
     available = torchvision.models.list_models()
     if model_name not in available:
         close = difflib.get_close_matches(model_name, available, n=5)
         raise ValueError(f"cnn: unknown torchvision model {model_name!r}" +
                          (f"; did you mean {close}?" if close else f"; known: {', '.join(available[:20])}..."))
+    random_net = str(weights).strip().lower() == RANDOM if weights is not None else False
+    if seed is not None and not random_net:
+        raise ValueError("cnn: seed= seeds a random network; it needs weights=random")
     kwargs: dict[str, Any] = {"weights": None}
     if model_name.startswith(("inception", "googlenet")):
         kwargs.update(aux_logits=False, init_weights=True)
-    model = torchvision.models.get_model(model_name, **kwargs)
-    if pretrained or weights:
-        _load_pretrained(model, model_name, weights)
+    seed = 0 if seed is None else int(seed)
+    with torch.random.fork_rng(devices=[]):   # random init is seeded and leaves the global RNG alone
+        torch.manual_seed(seed)
+        model = torchvision.models.get_model(model_name, **kwargs)
+    if random_net:
+        record_random(f"torchvision-{model_name}", seed=seed, used_by=f"scorer cnn:model={model_name}")
+    else:
+        _load_pretrained(model, model_name, weights, download=download)
     return model
 
 
-def _load_pretrained(model: nn.Module, model_name: str, weights: str | None) -> None:
-    from actmax.core.weights import is_offline, load_into, load_state_dict_file, locate
+def _load_pretrained(model: nn.Module, model_name: str, weights: str | None, *, download: bool) -> None:
+    from actmax.core.weights import load_into, load_state_dict_file, resolve
 
-    spec = torchvision_weight_spec(model_name) if not weights or not Path(weights).is_file() else None
-    if spec is None:
+    if weights and Path(weights).expanduser().is_file():
         path = Path(str(weights)).expanduser()
     else:
-        found = locate(spec, weights)
-        if found is not None:
-            path = found.path
-        elif is_offline():
-            raise WeightsError(
-                f"cnn: pretrained weights for {model_name!r} ({spec.filename}) are not available offline. "
-                f"Put the file in torch hub's checkpoints folder ({Path(torch.hub.get_dir()) / 'checkpoints'}), "
-                f"in $ACTMAX_WEIGHTS_DIR, point {spec.env_var} at it, or give weights=/path/to/{spec.filename}; "
-                "or use pretrained=False for random weights.")
-        else:
-            import torchvision
-
-            try:
-                state = torchvision.models.get_model_weights(model_name).DEFAULT.get_state_dict(progress=False)
-            except Exception as exc:  # noqa: BLE001 - any network / IO failure means "not available"
-                raise WeightsError(
-                    f"cnn: could not download pretrained weights for {model_name!r} ({spec.filename}): "
-                    f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}. Without network, put "
-                    f"the file in {Path(torch.hub.get_dir()) / 'checkpoints'} or $ACTMAX_WEIGHTS_DIR, or give "
-                    f"weights=/path/to/{spec.filename}; or use pretrained=False.") from exc
-            load_into(model, state, what=f"cnn {model_name} weights", source="torchvision download")
-            return
+        spec = torchvision_weight_spec(model_name)
+        try:
+            path = resolve(spec, weights, download=download, used_by=f"scorer cnn:model={model_name}")
+        except WeightsError as exc:
+            raise WeightsError(f"cnn: {exc} For a random network instead, ask for one: "
+                               f"cnn:model={model_name},weights=random,seed=0.") from exc
     state = load_state_dict_file(path, what=f"cnn {model_name} weights")
     load_into(model, state, what=f"cnn {model_name} weights", source=str(path))
 
@@ -146,16 +151,20 @@ class CNNScorer(Scorer):
 
     def __init__(self, model: str | nn.Module = "alexnet", layer: str = "features.10",
                  channels: int | Sequence[int] | None = None, x: int | None = None, y: int | None = None,
-                 pretrained: bool = False, weights: str | None = None, input_size: int = 224,
+                 weights: str | None = None, seed: int | None = None, download: bool = False,
+                 pretrained: bool | None = None, input_size: int = 224,
                  normalize: bool = True, paste: Sequence[int] | None = None, in_channels: int = 3,
                  truncate: bool = True, device: str = "cpu") -> None:
         super().__init__()
+        if pretrained is False:
+            raise ValueError("cnn: pretrained=False is gone (it built an unseeded random network); ask for "
+                             "a seeded random network with weights=random,seed=0, or drop it for ImageNet weights")
         if isinstance(model, str):
             self.model_name = model
-            net = build_torchvision(model, pretrained=pretrained, weights=weights)
+            net = build_torchvision(model, weights=weights, seed=seed, download=download)
         elif isinstance(model, nn.Module):
-            if pretrained or weights:
-                raise ValueError("cnn: pretrained/weights apply to torchvision names; load a module's weights yourself")
+            if weights or seed is not None or download:
+                raise ValueError("cnn: weights/seed/download apply to torchvision names; load a module's weights yourself")
             self.model_name, net = type(model).__name__, model
         else:
             raise ValueError(f"cnn: model must be a torchvision name or an nn.Module, got {type(model).__name__}")

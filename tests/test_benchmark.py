@@ -50,7 +50,7 @@ def test_runs_table_is_tidy_and_normalised(small):
     assert not np.allclose(loud["best_noisy"], loud["best_clean"])             # the optimizer saw noise
     assert np.all(runs["clean_at_best_noisy"] <= runs["best_clean"] + 1e-12)
     assert np.all(runs["fraction_of_optimum"] <= 1 + 1e-6)                     # nothing beats the known optimum
-    assert set(res.summary["space"]) == {"all", "gabor:size=24"}
+    assert set(res.summary["space"]) == {"gabor:size=24"} and set(res.summary["dim"]) == {8}
 
 
 def test_trajectory_is_monotone_and_ends_at_the_run_best(small):
@@ -107,3 +107,43 @@ def test_cli_benchmark(tmp_path):
     assert result.exit_code == 0, result.output
     assert "cholesky_cma" in result.output and "genetic:n_conserve=5,popsize=20" in result.output  # canonical text
     assert len(pd.read_csv(tmp_path / "runs.csv")) == 4
+
+
+def test_default_space_is_gecco_4096_d_deepsim_or_a_stated_stand_in(tmp_path, monkeypatch):
+    from actmax.core.apps.benchmark import default_spaces
+    from actmax.core.registry import generators
+    import os
+    for var in [v for v in os.environ if v.startswith("ACTMAX_") and v != "ACTMAX_NO_PLUGINS"]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert default_spaces() == ("pixel:size=64",)
+    assert generators.create("pixel:size=64").dim == 4096 == generators.create("deepsim:pretrained=False").dim
+    ckpt = tmp_path / "torch" / "hub" / "checkpoints"
+    ckpt.mkdir(parents=True)
+    torch.save({"x": torch.zeros(1)}, ckpt / "upconvGAN_fc6.pt")
+    assert default_spaces() == ("deepsim",)
+
+
+def test_results_are_per_space_never_pooled_across_dimensions():
+    res = run_benchmark(optimizer_specs=["cholesky_cma", "random"], spaces=["gabor:size=16", "pixel:size=8"],
+                        scorer="model:kind=simple,n=1,size=16", budget=40, popsize=10, noise=[0.0])
+    assert set(res.summary["space"]) == {"gabor:size=16", "pixel:size=8"}              # no pooled "all" row
+    assert dict(zip(res.summary["space"], res.summary["dim"])) == {"gabor:size=16": 8, "pixel:size=8": 64}
+    with pytest.raises(ValueError, match="per space"):
+        res.table()
+    tables = res.tables()
+    assert list(tables) == ["gabor:size=16", "pixel:size=8"]
+    for space, table in tables.items():
+        runs = res.runs[res.runs["space"] == space]
+        assert table.loc["random", 0.0] == pytest.approx(runs.loc[runs["optimizer"] == "random", "norm_score"].mean())
+    np.testing.assert_allclose(res.runs.groupby("space")["norm_score"].max(), 1.0)
+
+
+def test_every_default_optimizer_runs_at_a_small_popsize():
+    from actmax.core.apps.benchmark import DEFAULT_OPTIMIZERS
+    res = run_benchmark(optimizer_specs=list(DEFAULT_OPTIMIZERS), spaces=["gabor:size=16"],
+                        scorer="model:kind=simple,n=1,size=16", budget=36, popsize=12, noise=[0.0])
+    assert len(res.runs) == len(DEFAULT_OPTIMIZERS)
+    assert set(res.runs.loc[res.runs["optimizer"].isin(["sphere_cma", "genetic"]), "evaluations"]) == {36}

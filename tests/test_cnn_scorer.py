@@ -18,7 +18,7 @@ def _images(n: int = 3, c: int = 3, size: int = 48, seed: int = 0) -> torch.Tens
 
 
 def test_alexnet_spec_string_scores_the_hooked_layer_at_the_centre():
-    s = scorers.create("cnn:model=alexnet,layer=features.10,channels=[0,1,2],pretrained=False,input_size=96")
+    s = scorers.create("cnn:model=alexnet,layer=features.10,channels=[0,1,2],weights=random,seed=0,input_size=96")
     assert s.units == 3 and s.output_shape[0] == 256
     x = _images(2)
     with torch.no_grad():
@@ -31,7 +31,8 @@ def test_alexnet_spec_string_scores_the_hooked_layer_at_the_centre():
 @pytest.mark.parametrize("truncate", [False, True])
 def test_pre_relu_value_survives_following_inplace_relu(truncate):
     """resnet18: layer1.0.bn1 is followed by the block's in-place ReLU; the hook must clone."""
-    s = CNNScorer("resnet18", layer="layer1.0.bn1", channels=list(range(16)), input_size=64, truncate=truncate)
+    s = CNNScorer("resnet18", layer="layer1.0.bn1", channels=list(range(16)), input_size=64, truncate=truncate,
+                  weights="random")
     net = s.net
     assert isinstance(net.layer1[0].relu, nn.ReLU) and net.layer1[0].relu.inplace
     x = _images(4, size=40)
@@ -47,6 +48,7 @@ def test_pre_relu_value_survives_following_inplace_relu(truncate):
 
 def test_a_view_storing_hook_would_be_overwritten():
     """Control: the same read without a clone is zeroed by the in-place ReLU (what the scorer avoids)."""
+    torch.manual_seed(0)                               # a conv with negative outputs here, whatever ran before
     net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(inplace=True))
     stored = {}
     net[0].register_forward_hook(lambda m, i, o: stored.__setitem__("v", o[:, :, 2, 2]))
@@ -76,7 +78,7 @@ def test_module_object_linear_layer_and_position_convention():
 
 
 def test_gradients_flow_and_rgb_grey_inputs_agree():
-    s = CNNScorer("resnet18", layer="layer1.0.conv1", channels=[3], input_size=64)
+    s = CNNScorer("resnet18", layer="layer1.0.conv1", channels=[3], input_size=64, weights="random")
     grey = _images(2, c=1, size=32).requires_grad_(True)
     out = s(grey)
     out.sum().backward()
@@ -86,13 +88,13 @@ def test_gradients_flow_and_rgb_grey_inputs_agree():
 
 def test_errors_name_the_problem():
     with pytest.raises(ValueError, match="no layer 'features.99'"):
-        CNNScorer("alexnet", layer="features.99")
+        CNNScorer("alexnet", layer="features.99", weights="random")
     with pytest.raises(ValueError, match="unknown torchvision model"):
         CNNScorer("alexnett", layer="features.0")
     with pytest.raises(ValueError, match="out of range"):
-        CNNScorer("resnet18", layer="layer1", channels=[64], input_size=32)
+        CNNScorer("resnet18", layer="layer1", channels=[64], input_size=32, weights="random")
     with pytest.raises(ValueError, match="outside"):
-        CNNScorer("resnet18", layer="layer1", channels=[0], x=50, input_size=32)
+        CNNScorer("resnet18", layer="layer1", channels=[0], x=50, input_size=32, weights="random")
     net = nn.Sequential(nn.Sequential(nn.Conv2d(3, 2, 3), nn.ReLU()))
     with pytest.raises(ValueError, match=r"did you mean \['0.1'"):
         find_module(net, "0.l")
@@ -105,7 +107,7 @@ def test_pretrained_offline_is_one_clear_error_and_local_file_loads(tmp_path, mo
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     monkeypatch.delenv("ACTMAX_WEIGHTS_DIR", raising=False)
     with pytest.raises(WeightsError, match=r"resnet18-f37072fd\.pth.*offline"):
-        CNNScorer("resnet18", layer="layer1", pretrained=True, input_size=32)
+        CNNScorer("resnet18", layer="layer1", input_size=32)
     # a local state dict with torchvision's exact key names, through weights= and through ACTMAX_WEIGHTS_DIR
     from safetensors.torch import save_file
     import torchvision
@@ -119,7 +121,7 @@ def test_pretrained_offline_is_one_clear_error_and_local_file_loads(tmp_path, mo
         torch.testing.assert_close(s(x), ref.eval()(s.preprocess_tensor(x))[:, :2])
     torch.save(ref.state_dict(), tmp_path / "resnet18-f37072fd.pth")
     monkeypatch.setenv("ACTMAX_WEIGHTS_DIR", str(tmp_path))
-    s2 = CNNScorer("resnet18", layer="fc", channels=[0, 1], pretrained=True, input_size=32)
+    s2 = CNNScorer("resnet18", layer="fc", channels=[0, 1], input_size=32)
     torch.testing.assert_close(s2(x), s(x))
     bad = tmp_path / "bad.safetensors"
     save_file({"conv1.weight": torch.zeros(1)}, str(bad))
@@ -145,3 +147,104 @@ def test_resize_and_pad_and_receptive_field_paste():
     pasted = resize_and_pad(x, size, (top, left), 32)
     torch.testing.assert_close(s(x), CNNScorer(net, layer="1", channels=[0], x=6, y=9, in_channels=1,
                                                input_size=32, normalize=False)(pasted))
+
+
+# -- no silent random networks; downloads only on request, never unpickled -----------------------
+@pytest.fixture
+def no_local_weights(tmp_path, monkeypatch):
+    """No weight file anywhere local, the hub reachable (not offline)."""
+    import os
+    for var in list(os.environ):
+        if var.startswith("ACTMAX_") and var != "ACTMAX_NO_PLUGINS":
+            monkeypatch.delenv(var, raising=False)
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    return tmp_path
+
+
+def test_named_model_without_its_file_exits_2_naming_the_file_and_how_to_provide_it(no_local_weights):
+    from tests.conftest import run_cli
+    out = no_local_weights / "run"
+    r = run_cli("evolve", "-g", "gabor:size=16", "-s", "cnn:model=alexnet,layer=features.10,channels=[0]",
+                "--generations", "1", "--out", str(out), "--no-progress")
+    assert r.returncode == 2, r.stderr
+    line = r.stderr.strip().splitlines()
+    assert len(line) == 1 and line[0].startswith("error:")
+    for needle in ("alexnet-owt-7be5be79.pth", "weights=/path/to/alexnet-owt-7be5be79.pth", "ACTMAX_ALEXNET_WEIGHTS",
+                   "actmax weights --download torchvision-alexnet", "weights=random,seed=0"):
+        assert needle in r.stderr, needle
+    assert not (out / "manifest.json").exists()
+    img = no_local_weights / "a.png"
+    from PIL import Image
+    Image.new("RGB", (16, 16), (200, 10, 10)).save(img)
+    Image.new("RGB", (16, 16), (10, 10, 200)).save(no_local_weights / "b.png")
+    r = run_cli("analyze", "similarity", str(img), str(no_local_weights / "b.png"), "--metric", "cosine",
+                "--features", "cnn:model=alexnet,layer=features.10", "--out", str(no_local_weights / "an"))
+    assert r.returncode == 2 and "alexnet-owt-7be5be79.pth" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_random_weights_only_when_asked_seeded_and_said_in_the_manifest(no_local_weights):
+    import json
+
+    import pandas as pd
+    from tests.conftest import run_cli
+    spec = "cnn:model=alexnet,layer=features.10,channels=[0,1],weights=random,seed={},input_size=64"
+    tables = {}
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        out = no_local_weights / name
+        r = run_cli("evolve", "-g", "gabor:size=16", "-s", spec.format(seed), "--unit", "1",
+                    "--generations", "2", "--out", str(out), "--no-progress")
+        assert r.returncode == 0, r.stderr
+        tables[name] = pd.read_parquet(out / "scores.parquet")
+        manifest = json.loads((out / "manifest.json").read_text())
+        [net] = [w for w in manifest["provenance"]["weights"] if w.get("random")]
+        assert net["name"] == "torchvision-alexnet" and net["seed"] == seed
+    pd.testing.assert_frame_equal(tables["a"], tables["b"])              # same seed: identical scores
+    assert not tables["a"]["score"].equals(tables["c"]["score"])          # another seed: another network
+    a = CNNScorer("alexnet", layer="features.3", weights="random", seed=0, input_size=32)
+    b = CNNScorer("alexnet", layer="features.3", weights="random", seed=0, input_size=32)
+    assert torch.equal(a.net.features[3].weight, b.net.features[3].weight)
+    with pytest.raises(ValueError, match="weights=random"):
+        CNNScorer("alexnet", layer="features.3", pretrained=False)
+    with pytest.raises(ValueError, match="needs weights=random"):
+        CNNScorer("alexnet", layer="features.3", seed=3)
+
+
+def test_download_only_on_request_hash_checked_and_never_unpickled(no_local_weights, monkeypatch):
+    import huggingface_hub
+    import torchvision
+
+    calls = []
+
+    def record_hf(*args, **kwargs):
+        calls.append(("hf", args))
+        raise AssertionError("no hub request was asked for")
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", record_hf)
+
+    ran = []
+
+    class Payload:                                   # what a substituted download could carry
+        def __reduce__(self):
+            return (ran.append, ("payload ran",))
+
+    def fake_url_download(url, dst, hash_prefix=None, progress=True):
+        calls.append(("url", url, hash_prefix))
+        torch.save({"features.0.weight": Payload()}, dst)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_url_download)
+    with pytest.raises(WeightsError, match="resnet18-f37072fd.pth"):
+        CNNScorer("resnet18", layer="fc", input_size=32)
+    assert calls == []                               # nothing fetched behind the user's back
+    with pytest.raises(WeightsError, match="never unpickles|corrupt|does not start with"):
+        CNNScorer("resnet18", layer="fc", input_size=32, download=True)
+    assert calls == [("url", "https://download.pytorch.org/models/resnet18-f37072fd.pth", "f37072fd")]
+    assert ran == []                                 # the pickle payload never ran
+
+    def honest_download(url, dst, hash_prefix=None, progress=True):
+        calls.append(("url", url, hash_prefix))
+        torch.save(torchvision.models.resnet18(weights=None).state_dict(), dst)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", honest_download)
+    monkeypatch.setattr("actmax.core.weights.verify", lambda path, spec=None: ("present", "test: hash not checked"))
+    s = CNNScorer("resnet18", layer="fc", channels=[0], input_size=32, download=True)
+    assert s.units == 1 and len(calls) == 2 and not any(c[0] == "hf" for c in calls)

@@ -2,6 +2,8 @@
 end to end through evolution (pycma) and gradient synthesis on a ground-truth model neuron."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -152,3 +154,74 @@ def test_random_deepsim_renders_image_like_spread(fc6):
         raw = fc6.raw(fc6.init_codes(4, seed=9))
     assert 0.15 < float(img.std()) < 0.35 and 30 < float(raw.std()) < 100
     assert float((img == 0).float().mean() + (img == 1).float().mean()) < 0.2
+
+
+# -- the lab's paired protocol: CholeskyCMAES in both spaces with the lab's presets --------------
+def test_lab_presets_are_declared_by_each_generator(fc6, tiny_biggan):
+    from actmax.generators.biggan import LAB_PRESETS
+    assert fc6.optimizer_preset == "cholesky_cma:sigma0=3.0,popsize=40" and fc6.sphere_norm == 300.0
+    assert tiny_biggan.optimizer_preset == LAB_PRESETS["CholCMA"] == "cholesky_cma:sigma0=0.2,popsize=28"
+    fc8 = DeePSimGenerator(pretrained=False, variant="fc8")
+    assert fc8.optimizer_preset == "cholesky_cma:sigma0=3.0,popsize=40"
+    for search, preset, sigma in (("class", "CholCMA_class", 0.06), ("noise", "CholCMA_noise", 0.3)):
+        gen = BigGANGenerator(pretrained=False, config="tiny", search=search, init_seed=4)
+        assert gen.dim == 128 and gen.default_sigma == sigma and gen.optimizer_preset == LAB_PRESETS[preset]
+        full = BigGANGenerator(pretrained=False, config="tiny", init_seed=4)
+        part = gen.init_codes(3, seed=1)
+        whole = full.init_codes(3, seed=1)
+        torch.testing.assert_close(part, whole[:, 128:] if search == "class" else whole[:, :128])
+        fixed = full.init_codes(1, seed=4)[0]
+        expect = gen.full_codes(part)
+        kept = expect[:, :128] if search == "class" else expect[:, 128:]
+        assert torch.equal(kept, (fixed[:128] if search == "class" else fixed[128:]).expand(3, -1))
+        with torch.no_grad():                     # the same image as the full space at the completed code
+            torch.testing.assert_close(gen(part), full(expect))
+    with pytest.raises(ValueError, match="search"):
+        BigGANGenerator(pretrained=False, config="tiny", search="both")
+    from actmax.generators.fourier import FourierGenerator
+    from actmax.generators.gabor import GaborGenerator
+    assert GaborGenerator().optimizer_preset == "cma:sigma0=0.5"                      # kept behaviour
+    assert FourierGenerator(size=32).optimizer_preset == "cholesky_cma:sigma0=0.5"
+
+
+def test_paired_deepsim_biggan_run_with_no_optimizer_uses_the_labs_cholesky_presets(tmp_path, monkeypatch):
+    """Random weights saved in the public formats where the lab's loaders look; `-g deepsim -g biggan`, no -o."""
+    import json
+    import os
+
+    import pandas as pd
+    from actmax.core.records import load_checkpoint_file
+    from actmax.core.weights import sha256_file
+    from actmax.generators.deepsim import build_upconv
+    from tests.conftest import run_cli
+    from tests.test_weights import tiny_biggan_files
+
+    hub = tmp_path / "torch" / "hub"
+    (hub / "checkpoints").mkdir(parents=True)
+    g = torch.Generator().manual_seed(7)
+    net, _ = build_upconv("fc6")
+    torch.save({k: torch.randn(v.shape, generator=g) * 0.02 for k, v in net.state_dict().items()},
+               hub / "checkpoints" / "upconvGAN_fc6.pt")
+    tiny_biggan_files(hub, config_name="biggan-deep-256-config.json", weights_name="biggan-deep-256-pytorch_model.bin")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ACTMAX_")}
+    env.update(TORCH_HOME=str(tmp_path / "torch"), HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="1",
+               PYTORCH_PRETRAINED_BIGGAN_CACHE=str(tmp_path / "bgc"))
+    monkeypatch.setattr(os, "environ", env)
+    out = tmp_path / "paired"
+    r = run_cli("evolve", "-g", "deepsim:size=64", "-g", "biggan:size=64", "-s", "model:n=1,size=64",
+                "--generations", "2", "--out", str(out), "--no-progress")
+    assert r.returncode == 0, r.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["spec"]["optimizers"] == ["cholesky_cma:sigma0=3.0,popsize=40", "cholesky_cma:sigma0=0.2,popsize=28"]
+    scores = pd.read_parquet(out / "scores.parquet")
+    per_gen = scores.groupby(["space", "generation"]).size().unstack("generation")
+    assert per_gen.loc["deepsim"].tolist() == [40, 40] and per_gen.loc["biggan"].tolist() == [28, 28]
+    state = load_checkpoint_file(out / "checkpoint.pt")["optimizers"]
+    assert [(s["optimizer"], s["popsize"], s["sigma0"]) for s in state] == [("cholesky_cma", 40, 3.0),
+                                                                            ("cholesky_cma", 28, 0.2)]
+    files = {Path(w["path"]).name: w for w in manifest["provenance"]["weights"]}
+    for name in ("upconvGAN_fc6.pt", "biggan-deep-256-pytorch_model.bin", "biggan-deep-256-config.json"):
+        path = (hub / "checkpoints" / name) if name.startswith("upconv") else hub / name
+        assert files[name]["bytes"] == path.stat().st_size and files[name]["sha256"] == sha256_file(path)
+    parts = {(p["kind"], p["name"]): p for p in manifest["provenance"]["parts"]}
+    assert parts[("generator", "biggan")]["distribution"] == "actmax" and parts[("optimizer", "cholesky_cma")]["version"]

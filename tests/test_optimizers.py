@@ -227,9 +227,12 @@ def test_sphere_codes_stay_on_the_sphere_and_find_a_direction():
     target = np.random.default_rng(7).standard_normal(20)
     target /= np.linalg.norm(target)
     opt = SphereCMA(dim=20, x0=np.ones(20), seed=0, n_gen=60)
+    assert opt.sphere_norm == 300.0                                   # the lab's radius by default
     for x in run(opt, 60, lambda x: x @ target):
-        np.testing.assert_allclose(np.linalg.norm(x, axis=1), math.sqrt(20), rtol=1e-10)
+        np.testing.assert_allclose(np.linalg.norm(x, axis=1), 300.0, rtol=1e-10)
     assert opt.center @ target > 0.99
+    small = SphereCMA(dim=20, x0=np.ones(20), seed=0, sphere_norm=math.sqrt(20))
+    np.testing.assert_allclose(np.linalg.norm(small.ask(), axis=1), math.sqrt(20), rtol=1e-10)
 
 
 def test_sphere_samples_sit_at_the_scheduled_angle_and_centre_comes_first():
@@ -320,6 +323,25 @@ def test_genetic_reference_defaults():
             ga.parental_skew) == (40, 0.25, 0.75, 2.0, 10, 0.75)
 
 
+def test_genetic_starts_as_the_lab_standard_normal_codes_whatever_the_step_size():
+    ga = Genetic(dim=500, seed=0, sigma0=3.0)                     # sigma0 (a CMA step size) plays no part
+    x = ga.ask()
+    assert abs(x.mean()) < 0.02 and x.std() == pytest.approx(1.0, rel=0.02)
+    prior = Genetic(dim=3, seed=0, popsize=5, prior=lambda n: np.arange(3 * n, dtype=float).reshape(n, 3))
+    np.testing.assert_array_equal(prior.ask(), np.arange(15.0).reshape(5, 3))   # the space's own init codes
+    with pytest.raises(ValueError, match="prior"):
+        Genetic(dim=3, popsize=5, prior=lambda n: np.zeros((n, 4)))
+
+
+@pytest.mark.parametrize("popsize", [2, 3, 5, 12, 19])
+def test_sphere_and_genetic_run_with_any_popsize_from_two(popsize):
+    for opt in (SphereCMA(dim=30, seed=0, popsize=popsize, n_gen=5), Genetic(dim=30, seed=0, popsize=popsize)):
+        for x in run(opt, 5):
+            assert x.shape == (popsize, 30) and np.all(np.isfinite(x))
+    assert Genetic(dim=3, popsize=12).n_conserve == 3 and Genetic(dim=3, popsize=2).n_conserve == 1
+    assert SphereCMA(dim=3, popsize=12).select_size == 11 and SphereCMA(dim=3, popsize=80).select_size == 20
+
+
 def test_genetic_keeps_elites_and_children_inherit_parent_genes():
     ga = Genetic(dim=30, seed=0, popsize=12, n_conserve=4, mutation_rate=0.0)
     x = ga.ask()
@@ -395,3 +417,118 @@ def test_all_optimizers_registered_and_accept_run_loop_context():
         assert opt.ask().shape[1] == 5
     with pytest.raises(ValueError, match="option"):
         optimizers.create("genetic:mutation=0.1", dim=5)
+
+
+# -- side by side with the lab's published algorithms (tests/fixtures/lab_optimizers.py) ----------
+LAB_DIM, LAB_BUDGET, LAB_SEEDS = 4096, 3000, range(6)
+
+
+def _lab_objectives() -> dict:
+    """Two 4096-d 'units' of a code: a saturating one (tanh of random projections) and a rectified one."""
+    rng = np.random.default_rng(123)
+    w1, a1 = rng.standard_normal((LAB_DIM, 64)), rng.standard_normal(64)
+    w2, a2 = rng.standard_normal((LAB_DIM, 32)), np.abs(rng.standard_normal(32))
+
+    def saturating(x):
+        return np.tanh(x @ w1 / 64 / 8) @ a1
+
+    def rectified(x):
+        h = x @ w2 / 64
+        return np.maximum(h, 0) @ a2 - 0.5 * np.maximum(-h, 0) @ a2
+    return {"saturating": saturating, "rectified": rectified}
+
+
+def _best_within_budget(ask, tell, f, budget=LAB_BUDGET) -> float:
+    """Best score over all evaluated codes, stopping before a generation would exceed the budget."""
+    best, used = -np.inf, 0
+    while True:
+        x = ask()
+        if used + len(x) > budget:
+            return best
+        s = f(x)
+        best, used = max(best, float(s.max())), used + len(x)
+        tell(x, s)
+
+
+def _ours(opt, f) -> float:
+    return _best_within_budget(opt.ask, opt.tell, f)
+
+
+def _lab(opt, f) -> float:
+    return _best_within_budget(opt.ask, lambda x, s: opt.tell(s), f)
+
+
+def _within_noise(a: list[float], b: list[float], z: float = 3.0) -> bool:
+    se = math.sqrt(np.var(a, ddof=1) / len(a) + np.var(b, ddof=1) / len(b))
+    return abs(np.mean(a) - np.mean(b)) <= z * se
+
+
+@pytest.mark.parametrize("algorithm", ["sphere_cma", "genetic"])
+def test_defaults_match_the_labs_published_algorithm_within_noise(algorithm):
+    """Same objective, same budget (3000 evaluations), 6 seeds: actmax's defaults as the run loop
+    creates them for DeePSim fc6 (x0 an N(0,1) code, SphereCMA radius 300 and n_gen 75 from the
+    run; GA started from the space's N(0,1) codes) vs the lab's algorithms; and, as a control that
+    the comparison can fail, the old defaults (radius |x0|, GA start x0 + 3 N(0,1)) are not."""
+    from tests.fixtures.lab_optimizers import LabGenetic, LabSphereCMA
+
+    for name, f in _lab_objectives().items():
+        ours, lab, old = [], [], []
+        for seed in LAB_SEEDS:
+            x0 = np.random.default_rng(1000 + seed).standard_normal(LAB_DIM)
+            if algorithm == "sphere_cma":
+                ctx = dict(dim=LAB_DIM, x0=x0, seed=seed, n_gen=75)
+                ours.append(_ours(optimizers.create("sphere_cma", sphere_norm=300.0, **ctx), f))
+                old.append(_ours(optimizers.create("sphere_cma", sphere_norm=float(np.linalg.norm(x0)), **ctx), f))
+                lab.append(_lab(LabSphereCMA(LAB_DIM, seed=seed), f))
+            else:
+                prior = lambda n, s=seed: np.random.default_rng(s + 77).standard_normal((n, LAB_DIM))  # noqa: E731
+                ours.append(_ours(optimizers.create("genetic", dim=LAB_DIM, x0=x0, sigma0=3.0, seed=seed, prior=prior), f))
+                old.append(_ours(optimizers.create("genetic", dim=LAB_DIM, x0=x0, seed=seed, init_std=3.0), f))
+                lab.append(_lab(LabGenetic(LAB_DIM, seed=seed), f))
+        assert _within_noise(ours, lab), (name, np.mean(ours), np.mean(lab))
+        assert not _within_noise(old, lab), (name, np.mean(old), np.mean(lab))
+
+
+def test_run_loop_passes_generations_radius_and_the_spaces_own_start():
+    from actmax.core.evolve import evolve
+    from actmax.core.registry import generators
+
+    res = evolve("gabor:size=16", "model:n=1,size=16", "sphere_cma:popsize=6", generations=4, seed=0)
+    assert len(res.scores) == 24
+    gen = generators.create("gabor:size=16")
+    from actmax.core.evolve import _Evolution
+    ev = _Evolution(["gabor:size=16", "deepsim:pretrained=False,size=16"], "model:n=1,size=16",
+                    ["sphere_cma:popsize=6", "genetic:popsize=4"], unit=0, pole="high", generations=9, seed=2,
+                    reference_images=None, device=None)
+    sphere, ga = ev.opts
+    assert sphere.n_gen == 9 and sphere.sphere_norm == pytest.approx(gen.sphere_norm)
+    np.testing.assert_allclose(ga.ask(), ev.gens[1].init_codes(4, seed=2 + 1000).double().numpy())
+    ev2 = _Evolution(["deepsim:pretrained=False,size=16"], "model:n=1,size=16", "sphere_cma", unit=0, pole="high",
+                     generations=3, seed=0, reference_images=None, device=None)
+    assert ev2.opts[0].sphere_norm == 300.0 and ev2.opts[0].n_gen == 3 and ev2.opts[0].popsize == 40
+
+
+def test_one_optimizer_per_space_or_one_for_all_any_other_count_is_an_error(tmp_path):
+    from actmax.core.evolve import evolve
+    from tests.conftest import run_cli
+
+    res = evolve(["gabor:size=16", "pixel:size=8"], "model:n=1,size=16", ["genetic:popsize=6", None],
+                 generations=2, out_dir=tmp_path / "api", plots=False, image_every=0)
+    per_gen = res.scores[res.scores["space"] != "reference"].groupby(["space", "generation"]).size()
+    assert per_gen.loc["gabor"].tolist() == [6, 6]                      # genetic in gabor
+    import json
+    spec = json.loads((tmp_path / "api" / "manifest.json").read_text())["spec"]
+    assert spec["optimizers"] == ["genetic:popsize=6", "cma:sigma0=0.5"]  # pixel's own preset (kept size rule)
+    with pytest.raises(ValueError, match="3 optimizers for 2 generator spaces"):
+        evolve(["gabor:size=16", "pixel:size=8"], "model:n=1,size=16", ["cma", "cma", "cma"], generations=1)
+    r = run_cli("evolve", "-g", "gabor:size=16", "-g", "pixel:size=8", "-s", "model:n=1,size=16", "-o", "cma",
+                "-o", "cma", "-o", "genetic", "--generations", "1", "--out", str(tmp_path / "cli"))
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "error: 3 optimizers for 2 generator spaces: give one optimizer for all spaces or exactly one per space, "
+        "in the order of the spaces"]
+    r = run_cli("evolve", "-g", "gabor:size=16", "-g", "pixel:size=8", "-s", "model:n=1,size=16",
+                "-o", "cholesky_cma:popsize=6", "-o", "random:popsize=5", "--generations", "1",
+                "--out", str(tmp_path / "cli2"), "--no-progress", "--json")
+    assert r.returncode == 0, r.stderr
+    spec = json.loads((tmp_path / "cli2" / "manifest.json").read_text())["spec"]
+    assert spec["optimizers"] == ["cholesky_cma:popsize=6", "random:popsize=5"]

@@ -172,7 +172,7 @@ def test_explicit_path_that_does_not_exist_is_an_error_not_a_fallback(tmp_path, 
         W.locate("deepsim-fc6")
 
 
-def test_online_resolution_downloads_through_huggingface_hub(tmp_path, monkeypatch):
+def test_hub_reachable_but_nothing_is_fetched_unless_asked(tmp_path, monkeypatch):
     import huggingface_hub
     monkeypatch.delenv("HF_HUB_OFFLINE")
     calls = []
@@ -181,7 +181,16 @@ def test_online_resolution_downloads_through_huggingface_hub(tmp_path, monkeypat
         calls.append((repo_id, filename, kwargs.get("cache_dir")))
         return str(_dummy(tmp_path / "downloaded" / filename))
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
-    path = W.resolve("deepsim-fc8")
+    url_calls = []
+    monkeypatch.setattr(torch.hub, "download_url_to_file", lambda *a, **k: url_calls.append(a))
+    with pytest.raises(WeightsError, match="downloads only when asked.*actmax weights --download deepsim-fc8"):
+        W.resolve("deepsim-fc8")
+    with pytest.raises(WeightsError, match="upconvGAN_fc6.pt"):
+        DeePSimGenerator(variant="fc6")
+    with pytest.raises(WeightsError, match="biggan-deep-256"):
+        BigGANGenerator()
+    assert calls == [] and url_calls == []                      # no network request without asking
+    path = W.resolve("deepsim-fc8", download=True)              # asked: one hub request
     assert path.name == "upconvGAN_fc8.pt"
     assert calls == [(DEEPSIM_REPO, "upconvGAN_fc8.pt", str(W.hf_cache_dir()))]
 
@@ -189,7 +198,46 @@ def test_online_resolution_downloads_through_huggingface_hub(tmp_path, monkeypat
         raise OSError("network unreachable")
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", failing)
     with pytest.raises(WeightsError, match="upconvGAN_fc7.pt.*download failed: OSError: network unreachable"):
-        W.resolve("deepsim-fc7")
+        W.resolve("deepsim-fc7", download=True)
+
+
+def test_deepsim_download_option_and_cli_download(tmp_path, monkeypatch, fc6_bytes):
+    import huggingface_hub
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    calls = []
+
+    def fake_download(repo_id, filename, **kwargs):
+        calls.append((repo_id, filename))
+        return str(put_in_hf_cache(repo_id, filename, fc6_bytes))
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    gen = DeePSimGenerator(variant="fc6", download=True)
+    assert calls == [(DEEPSIM_REPO, "upconvGAN_fc6.pt")] and "models--binxu" in gen.weights_path
+    DeePSimGenerator(variant="fc6", download=True)              # now cached: no second request
+    assert len(calls) == 1
+
+
+def test_biggan_source_is_pytorch_pretrained_biggans_own_urls_into_torch_hub(tmp_path, monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    src = tmp_path / "src"
+    state = tiny_biggan_files(src, config_name="config.json", weights_name="pytorch_model.bin")
+    fetched = []
+
+    def fake_url_download(url, dst, hash_prefix=None, progress=True):
+        fetched.append((url, Path(dst)))
+        Path(dst).write_bytes((src / ("config.json" if url.endswith(".json") else "pytorch_model.bin")).read_bytes())
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_url_download)
+    from typer.testing import CliRunner
+    from actmax.core.cli import app
+    out = CliRunner().invoke(app, ["weights", "--download", "biggan-deep-256"])
+    assert out.exit_code == 0, out.output
+    hub = tmp_path / "torch" / "hub"
+    assert fetched == [("https://s3.amazonaws.com/models.huggingface.co/biggan/biggan-deep-256-config.json",
+                        hub / "biggan-deep-256-config.json"),
+                       ("https://s3.amazonaws.com/models.huggingface.co/biggan/biggan-deep-256-pytorch_model.bin",
+                        hub / "biggan-deep-256-pytorch_model.bin")]
+    gen = BigGANGenerator()                                       # found where the lab's loader looks
+    assert gen.weights_path == str(hub / "biggan-deep-256-pytorch_model.bin")
+    assert torch.equal(gen.class_embeddings, state["embeddings.weight"])
 
 
 # -- corrupt files ----------------------------------------------------------------------------
@@ -343,7 +391,80 @@ def test_weights_table_and_cli(tmp_path):
     from actmax.core.cli import app
     out = CliRunner().invoke(app, ["weights"])
     assert out.exit_code == 0, out.output
-    assert "deepsim-fc6" in out.output and "present" in out.output and "missing" in out.output
+    assert "deepsim-fc6: verified" in out.output and "missing" in out.output
     assert "ACTMAX_DEEPSIM_FC7_WEIGHTS" in out.output
     out = CliRunner().invoke(app, ["weights", "--json"])
     assert json.loads(out.output)[0]["name"] == "biggan-deep-256"
+
+
+def test_weights_lists_lpips_and_torchvision_trunks():
+    rows = {r["name"]: r for r in W.weights_table()}
+    for name, file in (("lpips-alex-trunk", "alexnet-owt-7be5be79.pth"), ("lpips-vgg-trunk", "vgg16-397923af.pth"),
+                       ("lpips-squeeze-trunk", "squeezenet1_1-b8a52dc0.pth"),
+                       ("torchvision-alexnet", "alexnet-owt-7be5be79.pth"), ("torchvision-resnet50", "resnet50-11ad3fa6.pth")):
+        assert rows[name]["file"] == file and rows[name]["status"] == "missing"
+        assert "download.pytorch.org/models/" + file in rows[name]["how_to_get"]
+
+
+def test_truncated_or_empty_files_are_listed_as_corrupt_with_the_fix(tmp_path, fc6_bytes):
+    from typer.testing import CliRunner
+    from actmax.core.cli import app
+    ckpt = tmp_path / "torch" / "hub" / "checkpoints"
+    ckpt.mkdir(parents=True)
+    (ckpt / "upconvGAN_fc6.pt").write_bytes(fc6_bytes[: len(fc6_bytes) // 2])      # an interrupted download
+    (ckpt / "upconvGAN_fc7.pt").write_bytes(fc6_bytes)                             # whole (no published hash here)
+    (ckpt / "upconvGAN_fc8.pt").write_bytes(b"")                                   # empty
+    good = torch_bytes({"w": torch.ones(3)}, tmp_path)
+    data = bytearray(good)
+    (ckpt / "alexnet-owt-7be5be79.pth").write_bytes(good)                            # wrong hash for its name
+    snap = put_in_hf_cache(DEEPSIM_REPO, "upconvGAN_pool5.pt", fc6_bytes)          # the hub's sha256 is the blob name
+    rows = {r["name"]: r for r in W.weights_table()}
+    assert rows["deepsim-fc6"]["status"] == "corrupt" and "zip" in rows["deepsim-fc6"]["detail"]
+    assert "actmax weights --download deepsim-fc6" in rows["deepsim-fc6"]["fix"]
+    assert rows["deepsim-fc7"]["status"] == "present" and rows["deepsim-fc7"]["present"]
+    assert rows["deepsim-fc8"]["status"] == "corrupt" and "empty" in rows["deepsim-fc8"]["detail"]
+    assert rows["torchvision-alexnet"]["status"] == "corrupt" and "7be5be79" in rows["torchvision-alexnet"]["detail"]
+    assert rows["deepsim-pool5"]["status"] == "verified"
+    blob = snap.resolve()
+    blob.write_bytes(bytes(data[:10]) + fc6_bytes[10:-1])                            # truncated in the HF cache
+    assert W.verify(snap, "deepsim-pool5")[0] == "corrupt"
+    out = CliRunner().invoke(app, ["weights"])
+    assert out.exit_code == 0, out.output
+    text = out.output
+    fc6_block = text[text.index("deepsim-fc6:"):text.index("deepsim-fc6_eucl:")]
+    assert "corrupt" in fc6_block and "delete" in fc6_block and "--download deepsim-fc6" in fc6_block
+    assert "deepsim-fc7: present" in text
+    st = tmp_path / "w.safetensors"
+    from safetensors.torch import save_file
+    save_file({"w": torch.randn(64, 64)}, str(st))
+    assert W.verify(st)[0] == "present"
+    st.write_bytes(st.read_bytes()[:-5])
+    assert W.verify(st)[0] == "corrupt"
+
+
+# -- provenance ---------------------------------------------------------------------------------
+def test_every_manifest_lists_the_weight_files_used_and_the_part_packages(tmp_path, fc6_state):
+    import numpy as np
+    from actmax.core.evolve import evolve
+    from actmax.core.provenance import distribution_of
+    from actmax.core.records import RunRecord
+
+    assert distribution_of("numpy.linalg") == ("numpy", np.__version__)
+    path = tmp_path / "upconvGAN_fc6.pt"
+    torch.save(fc6_state, path)
+    live = DeePSimGenerator(weights=str(path), size=16)
+    for run in ("a", "b"):                              # the same live generator in two runs: listed in both
+        evolve(live, "model:n=1,size=16", "cholesky_cma:popsize=4", generations=1, out_dir=tmp_path / run)
+        weights = RunRecord(tmp_path / run).manifest()["provenance"]["weights"]
+        [entry] = [w for w in weights if w.get("path") == str(path.absolute())]
+        assert entry["bytes"] == path.stat().st_size and entry["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    evolve("deepsim:pretrained=False,size=16,init_seed=3", "model:n=1,size=16", "cholesky_cma:popsize=4",
+           generations=1, out_dir=tmp_path / "c")
+    manifest = RunRecord(tmp_path / "c").manifest()
+    weights = manifest["provenance"]["weights"]
+    assert [w for w in weights if w.get("random")] == [
+        {"name": "deepsim-fc6", "random": True, "seed": 3, "used_by": "generator deepsim:variant=fc6,pretrained=False"}]
+    assert not any(w.get("path") == str(path.absolute()) for w in weights)     # only this run's files
+    parts = {(p["kind"], p["name"]): p for p in manifest["provenance"]["parts"]}
+    assert set(parts) == {("generator", "deepsim"), ("scorer", "model"), ("optimizer", "cholesky_cma")}
+    assert all(p["distribution"] == "actmax" and p["version"] for p in parts.values())

@@ -1,17 +1,21 @@
 """Optimizer benchmark in the style of GECCO 2022 (Wang & Ponce): optimizers x spaces x units x noise.
 
 Every run is one :func:`actmax.core.evolve.evolve` call (nothing written to disk per run) with a
-fixed evaluation budget (default 3000 = 75 generations x 40). Responses reach the optimizer
+fixed evaluation budget (default 3000 = 75 generations x 40). The default space is GECCO's: the
+4096-d DeePSim fc6 space when its weights are present locally, else a stated stand-in of the same
+dimension, ``pixel:size=64`` (64 x 64 grey pixels = 4096-d; no Fourier space has exactly 4096
+coefficients: ``fourier:size=64`` has 4224). Results are reported per space, never pooled across
+spaces (whose dimensions, and so difficulties, differ). Responses reach the optimizer
 with multiplicative noise ``r * max(0, 1 + sigma * N(0, 1))`` (the reference's noise model);
 the clean response of every evaluated image is kept too. A run's score is the best *clean*
 response among all images it evaluated (as the reference's second round), normalised per
 (space, unit) by the best clean response that any optimizer, noise level or seed reached for
-that unit in that space (``norm_score``; ``norm_score_all_spaces`` normalises across spaces).
+that unit in that space (``norm_score``).
 For scorers with a known optimum (model neurons) ``fraction_of_optimum`` divides by it instead.
 
 Outputs (``out_dir``): ``runs.parquet`` / ``runs.csv`` (one row per run), ``trajectory.parquet``
 (best clean response so far per generation), ``summary.csv`` (mean normalised score per
-optimizer x noise, pooled and per space) and ``benchmark.png``.
+space x optimizer x noise, with the space's dimension) and ``benchmark.png`` (one row per space).
 """
 from __future__ import annotations
 
@@ -29,7 +33,22 @@ from actmax.core.registry import generators, optimizers, scorers, spec_text
 from actmax.scorers.base import Scorer
 
 DEFAULT_OPTIMIZERS = ("cholesky_cma", "sphere_cma", "cma", "cma:diagonal=True", "genetic", "random")
-DEFAULT_SPACES = ("gabor", "fourier:size=32")
+GECCO_SPACE = "deepsim"
+GECCO_STAND_IN = "pixel:size=64"
+DEFAULT_SPACES = (GECCO_STAND_IN,)
+
+
+def default_spaces() -> tuple[str, ...]:
+    """GECCO's 4096-d DeePSim fc6 space when its weights are found locally (never downloaded),
+    else the same-dimension stand-in ``pixel:size=64``."""
+    from actmax.core.errors import WeightsError
+    from actmax.core.weights import locate
+
+    try:
+        found = locate("deepsim-fc6")
+    except WeightsError:
+        found = None
+    return (GECCO_SPACE,) if found is not None else (GECCO_STAND_IN,)
 DEFAULT_SCORER = "model:kind=mixed,n=6"
 NOISE_LEVELS = (0.0, 0.2, 0.5)
 
@@ -73,10 +92,24 @@ class BenchmarkResult:
     summary: pd.DataFrame
     out_dir: Path | None = None
 
-    def table(self, by: str = "noise") -> pd.DataFrame:
-        """Mean normalised score, optimizers as rows and ``by`` (noise or space) as columns."""
-        pooled = self.runs.groupby(["optimizer", by], sort=False)["norm_score"].mean().unstack(by)
-        return pooled.reindex(list(dict.fromkeys(self.runs["optimizer"])))
+    def table(self, space: str | None = None, by: str = "noise") -> pd.DataFrame:
+        """Mean normalised score in one space (default: the only one), optimizers as rows and ``by``
+        (e.g. noise) as columns. Never pooled across spaces."""
+        spaces = list(dict.fromkeys(self.runs["space"]))
+        if space is None:
+            if len(spaces) != 1:
+                raise ValueError(f"benchmark: {len(spaces)} spaces ({', '.join(spaces)}); results are per space, "
+                                 "name one: table(space=...)")
+            space = spaces[0]
+        runs = self.runs[self.runs["space"] == space]
+        if runs.empty:
+            raise ValueError(f"benchmark: no runs in space {space!r}; spaces: {', '.join(spaces)}")
+        table = runs.groupby(["optimizer", by], sort=False)["norm_score"].mean().unstack(by)
+        return table.reindex(list(dict.fromkeys(runs["optimizer"])))
+
+    def tables(self, by: str = "noise") -> dict[str, pd.DataFrame]:
+        """:meth:`table` of every space, keyed by space."""
+        return {space: self.table(space, by) for space in dict.fromkeys(self.runs["space"])}
 
 
 def _label(spec: Any) -> str:
@@ -87,16 +120,18 @@ def _key(text: str) -> int:
     return zlib.crc32(text.encode())
 
 
-def run_benchmark(*, optimizer_specs: Sequence[Any] = DEFAULT_OPTIMIZERS, spaces: Sequence[Any] = DEFAULT_SPACES,
+def run_benchmark(*, optimizer_specs: Sequence[Any] = DEFAULT_OPTIMIZERS, spaces: Sequence[Any] | None = None,
                   scorer: Any = DEFAULT_SCORER, units: Sequence[int] | None = None, budget: int = 3000,
                   popsize: int = 40, noise: Sequence[float] = NOISE_LEVELS, seeds: Sequence[int] = (0,),
                   out_dir: str | Path | None = None, progress: bool = False,
                   threads: int | None = None) -> BenchmarkResult:
     """Run every optimizer on every (space, unit, noise level, seed) with ``budget`` evaluations each.
 
-    Optimizer specs get the run-loop context (``dim``, ``x0`` = the space's ``init_codes(1, seed)``,
-    ``sigma0`` = the space's ``default_sigma``, ``seed``) plus ``popsize`` and ``n_gen`` (the number
-    of generations, for schedules such as SphereCMA's); options in a spec win. Each run lasts
+    ``spaces`` default: :func:`default_spaces` (GECCO's 4096-d setting). Optimizer specs get the
+    run-loop context (``dim``, ``x0`` = the space's ``init_codes(1, seed)``, ``sigma0`` = the
+    space's ``default_sigma``, ``seed``, SphereCMA's ``sphere_norm``, the GA's ``prior``) plus
+    ``popsize`` and ``n_gen`` (the number of generations, for schedules such as SphereCMA's);
+    options in a spec win. Each run lasts
     ``budget // popsize`` generations of the optimizer's own population size. ``scorer`` is any
     scorer spec (model neurons by default; a twin or CNN unit works the same way).
     """
@@ -110,6 +145,7 @@ def run_benchmark(*, optimizer_specs: Sequence[Any] = DEFAULT_OPTIMIZERS, spaces
     from actmax.core.evolve import evolve
     from tqdm.auto import tqdm
 
+    spaces = default_spaces() if spaces is None else spaces
     if budget < 1 or popsize < 1:
         raise ValueError(f"benchmark: budget and popsize must be >= 1, got {budget} and {popsize}")
     noise = [float(s) for s in noise]
@@ -160,9 +196,11 @@ def run_benchmark(*, optimizer_specs: Sequence[Any] = DEFAULT_OPTIMIZERS, spaces
 
 def _one_run(evolve: Any, gen: Any, base: Scorer, spec: Any, *, space: str, label: str, unit: int, seed: int,
              sigma: float, x0: np.ndarray, budget: int, popsize: int) -> tuple[dict[str, Any], pd.DataFrame]:
+    from actmax.core.evolve import optimizer_context
+
     n_gen = max(1, budget // popsize)
-    opt = optimizers.create(spec, dim=gen.dim, x0=x0, sigma0=gen.default_sigma, seed=seed, popsize=popsize,
-                            n_gen=n_gen)
+    context = optimizer_context(gen, seed=seed, init_seed=seed, generations=n_gen)
+    opt = optimizers.create(spec, **{**context, "x0": x0, "popsize": popsize})
     pop = int(getattr(opt, "popsize", popsize))
     generations = max(1, budget // pop)
     noisy = NoisyResponses(base, sigma=sigma, seed=[seed, unit, int(round(sigma * 1e6)), _key(space)])
@@ -181,7 +219,7 @@ def _one_run(evolve: Any, gen: Any, base: Scorer, spec: Any, *, space: str, labe
     optimum = np.nan
     if hasattr(base, "optimal_response"):  # ground-truth model neurons know their ceiling
         optimum = float(base.optimal_response("high", [unit])[0])
-    row = {"optimizer": label, "space": space, "unit": unit, "unit_name": base.unit_names[unit],
+    row = {"optimizer": label, "space": space, "dim": int(gen.dim), "unit": unit, "unit_name": base.unit_names[unit],
            "noise": sigma, "seed": seed, "generations": generations, "evaluations": len(clean),
            "best_clean": float(clean.max()), "best_noisy": float(told.max()),
            "clean_at_best_noisy": float(clean[int(np.argmax(told))]),
@@ -199,9 +237,7 @@ def _one_run(evolve: Any, gen: Any, base: Scorer, spec: Any, *, space: str, labe
 def _normalise(runs: pd.DataFrame, trajectory: pd.DataFrame) -> None:
     """Divide by the best clean response any run reached for the same (space, unit) (and unit)."""
     ref = runs.groupby(["space", "unit"])["best_clean"].transform("max")
-    ref_all = runs.groupby("unit")["best_clean"].transform("max")
     runs["norm_score"] = runs["best_clean"] / ref
-    runs["norm_score_all_spaces"] = runs["best_clean"] / ref_all
     runs["norm_clean_at_best_noisy"] = runs["clean_at_best_noisy"] / ref
     per_unit = runs.groupby(["space", "unit"])["best_clean"].max().rename("unit_best").reset_index()
     merged = trajectory.merge(per_unit, on=["space", "unit"], how="left")
@@ -209,49 +245,57 @@ def _normalise(runs: pd.DataFrame, trajectory: pd.DataFrame) -> None:
 
 
 def _summary(runs: pd.DataFrame) -> pd.DataFrame:
-    def agg(df: pd.DataFrame, space: str | None) -> pd.DataFrame:
+    """Per space (never pooled across spaces) x optimizer x noise: mean, std, SEM, runs."""
+    def agg(df: pd.DataFrame, space: str) -> pd.DataFrame:
         g = df.groupby(["optimizer", "noise"], sort=False)["norm_score"]
         out = g.agg(["mean", "std", "count"]).reset_index()
         out["sem"] = out["std"] / np.sqrt(out["count"])
-        out.insert(0, "space", space if space is not None else "all")
+        out.insert(0, "dim", int(df["dim"].iloc[0]))
+        out.insert(0, "space", space)
         return out
 
-    parts = [agg(runs, None)] + [agg(d, s) for s, d in runs.groupby("space", sort=False)]
+    parts = [agg(d, s) for s, d in runs.groupby("space", sort=False)]
     return pd.concat(parts, ignore_index=True).rename(columns={"mean": "norm_score_mean",
                                                                "std": "norm_score_std", "count": "runs"})
 
 
 def plot_benchmark(runs: pd.DataFrame, trajectory: pd.DataFrame, path: str | Path) -> Path:
-    """Normalised score per optimizer and noise level (bars, SEM) and normalised best-so-far vs evaluations."""
+    """One row per space: normalised score per optimizer and noise level (bars, SEM) and normalised
+    best-so-far vs evaluations. Spaces are never pooled."""
     from actmax.core.run_plots import plt  # headless figures; the caller's pyplot backend is left alone
 
-    order = list(dict.fromkeys(runs["optimizer"]))
-    levels = sorted(runs["noise"].unique())
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.8))
-    width = 0.8 / len(levels)
-    for j, sigma in enumerate(levels):
-        sub = runs[runs["noise"] == sigma].groupby("optimizer")["norm_score"]
-        mean, sem = sub.mean().reindex(order), (sub.std() / np.sqrt(sub.count())).reindex(order)
-        ax1.bar(np.arange(len(order)) + (j - (len(levels) - 1) / 2) * width, mean, width, yerr=sem.fillna(0),
-                label=f"noise {sigma:g}", capsize=2)
-    ax1.set_xticks(np.arange(len(order)), order, rotation=30, ha="right")
-    ax1.set_ylabel("normalised best clean response")
-    ax1.set_ylim(0, 1.05)
-    ax1.legend(fontsize=8)
-    ax1.set_title("score per optimizer and noise level")
+    spaces = list(dict.fromkeys(runs["space"]))
+    fig, axes = plt.subplots(len(spaces), 2, figsize=(13, 4.8 * len(spaces)), squeeze=False)
     styles = ["-", "--", ":", "-."]
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, name in enumerate(order):
+    for row, space in enumerate(spaces):
+        ax1, ax2 = axes[row]
+        sruns, straj = runs[runs["space"] == space], trajectory[trajectory["space"] == space]
+        dim = int(sruns["dim"].iloc[0]) if "dim" in sruns else None
+        order = list(dict.fromkeys(sruns["optimizer"]))
+        levels = sorted(sruns["noise"].unique())
+        width = 0.8 / len(levels)
         for j, sigma in enumerate(levels):
-            sub = trajectory[(trajectory["optimizer"] == name) & (trajectory["noise"] == sigma)]
-            curve = sub.groupby("evaluations")["norm_best_so_far"].mean()
-            ax2.plot(curve.index, curve.to_numpy(), styles[j % len(styles)], color=colors[i % len(colors)],
-                     label=name if j == 0 else None)
-    ax2.set_xlabel("evaluations")
-    ax2.set_ylabel("normalised best clean response so far")
-    ax2.set_title("score vs evaluations (" + ", ".join(f"{styles[j % 4]} noise {s:g}"
-                                                    for j, s in enumerate(levels)) + ")", fontsize=9)
-    ax2.legend(fontsize=8)
+            sub = sruns[sruns["noise"] == sigma].groupby("optimizer")["norm_score"]
+            mean, sem = sub.mean().reindex(order), (sub.std() / np.sqrt(sub.count())).reindex(order)
+            ax1.bar(np.arange(len(order)) + (j - (len(levels) - 1) / 2) * width, mean, width, yerr=sem.fillna(0),
+                    label=f"noise {sigma:g}", capsize=2)
+        ax1.set_xticks(np.arange(len(order)), order, rotation=30, ha="right")
+        ax1.set_ylabel("normalised best clean response")
+        ax1.set_ylim(0, 1.05)
+        ax1.legend(fontsize=8)
+        ax1.set_title(f"{space}" + (f" ({dim}-d)" if dim else "") + ": score per optimizer and noise level")
+        for i, name in enumerate(order):
+            for j, sigma in enumerate(levels):
+                sub = straj[(straj["optimizer"] == name) & (straj["noise"] == sigma)]
+                curve = sub.groupby("evaluations")["norm_best_so_far"].mean()
+                ax2.plot(curve.index, curve.to_numpy(), styles[j % len(styles)], color=colors[i % len(colors)],
+                         label=name if j == 0 else None)
+        ax2.set_xlabel("evaluations")
+        ax2.set_ylabel("normalised best clean response so far")
+        ax2.set_title(f"{space}: score vs evaluations (" + ", ".join(f"{styles[j % 4]} noise {s:g}"
+                                                                   for j, s in enumerate(levels)) + ")", fontsize=9)
+        ax2.legend(fontsize=8)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)

@@ -59,27 +59,35 @@ def list_parts(kind: Optional[str] = typer.Argument(None, help="generators, opti
 
 
 @app.command("weights")
-def weights_cmd(download: Optional[str] = typer.Option(None, "--download", help="fetch this known weight file from the Hugging Face hub"),
+def weights_cmd(download: Optional[str] = typer.Option(None, "--download", help="fetch this known weight file (from its Hugging Face repo or its own published URL), then verify it"),
                 as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
-    """List known pretrained weights: which are present locally (and where) and how to get the rest."""
-    from actmax.core.weights import resolve, weights_table
+    """List known pretrained weights: verified / present / corrupt / missing, where, and how to get the rest.
+
+    Nothing is downloaded unless --download NAME is given."""
+    from actmax.core.weights import fetch, verify, weights_table
 
     if download:
-        typer.echo(str(resolve(download)))
+        path = fetch(download)
+        status, detail = verify(path, download)
+        typer.echo(f"{download}: {status}  {path}  ({detail})")
         return
     rows = weights_table()
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
     for row in rows:
-        state = f"present  {row['path']}  ({row['source']})" if row["present"] else "missing"
+        if row["path"]:
+            state = f"{row['status']}  {row['path']}  ({row['source']}; {row['bytes']} bytes; {row['detail']})"
+        else:
+            state = "missing"
         typer.echo(f"{row['name']}: {state}\n    {row['description']}; file {row['file']}; "
                    f"hub {row['hub_repo'] or '-'}; env {row['env_var']}")
         if row["problem"]:
             typer.echo(f"    problem: {row['problem']}")
-        elif not row["present"]:
+        elif row["status"] == "corrupt":
+            typer.echo(f"    fix: {row['fix']}")
+        elif not row["path"]:
             typer.echo(f"    to get it: {row['how_to_get']}")
-
 
 
 def _int_list(text: str | None) -> list[int] | None:
@@ -95,7 +103,7 @@ def _int_list(text: str | None) -> list[int] | None:
 def evolve_cmd(
     generator: List[str] = typer.Option(["gabor"], "--generator", "-g", help="generator spec; repeat for paired evolution (one optimizer per space, parallel threads)"),
     scorer: str = typer.Option("model", "--scorer", "-s", help="scorer spec, e.g. model:kind=dual,n=1"),
-    optimizer: Optional[str] = typer.Option(None, "--optimizer", "-o", help="optimizer spec, e.g. cma:popsize=40 (default: cma for spaces up to 1000-d, cholesky_cma above)"),
+    optimizer: List[str] = typer.Option([], "--optimizer", "-o", help="optimizer spec, e.g. cholesky_cma:sigma0=3; give one for all spaces or repeat it once per -g, in order (default: each space's preset, the lab's CholeskyCMAES for deepsim/biggan)"),
     unit: int = typer.Option(0, help="index of the unit to drive"),
     pole: str = typer.Option("high", help="high (most exciting) or low (least exciting)"),
     generations: int = typer.Option(75, help="number of generations"),
@@ -107,9 +115,11 @@ def evolve_cmd(
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Closed-loop evolution of images for one unit (gradient-free ask/tell)."""
-    from actmax.core.evolve import evolve
+    from actmax.core.evolve import evolve, per_space
 
-    res = evolve(generator, scorer, optimizer, unit=unit, pole=pole, generations=generations, seed=seed,
+    if optimizer and len(optimizer) not in (1, len(generator)):
+        per_space(optimizer, len(generator))          # one clear error: the counts do not match
+    res = evolve(generator, scorer, list(optimizer) or None, unit=unit, pole=pole, generations=generations, seed=seed,
                  out_dir=out, device=device, overwrite=overwrite, progress=progress)
     _print_evolution(res, as_json)
 
@@ -191,7 +201,7 @@ def demo_cmd(out: Path = typer.Option(Path("demo_out"), "--out", help="output fo
 @app.command("benchmark")
 def benchmark_cmd(
     optimizer: List[str] = typer.Option([], "--optimizer", "-o", help="optimizer spec; repeat (default: cholesky_cma, sphere_cma, cma, cma:diagonal=True, genetic, random)"),
-    space: List[str] = typer.Option([], "--space", "-g", help="generator spec; repeat (default: gabor, fourier:size=32)"),
+    space: List[str] = typer.Option([], "--space", "-g", help="generator spec; repeat (default, GECCO's 4096-d setting: deepsim when its fc6 weights are present, else the stand-in pixel:size=64, also 4096-d)"),
     scorer: str = typer.Option("model:kind=mixed,n=6", "--scorer", "-s", help="scorer spec (model neurons, twin, cnn...)"),
     units: Optional[str] = typer.Option(None, help="comma-separated unit indices (default: all units of the scorer)"),
     budget: int = typer.Option(3000, help="evaluations per run (75 generations x 40)"),
@@ -202,15 +212,22 @@ def benchmark_cmd(
     threads: Optional[int] = typer.Option(None, help="torch threads (e.g. 1)"),
     progress: bool = typer.Option(True, help="show a progress bar"),
 ) -> None:
-    """GECCO-2022-style optimizer benchmark: optimizers x spaces x units x noise, normalised scores."""
-    from actmax.core.apps.benchmark import DEFAULT_OPTIMIZERS, DEFAULT_SPACES, NOISE_LEVELS, run_benchmark
+    """GECCO-2022-style optimizer benchmark: optimizers x spaces x units x noise, normalised scores per space."""
+    from actmax.core.apps.benchmark import DEFAULT_OPTIMIZERS, NOISE_LEVELS, default_spaces, run_benchmark
 
-    res = run_benchmark(optimizer_specs=optimizer or DEFAULT_OPTIMIZERS, spaces=space or DEFAULT_SPACES,
+    spaces = space or list(default_spaces())
+    if not space:
+        typer.echo(f"space: {spaces[0]}" + ("" if spaces[0] == "deepsim" else
+                                            " (4096-d stand-in for DeePSim fc6, whose weights were not found)"))
+    res = run_benchmark(optimizer_specs=optimizer or DEFAULT_OPTIMIZERS, spaces=spaces,
                         scorer=scorer, units=_int_list(units), budget=budget, popsize=popsize,
                         noise=noise or NOISE_LEVELS, seeds=range(seeds), out_dir=out, progress=progress,
                         threads=threads)
-    typer.echo("mean normalised score (best clean response / best of any run, per space and unit):")
-    typer.echo(res.table("noise").to_string(float_format=lambda v: f"{v:.3f}"))
+    for name, table in res.tables().items():
+        dim = int(res.runs.loc[res.runs["space"] == name, "dim"].iloc[0])
+        typer.echo(f"space {name} ({dim}-d): mean normalised score (best clean response / best of any run "
+                   "in this space, per unit), optimizers x noise:")
+        typer.echo(table.to_string(float_format=lambda v: f"{v:.3f}"))
     typer.echo(f"tables and benchmark.png in {res.out_dir}")
 
 
