@@ -30,7 +30,7 @@ GENERATOR_SPECS: dict[str, Any] = {
 SCORER_SPECS: dict[str, Any] = {
     "model": "model:kind=mixed,n=3,size=16",
     "poisson": "poisson:base='model:kind=simple,n=2,size=16'",
-    "cnn": "cnn:model=alexnet,layer=features.3,channels=[0,1],pretrained=False,input_size=64",
+    "cnn": "cnn:model=alexnet,layer=features.3,channels=[0,1],weights=random,seed=0,input_size=64",
     "callable": "callable:fn=tests.helpers.slow_neurons:crashing,units=3,differentiable=True",
 }
 NEEDS_RESOURCE = {"rig": "needs a rig (or responder) answering through an exchange folder; see tests/test_rig.py"}

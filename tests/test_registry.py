@@ -249,7 +249,11 @@ class NumpyStateCMA:
     """An optimizer (for a path= spec) whose state holds a numpy float: fails at the first checkpoint."""
 
     def __new__(cls, **kw):
+        import inspect
+
         from actmax.optimizers.cma import PyCMA
+        accepted = inspect.signature(PyCMA.__init__).parameters   # the run loop passes context for every optimizer
+        kw = {k: v for k, v in kw.items() if k in accepted}
 
         class _Opt(PyCMA):
             def state_dict(self):
