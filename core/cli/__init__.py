@@ -272,7 +272,7 @@ def analyze_gabor_cmd(images: List[Path] = typer.Argument(..., help="image files
 
 @analyze_app.command("bidirectional")
 def analyze_bidirectional_cmd(records: List[Path] = typer.Argument(..., help="screen and/or synthesize record folders"),
-                              scorer: str = typer.Option("model", "--scorer", "-s", help="scorer spec the records used"),
+                              scorer: Optional[str] = typer.Option(None, "--scorer", "-s", help="scorer spec (default: the one the records were made with; records of different scorers are refused)"),
                               out: Path = typer.Option(Path("analysis_out"), "--out", help="output folder"),
                               level: float = typer.Option(0.5, help="grey level of the baseline image"),
                               as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
