@@ -450,33 +450,59 @@ def readme_text(summary: dict[str, Any]) -> str:
     """``README.txt`` of the demo folder: what each picture shows and how to make it on one's own neuron."""
     kinds = summary["config"]["kinds"]
     ev = summary["config"]["evolution"]
-    return f"""actmax demo: ground-truth model neurons ({', '.join(kinds)}) whose optimal stimuli are known.
-Numbers: summary.json (per unit; `actmax demo --json` prints it). Run records: records/.
+    u0 = summary["units"][0]
+    ratios = ", ".join(f"{u['kind']} {u['natural']['mei_over_best_natural']:.1f}x" for u in summary["units"]
+                       if u["natural"]["mei_over_best_natural"])
+    skipped = "\n".join(f"  skipped {s['space']} ({s['missing']} missing): {s['how_to_add']}"
+                        for s in summary["spaces_skipped"]) or "  all present: they are in the comparison"
+    return f"""actmax demo: ground-truth model neurons ({', '.join(kinds)}), one unit each, whose optimal stimuli
+are known in closed form (scorers/model_neurons.py). Numbers: summary.json (`actmax demo --json`
+prints it); the table printed by `actmax demo` is explained below. Run records (scores, codes,
+images; `actmax.load_run(path)` reads one back): records/.
 
 mei_lei.png
-  One row per unit: the MEI and LEI found by gradient ascent in pixel space ({GENERATOR}, {ASCENT}),
-  beside the known optimum and the known floor. Under each tile: the unit's response r (MEI: % of
-  the optimum). Where an optimum is not unique, the footer says why the pictures may differ.
-  Your neuron, with a differentiable model of it (a twin or a CNN unit):
+  One row per unit: the MEI and LEI found by gradient ascent in pixel space ({GENERATOR},
+  {ASCENT}), beside the known optimum and the known floor. Under each tile: the unit's
+  response r (MEI: % of the optimum). The footer says where an optimum or floor is not unique
+  and so the picture may rightly differ from the known one (phase-invariant complex cells,
+  sign-invariant quadratic features, flat floors).
+  Your neuron, given a differentiable model of it (a digital twin or a CNN unit):
     actmax synthesize -g pixel:size=64 -s SCORER --units 0,1 --poles high,low --out runs/mei
 
 evolution_<kind>.png
-  A paired gradient-free evolution ({', '.join(ev['optimizers'])}, {ev['generations']} generations) in
-  {', '.join(ev['spaces'])} at once on the same unit, clean (left) and with Poisson spike-count noise (right):
-  response vs images shown, best so far (solid) and generation mean (dashed), with the gradient MEI's
-  response and the known optimum as horizontal lines; below, each space's best image (its clean response).
-  Under noise the best-so-far is a noisy maximum; the dotted line re-scores each generation's best cleanly.
-  Your (recorded) neuron through a rig exchange folder:
+  A paired gradient-free evolution on one unit: one {ev['optimizers'][0]} per space, {ev['generations']} generations,
+  in {' and '.join(ev['spaces'])} at once (each generation's images of all spaces are scored together, as
+  a rig shows them), on the clean neuron (left) and on Poisson spike counts (right; {NOISE}).
+  Response vs images shown: best so far (solid) and generation mean (dashed) per space, the
+  gradient MEI's response and the known optimum as horizontal lines. Under noise the best so far
+  is the highest *observed* count rate, inflated by noise (it can pass the optimum); the dotted
+  line re-scores each generation's best image on the clean neuron. Below: each space's best image
+  with its noise-free response. A quadratic (sign-invariant) cell may end on the contrast-reversed
+  optimum ("= -optimum"): it drives the cell exactly as much, so that is a correct answer.
+  The same on a model neuron, and on your recorded neuron through a rig exchange folder:
+    actmax evolve -g gabor -g fourier:size=16 -s "{u0['noisy_scorer']}" --out runs/evo
     actmax evolve -g gabor -g fourier:size=16 -s rig:exchange=/path/to/exchange --unit 0 --out runs/evo
 
 natural_vs_mei.png
-  One row per unit: the 3 most exciting of {summary['config']['natural_patches']} natural image patches, the gradient
-  MEI and LEI, and the 3 least exciting patches, each with its response: the MEI beats every natural image.
+  One row per unit: the 3 most exciting of {summary['config']['natural_patches']} natural image patches (scikit-image
+  photographs), the gradient MEI and LEI, and the 3 least exciting patches, each with its response.
+  MEI / best natural patch: {ratios}.
   Your neuron over your image set:
     actmax screen IMAGES_FOLDER -s SCORER --out runs/screen
 
-Pretrained spaces (DeePSim, BigGAN) join the evolution when their weights are on this machine:
-{chr(10).join('  skipped ' + s['space'] + ': ' + s['how_to_add'] for s in summary['spaces_skipped']) or '  all present'}
+The table
+  MEI/opt    gradient MEI response / known optimum (1 = the optimum).
+  LEI gap    (LEI response - floor) / (optimum - floor): 0 = the floor reached.
+  nat best   response to the best natural patch; MEI/nat = MEI response / that.
+  <space> clean|noisy   noise-free response of the image the evolution reports (noisy: picked on
+             the Poisson counts) / optimum, median over seeds ({', '.join(f'{n} {c}' for c, n in ev['seeds'].items())});
+             * = some seeds ended at the grey baseline: the noisy search retreated to a blank image,
+             because the small gains leading towards the feature drown in the noise while most
+             random images drive the cell no better than grey.
+
+Pretrained spaces (DeePSim, BigGAN) join the comparison when their weights are on this machine
+(nothing is downloaded):
+{skipped}
 """
 
 
