@@ -52,9 +52,9 @@ def plot_image_rows(rows: Sequence[Sequence[torch.Tensor]], path: str | Path, *,
             if j < len(row) and row[j] is not None:
                 img = row[j].detach().float().cpu().clamp(0, 1)
                 if img.shape[0] == 1:
-                    ax.imshow(img[0], cmap="gray", vmin=0, vmax=1)
+                    ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=1)
                 else:
-                    ax.imshow(img.permute(1, 2, 0))
+                    ax.imshow(img.permute(1, 2, 0).numpy())
             else:
                 ax.axis("off")
             labels = col_labels[i] if per_row else (col_labels if i == 0 else ())

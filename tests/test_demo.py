@@ -122,3 +122,22 @@ def test_optional_spaces_are_skipped_with_how_to_add(monkeypatch, tmp_path):
     monkeypatch.setattr("actmax.core.weights.locate", lambda name, *a, **k: tmp_path / name)
     used, skipped = demo.available_spaces()
     assert not skipped and any(s.startswith("deepsim") for s, _ in used) and any(s.startswith("biggan") for s, _ in used)
+
+
+def test_demo_adds_a_present_pretrained_space_to_the_comparison(monkeypatch, tmp_path):
+    """With (here: stand-in, untrained) DeePSim weights 'present', DeePSim joins the paired evolution."""
+    from actmax.core.apps import demo
+
+    monkeypatch.setattr(demo, "OPTIONAL_SPACES", ((("deepsim-fc8",), "deepsim:variant=fc8,pretrained=False,size=64",
+                                                  "cholesky_cma:popsize=6"),))
+    monkeypatch.setattr("actmax.core.weights.locate", lambda name, *a, **k: tmp_path / name)
+    monkeypatch.setattr(demo, "GENERATIONS", 2)
+    monkeypatch.setattr(demo, "NATURAL_PATCHES", 40)
+    monkeypatch.setattr(demo, "ASCENT", "ascent:steps=5")
+    summary = demo.run_demo(tmp_path / "d", kinds=("dual",), evolution_seeds={"noisy": 1}, progress=False)
+    assert summary["spaces_skipped"] == []
+    ev = summary["units"][0]["evolution"]
+    assert set(ev["clean"]) == set(ev["noisy"]) == {"gabor", "fourier", "deepsim"}
+    assert ev["clean"]["deepsim"]["dimension"] == 1000 and ev["clean"]["deepsim"]["evaluations"] == 12
+    assert (tmp_path / "d" / "evolution_dual.png").stat().st_size > 10_000
+    assert "deepsim" in demo.format_summary(summary)

@@ -391,8 +391,8 @@ def _plot_evolution(kind: str, truth: dict[str, Any], grad: dict[str, Any], mei:
     tiles.append((truth["optimal_image"], "known optimum", f"r={_fmt(truth['optimum'])}"))
     for j, (img, label, cap) in enumerate(tiles):
         ax = fig.add_subplot(grid[2, j])
-        img = img.detach().float().clamp(0, 1)
-        ax.imshow(img[0] if img.shape[0] == 1 else img.permute(1, 2, 0), cmap="gray", vmin=0, vmax=1)
+        img = img.detach().float().clamp(0, 1).cpu()
+        ax.imshow((img[0] if img.shape[0] == 1 else img.permute(1, 2, 0)).numpy(), cmap="gray", vmin=0, vmax=1)
         ax.set_xticks([]), ax.set_yticks([])
         ax.set_title(label, fontsize=7)
         ax.set_xlabel(cap, fontsize=7)
