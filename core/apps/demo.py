@@ -501,7 +501,7 @@ The table
              random images drive the cell no better than grey.
 
 Pretrained spaces (DeePSim, BigGAN) join the comparison when their weights are on this machine
-(nothing is downloaded):
+(nothing is downloaded; on a CPU each adds several minutes: 256 px images, 3000 per run):
 {skipped}
 """
 
