@@ -32,7 +32,7 @@ def test_cli_writes_no_bar_into_a_log(tmp_path):
     assert forced.returncode == 0 and "evolve:" in forced.stderr
 
 
-@pytest.mark.parametrize("what", ["evolve", "synthesize"])
+@pytest.mark.parametrize("what", ["evolve", "synthesize", "screen"])
 def test_results_have_a_readable_repr(what, tmp_path):
     import actmax
 
@@ -41,6 +41,14 @@ def test_results_have_a_readable_repr(what, tmp_path):
                           generations=3, out_dir=tmp_path / "r")
         text = repr(r)
         assert text.startswith("EvolutionResult(unit=0, spaces=['gabor'], evaluations=18, best_score=")
+    elif what == "screen":
+        import numpy as np
+
+        np.save(tmp_path / "x.npy", np.random.default_rng(0).random((20, 1, 16, 16)).astype(np.float32))
+        r = actmax.screen("model:kind=simple,n=2,size=16", tmp_path / "x.npy", k=3, out_dir=tmp_path / "r",
+                          max_montages=0)
+        text = repr(r)
+        assert text.startswith("ScreenResult(20 images x 2 units, k=3, best response per unit ")
     else:
         r = actmax.synthesize("pixel:size=32", "model:kind=simple,n=2,size=32", ascent="ascent:steps=3",
                               out_dir=tmp_path / "r")

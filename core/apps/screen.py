@@ -576,10 +576,10 @@ class ScreenResult:
 
     def __repr__(self) -> str:
         n_units = len(self.unit_names)
-        top = float(self.top_values[:, 0].max()) if self.top_values.size else float("nan")
+        tops = self.top_values[:, 0] if self.top_values.size else np.array([np.nan])
         where = str(self.out_dir) if self.out_dir is not None else "not saved (no out_dir)"
         return (f"ScreenResult({self.state.n} images x {n_units} units, k={self.k}, "
-                f"highest response {top:.4g}, record={where})")
+                f"best response per unit {float(tops.min()):.4g}..{float(tops.max()):.4g}, record={where})")
 
     def mais(self, unit: int) -> torch.Tensor:
         """The most activating images of ``unit`` (k, C, H, W), best first."""
