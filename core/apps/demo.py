@@ -93,8 +93,8 @@ def available_spaces() -> tuple[list[tuple[str, str]], list[dict[str, str]]]:
         if missing:
             w = weight_spec(names[0])
             skipped.append({"space": _space_name(spec), "missing": ", ".join(missing),
-                            "how_to_add": f"set {w.env_var}=/path/to/{w.filename} (or put it in $ACTMAX_WEIGHTS_DIR; "
-                                          f"`actmax weights` lists every way) and run the demo again"})
+                            "how_to_add": f"set {w.env_var}=/path/to/{w.filename} or put it in $ACTMAX_WEIGHTS_DIR "
+                                          f"(`actmax weights` lists every way), then run the demo again"})
         else:
             used.append((spec, opt))
     return used, skipped
@@ -441,7 +441,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     if flips:
         lines.append("sign-flipped optimum, correct for a quadratic feature: " + ", ".join(flips))
     for s in summary["spaces_skipped"]:
-        lines.append(f"skipped {s['space']}: weights missing ({s['missing']}); to add it, {s['how_to_add']}")
+        lines.append(f"skipped {s['space']} (no {s['missing']} weights): {s['how_to_add']}")
     lines.append(f"pictures and README.txt in {summary['out']} ({summary['elapsed_s']:.0f} s)")
     return "\n".join(lines)
 
