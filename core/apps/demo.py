@@ -353,8 +353,8 @@ def _plot_evolution(kind: str, truth: dict[str, Any], grad: dict[str, Any], mei:
     for cond in titles:
         n = evo[cond][spaces[0]]["seeds"]
         medians = ", ".join(f"{sp} {evo[cond][sp]['fraction_of_optimum']:.2f}" for sp in spaces)
-        titles[cond] += (f"\nfirst seed shown; median of {n} seeds: {medians} x optimum" if n > 1
-                         else f"\nbest image: {medians} x optimum")
+        titles[cond] += (f" - first of {n} seeds shown\nmedian best image / optimum: {medians}" if n > 1
+                         else f"\nbest image / optimum: {medians}")
     for ax, cond in zip(axes, ("clean", "noisy")):
         for space, b in details[cond].items():
             t = b["trajectory"]
