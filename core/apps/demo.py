@@ -284,7 +284,7 @@ def run_demo(out: str | Path, *, seed: int = 0, evolution_seeds: dict[str, int] 
                     captions=caps_mei, cell=1.7, title="Gradient MEI / LEI vs the known optimum (r = response)",
                     footer=_wrap(notes))
     plot_image_rows(rows_nat, out / "natural_vs_mei.png",
-                    row_labels=[f"{u['unit']}:{u['kind']}\nMEI = {u['natural']['mei_over_best_natural']:.1f}x best"
+                    row_labels=[f"{u['unit']}:{u['kind']}\nMEI = {u['natural']['mei_over_best_natural']:.1f}x best natural"
                                 if u["natural"]["mei_over_best_natural"] else f"{u['unit']}:{u['kind']}" for u in units],
                     col_labels=["best natural", "2nd", "3rd", "gradient MEI", "gradient LEI", "worst natural", "2nd", "3rd"],
                     captions=caps_nat, cell=1.25,
