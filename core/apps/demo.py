@@ -248,7 +248,7 @@ def run_demo(out: str | Path, *, seed: int = 0, evolution_seeds: dict[str, int] 
     spaces, skipped = available_spaces()
     gens = {_space_name(s): generators.create(s).eval() for s, _ in spaces}
     patches = torch.from_numpy(sample_patches(NATURAL_PATCHES, SIZE, seed=seed))
-    units, rows_mei, caps_mei, rows_nat, caps_nat, evo_details = [], [], [], [], [], {}
+    units, rows_mei, caps_mei, rows_nat, caps_nat = [], [], [], [], []
     for index, kind in enumerate(kinds):
         model = scorers.create(_model(kind, index)).eval()
         truth = _ground_truth(model)
@@ -261,10 +261,10 @@ def run_demo(out: str | Path, *, seed: int = 0, evolution_seeds: dict[str, int] 
         nat, top, bottom, _ = _natural(model, patches)
         nat["mei_over_best_natural"] = _r(grad["mei"]["response"] / nat["best"]) if nat["best"] > 0 else None
         nat["lei_below_worst_natural"] = bool(grad["lei"]["response"] <= nat["worst"] + 1e-6)
-        units.append({"unit": index, "kind": kind, "scorer": _model(kind, index), "noisy_scorer": _noisy(_model(kind, index)),
-                      "optimum": _r(truth["optimum"]), "floor": _r(truth["floor"]), "baseline": _r(truth["baseline"]),
+        units.append({"unit": index, "kind": kind, "scorer": _model(kind, index),
+                      "noisy_scorer": _noisy(_model(kind, index)), "optimum": _r(truth["optimum"]),
+                      "floor": _r(truth["floor"]), "baseline": _r(truth["baseline"]),
                       "sign_invariant": truth["sign_invariant"], **grad, "evolution": evo, "natural": nat})
-        evo_details[kind] = (truth, grad, details)
         # MEI/LEI picture row
         mei, lei = syn.image(0, "high"), syn.image(0, "low")
         r = _respond(model, torch.stack([mei, truth["optimal_image"], lei, truth["floor_image"]]))
@@ -283,17 +283,20 @@ def run_demo(out: str | Path, *, seed: int = 0, evolution_seeds: dict[str, int] 
                     col_labels=["gradient MEI", "known optimum", "gradient LEI", "known floor (LEI optimum)"],
                     captions=caps_mei, cell=1.7, title="Gradient MEI / LEI vs the known optimum (r = response)",
                     footer=_wrap(notes))
+    ratio = [u["natural"]["mei_over_best_natural"] for u in units]
     plot_image_rows(rows_nat, out / "natural_vs_mei.png",
-                    row_labels=[f"{u['unit']}:{u['kind']}\nMEI = {u['natural']['mei_over_best_natural']:.1f}x best natural"
-                                if u["natural"]["mei_over_best_natural"] else f"{u['unit']}:{u['kind']}" for u in units],
-                    col_labels=["best natural", "2nd", "3rd", "gradient MEI", "gradient LEI", "worst natural", "2nd", "3rd"],
+                    row_labels=[f"{u['unit']}:{u['kind']}" + (f"\nMEI = {q:.1f}x best natural" if q else "")
+                                for u, q in zip(units, ratio)],
+                    col_labels=["best natural", "2nd", "3rd", "gradient MEI", "gradient LEI",
+                                "worst natural", "2nd", "3rd"],
                     captions=caps_nat, cell=1.25,
                     title=f"MEI/LEI vs the most and least exciting of {NATURAL_PATCHES} natural patches")
     summary = {
         "what": "actmax demo: ground-truth model neurons with known optima",
         "config": {"kinds": list(kinds), "gradient": {"generator": GENERATOR, "ascent": ASCENT},
                    "evolution": {"spaces": [s for s, _ in spaces], "optimizers": [o for _, o in spaces],
-                                 "generations": GENERATIONS, "seeds": evolution_seeds, "noise": f"poisson ({NOISE}; rates in the model's units)"},
+                                 "generations": GENERATIONS, "seeds": evolution_seeds,
+                                 "noise": f"poisson ({NOISE}; rates in the model's units)"},
                    "natural_patches": NATURAL_PATCHES, "seed": seed},
         "spaces_skipped": skipped,
         "units": units,
