@@ -280,6 +280,7 @@ def evolve(generator: Any | Sequence[Any], scorer: Any, optimizer: Any = None, *
     ``"name:k=v"`` strings, dicts or live objects; only runs built from specs can be resumed.
     ``image_every=0`` and ``plots=False`` leave out the per-generation montages and the
     trajectory plot (matplotlib dominates the cost of tiny runs, e.g. in campaigns).
+    ``progress=None`` shows a bar only on a terminal or in a notebook (see :mod:`actmax.core.progress`).
     """
     gen_specs = list(generator) if isinstance(generator, (list, tuple)) else [generator]
     if not gen_specs:

@@ -189,6 +189,8 @@ def synthesize(generator: Any, scorer: Any, *, units: Sequence[int] | None = Non
 
     ``device`` places generator, scorer and codes (e.g. ``"cuda"``); ``amp`` runs the forward
     pass in bfloat16 autocast (codes, optimizer state and reported responses stay float32).
+    ``progress=None`` shows a bar only on a terminal or in a notebook (see :mod:`actmax.core.progress`).
+    The record's ``best.png`` holds one tile per unit and pole (the best seed of each), listed in ``best.csv``.
     """
     syn = _Synthesis(generator, scorer, units=units, poles=poles, seeds=seeds, ascent=ascent, device=device,
                      amp=amp)
