@@ -73,7 +73,7 @@ def test_demo_paired_evolution_in_two_spaces_clean_and_noisy(demo):
                 # the reported image never beats the known optimum, and never falls far below the baseline
                 assert r["clean_response"] <= u["optimum"] * 1.001
                 assert r["clean_response"] >= 0.5 * u["baseline"] - 1e-6
-                assert len(r["per_seed"]) == r["seeds"]
+                assert len(r["per_replicate"]) == r["replicates"]
         # the space that contains the optimum (8-d Gabor) finds it on the clean neuron, like the gradient
         assert u["evolution"]["clean"]["gabor"]["fraction_of_optimum"] >= 0.9
         assert u["evolution"]["clean"]["gabor"]["fraction_of_gradient_mei"] >= 0.9
@@ -81,7 +81,7 @@ def test_demo_paired_evolution_in_two_spaces_clean_and_noisy(demo):
     noisy = [u["evolution"]["noisy"]["gabor"]["fraction_of_optimum"] for u in summary["units"]]
     assert max(noisy) >= 0.8
     for u in summary["units"]:
-        for r in u["evolution"]["noisy"]["gabor"]["per_seed"]:
+        for r in u["evolution"]["noisy"]["gabor"]["per_replicate"]:
             assert r["best_observed"] > 0
 
 
@@ -110,7 +110,7 @@ def test_demo_table_fits_one_screen():
             "lei": {"gap_to_floor": 0.001}, "natural": {"best": 14.5, "mei_over_best_natural": 2.2},
             "evolution": {c: {s: {"fraction_of_optimum": 0.5, "stuck_at_baseline": 1, "sign_flipped": False}
                               for s in ("gabor", "fourier")} for c in ("clean", "noisy")}}
-    summary = {"units": [unit] * 4, "config": {"evolution": {"seeds": {"clean": 1, "noisy": 3}}},
+    summary = {"units": [unit] * 4, "config": {"evolution": {"replicates": {"clean": 1, "noisy": 3}}},
                "spaces_skipped": [{"space": "deepsim", "missing": "deepsim-fc6", "how_to_add": "set X"}],
                "out": "demo_out", "elapsed_s": 40.0}
     text = format_summary(summary)
@@ -142,7 +142,7 @@ def test_demo_adds_a_present_pretrained_space_to_the_comparison(monkeypatch, tmp
     monkeypatch.setattr(demo, "GENERATIONS", 2)
     monkeypatch.setattr(demo, "NATURAL_PATCHES", 40)
     monkeypatch.setattr(demo, "ASCENT", "ascent:steps=5")
-    summary = demo.run_demo(tmp_path / "d", kinds=("dual",), evolution_seeds={"noisy": 1}, progress=False)
+    summary = demo.run_demo(tmp_path / "d", kinds=("dual",), replicates={"noisy": 1}, progress=False)
     assert summary["spaces_skipped"] == []
     ev = summary["units"][0]["evolution"]
     assert set(ev["clean"]) == set(ev["noisy"]) == {"gabor", "fourier", "deepsim"}

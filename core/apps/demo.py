@@ -41,9 +41,9 @@ ASCENT = "ascent:steps=300,lr=0.05,jitter=1"
 SPACES: tuple[str, ...] = (f"gabor:size={SIZE}", "fourier:size=16")
 OPTIMIZER = "cma:popsize=40"
 GENERATIONS = 75
-#: Evolutions per unit (seed, seed+1, ...) of each condition: noisy searches vary a lot from seed to seed
-#: (the table gives the median), clean ones hardly (one keeps the demo near a minute).
-EVOLUTION_SEEDS = {"clean": 1, "noisy": 3}
+#: Replicates per space of each condition's evolution (independent optimizer threads): noisy searches
+#: vary a lot from start to start (the table gives the median), clean ones hardly (one keeps the demo short).
+REPLICATES = {"clean": 1, "noisy": 3}
 #: Poisson spike counts in a 2 s window (e.g. 10 presentations of 200 ms) at the model's rate.
 NOISE = "window=2.0"
 NATURAL_PATCHES = 1000
@@ -187,40 +187,47 @@ def _space_bests(res: EvolutionResult, gens: dict[str, Any], model: Any) -> dict
 def _evolutions(kind: str, index: int, model: Any, truth: dict[str, Any], mei_response: float,
                 spaces: list[tuple[str, str]], gens: dict[str, Any], out: Path, seed: int,
                 n_seeds: dict[str, int], progress: bool | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Paired evolutions, clean and noisy, one per seed; per space the median over seeds (and each seed)."""
+    """Paired evolutions, clean and noisy; per space the median over replicates (and each replicate).
+
+    The replicates of a condition run as extra threads of one evolution (space 1, space 2, space 1,
+    space 2, ...: each thread its own optimizer, start and seed), all scored in one block per
+    generation, as one rig session would show them; one record per condition.
+    """
     summary: dict[str, Any] = {}
     details: dict[str, Any] = {}
-    specs, opts = [s for s, _ in spaces], [o for _, o in spaces]
     span = truth["optimum"] - truth["baseline"]
     for condition, scorer in (("clean", _model(kind, index)), ("noisy", _noisy(_model(kind, index)))):
-        per_seed: dict[str, list[dict[str, Any]]] = {}
-        for k, s in enumerate(range(seed, seed + n_seeds[condition])):
-            res = evolve(specs, scorer, opts, unit=0, pole="high", generations=GENERATIONS, seed=s,
-                         out_dir=out / "records" / f"evolution_{kind}_{condition}_seed{s}", progress=progress,
-                         image_every=0, plots=False, overwrite=True)
-            bests = _space_bests(res, gens, model)
-            if k == 0:
-                details[condition] = bests  # the first seed is plotted
-            for space, b in bests.items():
-                corr = _signed_correlation(model, b["image"], truth["optimal_image"])
-                b["sign_flipped"] = bool(truth["sign_invariant"] and truth["unique"]["high"] and corr < -0.5)
-                per_seed.setdefault(space, []).append({
-                    "seed": s, "evaluations": int((res.scores["space"] == space).sum()),
-                    "best_observed": _r(b["observed"]), "clean_response": _r(b["clean"]),
-                    "fraction_of_optimum": _r(b["clean"] / truth["optimum"]),
-                    "sign_flipped": b["sign_flipped"], "record": str(res.out_dir)})
+        n = n_seeds[condition]
+        specs = [s for _ in range(n) for s, _ in spaces]
+        res = evolve(specs, scorer, [o for _ in range(n) for _, o in spaces], unit=0, pole="high",
+                     generations=GENERATIONS, seed=seed, out_dir=out / "records" / f"evolution_{kind}_{condition}",
+                     progress=progress, image_every=0, plots=False, overwrite=True)
+        base = {name: _space_name(spec) for name, spec in zip(res.spaces, specs)}
+        bests = _space_bests(res, {name: gens[b] for name, b in base.items()}, model)
+        details[condition] = {base[name]: bests[name] for name in res.spaces[:len(spaces)]}  # plotted
+        per_rep: dict[str, list[dict[str, Any]]] = {}
+        for t, name in enumerate(res.spaces):
+            b = bests[name]
+            corr = _signed_correlation(model, b["image"], truth["optimal_image"])
+            b["sign_flipped"] = bool(truth["sign_invariant"] and truth["unique"]["high"] and corr < -0.5)
+            per_rep.setdefault(base[name], []).append({
+                "replicate": t // len(spaces), "thread": name,
+                "evaluations": int((res.scores["space"] == name).sum()),
+                "best_observed": _r(b["observed"]), "clean_response": _r(b["clean"]),
+                "fraction_of_optimum": _r(b["clean"] / truth["optimum"]), "sign_flipped": b["sign_flipped"]})
         summary[condition] = {}
-        for space, runs in per_seed.items():
+        for space, runs in per_rep.items():
             clean = np.median([r["clean_response"] for r in runs])
             summary[condition][space] = {
-                "dimension": int(gens[space].dim), "evaluations": runs[0]["evaluations"], "seeds": len(runs),
-                "clean_response": _r(clean),  # median over seeds of the reported image's noise-free response
+                "dimension": int(gens[space].dim), "evaluations": runs[0]["evaluations"],
+                "replicates": len(runs),
+                "clean_response": _r(clean),  # median over replicates of the reported image's noise-free response
                 "fraction_of_optimum": _r(clean / truth["optimum"]),
                 "fraction_of_gradient_mei": _r(clean / mei_response),
-                # runs that ended within 5% (of the baseline-to-optimum span) of the grey baseline
+                # replicates that ended within 5% (of the baseline-to-optimum span) of the grey baseline
                 "stuck_at_baseline": int(sum(abs(r["clean_response"] - truth["baseline"]) < 0.05 * span for r in runs)),
                 "sign_flipped": any(r["sign_flipped"] for r in runs),
-                "per_seed": runs}
+                "record": str(res.out_dir), "per_replicate": runs}
     return summary, details
 
 
@@ -233,7 +240,7 @@ def _natural(model: Any, patches: torch.Tensor, k: int = 3) -> tuple[dict[str, A
 
 
 # -- the demo --------------------------------------------------------------------------------
-def run_demo(out: str | Path, *, seed: int = 0, evolution_seeds: dict[str, int] | None = None,
+def run_demo(out: str | Path, *, seed: int = 0, replicates: dict[str, int] | None = None,
              progress: bool | None = None,
              kinds: tuple[str, ...] = DEMO_KINDS, overwrite: bool = False) -> dict[str, Any]:
     """Run the demo into ``out``; return the summary (also written to ``out/summary.json``)."""
@@ -242,7 +249,7 @@ def run_demo(out: str | Path, *, seed: int = 0, evolution_seeds: dict[str, int] 
     from actmax.core.apps.natural_images import sample_patches
 
     t0 = time.time()
-    evolution_seeds = {**EVOLUTION_SEEDS, **(evolution_seeds or {})}
+    replicates = {**REPLICATES, **(replicates or {})}
     out = Path(out)
     _clear_previous_demo(out, overwrite)
     spaces, skipped = available_spaces()
@@ -257,7 +264,7 @@ def run_demo(out: str | Path, *, seed: int = 0, evolution_seeds: dict[str, int] 
                          overwrite=True)
         grad = _gradient(kind, model, truth, syn)
         evo, details = _evolutions(kind, index, model, truth, grad["mei"]["response"], spaces, gens, out,
-                                     seed, evolution_seeds, progress)
+                                     seed, replicates, progress)
         nat, top, bottom, _ = _natural(model, patches)
         nat["mei_over_best_natural"] = _r(grad["mei"]["response"] / nat["best"]) if nat["best"] > 0 else None
         nat["lei_below_worst_natural"] = bool(grad["lei"]["response"] <= nat["worst"] + 1e-6)
@@ -295,7 +302,7 @@ def run_demo(out: str | Path, *, seed: int = 0, evolution_seeds: dict[str, int] 
         "what": "actmax demo: ground-truth model neurons with known optima",
         "config": {"kinds": list(kinds), "gradient": {"generator": GENERATOR, "ascent": ASCENT},
                    "evolution": {"spaces": [s for s, _ in spaces], "optimizers": [o for _, o in spaces],
-                                 "generations": GENERATIONS, "seeds": evolution_seeds,
+                                 "generations": GENERATIONS, "replicates": replicates,
                                  "noise": f"poisson ({NOISE}; rates in the model's units)"},
                    "natural_patches": NATURAL_PATCHES, "seed": seed},
         "spaces_skipped": skipped,
@@ -354,9 +361,9 @@ def _plot_evolution(kind: str, truth: dict[str, Any], grad: dict[str, Any], mei:
     axes = [fig.add_subplot(grid[0, :half]), fig.add_subplot(grid[0, half:])]
     titles = {"clean": "clean neuron", "noisy": f"Poisson spike counts ({NOISE})"}
     for cond in titles:
-        n = evo[cond][spaces[0]]["seeds"]
+        n = evo[cond][spaces[0]]["replicates"]
         medians = ", ".join(f"{sp} {evo[cond][sp]['fraction_of_optimum']:.2f}" for sp in spaces)
-        titles[cond] += (f" - first of {n} seeds shown\nmedian best image / optimum: {medians}" if n > 1
+        titles[cond] += (f" - first of {n} replicates shown\nmedian best image / optimum: {medians}" if n > 1
                          else f"\nbest image / optimum: {medians}")
     for ax, cond in zip(axes, ("clean", "noisy")):
         for space, b in details[cond].items():
@@ -422,14 +429,14 @@ def _plot_evolution(kind: str, truth: dict[str, Any], grad: dict[str, Any], mei:
 def format_summary(summary: dict[str, Any]) -> str:
     """The demo's one-screen table as plain text."""
     spaces = list(summary["units"][0]["evolution"]["clean"])
-    seeds = summary["config"]["evolution"]["seeds"]
+    seeds = summary["config"]["evolution"]["replicates"]
     seed_text = " and ".join(f"{n} ({c})" for c, n in seeds.items())
     head = (f"{'unit':<10} {'MEI/opt':>7} {'LEI gap':>7} {'nat best':>8} {'MEI/nat':>7} "
             + " ".join(f"{s[:7] + ' ' + c:>13}" for c in ("clean", "noisy") for s in spaces))
     lines = ["MEI/opt: gradient MEI response / known optimum.  LEI gap: (LEI - floor) / (optimum - floor).",
              "nat best: best natural patch's response; MEI/nat: MEI / that.  <space> clean|noisy: noise-free",
              "response of the evolution's best image / optimum (noisy: picked on Poisson counts), median over",
-             f"seeds: {seed_text}; * = some seeds ended at the grey baseline.", head]
+             f"replicates: {seed_text}; * = some replicates ended at the grey baseline.", head]
     for u in summary["units"]:
         ev = u["evolution"]
         cells = " ".join(f"{ev[c][s]['fraction_of_optimum']:>12.3f}{'*' if ev[c][s]['stuck_at_baseline'] else ' '}"
@@ -456,6 +463,7 @@ def readme_text(summary: dict[str, Any]) -> str:
     u0 = summary["units"][0]
     ratios = ", ".join(f"{u['kind']} {u['natural']['mei_over_best_natural']:.1f}x" for u in summary["units"]
                        if u["natural"]["mei_over_best_natural"])
+    reps = ", ".join(f"{n} {c}" for c, n in ev["replicates"].items())
     skipped = "\n".join(f"  skipped {s['space']} ({s['missing']} missing): {s['how_to_add']}"
                         for s in summary["spaces_skipped"]) or "  all present: they are in the comparison"
     return f"""actmax demo: ground-truth model neurons ({', '.join(kinds)}), one unit each, whose optimal stimuli
@@ -498,10 +506,11 @@ The table
   LEI gap    (LEI response - floor) / (optimum - floor): 0 = the floor reached.
   nat best   response to the best natural patch; MEI/nat = MEI response / that.
   <space> clean|noisy   noise-free response of the image the evolution reports (noisy: picked on
-             the Poisson counts) / optimum, median over seeds ({', '.join(f'{n} {c}' for c, n in ev['seeds'].items())});
-             * = some seeds ended at the grey baseline: the noisy search retreated to a blank image,
-             because the small gains leading towards the feature drown in the noise while most
-             random images drive the cell no better than grey.
+             the Poisson counts) / optimum, median over replicates (independent optimizer threads of
+             the same run: {reps}).
+             * = some replicates ended at the grey baseline: the noisy search retreated to a blank
+             image, because the small gains leading towards the feature drown in the noise while
+             most random images drive the cell no better than grey.
 
 Pretrained spaces (DeePSim, BigGAN) join the comparison when their weights are on this machine
 (nothing is downloaded; on a CPU each adds several minutes: 256 px images, 3000 per run):
