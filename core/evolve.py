@@ -21,10 +21,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from actmax.core.contracts import ContractError, check_asked_codes, check_images, check_pole, check_state_roundtrip
 from actmax.core.errors import RecordError
+from actmax.core.progress import progress_bar
 from actmax.core.records import BEST, RunRecord, now, save_image, save_montage
 from actmax.core.registry import generators, optimizers, parse_spec, scorers, spec_text
 from actmax.core.weights import record_use, take_used
@@ -48,6 +48,13 @@ class EvolutionResult:
     @property
     def evaluations(self) -> int:
         return int((self.scores["space"] != "reference").sum())
+
+    def __repr__(self) -> str:
+        units = sorted(set(self.scores["unit"].tolist())) if "unit" in self.scores else []
+        where = str(self.out_dir) if self.out_dir is not None else "not saved (no out_dir)"
+        return (f"EvolutionResult(unit={units[0] if len(units) == 1 else units}, spaces={self.spaces}, "
+                f"evaluations={self.evaluations}, best_score={self.best_score:.4g} in {self.best_space!r}, "
+                f"record={where})")
 
 
 def _space_names(gen_specs: Sequence[Any], gens: Sequence[torch.nn.Module]) -> list[str]:
@@ -263,10 +270,10 @@ def _finish_record(rec: RunRecord, ev: _Evolution, table: pd.DataFrame, traj: pd
                         best_score=best_score, best_space=ev.spaces[ev.best["thread"]])
 
 
-def _run(ev: _Evolution, rec: RunRecord | None, *, progress: bool, image_every: int, plots: bool,
+def _run(ev: _Evolution, rec: RunRecord | None, *, progress: bool | None, image_every: int, plots: bool,
          t_start: float, elapsed_before: float = 0.0) -> EvolutionResult:
-    bar = tqdm(total=ev.generations, initial=ev.generation, disable=not progress, desc="evolve",
-               unit="gen", leave=False)
+    bar = progress_bar(progress, total=ev.generations, initial=ev.generation, desc="evolve", unit="gen",
+                       leave=False)
     try:
         while ev.generation < ev.generations:
             ev.step()
@@ -302,7 +309,7 @@ def _save_generation_montages(ev: _Evolution, rec: RunRecord) -> None:
 
 def evolve(generator: Any | Sequence[Any], scorer: Any, optimizer: Any = None, *, unit: int = 0,
            pole: str = "high", generations: int = 75, seed: int = 0, out_dir: str | Path | None = None,
-           reference_images: torch.Tensor | None = None, progress: bool = False, image_every: int = 10,
+           reference_images: torch.Tensor | None = None, progress: bool | None = None, image_every: int = 10,
            device: str | None = None, plots: bool = True, overwrite: bool = False) -> EvolutionResult:
     """Evolve images for one ``unit`` of ``scorer`` (``pole='high'`` MEI-like, ``'low'`` LEI-like).
 
@@ -313,6 +320,7 @@ def evolve(generator: Any | Sequence[Any], scorer: Any, optimizer: Any = None, *
     ``"name:k=v"`` strings, dicts or live objects; only runs built from specs can be resumed.
     ``image_every=0`` and ``plots=False`` leave out the per-generation montages and the
     trajectory plot (matplotlib dominates the cost of tiny runs, e.g. in campaigns).
+    ``progress=None`` shows a bar only on a terminal or in a notebook (see :mod:`actmax.core.progress`).
     """
     gen_specs = list(generator) if isinstance(generator, (list, tuple)) else [generator]
     if not gen_specs:
@@ -336,7 +344,7 @@ def evolve(generator: Any | Sequence[Any], scorer: Any, optimizer: Any = None, *
     return _run(ev, rec, progress=progress, image_every=image_every, plots=plots, t_start=time.time())
 
 
-def resume_evolution(out_dir: str | Path, *, progress: bool = False) -> EvolutionResult:
+def resume_evolution(out_dir: str | Path, *, progress: bool | None = None) -> EvolutionResult:
     """Continue a killed evolution from its checkpoint; ends where an uninterrupted run ends."""
     rec, manifest = RunRecord.for_resume(out_dir, "evolve")
     spec = manifest["spec"]

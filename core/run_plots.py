@@ -62,10 +62,19 @@ def plot_trajectory(traj: pd.DataFrame, path: str | Path, *, pole: str = "high",
 
 
 def plot_image_rows(rows: Sequence[Sequence[torch.Tensor]], path: str | Path, *, row_labels: Sequence[str],
-                    col_labels: Sequence[str], cell: float = 1.4) -> None:
-    """A labelled grid of (C, H, W) images in [0, 1] (e.g. unit x [MEI, optimum, LEI, optimum])."""
+                    col_labels: Sequence[str] | Sequence[Sequence[str]], cell: float = 1.4,
+                    captions: Sequence[Sequence[str]] | None = None, title: str | None = None,
+                    footer: str | None = None) -> None:
+    """A labelled grid of (C, H, W) images in [0, 1] (e.g. unit x [MEI, optimum, LEI, optimum]).
+
+    ``col_labels`` is one list for the top row, or one list per row; ``captions`` (one string
+    per tile, e.g. its response) is written under each tile; ``footer`` under the grid.
+    """
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(cell * n_cols, cell * n_rows + 0.3), dpi=120, squeeze=False)
+    per_row = bool(col_labels) and not isinstance(col_labels[0], str)
+    extra = (0.25 if title else 0) + (0.12 * (footer.count("\n") + 1) if footer else 0)
+    height = (cell + (0.45 if per_row else 0) + (0.2 if captions else 0)) * n_rows + 0.3 + extra
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(cell * n_cols, height), dpi=120, squeeze=False)
     for i, row in enumerate(rows):
         for j in range(n_cols):
             ax = axes[i][j]
@@ -73,16 +82,23 @@ def plot_image_rows(rows: Sequence[Sequence[torch.Tensor]], path: str | Path, *,
             if j < len(row) and row[j] is not None:
                 img = row[j].detach().float().cpu().clamp(0, 1)
                 if img.shape[0] == 1:
-                    ax.imshow(img[0], cmap="gray", vmin=0, vmax=1)
+                    ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=1)
                 else:
-                    ax.imshow(img.permute(1, 2, 0))
+                    ax.imshow(img.permute(1, 2, 0).numpy())
             else:
                 ax.axis("off")
-            if i == 0:
-                ax.set_title(col_labels[j], fontsize=7)
+            labels = col_labels[i] if per_row else (col_labels if i == 0 else ())
+            if j < len(labels) and labels[j]:
+                ax.set_title(labels[j], fontsize=7)
             if j == 0:
                 ax.set_ylabel(row_labels[i], fontsize=7)
-    fig.tight_layout()
+            if captions is not None and j < len(captions[i]) and captions[i][j]:
+                ax.set_xlabel(captions[i][j], fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    if footer:
+        fig.text(0.01, 0.005, footer, fontsize=6.5, va="bottom", ha="left")
+    fig.tight_layout(rect=(0, (0.12 * (footer.count("\n") + 1) / height) if footer else 0, 1, 1))
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)

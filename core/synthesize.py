@@ -15,9 +15,9 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from actmax.core.contracts import Target, make_targets, shape_checks_only
+from actmax.core.progress import progress_bar
 from actmax.core.records import RunRecord, save_image, save_montage
 from actmax.core.registry import generators, optimizers, scorers, spec_text
 
@@ -38,6 +38,18 @@ class SynthesisResult:
             if t.unit == unit and t.pole == pole and (seed is None or t.seed == seed):
                 return self.images[i]
         raise KeyError(f"no target unit={unit} pole={pole} seed={seed}")
+
+    def __repr__(self) -> str:
+        units = sorted({t.unit for t in self.targets})
+        shown = units if len(units) <= 8 else f"{units[:8]}... ({len(units)} units)"
+        spans = []
+        for pole, name in (("high", "MEI"), ("low", "LEI")):
+            vals = [float(r) for t, r in zip(self.targets, self.responses) if t.pole == pole]
+            if vals:
+                spans.append(f"{name} {min(vals):.4g}..{max(vals):.4g}")
+        where = str(self.out_dir) if self.out_dir is not None else "not saved (no out_dir)"
+        return (f"SynthesisResult({len(self.targets)} targets, units={shown}, "
+                f"responses: {', '.join(spans) or '-'} (range over units), record={where})")
 
 
 class _Synthesis:
@@ -123,10 +135,31 @@ def _label(t: Target) -> str:
     return f"unit{t.unit:04d}_{'mei' if t.pole == 'high' else 'lei'}_seed{t.seed}"
 
 
-def _run(syn: _Synthesis, rec: RunRecord | None, *, progress: bool, checkpoint_every: int,
+def best_per_target(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per (unit, pole): the seed that drove the unit furthest (max for MEIs, min for LEIs)."""
+    rows = []
+    for (_, pole), d in table.groupby(["unit", "pole"], sort=False):
+        rows.append(d.loc[d["response"].idxmax() if pole == "high" else d["response"].idxmin()])
+    return pd.DataFrame(rows).reset_index(drop=True)
+
+
+def _save_best_per_target(table: pd.DataFrame, images: torch.Tensor, path: Path) -> None:
+    """``best.png``: one tile per unit and pole (a row per unit, poles as in the spec), listed in ``best.csv``.
+
+    Responses of different units are not comparable, so there is no single "best" image.
+    """
+    best = best_per_target(table)
+    poles = list(dict.fromkeys(best["pole"]))
+    best.insert(0, "tile_row", best.groupby("pole").cumcount())
+    best.insert(1, "tile_col", [poles.index(p) for p in best["pole"]])
+    best.to_csv(path / "best.csv", index=False)
+    save_montage(images[torch.tensor(best["index"].tolist(), dtype=torch.long)], path / "best.png", nrow=len(poles))
+
+
+def _run(syn: _Synthesis, rec: RunRecord | None, *, progress: bool | None, checkpoint_every: int,
          t_start: float) -> SynthesisResult:
-    bar = tqdm(total=syn.ascent.steps, initial=syn.ascent.step_index, disable=not progress,
-               desc=f"synthesize {len(syn.targets)} targets", unit="step", leave=False)
+    bar = progress_bar(progress, total=syn.ascent.steps, initial=syn.ascent.step_index,
+                       desc=f"synthesize {len(syn.targets)} targets", unit="step", leave=False)
     try:
         while not syn.ascent.done:
             syn.step()
@@ -148,9 +181,7 @@ def _run(syn: _Synthesis, rec: RunRecord | None, *, progress: bool, checkpoint_e
         for t, img in zip(syn.targets, images):
             save_image(img, rec.path / "images" / f"{_label(t)}.png")
         save_montage(images, rec.path / "images" / "montage.png", nrow=syn.per_unit)
-        best_i = int(torch.argmax(torch.where(syn.sign.cpu() > 0, resp, torch.full_like(resp, -np.inf)))) \
-            if (syn.sign > 0).any() else 0
-        save_image(images[best_i], rec.path / "best.png")
+        _save_best_per_target(table, images, rec.path)
         rec.save_checkpoint(syn.state())
         rec.update_manifest(status="finished", elapsed_s=round(time.time() - t_start, 3),
                             steps_done=syn.ascent.step_index, targets=len(syn.targets))
@@ -159,12 +190,14 @@ def _run(syn: _Synthesis, rec: RunRecord | None, *, progress: bool, checkpoint_e
 
 def synthesize(generator: Any, scorer: Any, *, units: Sequence[int] | None = None,
                poles: Sequence[str] = ("high", "low"), seeds: Sequence[int] = (0,), ascent: Any = "ascent",
-               out_dir: str | Path | None = None, progress: bool = False, checkpoint_every: int = 25,
+               out_dir: str | Path | None = None, progress: bool | None = None, checkpoint_every: int = 25,
                device: str | None = None, amp: bool = False, overwrite: bool = False) -> SynthesisResult:
     """MEIs (``high``) and LEIs (``low``) of ``units`` x ``seeds`` by batched gradient ascent.
 
     ``device`` places generator, scorer and codes (e.g. ``"cuda"``); ``amp`` runs the forward
     pass in bfloat16 autocast (codes, optimizer state and reported responses stay float32).
+    ``progress=None`` shows a bar only on a terminal or in a notebook (see :mod:`actmax.core.progress`).
+    The record's ``best.png`` holds one tile per unit and pole (the best seed of each), listed in ``best.csv``.
     """
     syn = _Synthesis(generator, scorer, units=units, poles=poles, seeds=seeds, ascent=ascent, device=device,
                      amp=amp)
@@ -181,7 +214,7 @@ def synthesize(generator: Any, scorer: Any, *, units: Sequence[int] | None = Non
         syn.restore_grad_flags()           # the modules passed in are not left frozen
 
 
-def resume_synthesis(out_dir: str | Path, *, progress: bool = False) -> SynthesisResult:
+def resume_synthesis(out_dir: str | Path, *, progress: bool | None = None) -> SynthesisResult:
     """Continue a killed synthesis from its last checkpoint."""
     rec, manifest = RunRecord.for_resume(out_dir, "synthesize")
     spec = manifest["spec"]

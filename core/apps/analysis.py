@@ -401,7 +401,7 @@ def _register_lpips_weights() -> None:
             name=name, filename=filename,
             description=f"torchvision {builder} ImageNet weights (the LPIPS '{net}' trunk)",
             env_var=f"ACTMAX_LPIPS_{net.upper()}_WEIGHTS", hub_repo_env="ACTMAX_LPIPS_HUB_REPO",
-            legacy=("torch_hub_checkpoints",), option="LPIPSDistance(trunk_weights=...)",
+            legacy=("torch_hub_checkpoints",), option="trunk_weights=",  # LPIPSDistance(trunk_weights=...); the CLI flag is --weights
             used_by=f"actmax.core.apps.analysis.LPIPSDistance(net='{net}')"))
 
 

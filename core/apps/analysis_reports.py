@@ -5,6 +5,7 @@ These back the ``actmax analyze ...`` commands; each returns the table it wrote.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -102,17 +103,67 @@ def _extremes_from_record(record: Path, units: int) -> tuple[np.ndarray, np.ndar
     raise RecordError(f"{record}: expected a screen or synthesize record, got {kind!r}")
 
 
-def report_bidirectional(scorer: Any, *, records: Sequence[str | Path], out: str | Path,
+def _record_scorer(record: Path) -> str | None:
+    from actmax.core.records import RunRecord
+
+    return RunRecord(record).manifest().get("spec", {}).get("scorer")
+
+
+def check_same_scorer(records: Sequence[str | Path], scorer: Any = None) -> Any:
+    """The scorer the records share; mixing records of different scorers is refused.
+
+    Each record's manifest names its scorer spec. Two different specs raise a ValueError
+    naming both (their responses are on different scales, often of different units). A
+    ``scorer`` given explicitly that differs from the records' is used, with a warning naming
+    both; ``scorer=None`` takes the records' scorer.
+    """
+    import logging
+
+    from actmax.core.registry import spec_text
+
+    seen: dict[str, Path] = {}
+    unknown = []
+    for r in records:
+        text = _record_scorer(Path(r))
+        if text is None:
+            unknown.append(str(r))
+        elif text not in seen:
+            seen[text] = Path(r)
+    if len(seen) > 1:
+        (a, ra), (b, rb) = list(seen.items())[:2]
+        raise ValueError(f"records were made with different scorers: {a!r} ({ra}) and {b!r} ({rb}); "
+                         "their responses are not comparable: analyse each scorer's records separately")
+    log = logging.getLogger(__name__)
+    if unknown:
+        log.warning("warning: no scorer spec in %s (made with a live scorer object): cannot check that "
+                    "it used the same scorer as the others", ", ".join(unknown))
+    recorded = next(iter(seen), None)
+    if scorer is None:
+        if recorded is None:
+            raise ValueError("no scorer spec in the records: give the scorer (--scorer)")
+        return recorded
+    given = spec_text(scorer)
+    if recorded is not None and given is not None and given != recorded:
+        log.warning("warning: the scorer given (%r) is not the one the records were made with (%r, %s); "
+                    "baseline and extremes may not match", given, recorded, seen[recorded])
+    return scorer
+
+
+def report_bidirectional(scorer: Any = None, *, records: Sequence[str | Path], out: str | Path,
                          level: float = 0.5) -> pd.DataFrame:
     """Baseline (uniform grey at ``level``) and bidirectional index of every unit of ``scorer``.
 
     The maximum and minimum of each unit are the most extreme responses over the given screen
-    and/or synthesis records (MEI/LEI responses), and the baseline itself.
+    and/or synthesis records (MEI/LEI responses), and the baseline itself. All records must
+    come from one scorer (``scorer=None``: the records' own; see :func:`check_same_scorer`).
     """
     from actmax.core.apps.analysis import baseline_response, bidirectional_index
     from actmax.core.apps.plots import plot_bidirectional
     from actmax.core.registry import scorers
 
+    if not records:
+        raise ValueError("give at least one screen or synthesis record for the units' extremes")
+    scorer = check_same_scorer(records, scorer)
     s = scorers.create(scorer)
     base = baseline_response(s, level=level)
     mx, mn = base.copy(), base.copy()
@@ -122,8 +173,6 @@ def report_bidirectional(scorer: Any, *, records: Sequence[str | Path], out: str
         mx = np.fmax(mx, rmx)
         mn = np.fmin(mn, rmn)
         sources.append(f"{r} ({what})")
-    if not sources:
-        raise ValueError("give at least one screen or synthesis record for the units' extremes")
     bi = bidirectional_index(maximum=mx, minimum=mn, baseline=base)
     names = list(getattr(s, "unit_names", [str(i) for i in range(len(base))]))
     table = bi.table()
@@ -132,7 +181,9 @@ def report_bidirectional(scorer: Any, *, records: Sequence[str | Path], out: str
     dest = Path(out)
     _write_csv(table, dest / "bidirectional.csv")
     plot_bidirectional(table, dest / "bidirectional.png", labels=names)
-    (dest / "bidirectional_sources.json").write_text(json.dumps({"baseline_level": level, "extremes": sources}, indent=2))
+    from actmax.core.registry import spec_text
+    (dest / "bidirectional_sources.json").write_text(json.dumps(
+        {"scorer": spec_text(scorer), "baseline_level": level, "extremes": sources}, indent=2))
     return table
 
 
@@ -176,6 +227,23 @@ def report_activation(scorer: Any, images: str | Path, *, unit: int, out: str | 
     return table
 
 
+def _lpips_or_one_line_error(factory: Any, net: str, trunk_weights: str | None) -> Any:
+    """Build LPIPS; a missing trunk file becomes one short line naming the file and the flag."""
+    from actmax.core.apps.analysis import LPIPS_TRUNKS
+    from actmax.core.errors import WeightsError
+
+    try:
+        return factory(net, trunk_weights=trunk_weights)
+    except WeightsError as exc:
+        if trunk_weights or os.environ.get(f"ACTMAX_LPIPS_{net.upper()}_WEIGHTS", "").strip():
+            raise  # an explicit path that is wrong: the weights module's message names it
+        filename = LPIPS_TRUNKS[net][1] if net in LPIPS_TRUNKS else "?"
+        raise WeightsError(
+            f"LPIPS needs the torchvision {net} trunk weights {filename}, not found locally; pass "
+            f"--weights /path/to/{filename} (Python: trunk_weights=...) or set ACTMAX_LPIPS_{net.upper()}_WEIGHTS, "
+            f"or use --metric cosine --features SCORER (no weights needed)") from exc
+
+
 def report_similarity(paths: Sequence[str | Path], *, out: str | Path, metric: str = "lpips", net: str = "alex",
                       trunk_weights: str | None = None, features: Any = None, size: int = 64) -> pd.DataFrame:
     """Pairwise similarity of image files: LPIPS distance or feature cosine (``features`` = a scorer spec)."""
@@ -191,7 +259,7 @@ def report_similarity(paths: Sequence[str | Path], *, out: str | Path, metric: s
     n = len(imgs)
     ii, jj = np.triu_indices(n, 1)
     if metric == "lpips":
-        model = LPIPSDistance(net, trunk_weights=trunk_weights)
+        model = _lpips_or_one_line_error(LPIPSDistance, net, trunk_weights)
         with torch.no_grad():
             vals = model(batch[ii], batch[jj]).numpy()
         diag = 0.0

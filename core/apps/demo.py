@@ -1,93 +1,521 @@
-"""The main job on the embedded in-silico lab: MEI/LEI pairs and one closed-loop evolution.
+"""The main job on the embedded in-silico lab: what actmax is for, in about a minute, no downloads.
 
-Ground-truth model neurons (simple, complex, dual-feature; known optima) stand in for a
-recorded population. The demo synthesises every unit's MEI and LEI by batched gradient
-ascent in pixel space, compares them with the known optima, runs one CMA-ES evolution in
-Gabor space (gradient-free, as on a real neuron) and compares it with the gradient MEI.
+Ground-truth model neurons (``scorers/model_neurons.py``; one unit per kind in
+:data:`DEMO_KINDS`) stand in for recorded neurons whose optimal stimuli are known. For every
+unit the demo
+
+1. synthesises the MEI and LEI by gradient ascent in pixel space and scores each against the
+   known optimum (MEI) or floor (LEI), noting where the optimum is not unique;
+2. runs a *paired* gradient-free evolution (CMA-ES, one optimizer per space, images scored
+   together as a rig would) in weight-free generator spaces of different dimension
+   (:data:`SPACES`), once on the clean neuron and once with Poisson spike-count noise,
+   compared with the gradient MEI and the optimum (DeePSim/BigGAN join when their weights
+   are on this machine);
+3. screens natural image patches for the unit's best and worst natural stimuli, so that
+   "the MEI beats every natural image" can be seen;
+4. writes a summary (``summary.json``, a one-screen table) and ``README.txt`` saying what each
+   picture shows and which command makes it for one's own neuron.
 """
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
-from actmax.core.evolve import evolve
-from actmax.core.records import atomic_write_json
+import numpy as np
+import torch
+
+from actmax.core.evolve import EvolutionResult, evolve
+from actmax.core.records import atomic_write_bytes, atomic_write_json
+from actmax.core.registry import generators, parse_spec, scorers
 from actmax.core.run_plots import plot_image_rows
 from actmax.core.synthesize import synthesize
 
-SCORER = "model:kind=mixed,n=4,size=64,seed=0"
-GENERATOR = "pixel:size=64"
+#: One unit of each kind of model neuron (adding a kind to ``scorers/model_neurons.py`` = one line here).
+DEMO_KINDS: tuple[str, ...] = ("simple", "complex", "dual")
+SIZE = 64
+GENERATOR = f"pixel:size={SIZE}"
 ASCENT = "ascent:steps=300,lr=0.05,jitter=1"
-EVOLUTION = {"generator": "gabor:size=64", "optimizer": "cma:popsize=40", "generations": 75}
+#: Weight-free spaces of the paired evolution: 8-d Gabor (contains the optimum) vs 288-d Fourier.
+SPACES: tuple[str, ...] = (f"gabor:size={SIZE}", "fourier:size=16")
+OPTIMIZER = "cma:popsize=40"
+GENERATIONS = 75
+#: Replicates per space of each condition's evolution (independent optimizer threads): noisy searches
+#: vary a lot from start to start (the table gives the median), clean ones hardly (one keeps the demo short).
+REPLICATES = {"clean": 1, "noisy": 3}
+#: Poisson spike counts in a 2 s window (e.g. 10 presentations of 200 ms) at the model's rate.
+NOISE = "window=2.0"
+NATURAL_PATCHES = 1000
+#: Pretrained spaces added when their weights are already on this machine (never downloaded):
+#: (weight files needed, generator spec, optimizer spec).
+OPTIONAL_SPACES: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    (("deepsim-fc6",), f"deepsim:variant=fc6,size={SIZE}", "cholesky_cma:popsize=40"),
+    (("biggan-deep-256", "biggan-deep-256-config"), f"biggan:size={SIZE}", "cma:popsize=40"),
+)
+
+#: Where an optimum or floor is not unique, what the picture should be read against.
+NOTES: dict[tuple[str, str], str] = {
+    ("simple", "low"): "flat floor: any image with a strongly negative projection on the filter is "
+                       "near 0, so the LEI need not look like the negated filter",
+    ("complex", "high"): "phase-invariant: every phase of the quadrature pair is optimal "
+                         "(compared with the best-matching phase)",
+    ("complex", "low"): "floor 0 is reached by any image the two filters do not see (grey included): "
+                        "the LEI keeps its random start's noise, which the cell ignores",
+    ("dual", "high"): "quadratic feature: +e and -e are equally optimal (sign-invariant)",
+    ("dual", "low"): "quadratic suppressive feature: +h and -h are equally optimal (sign-invariant)",
+}
 
 
-def run_demo(out: str | Path, *, evolve_unit: int = 2, seed: int = 0, progress: bool = True,
-             overwrite: bool = False) -> dict[str, Any]:
-    """Run the demo into ``out``; return the summary (also written to ``out/summary.json``)."""
-    from actmax.core.registry import scorers
+def _model(kind: str, index: int) -> str:
+    return f"model:kind={kind},n=1,size={SIZE},seed={index}"
 
-    out = Path(out)
-    neurons = scorers.create(SCORER)
-    units = list(range(neurons.units))
-    syn = synthesize(GENERATOR, SCORER, units=units, poles=("high", "low"), seeds=(seed,), ascent=ASCENT,
-                     out_dir=out / "synthesis", progress=progress, overwrite=overwrite)
-    baseline = neurons.baseline()
-    rows: list[dict[str, Any]] = []
-    pictures = []
-    for u in units:
-        kind = neurons.kinds[u]
-        mei, lei = syn.image(u, "high"), syn.image(u, "low")
-        opt_hi, opt_lo = neurons.optimal_stimulus("high", [u])[0], neurons.optimal_stimulus("low", [u])[0]
-        pictures.append([mei, opt_hi, lei, opt_lo])
-        for pole, img in (("high", mei), ("low", lei)):
-            if pole == "low" and kind != "dual":
-                continue  # LEIs are scored for dual units: the ones with an elevated baseline to push down
-            resp = float(neurons(img[None])[0, u])
-            optimum = float(neurons.optimal_response(pole, [u])[0])
-            rows.append({"unit": u, "kind": kind, "pole": pole, "response": round(resp, 4),
-                         "optimum_response": round(optimum, 4), "baseline": round(float(baseline[u]), 4),
-                         "fraction_of_optimum": round(resp / optimum, 4) if pole == "high" else None,
-                         "correlation_with_optimum": round(float(neurons.similarity_to_optimum(img[None], [u], pole)[0]), 4)})
-    plot_image_rows(pictures, out / "mei_lei_pairs.png", row_labels=neurons.unit_names,
-                    col_labels=["MEI", "known optimum", "LEI", "known LEI optimum"])
-    ev = evolve(EVOLUTION["generator"], SCORER, EVOLUTION["optimizer"], unit=evolve_unit, pole="high",
-                generations=EVOLUTION["generations"], seed=seed, out_dir=out / "evolution", progress=progress,
-                overwrite=overwrite)
-    gradient_mei = float(syn.responses[[i for i, t in enumerate(syn.targets)
-                                        if t.unit == evolve_unit and t.pole == "high"][0]])
-    plot_image_rows([[ev.best_image, syn.image(evolve_unit, "high"), neurons.optimal_stimulus("high", [evolve_unit])[0]]],
-                    out / "evolution_vs_gradient.png", row_labels=[neurons.unit_names[evolve_unit]],
-                    col_labels=["evolved (CMA, Gabor)", "gradient MEI", "known optimum"])
-    summary = {
-        "scorer": SCORER, "synthesis": {"generator": GENERATOR, "ascent": ASCENT, "record": str(out / "synthesis")},
-        "table": rows,
-        "evolution": {**EVOLUTION, "unit": evolve_unit, "kind": neurons.kinds[evolve_unit],
-                      "evaluations": ev.evaluations, "best_response": round(ev.best_score, 4),
-                      "gradient_mei_response": round(gradient_mei, 4),
-                      "fraction_of_gradient_mei": round(ev.best_score / gradient_mei, 4),
-                      "record": str(out / "evolution")},
-        "pictures": [str(out / "mei_lei_pairs.png"), str(out / "evolution_vs_gradient.png"),
-                     str(out / "evolution" / "trajectory.png"), str(out / "evolution" / "best.png")],
+
+def _noisy(spec: str) -> str:
+    return f"poisson:base='{spec}',{NOISE}"
+
+
+def _space_name(spec: str) -> str:
+    return parse_spec(spec)[0]
+
+
+def available_spaces() -> tuple[list[tuple[str, str]], list[dict[str, str]]]:
+    """(spec, optimizer) of every space to compare, and the pretrained ones skipped with how to add them."""
+    from actmax.core.weights import locate, weight_spec
+
+    used = [(s, OPTIMIZER) for s in SPACES]
+    skipped = []
+    for names, spec, opt in OPTIONAL_SPACES:
+        try:
+            missing = [n for n in names if locate(n) is None]
+        except Exception as exc:  # noqa: BLE001 - a bad env var pointing at nothing: skip and say why
+            missing = [f"{names[0]} ({exc})"]
+        if missing:
+            w = weight_spec(names[0])
+            skipped.append({"space": _space_name(spec), "missing": ", ".join(missing),
+                            "how_to_add": f"set {w.env_var}=/path/to/{w.filename} or put it in $ACTMAX_WEIGHTS_DIR "
+                                          f"(`actmax weights` lists every way), then run the demo again"})
+        else:
+            used.append((spec, opt))
+    return used, skipped
+
+
+# -- measurements ----------------------------------------------------------------------------
+def _r(x: float, nd: int = 4) -> float:
+    return round(float(x), nd)
+
+
+def _signed_correlation(model: Any, image: torch.Tensor, reference: torch.Tensor) -> float:
+    """Pearson correlation of two images inside the unit's receptive field (whole image if none)."""
+    from actmax.core.contracts import to_channels, to_size
+
+    a = to_size(to_channels(image[None].float(), 1), SIZE).flatten()
+    b = to_size(to_channels(reference[None].float(), 1), SIZE).flatten()
+    mask = getattr(model, "rf_mask", None)
+    if mask is not None:
+        m = mask[0].flatten().bool()
+        a, b = a[m], b[m]
+    a, b = a - a.mean(), b - b.mean()
+    denom = float(a.norm() * b.norm())
+    return float((a * b).sum()) / denom if denom > 0 else 0.0
+
+
+def _respond(model: Any, images: torch.Tensor) -> np.ndarray:
+    with torch.no_grad():
+        return model(images.float())[:, 0].double().numpy()
+
+
+def _ground_truth(model: Any) -> dict[str, Any]:
+    opt_hi, opt_lo = model.optimal_stimulus("high", [0])[0], model.optimal_stimulus("low", [0])[0]
+    optimum = float(model.optimal_response("high", [0])[0])
+    floor = float(model.optimal_response("low", [0])[0])
+    flipped = float(_respond(model, (1.0 - opt_hi)[None])[0])  # 0.5 - c: the contrast-reversed optimum
+    return {"optimal_image": opt_hi, "floor_image": opt_lo, "optimum": optimum, "floor": floor,
+            "baseline": float(model.baseline()[0]),
+            "sign_invariant": abs(flipped - optimum) <= 1e-3 * max(abs(optimum), 1e-6),
+            "unique": {p: bool(model.optimum_is_unique(0, p)) for p in ("high", "low")}}
+
+
+def _note(kind: str, pole: str, truth: dict[str, Any]) -> str:
+    if (kind, pole) in NOTES:
+        return NOTES[(kind, pole)]
+    if not truth["unique"][pole]:
+        return "optimum not unique (see scorers/model_neurons.py)"
+    return "unique up to sign (sign-invariant)" if truth["sign_invariant"] and pole == "high" else "unique"
+
+
+def _gradient(kind: str, model: Any, truth: dict[str, Any], syn: Any) -> dict[str, Any]:
+    mei, lei = syn.image(0, "high"), syn.image(0, "low")
+    r_mei, r_lei = _respond(model, torch.stack([mei, lei]))
+    span = truth["optimum"] - truth["floor"]
+    below = truth["baseline"] - truth["floor"]
+    mei_sign = _signed_correlation(model, mei, truth["optimal_image"])
+    return {
+        "mei": {"response": _r(r_mei), "optimum": _r(truth["optimum"]),
+                "fraction_of_optimum": _r(r_mei / truth["optimum"]),
+                "correlation_with_optimum": _r(model.similarity_to_optimum(mei[None], [0], "high")[0]),
+                "sign_flipped": bool(truth["sign_invariant"] and truth["unique"]["high"] and mei_sign < 0),
+                "optimum_unique": truth["unique"]["high"], "note": _note(kind, "high", truth)},
+        "lei": {"response": _r(r_lei), "floor": _r(truth["floor"]), "baseline": _r(truth["baseline"]),
+                "gap_to_floor": _r((r_lei - truth["floor"]) / span),  # fraction of the unit's range
+                "suppression_below_baseline": _r((truth["baseline"] - r_lei) / below) if below > 1e-3 * span else None,
+                "correlation_with_optimum": _r(model.similarity_to_optimum(lei[None], [0], "low")[0]),
+                "optimum_unique": truth["unique"]["low"], "note": _note(kind, "low", truth)},
     }
+
+
+def _space_bests(res: EvolutionResult, gens: dict[str, Any], model: Any) -> dict[str, dict[str, Any]]:
+    """Per space: the best observed image, its clean response, and each generation's best re-scored clean."""
+    from actmax.core.records import load_run
+
+    codes = load_run(res.out_dir).codes
+    out = {}
+    for space in res.spaces:
+        traj = res.trajectory[res.trajectory["space"] == space].sort_values("generation")
+        per_gen = codes[f"{space}/best_per_generation"].float()
+        with torch.no_grad():
+            images = gens[space](per_gen).cpu()
+        clean = _respond(model, images)
+        pick = int(np.argmax(traj["best"].to_numpy()))  # what the run reports: its best observation
+        shown = res.scores[res.scores["space"] == space].groupby("generation").size().sort_index()
+        out[space] = {"image": images[pick], "observed": float(traj["best"].to_numpy()[pick]),
+                      "clean": float(clean[pick]), "clean_per_generation": clean, "trajectory": traj,
+                      "evaluations": shown.cumsum().to_numpy(), "dim": int(gens[space].dim)}
+    return out
+
+
+def _evolutions(kind: str, index: int, model: Any, truth: dict[str, Any], mei_response: float,
+                spaces: list[tuple[str, str]], gens: dict[str, Any], out: Path, seed: int,
+                n_seeds: dict[str, int], progress: bool | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Paired evolutions, clean and noisy; per space the median over replicates (and each replicate).
+
+    The replicates of a condition run as extra threads of one evolution (space 1, space 2, space 1,
+    space 2, ...: each thread its own optimizer, start and seed), all scored in one block per
+    generation, as one rig session would show them; one record per condition.
+    """
+    summary: dict[str, Any] = {}
+    details: dict[str, Any] = {}
+    span = truth["optimum"] - truth["baseline"]
+    for condition, scorer in (("clean", _model(kind, index)), ("noisy", _noisy(_model(kind, index)))):
+        n = n_seeds[condition]
+        specs = [s for _ in range(n) for s, _ in spaces]
+        res = evolve(specs, scorer, [o for _ in range(n) for _, o in spaces], unit=0, pole="high",
+                     generations=GENERATIONS, seed=seed, out_dir=out / "records" / f"evolution_{kind}_{condition}",
+                     progress=progress, image_every=0, plots=False, overwrite=True)
+        base = {name: _space_name(spec) for name, spec in zip(res.spaces, specs)}
+        bests = _space_bests(res, {name: gens[b] for name, b in base.items()}, model)
+        details[condition] = {base[name]: bests[name] for name in res.spaces[:len(spaces)]}  # plotted
+        per_rep: dict[str, list[dict[str, Any]]] = {}
+        for t, name in enumerate(res.spaces):
+            b = bests[name]
+            corr = _signed_correlation(model, b["image"], truth["optimal_image"])
+            b["sign_flipped"] = bool(truth["sign_invariant"] and truth["unique"]["high"] and corr < -0.5)
+            per_rep.setdefault(base[name], []).append({
+                "replicate": t // len(spaces), "thread": name,
+                "evaluations": int((res.scores["space"] == name).sum()),
+                "best_observed": _r(b["observed"]), "clean_response": _r(b["clean"]),
+                "fraction_of_optimum": _r(b["clean"] / truth["optimum"]), "sign_flipped": b["sign_flipped"]})
+        summary[condition] = {}
+        for space, runs in per_rep.items():
+            clean = np.median([r["clean_response"] for r in runs])
+            summary[condition][space] = {
+                "dimension": int(gens[space].dim), "evaluations": runs[0]["evaluations"],
+                "replicates": len(runs),
+                "clean_response": _r(clean),  # median over replicates of the reported image's noise-free response
+                "fraction_of_optimum": _r(clean / truth["optimum"]),
+                "fraction_of_gradient_mei": _r(clean / mei_response),
+                # replicates that ended within 5% (of the baseline-to-optimum span) of the grey baseline
+                "stuck_at_baseline": int(sum(abs(r["clean_response"] - truth["baseline"]) < 0.05 * span for r in runs)),
+                "sign_flipped": any(r["sign_flipped"] for r in runs),
+                "record": str(res.out_dir), "per_replicate": runs}
+    return summary, details
+
+
+def _natural(model: Any, patches: torch.Tensor, k: int = 3) -> tuple[dict[str, Any], list[int], list[int], np.ndarray]:
+    resp = _respond(model, patches)
+    order = np.argsort(resp)
+    top, bottom = order[::-1][:k].tolist(), order[:k].tolist()
+    return ({"patches": int(len(resp)), "best": _r(resp[top[0]]), "worst": _r(resp[bottom[0]]),
+             "median": _r(np.median(resp))}, top, bottom, resp)
+
+
+# -- the demo --------------------------------------------------------------------------------
+def run_demo(out: str | Path, *, seed: int = 0, replicates: dict[str, int] | None = None,
+             progress: bool | None = None,
+             kinds: tuple[str, ...] = DEMO_KINDS, overwrite: bool = False) -> dict[str, Any]:
+    """Run the demo into ``out``; return the summary (also written to ``out/summary.json``)."""
+    import actmax.generators  # noqa: F401  (registers the parts)
+    import actmax.scorers  # noqa: F401
+    from actmax.core.apps.natural_images import sample_patches
+
+    t0 = time.time()
+    replicates = {**REPLICATES, **(replicates or {})}
+    out = Path(out)
+    _clear_previous_demo(out, overwrite)
+    spaces, skipped = available_spaces()
+    gens = {_space_name(s): generators.create(s).eval() for s, _ in spaces}
+    patches = torch.from_numpy(sample_patches(NATURAL_PATCHES, SIZE, seed=seed))
+    units, rows_mei, caps_mei, rows_nat, caps_nat = [], [], [], [], []
+    for index, kind in enumerate(kinds):
+        model = scorers.create(_model(kind, index)).eval()
+        truth = _ground_truth(model)
+        syn = synthesize(GENERATOR, _model(kind, index), units=[0], poles=("high", "low"), seeds=(seed,),
+                         ascent=ASCENT, out_dir=out / "records" / f"synthesis_{kind}", progress=progress,
+                         overwrite=True)
+        grad = _gradient(kind, model, truth, syn)
+        evo, details = _evolutions(kind, index, model, truth, grad["mei"]["response"], spaces, gens, out,
+                                     seed, replicates, progress)
+        nat, top, bottom, _ = _natural(model, patches)
+        nat["mei_over_best_natural"] = _r(grad["mei"]["response"] / nat["best"]) if nat["best"] > 0 else None
+        nat["lei_below_worst_natural"] = bool(grad["lei"]["response"] <= nat["worst"] + 1e-6)
+        units.append({"unit": index, "kind": kind, "scorer": _model(kind, index),
+                      "noisy_scorer": _noisy(_model(kind, index)), "optimum": _r(truth["optimum"]),
+                      "floor": _r(truth["floor"]), "baseline": _r(truth["baseline"]),
+                      "sign_invariant": truth["sign_invariant"], **grad, "evolution": evo, "natural": nat})
+        # MEI/LEI picture row
+        mei, lei = syn.image(0, "high"), syn.image(0, "low")
+        r = _respond(model, torch.stack([mei, truth["optimal_image"], lei, truth["floor_image"]]))
+        rows_mei.append([mei, truth["optimal_image"], lei, truth["floor_image"]])
+        flip = " (−optimum)" if grad["mei"]["sign_flipped"] else ""
+        caps_mei.append([f"r={_fmt(r[0])} ({100 * r[0] / truth['optimum']:.0f}%){flip}", f"r={_fmt(r[1])}",
+                         f"r={_fmt(r[2])}", f"r={_fmt(r[3])}" + ("" if truth["unique"]["low"] else " (one of many)")])
+        # natural row: best natural x3, MEI | LEI, worst natural x3
+        nat_imgs = [patches[i] for i in top] + [mei, lei] + [patches[i] for i in bottom]
+        rn = _respond(model, torch.stack(nat_imgs))
+        rows_nat.append(nat_imgs)
+        caps_nat.append([f"r={_fmt(v)}" for v in rn])
+        _plot_evolution(kind, truth, grad, mei, details, evo, out / f"evolution_{kind}.png")
+    notes = "\n".join(f"{u['kind']}: MEI {u['mei']['note']}; LEI {u['lei']['note']}" for u in units)
+    plot_image_rows(rows_mei, out / "mei_lei.png", row_labels=[f"{u['unit']}:{u['kind']}" for u in units],
+                    col_labels=["gradient MEI", "known optimum", "gradient LEI", "known floor (LEI optimum)"],
+                    captions=caps_mei, cell=1.7, title="Gradient MEI / LEI vs the known optimum (r = response)",
+                    footer=_wrap(notes))
+    ratio = [u["natural"]["mei_over_best_natural"] for u in units]
+    plot_image_rows(rows_nat, out / "natural_vs_mei.png",
+                    row_labels=[f"{u['unit']}:{u['kind']}" + (f"\nMEI = {q:.1f}x best natural" if q else "")
+                                for u, q in zip(units, ratio)],
+                    col_labels=["best natural", "2nd", "3rd", "gradient MEI", "gradient LEI",
+                                "worst natural", "2nd", "3rd"],
+                    captions=caps_nat, cell=1.25,
+                    title=f"MEI/LEI vs the most and least exciting of {NATURAL_PATCHES} natural patches")
+    summary = {
+        "what": "actmax demo: ground-truth model neurons with known optima",
+        "config": {"kinds": list(kinds), "gradient": {"generator": GENERATOR, "ascent": ASCENT},
+                   "evolution": {"spaces": [s for s, _ in spaces], "optimizers": [o for _, o in spaces],
+                                 "generations": GENERATIONS, "replicates": replicates,
+                                 "noise": f"poisson ({NOISE}; rates in the model's units)"},
+                   "natural_patches": NATURAL_PATCHES, "seed": seed},
+        "spaces_skipped": skipped,
+        "units": units,
+        "pictures": {"mei_lei": "mei_lei.png", "natural_vs_mei": "natural_vs_mei.png",
+                     **{f"evolution_{k}": f"evolution_{k}.png" for k in kinds}},
+        "out": str(out),
+    }
+    summary["elapsed_s"] = round(time.time() - t0, 1)
     atomic_write_json(out / "summary.json", summary)
+    atomic_write_bytes(out / "README.txt", readme_text(summary).encode())
     return summary
 
 
+def _clear_previous_demo(out: Path, overwrite: bool) -> None:
+    """Empty a previous demo's folder (so no stale record survives); refuse any other non-empty folder."""
+    import shutil
+
+    if out.exists() and any(out.iterdir()):
+        if not (out / "summary.json").exists():
+            raise FileExistsError(f"{out} is not empty and holds no earlier demo; choose another --out")
+        if not overwrite:
+            raise FileExistsError(f"{out} holds an earlier demo; pass overwrite=True to replace it")
+        shutil.rmtree(out / "records", ignore_errors=True)
+        for f in [*out.glob("*.png"), out / "summary.json", out / "README.txt"]:
+            f.unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _fmt(x: float) -> str:
+    """A response for a tile: 2 decimals, or 3 significant digits below 1."""
+    return f"{x:.2f}" if abs(x) >= 1 else f"{x:.3g}"
+
+
+def _wrap(text: str, width: int = 120) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.fill(line, width, subsequent_indent="    ") for line in text.splitlines())
+
+
+# -- pictures --------------------------------------------------------------------------------
+def _plot_evolution(kind: str, truth: dict[str, Any], grad: dict[str, Any], mei: torch.Tensor,
+                    details: dict[str, Any], evo: dict[str, Any], path: Path) -> None:
+    """Two panels (clean / Poisson) of responses vs evaluations per space, and the images found."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    spaces = list(details["clean"])
+    colors = dict(zip(spaces, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    n_img = 2 * len(spaces) + 2
+    fig = plt.figure(figsize=(max(8.0, 1.35 * n_img), 6.3), dpi=120)
+    grid = fig.add_gridspec(3, n_img, height_ratios=[2.3, 0.36, 0.75])
+    half = n_img // 2
+    axes = [fig.add_subplot(grid[0, :half]), fig.add_subplot(grid[0, half:])]
+    titles = {"clean": "clean neuron", "noisy": f"Poisson spike counts ({NOISE})"}
+    for cond in titles:
+        n = evo[cond][spaces[0]]["replicates"]
+        medians = ", ".join(f"{sp} {evo[cond][sp]['fraction_of_optimum']:.2f}" for sp in spaces)
+        titles[cond] += (f" - first of {n} replicates shown\nmedian best image / optimum: {medians}" if n > 1
+                         else f"\nbest image / optimum: {medians}")
+    for ax, cond in zip(axes, ("clean", "noisy")):
+        for space, b in details[cond].items():
+            t = b["trajectory"]
+            evals = b["evaluations"]
+            ax.plot(evals, np.maximum.accumulate(t["best"].to_numpy()), color=colors[space], lw=1.6,
+                    label=f"{space} ({b['dim']}-d): best so far")
+            ax.plot(evals, t["mean"].to_numpy(), color=colors[space], lw=0.9, ls="--",
+                    label=f"{space}: generation mean")
+            if cond == "noisy":
+                ax.plot(evals, b["clean_per_generation"], color=colors[space], lw=0.9, ls=":",
+                        label=f"{space}: generation's best, re-scored clean")
+        ax.axhline(truth["optimum"], color="k", lw=1.0, label=f"known optimum {truth['optimum']:.2f}")
+        ax.axhline(grad["mei"]["response"], color="0.45", lw=1.0, ls="-.",
+                   label=f"gradient MEI {grad['mei']['response']:.2f}")
+        ax.axhline(truth["baseline"], color="0.7", lw=0.8, ls=":", label=f"grey baseline {truth['baseline']:.2f}")
+        ax.set_title(titles[cond], fontsize=8)
+        ax.set_xlabel("evaluations (images shown)", fontsize=8)
+        ax.set_ylabel("response (model rate)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    handles, labels = axes[1].get_legend_handles_labels()
+    legend_ax = fig.add_subplot(grid[1, :])
+    legend_ax.axis("off")
+    legend_ax.legend(handles, labels, fontsize=6.5, frameon=False, loc="center", ncol=len(spaces) + 1)
+    lo = min(a.get_ylim()[0] for a in axes)
+    hi = max(a.get_ylim()[1] for a in axes)
+    for a in axes:
+        a.set_ylim(lo, hi)
+    tiles = []
+    for cond in ("clean", "noisy"):
+        for space, b in details[cond].items():
+            flip = "\n= −optimum" if b["sign_flipped"] else ""
+            tiles.append((b["image"], f"{space}, {cond}", f"clean r={_fmt(b['clean'])}{flip}"))
+    tiles.append((mei, "gradient MEI", f"r={_fmt(grad['mei']['response'])}"))
+    tiles.append((truth["optimal_image"], "known optimum", f"r={_fmt(truth['optimum'])}"))
+    for j, (img, label, cap) in enumerate(tiles):
+        ax = fig.add_subplot(grid[2, j])
+        img = img.detach().float().clamp(0, 1).cpu()
+        ax.imshow((img[0] if img.shape[0] == 1 else img.permute(1, 2, 0)).numpy(), cmap="gray", vmin=0, vmax=1)
+        ax.set_xticks([]), ax.set_yticks([])
+        ax.set_title(label, fontsize=7)
+        ax.set_xlabel(cap, fontsize=7)
+    note = ""
+    if truth["sign_invariant"] and truth["unique"]["high"]:
+        note = ("  A '= −optimum' image is the contrast-reversed optimum: this cell's response depends on the "
+                "square of the feature's projection, so −e drives it exactly as much as +e.")
+    span = truth["optimum"] - truth["baseline"]
+    if any(abs(b["clean"] - truth["baseline"]) < 0.05 * span for b in details["noisy"].values()):
+        note += ("  An image at the grey baseline means the noisy search retreated to a blank image: the small gains "
+                 "that lead towards the feature drown in the noise, while most random images drive the cell no "
+                 "better than grey.")
+    fig.suptitle(f"{kind} cell: paired evolution ({OPTIMIZER}, {' and '.join(spaces)}, same budget each) "
+                 "vs the gradient MEI and the known optimum", fontsize=8.5)
+    fig.text(0.01, 0.005, _wrap("Noisy panel: best-so-far is the highest *observed* count rate, which noise inflates "
+                                "(it can exceed the optimum); the dotted line re-scores each generation's best image "
+                                "on the clean neuron." + note, 170), fontsize=6)
+    fig.tight_layout(rect=(0, 0.04, 1, 0.97))
+    fig.savefig(path)
+    plt.close(fig)
+
+
+# -- text ------------------------------------------------------------------------------------
 def format_summary(summary: dict[str, Any]) -> str:
-    """The demo's table as plain text."""
-    lines = [f"{'unit':>4}  {'kind':<8} {'pole':<5} {'response':>9} {'optimum':>9} {'baseline':>9} "
-             f"{'frac':>6} {'corr':>6}"]
-    for r in summary["table"]:
-        frac = "" if r["fraction_of_optimum"] is None else f"{r['fraction_of_optimum']:.3f}"
-        lines.append(f"{r['unit']:>4}  {r['kind']:<8} {r['pole']:<5} {r['response']:>9.3f} {r['optimum_response']:>9.3f} "
-                     f"{r['baseline']:>9.3f} {frac:>6} {r['correlation_with_optimum']:>6.3f}")
-    e = summary["evolution"]
-    lines.append(f"evolution ({e['optimizer']} in {e['generator']}, unit {e['unit']} {e['kind']}, "
-                 f"{e['evaluations']} evaluations): best {e['best_response']:.3f} = "
-                 f"{100 * e['fraction_of_gradient_mei']:.1f}% of the gradient MEI ({e['gradient_mei_response']:.3f})")
-    lines.append("pictures: " + ", ".join(summary["pictures"]))
+    """The demo's one-screen table as plain text."""
+    spaces = list(summary["units"][0]["evolution"]["clean"])
+    seeds = summary["config"]["evolution"]["replicates"]
+    seed_text = " and ".join(f"{n} ({c})" for c, n in seeds.items())
+    head = (f"{'unit':<10} {'MEI/opt':>7} {'LEI gap':>7} {'nat best':>8} {'MEI/nat':>7} "
+            + " ".join(f"{s[:7] + ' ' + c:>13}" for c in ("clean", "noisy") for s in spaces))
+    lines = ["MEI/opt: gradient MEI response / known optimum.  LEI gap: (LEI - floor) / (optimum - floor).",
+             "nat best: best natural patch's response; MEI/nat: MEI / that.  <space> clean|noisy: noise-free",
+             "response of the evolution's best image / optimum (noisy: picked on Poisson counts), median over",
+             f"replicates: {seed_text}; * = some replicates ended at the grey baseline.", head]
+    for u in summary["units"]:
+        ev = u["evolution"]
+        cells = " ".join(f"{ev[c][s]['fraction_of_optimum']:>12.3f}{'*' if ev[c][s]['stuck_at_baseline'] else ' '}"
+                         for c in ("clean", "noisy") for s in spaces)
+        mn = u["natural"]["mei_over_best_natural"]
+        lines.append(f"{str(u['unit']) + ':' + u['kind']:<10} {u['mei']['fraction_of_optimum']:>7.3f} "
+                     f"{u['lei']['gap_to_floor']:>7.3f} {u['natural']['best']:>8.2f} "
+                     f"{(f'{mn:.2f}' if mn is not None else '-'):>7} {cells}")
+    flips = [f"{u['kind']} ({c} {s})" for u in summary["units"] for c in ("clean", "noisy")
+             for s in spaces if u["evolution"][c][s]["sign_flipped"]]
+    flips += [f"{u['kind']} (gradient MEI)" for u in summary["units"] if u["mei"]["sign_flipped"]]
+    if flips:
+        lines.append("sign-flipped optimum, correct for a quadratic feature: " + ", ".join(flips))
+    for s in summary["spaces_skipped"]:
+        lines.append(f"skipped {s['space']} (no {s['missing']} weights): {s['how_to_add']}")
+    lines.append(f"pictures and README.txt in {summary['out']} ({summary['elapsed_s']:.0f} s)")
     return "\n".join(lines)
+
+
+def readme_text(summary: dict[str, Any]) -> str:
+    """``README.txt`` of the demo folder: what each picture shows and how to make it on one's own neuron."""
+    kinds = summary["config"]["kinds"]
+    ev = summary["config"]["evolution"]
+    u0 = summary["units"][0]
+    ratios = ", ".join(f"{u['kind']} {u['natural']['mei_over_best_natural']:.1f}x" for u in summary["units"]
+                       if u["natural"]["mei_over_best_natural"])
+    reps = ", ".join(f"{n} {c}" for c, n in ev["replicates"].items())
+    skipped = "\n".join(f"  skipped {s['space']} ({s['missing']} missing): {s['how_to_add']}"
+                        for s in summary["spaces_skipped"]) or "  all present: they are in the comparison"
+    return f"""actmax demo: ground-truth model neurons ({', '.join(kinds)}), one unit each, whose optimal stimuli
+are known in closed form (scorers/model_neurons.py). Numbers: summary.json (`actmax demo --json`
+prints it); the table printed by `actmax demo` is explained below. Run records (scores, codes,
+images; `actmax.load_run(path)` reads one back): records/.
+
+mei_lei.png
+  One row per unit: the MEI and LEI found by gradient ascent in pixel space ({GENERATOR},
+  {ASCENT}), beside the known optimum and the known floor. Under each tile: the unit's
+  response r (MEI: % of the optimum). The footer says where an optimum or floor is not unique
+  and so the picture may rightly differ from the known one (phase-invariant complex cells,
+  sign-invariant quadratic features, flat floors).
+  Your neuron, given a differentiable model of it (a digital twin or a CNN unit):
+    actmax synthesize -g pixel:size=64 -s SCORER --units 0,1 --poles high,low --out runs/mei
+
+evolution_<kind>.png
+  A paired gradient-free evolution on one unit: one {ev['optimizers'][0]} per space, {ev['generations']} generations,
+  in {' and '.join(ev['spaces'])} at once (each generation's images of all spaces are scored together, as
+  a rig shows them), on the clean neuron (left) and on Poisson spike counts (right; {NOISE}).
+  Response vs images shown: best so far (solid) and generation mean (dashed) per space, the
+  gradient MEI's response and the known optimum as horizontal lines. Under noise the best so far
+  is the highest *observed* count rate, inflated by noise (it can pass the optimum); the dotted
+  line re-scores each generation's best image on the clean neuron. Below: each space's best image
+  with its noise-free response. A quadratic (sign-invariant) cell may end on the contrast-reversed
+  optimum ("= -optimum"): it drives the cell exactly as much, so that is a correct answer.
+  The same on a model neuron, and on your recorded neuron through a rig exchange folder:
+    actmax evolve -g gabor -g fourier:size=16 -s "{u0['noisy_scorer']}" --out runs/evo
+    actmax evolve -g gabor -g fourier:size=16 -s rig:exchange=/path/to/exchange --unit 0 --out runs/evo
+
+natural_vs_mei.png
+  One row per unit: the 3 most exciting of {summary['config']['natural_patches']} natural image patches (scikit-image
+  photographs), the gradient MEI and LEI, and the 3 least exciting patches, each with its response.
+  MEI / best natural patch: {ratios}.
+  Your neuron over your image set:
+    actmax screen IMAGES_FOLDER -s SCORER --out runs/screen
+
+The table
+  MEI/opt    gradient MEI response / known optimum (1 = the optimum).
+  LEI gap    (LEI response - floor) / (optimum - floor): 0 = the floor reached.
+  nat best   response to the best natural patch; MEI/nat = MEI response / that.
+  <space> clean|noisy   noise-free response of the image the evolution reports (noisy: picked on
+             the Poisson counts) / optimum, median over replicates (independent optimizer threads of
+             the same run: {reps}).
+             * = some replicates ended at the grey baseline: the noisy search retreated to a blank
+             image, because the small gains leading towards the feature drown in the noise while
+             most random images drive the cell no better than grey.
+
+Pretrained spaces (DeePSim, BigGAN) join the comparison when their weights are on this machine
+(nothing is downloaded; on a CPU each adds several minutes: 256 px images, 3000 per run):
+{skipped}
+"""
 
 
 def summary_json(summary: dict[str, Any]) -> str:

@@ -574,6 +574,13 @@ class ScreenResult:
     def k(self) -> int:
         return self.top_values.shape[1]
 
+    def __repr__(self) -> str:
+        n_units = len(self.unit_names)
+        tops = self.top_values[:, 0] if self.top_values.size else np.array([np.nan])
+        where = str(self.out_dir) if self.out_dir is not None else "not saved (no out_dir)"
+        return (f"ScreenResult({self.state.n} images x {n_units} units, k={self.k}, "
+                f"best response per unit {float(tops.min()):.4g}..{float(tops.max()):.4g}, record={where})")
+
     def mais(self, unit: int) -> torch.Tensor:
         """The most activating images of ``unit`` (k, C, H, W), best first."""
         return self.images.batch(self.top_indices[unit])
@@ -629,7 +636,7 @@ def screen(scorer: Any, images: str | Path | _ImageSet, *, k: int = 16, batch_si
            layout: str = "auto", bins: int = 512, range_margin: float = 0.25,
            value_range: tuple[float, float] | None = None, checkpoint_every: int = 50,
            out_dir: str | Path | None = None, overwrite: bool = False, device: str | None = None,
-           montage_units: Sequence[int] | None = None, max_montages: int = 16, progress: bool = False) -> ScreenResult:
+           montage_units: Sequence[int] | None = None, max_montages: int = 16, progress: bool | None = None) -> ScreenResult:
     """Responses of every unit of ``scorer`` over an image set, keeping per unit the top/bottom ``k``.
 
     ``scorer`` is a registered scorer spec (``"model:kind=dual,n=4"``), a dict or a live scorer;
@@ -662,8 +669,8 @@ def screen(scorer: Any, images: str | Path | _ImageSet, *, k: int = 16, batch_si
 
 
 def _run(model: torch.nn.Module, image_set: _ImageSet, state: StreamingScreen, rec: Any, *, spec: dict[str, Any],
-         start: int, progress: bool, elapsed_before: float) -> ScreenResult:
-    from tqdm.auto import tqdm
+         start: int, progress: bool | None, elapsed_before: float) -> ScreenResult:
+    from actmax.core.progress import progress_bar
 
     t0 = time.time()
     dev = next((b.device for b in list(model.parameters()) + list(model.buffers())), torch.device("cpu"))
@@ -671,7 +678,7 @@ def _run(model: torch.nn.Module, image_set: _ImageSet, state: StreamingScreen, r
     loader = DataLoader(_Indexed(image_set, start), batch_size=batch_size, shuffle=False, num_workers=workers,
                         collate_fn=_collate, drop_last=False, persistent_workers=False)
     names = list(getattr(model, "unit_names", [str(i) for i in range(state.units)]))
-    bar = tqdm(total=len(image_set), initial=start, disable=not progress, desc="screen", unit="img", leave=False)
+    bar = progress_bar(progress, total=len(image_set), initial=start, desc="screen", unit="img", leave=False)
     position, batches = start, 0
     try:
         with torch.no_grad():
@@ -717,7 +724,7 @@ def _finish(rec: Any, result: ScreenResult, spec: dict[str, Any]) -> None:
 
 
 
-def resume_screen(out_dir: str | Path, *, scorer: Any = None, progress: bool = False) -> ScreenResult:
+def resume_screen(out_dir: str | Path, *, scorer: Any = None, progress: bool | None = None) -> ScreenResult:
     """Continue a killed screen from its checkpoint; the result equals an uninterrupted screen.
 
     A screen started from a scorer spec is re-created from it; one started from a live scorer

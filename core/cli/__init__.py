@@ -13,6 +13,8 @@ from typing import List, Optional
 
 import typer
 
+from actmax.core.cli.options import progress_option
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="actmax: most and least exciting inputs (MEIs/LEIs) of visual neurons.")
 
@@ -111,7 +113,7 @@ def evolve_cmd(
     out: Path = typer.Option(..., "--out", help="run record folder"),
     device: Optional[str] = typer.Option(None, help="torch device, e.g. cuda"),
     overwrite: bool = typer.Option(False, help="replace an existing record in --out"),
-    progress: bool = typer.Option(True, help="show a progress bar"),
+    progress: bool = progress_option(),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Closed-loop evolution of images for one unit (gradient-free ask/tell)."""
@@ -146,7 +148,7 @@ def synthesize_cmd(
     device: Optional[str] = typer.Option(None, help="torch device, e.g. cuda"),
     amp: bool = typer.Option(False, help="bfloat16 autocast for the forward pass (GPU)"),
     overwrite: bool = typer.Option(False, help="replace an existing record in --out"),
-    progress: bool = typer.Option(True, help="show a progress bar"),
+    progress: bool = progress_option(),
     as_json: bool = typer.Option(False, "--json", help="print the per-target table as JSON"),
 ) -> None:
     """MEIs and LEIs of many units x seeds by batched gradient ascent."""
@@ -168,7 +170,7 @@ def _print_synthesis(res, as_json: bool) -> None:
 
 @app.command("resume")
 def resume_cmd(record: Path = typer.Argument(..., help="run record folder of a killed run"),
-               progress: bool = typer.Option(True, help="show a progress bar"),
+               progress: bool = progress_option(),
                as_json: bool = typer.Option(False, "--json", help="print the summary as JSON")) -> None:
     """Continue a killed evolution or synthesis from its checkpoint."""
     from actmax.core.records import RunRecord
@@ -188,10 +190,11 @@ def resume_cmd(record: Path = typer.Argument(..., help="run record folder of a k
 
 
 @app.command("demo")
-def demo_cmd(out: Path = typer.Option(Path("demo_out"), "--out", help="output folder"),
+def demo_cmd(out: Path = typer.Option(Path("demo_out"), "--out", help="output folder (an earlier demo there is replaced)"),
              as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
-             progress: bool = typer.Option(True, help="show progress bars")) -> None:
-    """The in-silico default: MEI/LEI pairs of model neurons vs their known optima, and one evolution."""
+             progress: bool = progress_option()) -> None:
+    """The in-silico lab in about a minute, no downloads: gradient MEIs/LEIs of model neurons vs their known
+    optima, a paired evolution in two generator spaces (clean and Poisson-noisy), and natural-image baselines."""
     from actmax.core.apps.demo import format_summary, run_demo, summary_json
 
     summary = run_demo(out, progress=progress and not as_json, overwrite=True)
@@ -210,7 +213,7 @@ def benchmark_cmd(
     seeds: int = typer.Option(1, help="number of seeds (0..seeds-1) per run configuration"),
     out: Path = typer.Option(Path("benchmark_out"), "--out", help="output folder (tables and benchmark.png)"),
     threads: Optional[int] = typer.Option(None, help="torch threads (e.g. 1)"),
-    progress: bool = typer.Option(True, help="show a progress bar"),
+    progress: bool = progress_option(),
 ) -> None:
     """GECCO-2022-style optimizer benchmark: optimizers x spaces x units x noise, normalised scores per space."""
     from actmax.core.apps.benchmark import DEFAULT_OPTIMIZERS, NOISE_LEVELS, default_spaces, run_benchmark
@@ -248,7 +251,7 @@ def screen_cmd(
     montages: int = typer.Option(16, help="MAI/LAI montages for the first this many units"),
     device: Optional[str] = typer.Option(None, help="torch device, e.g. cuda"),
     overwrite: bool = typer.Option(False, help="replace an existing record in --out"),
-    progress: bool = typer.Option(True, help="show a progress bar"),
+    progress: bool = progress_option(),
     as_json: bool = typer.Option(False, "--json", help="print the unit statistics as JSON"),
 ) -> None:
     """Most and least activating images (MAIs/LAIs) of every unit over an image set, streamed in batches."""
@@ -305,7 +308,7 @@ def analyze_gabor_cmd(images: List[Path] = typer.Argument(..., help="image files
 
 @analyze_app.command("bidirectional")
 def analyze_bidirectional_cmd(records: List[Path] = typer.Argument(..., help="screen and/or synthesize record folders"),
-                              scorer: str = typer.Option("model", "--scorer", "-s", help="scorer spec the records used"),
+                              scorer: Optional[str] = typer.Option(None, "--scorer", "-s", help="scorer spec (default: the one the records were made with; records of different scorers are refused)"),
                               out: Path = typer.Option(Path("analysis_out"), "--out", help="output folder"),
                               level: float = typer.Option(0.5, help="grey level of the baseline image"),
                               as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
@@ -358,7 +361,7 @@ def campaign_cmd(
     gather_tables: bool = typer.Option(True, "--gather/--no-gather", help="merge the records into parquet tables afterwards"),
     tables: Optional[Path] = typer.Option(None, "--tables", help="folder for the gathered tables (default: <out>/tables)"),
     gather_only: bool = typer.Option(False, "--gather-only", help="only merge existing records into tables"),
-    progress: bool = typer.Option(True, help="show a progress bar"),
+    progress: bool = progress_option(),
 ) -> None:
     """A grid of runs (units x spaces x optimizers x seeds) from a spec; re-running skips finished runs and resumes killed ones."""
     from actmax.core.apps.campaign import gather, load_spec, run_campaign

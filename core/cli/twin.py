@@ -11,6 +11,8 @@ from typing import Optional
 
 import typer
 
+from actmax.core.cli.options import progress_option
+
 twin_app = typer.Typer(no_args_is_help=True,
                        help="Digital twins: train on recordings, evaluate, in-silico closed loop.")
 
@@ -44,7 +46,7 @@ def twin_train_cmd(
     min_oracle: Optional[float] = typer.Option(None, help="keep only neurons with an oracle correlation >= this"),
     seed: int = typer.Option(0, help="random seed"),
     device: str = typer.Option("cpu", help="torch device"),
-    progress: bool = typer.Option(True, help="show progress bars"),
+    progress: bool = progress_option(),
     as_json: bool = typer.Option(False, "--json", help="print the report summary as JSON"),
 ) -> None:
     """Train a twin (conv core + Gaussian readout, Poisson loss, early stopping) on recordings."""
@@ -102,7 +104,7 @@ def twin_closed_loop_cmd(
     members: int = typer.Option(1, help="twin ensemble members"),
     steps: int = typer.Option(300, help="synthesis steps"),
     seed: int = typer.Option(0, help="seed of the patches (noise uses seed + 1)"),
-    progress: bool = typer.Option(True, help="show progress bars"),
+    progress: bool = progress_option(),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """In-silico closed loop: record model neurons, train a twin, MEIs on the twin vs best natural patches."""
