@@ -5,8 +5,8 @@ The public API::
     import actmax
     actmax.list_parts()                                   # registered generators, optimizers, scorers
     scorer = actmax.create("scorer", "model", kind="simple", n=2)
-    result = actmax.synthesize(scorer=..., generator="fourier:size=64", units=[0, 1], out="runs/mei")
-    result = actmax.evolve(scorer=..., generator=["gabor", "fourier:size=32"], unit=0, out="runs/evo")
+    result = actmax.synthesize(scorer=..., generator="fourier:size=64", units=[0, 1], out_dir="runs/mei")
+    result = actmax.evolve(scorer=..., generator=["gabor", "fourier:size=32"], unit=0, out_dir="runs/evo")
     run = actmax.load_run("runs/evo")                     # scores, codes and stimuli of a record
 
 The source folders ``core/``, ``generators/``, ``optimizers/`` and ``scorers/`` sit at the repository
