@@ -69,9 +69,11 @@ def test_corrupt_and_missing_checkpoints(tmp_path):
     ckpt = tmp_path / "run" / "checkpoint.pt"
     data = ckpt.read_bytes()
     ckpt.write_bytes(data[: len(data) // 2])
-    _one_error_line(run_cli("resume", str(tmp_path / "run")), "corrupt, truncated")
+    # a finished run is re-verified on resume: the checkpoint no longer matches the manifest's sha256
+    _one_error_line(run_cli("resume", str(tmp_path / "run")), "checkpoint.pt is missing or corrupt", "--repair")
     ckpt.write_bytes(b"not a checkpoint at all")
-    _one_error_line(run_cli("resume", str(tmp_path / "run")), "corrupt, truncated")
+    _one_error_line(run_cli("resume", str(tmp_path / "run")), "checkpoint.pt is missing or corrupt")
+    _one_error_line(run_cli("resume", "--repair", str(tmp_path / "run")), "corrupt, truncated")
     _one_error_line(run_cli("resume", str(tmp_path / "nothing")), "manifest.json is missing")
     (tmp_path / "run" / "manifest.json").write_text("{broken")
     _one_error_line(run_cli("resume", str(tmp_path / "run")), "is corrupt")

@@ -43,6 +43,11 @@ def _assert_same_record(a, b):
     ma, mb = ra.manifest(), rb.manifest()
     assert ma["status"] == mb["status"] == "finished"
     assert ma["best_score"] == mb["best_score"] and ma["evaluations"] == mb["evaluations"]
+    ia = {p.relative_to(a).as_posix(): p.read_bytes() for p in (a / "images").rglob("*.png")}
+    ib = {p.relative_to(b).as_posix(): p.read_bytes() for p in (b / "images").rglob("*.png")}
+    assert ia.keys() == ib.keys() and ia == ib       # montages too (generations 0 and 10)
+    assert "images/gen010_gabor.png" in ia
+    assert not list(a.rglob(".*.tmp"))                # no temporary file left behind
 
 
 def test_killed_evolution_resumes_to_identical_record(tmp_path):
@@ -61,12 +66,17 @@ def test_killed_evolution_resumes_to_identical_record(tmp_path):
     assert 5 <= done < 14, f"kill landed at generation {done}, not mid-run"
     assert RunRecord(killed).manifest()["status"] == "running"
 
+    env = {**os.environ, "SLOW_NEURONS_DELAY": "0"}
     res = subprocess.run([sys.executable, "-m", "actmax.core.cli", "resume", str(killed), "--no-progress"], cwd=REPO,
-                         env={**os.environ, "SLOW_NEURONS_DELAY": "0"}, capture_output=True, text=True, timeout=300)
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2 and "--trust" in res.stderr   # the spec imports a test module: a record is data
+    res = subprocess.run([sys.executable, "-m", "actmax.core.cli", "resume", "--trust", str(killed), "--no-progress"],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     _assert_same_record(killed, full)
-    assert RunRecord(killed).manifest()["resumed"] == 1
-
+    m = RunRecord(killed).manifest()
+    assert m["resumed"] == 1
+    assert m["elapsed_s"] > 5 * 0.15   # summed over the killed part and the resume
 
 def test_interrupted_synthesis_resumes_to_identical_result(tmp_path, monkeypatch):
     from actmax.core.synthesize import resume_synthesis, synthesize
@@ -81,8 +91,8 @@ def test_interrupted_synthesis_resumes_to_identical_result(tmp_path, monkeypatch
     with pytest.raises(KeyboardInterrupt):
         synthesize("pixel:size=32", scorer, out_dir=tmp_path / "killed", **kwargs)
     monkeypatch.delenv("CRASH_AT")
-    assert RunRecord(tmp_path / "killed").load_checkpoint()["ascent"]["step"] == 20
-    resumed = resume_synthesis(tmp_path / "killed")
+    assert RunRecord(tmp_path / "killed").load_checkpoint()["state"]["ascent"]["step"] == 20
+    resumed = resume_synthesis(tmp_path / "killed", trust=True)
     assert torch.equal(resumed.codes, full.codes)
     assert torch.equal(resumed.responses, full.responses)
     pd.testing.assert_frame_equal(RunRecord(tmp_path / "killed").scores(), RunRecord(tmp_path / "full").scores())
