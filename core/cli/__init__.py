@@ -355,10 +355,15 @@ def campaign_cmd(
         failed = report.table[report.table["action"] == "failed"]
         for _, row in failed.head(10).iterrows():
             typer.echo(f"  failed {row['name']}: {row['error']}", err=True)
+    else:
+        failed = ()
     if gather_tables or gather_only:
         merged = gather(root, out=tables)
         typer.echo("tables: " + ", ".join(f"{k} ({len(v)} rows)" for k, v in merged.items()) +
                    f" in {tables or root / 'tables'}")
+    if len(failed):
+        typer.echo(f"error: {len(failed)} of {len(report.table)} cells failed (see campaign_log.csv)", err=True)
+        raise typer.Exit(1)
 
 
 from actmax.core.cli.twin import twin_app  # noqa: E402  (actmax twin train / eval / closed-loop)
@@ -375,8 +380,8 @@ def main(argv: list[str] | None = None) -> None:
     except USER_ERRORS as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
+    except (typer.Abort, KeyboardInterrupt) as exc:
+        typer.echo(f"aborted{': ' + str(exc) if str(exc) else ''}", err=True)
         sys.exit(130)
     except SystemExit:
         raise
