@@ -275,10 +275,11 @@ def _result(ev: _Evolution, rec: RunRecord | None) -> tuple[EvolutionResult, pd.
 
 
 def _finish(rec: RunRecord, ev: _Evolution, *, image_every: int, plots: bool, reference: bool,
-            res: EvolutionResult, traj: pd.DataFrame) -> None:
+            res: EvolutionResult, traj: pd.DataFrame, checkpoint: bool = True) -> None:
     _write_final_files(rec, ev, traj, res.best_image, plots)
     table = res.scores
-    rec.checkpoint(ev.state(), step=ev.generation, claims=_claims(ev, image_every, reference))
+    if checkpoint:   # a repair keeps the verified final checkpoint as it is
+        rec.checkpoint(ev.state(), step=ev.generation, claims=_claims(ev, image_every, reference))
     rec.finish(generations_done=ev.generation, evaluations=int((table["thread"] >= 0).sum()),
                best_score=res.best_score, best_space=res.best_space)
 
@@ -413,7 +414,8 @@ def _resume(rec: RunRecord, manifest: dict[str, Any], *, progress: bool, repair:
         res, traj, _ = _result(ev, rec)
         if bad:  # --repair of a finished run: rebuild the derived files from the final checkpoint
             rec.start_clock(float(manifest.get("elapsed_s", 0.0)))
-            _finish(rec, ev, image_every=image_every, plots=plots, reference=has_ref, res=res, traj=traj)
+            _finish(rec, ev, image_every=image_every, plots=plots, reference=has_ref, res=res, traj=traj,
+                    checkpoint=False)
             rec.report_repair([b for b in bad if (rec.path / b).exists()], [b for b in bad if not (rec.path / b).exists()])
         elif ev.pool is not None:
             ev.pool.shutdown()

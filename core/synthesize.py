@@ -168,7 +168,7 @@ def _result(syn: _Synthesis, rec: RunRecord | None) -> SynthesisResult:
                            responses=resp, table=table, out_dir=None if rec is None else rec.path)
 
 
-def _finish(rec: RunRecord, syn: _Synthesis, result: SynthesisResult) -> None:
+def _finish(rec: RunRecord, syn: _Synthesis, result: SynthesisResult, checkpoint: bool = True) -> None:
     """Derived files (all rebuildable from the final checkpoint), final checkpoint, sealed manifest."""
     from actmax.core.records import atomic_write_bytes
 
@@ -182,7 +182,8 @@ def _finish(rec: RunRecord, syn: _Synthesis, result: SynthesisResult) -> None:
     best_i = int(torch.argmax(torch.where(syn.sign.cpu() > 0, resp, torch.full_like(resp, -np.inf)))) \
         if (syn.sign > 0).any() else 0
     save_image(images[best_i], rec.path / "best.png")
-    rec.checkpoint(syn.state(), step=syn.ascent.step_index)
+    if checkpoint:   # a repair keeps the verified final checkpoint as it is
+        rec.checkpoint(syn.state(), step=syn.ascent.step_index)
     rec.finish(steps_done=syn.ascent.step_index, targets=len(syn.targets))
 
 
@@ -245,7 +246,7 @@ def resume_synthesis(out_dir: str | Path, *, progress: bool = False, trust: bool
             result = _result(syn, rec)
             if bad:
                 rec.start_clock(float(manifest.get("elapsed_s", 0.0)))
-                _finish(rec, syn, result)
+                _finish(rec, syn, result, checkpoint=False)
                 rec.report_repair([b for b in bad if (rec.path / b).exists()],
                                [b for b in bad if not (rec.path / b).exists()])
             return result

@@ -707,7 +707,7 @@ def _result(state: StreamingScreen, image_set: _ImageSet, names: list[str], rec:
                         state, image_set, names, None if rec is None else rec.path, elapsed)
 
 
-def _finish(rec: Any, result: ScreenResult, spec: dict[str, Any]) -> None:
+def _finish(rec: Any, result: ScreenResult, spec: dict[str, Any], checkpoint: bool = True) -> None:
     """Derived files (rebuildable from the final checkpoint), final checkpoint, sealed manifest."""
     from actmax.core.apps.plots import plot_mai_lai, plot_screen_summary
 
@@ -721,7 +721,8 @@ def _finish(rec: Any, result: ScreenResult, spec: dict[str, Any]) -> None:
         plot_mai_lai(result.mais(int(u)), result.lais(int(u)), result.top_values[u], result.bottom_values[u],
                      rec.path / "images" / f"unit_{int(u):04d}.png", title=f"unit {result.unit_names[u]}")
     plot_screen_summary(result, rec.path / "screen_summary.png")
-    rec.checkpoint(_checkpoint_state(result.state, int(result.state.n), spec), step=int(result.state.n))
+    if checkpoint:   # a repair keeps the verified final checkpoint as it is
+        rec.checkpoint(_checkpoint_state(result.state, int(result.state.n), spec), step=int(result.state.n))
     rec.finish(images=int(result.state.n), units=len(result.unit_names))
 
 
@@ -790,7 +791,7 @@ def _resume(rec: Any, manifest: dict[str, Any], *, scorer: Any, progress: bool, 
         result = _result(state, image_set, names, rec, float(manifest.get("elapsed_s", 0.0)))
         if bad:
             rec.start_clock(float(manifest.get("elapsed_s", 0.0)))
-            _finish(rec, result, spec)
+            _finish(rec, result, spec, checkpoint=False)
             rec.report_repair([b for b in bad if (rec.path / b).exists()], [b for b in bad if not (rec.path / b).exists()])
         return result
     rec.mark_resumed(manifest)
