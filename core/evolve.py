@@ -71,15 +71,50 @@ def default_optimizer(dim: int) -> str:
     return "cholesky_cma" if dim > LARGE_SPACE_DIM else "cma"
 
 
+def check_device(device: str | torch.device | None) -> torch.device:
+    """A usable torch device, or one ValueError (unknown name, or CUDA/MPS asked for but absent)."""
+    if device is None or device == "":
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ValueError(f"unknown device {device!r}: use cpu, cuda, cuda:N or mps "
+                         f"({str(exc).splitlines()[0][:120]})") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} asked for, but no CUDA GPU is available here "
+                             "(torch.cuda.is_available() is False); leave --device out to run on the CPU")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r} does not exist: {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {device!r} asked for, but MPS is not available here")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device {device!r} is not supported: use cpu, cuda, cuda:N or mps")
+    return dev
+
+
+def check_count(value: Any, name: str, minimum: int = 1) -> int:
+    """An integer >= ``minimum`` (2.5, "3" and True are errors, never silently truncated)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
 class _Evolution:
     """State of one running evolution (all threads)."""
 
     def __init__(self, gen_specs: Sequence[Any], scorer: Any, optimizer: Any, *, unit: int, pole: str,
                  generations: int, seed: int, reference_images: torch.Tensor | None, device: str | None) -> None:
         check_pole(pole)
-        if generations < 1:
-            raise ValueError(f"generations must be >= 1, got {generations}")
-        self.device = torch.device(device) if device else torch.device("cpu")
+        check_count(generations, "generations", 1)
+        check_count(unit, "unit", 0)
+        check_count(seed, "seed", 0)
+        if isinstance(optimizer, (list, tuple)) and len(optimizer) != len(gen_specs):
+            raise ValueError(f"{len(optimizer)} optimizers for {len(gen_specs)} generator spaces: "
+                             "give one optimizer, or one per space")
+        self.device = check_device(device)
         self.gens = [generators.create(g).to(self.device).eval() for g in gen_specs]
         self.scorer = scorers.create(scorer).to(self.device).eval()
         self.unit = self.scorer.check_unit(unit)

@@ -43,7 +43,13 @@ class SynthesisResult:
 class _Synthesis:
     def __init__(self, generator: Any, scorer: Any, *, units: Sequence[int] | None, poles: Sequence[str],
                  seeds: Sequence[int], ascent: Any, device: str | None, amp: bool = False) -> None:
-        self.device = torch.device(device) if device else torch.device("cpu")
+        from actmax.core.evolve import check_count, check_device
+
+        self.device = check_device(device)
+        for u in units or []:
+            check_count(u, "unit", 0)
+        for s in seeds:
+            check_count(s, "seed", 0)
         self.amp = bool(amp)
         self.gen = generators.create(generator).to(self.device).eval()
         self.scorer = scorers.create(scorer).to(self.device).eval()

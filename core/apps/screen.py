@@ -642,7 +642,11 @@ def screen(scorer: Any, images: str | Path | _ImageSet, *, k: int = 16, batch_si
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if checkpoint_every < 1:
         raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
-    dev = torch.device(device) if device else torch.device("cpu")
+    from actmax.core.evolve import check_device
+
+    dev = check_device(device)
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+        raise ValueError(f"size must be an integer >= 1, got {size!r}")
     image_set = images if isinstance(images, _ImageSet) else open_images(
         images, size=size, channels=channels, key=key, layout=layout)
     model = _make_scorer(scorer, dev)
