@@ -246,9 +246,10 @@ def test_cli_screen_and_resume(tmp_path, cli, monkeypatch, capsys):
     monkeypatch.setitem(helper._CALLS, "n", 0)
     monkeypatch.setenv("SCREEN_CRASH_AT", "6")
     crash = TIES.replace(":quantised", ":crashing")
-    with pytest.raises(RuntimeError, match="simulated crash"):
+    with pytest.raises(SystemExit) as crashed:   # a raising scorer function is one error line, exit 2
         main(["screen", str(tmp_path / "x.npy"), "-s", crash, "--out", str(tmp_path / "cut"), "-k", "4",
               "--batch-size", "50", "--checkpoint-every", "2", "--no-progress"])
+    assert crashed.value.code == 2 and "simulated crash" in capsys.readouterr().err
     assert (tmp_path / "cut" / "checkpoint.pt").exists()
     monkeypatch.delenv("SCREEN_CRASH_AT")
     main(["resume", "--trust", str(tmp_path / "cut"), "--no-progress"])
