@@ -240,6 +240,15 @@ class _Evolution:
             problems.append("no rows for the generations done")
         if threads.size and (threads.min() < -1 or threads.max() >= len(self.gens)):
             problems.append("row thread out of range")
+        elif len(n) == 1 and gens.size:   # within each (generation, thread): indices 0..n-1, once each
+            index = np.asarray(rows["index"], dtype=np.int64)
+            keys = gens * (len(self.gens) + 2) + threads + 1
+            for key in np.unique(keys):
+                sel = keys == key
+                if not np.array_equal(np.sort(index[sel]), np.arange(sel.sum())):
+                    problems.append(f"rows of generation {int(gens[sel][0])}, thread {int(threads[sel][0])} "
+                                    "are duplicated or missing")
+                    break
         if len(best_codes) != len(self.gens) or any(len(c) != generation for c in best_codes):
             problems.append("best codes do not match the generation count")
         if generation and not (0 <= best["thread"] < len(self.gens)) or (generation and best["code"] is None):

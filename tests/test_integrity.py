@@ -157,3 +157,83 @@ def test_flipped_bytes_in_a_killed_run_resume_exactly_or_fail(tmp_path, monkeypa
     assert results["scores.parquet"] == "exact"     # the table is always rebuilt from the checkpoint
     assert results["checkpoint.pt"] == "error" and results[MANIFEST] == "error"
     print(results)
+
+
+def _killed_evolution(tmp_path: Path, name: str, seed: int = 2) -> Path:
+    """An evolution stopped after 3 of 6 generations (its checkpoint claims generation 3)."""
+    g = EVOLVE
+    out = tmp_path / name
+    evolve(g["generator"], g["scorer"], g["optimizer"], unit=g["unit"], generations=3, seed=seed,
+           image_every=g["image_every"], out_dir=out)
+    rec = RunRecord(out)
+    m = rec.manifest()
+    m["spec"]["generations"], m["status"] = g["generations"], "running"   # as if killed at generation 3
+    rec.write_manifest(m)
+    ckpt = rec.load_checkpoint()
+    ckpt["meta"]["spec_sha256"] = __import__("actmax.core.records", fromlist=["spec_hash"]).spec_hash(m["spec"])
+    rec.save_checkpoint(ckpt)
+    return out
+
+
+def test_forged_generation_counters_and_mixed_runs_are_errors(tmp_path):
+    import torch
+
+    out = _killed_evolution(tmp_path, "a")
+    assert resume_evolution(out).evaluations == 6 * 6          # the doctored-but-consistent record resumes
+    # a gap in the generation counter, re-sealed with a valid checksum: still refused
+    out = _killed_evolution(tmp_path, "b")
+    rec = RunRecord(out)
+    ckpt = rec.load_checkpoint()
+    ckpt["state"]["rows"]["generation"] = torch.where(ckpt["state"]["rows"]["generation"] == 1, 2,
+                                                      ckpt["state"]["rows"]["generation"])
+    rec.save_checkpoint(ckpt)
+    with pytest.raises(RecordError, match="inconsistent"):
+        resume_evolution(out)
+    # duplicate rows
+    out = _killed_evolution(tmp_path, "c")
+    rec = RunRecord(out)
+    ckpt = rec.load_checkpoint()
+    rows = ckpt["state"]["rows"]
+    ckpt["state"]["rows"] = {k: torch.cat([v, v[-6:]]) for k, v in rows.items()}
+    rec.save_checkpoint(ckpt)
+    with pytest.raises(RecordError, match="inconsistent"):
+        resume_evolution(out)
+    # a checkpoint from another run (two experiments mixed)
+    other = _killed_evolution(tmp_path, "d", seed=5)
+    shutil.copy(other / "checkpoint.pt", tmp_path / "a_ckpt")
+    out = _killed_evolution(tmp_path, "e")
+    shutil.copy(tmp_path / "a_ckpt", out / "checkpoint.pt")
+    with pytest.raises(RecordError, match="belongs to another run"):
+        resume_evolution(out)
+    # a manifest whose unit was edited (checksum re-computed or not)
+    out = _killed_evolution(tmp_path, "f")
+    text = (out / MANIFEST).read_text().replace('"unit": 1', '"unit": 2')
+    (out / MANIFEST).write_text(text)
+    with pytest.raises(RecordError, match="edited"):
+        resume_evolution(out)
+    rec = RunRecord(out)
+    rec.write_manifest(rec.manifest())                          # re-sealed: the checkpoint still disagrees
+    with pytest.raises(RecordError, match="another run or spec"):
+        resume_evolution(out)
+    # missing keys in a (re-sealed) checkpoint are one RecordError, not a KeyError
+    out = _killed_evolution(tmp_path, "g")
+    rec = RunRecord(out)
+    ckpt = rec.load_checkpoint()
+    del ckpt["state"]["best"]
+    rec.save_checkpoint(ckpt)
+    with pytest.raises(RecordError, match="missing best"):
+        resume_evolution(out)
+
+
+def test_deleted_table_of_a_finished_run_is_an_error_then_rebuilt_by_repair(tmp_path):
+    g = EVOLVE
+    ref = tmp_path / "ref"
+    evolve(g["generator"], g["scorer"], g["optimizer"], unit=g["unit"], generations=g["generations"], seed=g["seed"],
+           image_every=g["image_every"], out_dir=ref)
+    case = tmp_path / "case"
+    shutil.copytree(ref, case, ignore=shutil.ignore_patterns(LOCK))
+    (case / "scores.parquet").unlink()
+    with pytest.raises(RecordError, match="scores.parquet is missing or corrupt"):
+        resume_evolution(case)
+    assert _check_case(ref, case, resume_evolution) == "repaired (dropped [])"
+    assert (case / "scores.parquet").read_bytes() == (ref / "scores.parquet").read_bytes()
