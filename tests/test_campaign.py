@@ -249,7 +249,8 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc to find the worker processes")
-def test_sigterm_stops_every_worker_and_the_rerun_equals_an_uninterrupted_campaign(tmp_path, monkeypatch):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "parent_killed"])
+def test_sigterm_stops_every_worker_and_the_rerun_equals_an_uninterrupted_campaign(tmp_path, monkeypatch, sig):
     import torch
 
     spec = {"scorer": "callable:fn=tests.helpers.slow_neurons:slow,units=3", "units": [0, 1, 2],
@@ -271,12 +272,12 @@ def test_sigterm_stops_every_worker_and_the_rerun_equals_an_uninterrupted_campai
             time.sleep(0.05)
         workers = _children(proc.pid)
         assert len(workers) >= 2, workers
-        proc.send_signal(signal.SIGTERM)                        # the parent only, not its process group
+        proc.send_signal(sig)                                   # the parent only, not its process group
         t0 = time.time()
         while any(_alive(p) for p in workers) and time.time() - t0 < 5:
             time.sleep(0.05)
         survivors = [p for p in workers if _alive(p)]
-        assert not survivors, f"workers alive 5 s after SIGTERM: {survivors}"
+        assert not survivors, f"workers alive 5 s after {sig!r}: {survivors}"
         assert proc.wait(timeout=30) != 0
     finally:
         if proc.poll() is None:

@@ -694,6 +694,13 @@ def _run_submitit(cells: Sequence[Cell], root: Path, *, jobs: int, cluster: str 
                 rows += [{"name": c.name, "action": "failed", "seconds": 0.0, "pid": -1,
                           "error": f"job {job.job_id}: {type(exc).__name__}: {first}"} for c in chunk]
             bar.update(len(chunk))
+    except BaseException:   # Ctrl-C / SIGTERM: cancel the jobs (local processes are killed, SLURM jobs scancelled)
+        for job in submitted:
+            try:
+                job.cancel(check=False)
+            except Exception:  # noqa: BLE001 - already finished or gone
+                pass
+        raise
     finally:
         bar.close()
     return rows
