@@ -237,3 +237,21 @@ def test_deleted_table_of_a_finished_run_is_an_error_then_rebuilt_by_repair(tmp_
         resume_evolution(case)
     assert _check_case(ref, case, resume_evolution) == "repaired (dropped [])"
     assert (case / "scores.parquet").read_bytes() == (ref / "scores.parquet").read_bytes()
+
+
+def test_flipped_bytes_in_every_screen_record_file(tmp_path):
+    import numpy as np
+
+    from actmax.core.apps.natural_images import sample_patches
+    from actmax.core.apps.screen import resume_screen, screen
+
+    np.save(tmp_path / "x.npy", (sample_patches(48, 16, seed=3) * 255).astype(np.uint8))
+    ref = tmp_path / "ref"
+    screen("model:kind=mixed,n=3,size=16", tmp_path / "x.npy", k=3, batch_size=8, checkpoint_every=2, out_dir=ref,
+           max_montages=1)
+    outcomes = _run_flips(tmp_path, ref, resume_screen, trials_per_file=1, seed=5)
+    for rel, got in outcomes.items():
+        if rel in ("checkpoint.pt", MANIFEST):
+            assert got == ["error"], (rel, got)
+        else:   # tables, montages and the summary plot are rebuilt exactly from the final checkpoint
+            assert got == ["repaired (dropped [])"], (rel, got)

@@ -116,3 +116,40 @@ def test_pycma_state_roundtrip_through_checkpoint(tmp_path):
         assert np.array_equal(xa, xb)
         a.tell(xa, f(xa))
         b.tell(xb, f(xb))
+
+
+def _finished_run(kind, out):
+    """A small finished record of each kind, and the function that resumes it."""
+    if kind == "evolve":
+        from actmax.core.evolve import evolve, resume_evolution
+        res = evolve("gabor:size=16", "model:n=2,size=16", "cma:popsize=4", unit=1, generations=3, out_dir=out,
+                     image_every=1, plots=False)
+        return res.scores, resume_evolution, lambda r: r.scores
+    if kind == "synthesize":
+        from actmax.core.synthesize import resume_synthesis, synthesize
+        res = synthesize("pixel:size=16", "model:n=2,size=16", units=[0, 1], ascent="ascent:steps=4", out_dir=out,
+                         checkpoint_every=3)
+        return res.table, resume_synthesis, lambda r: r.table
+    from actmax.core.apps.natural_images import sample_patches
+    from actmax.core.apps.screen import resume_screen, screen
+    np.save(out.parent / "x.npy", (sample_patches(40, 16, seed=1) * 255).astype(np.uint8))
+    res = screen("model:n=2,size=16", out.parent / "x.npy", k=3, batch_size=8, checkpoint_every=2, out_dir=out,
+                 max_montages=1)
+    return res.stats, resume_screen, lambda r: r.stats
+
+
+@pytest.mark.parametrize("kind", ["evolve", "synthesize", "screen"])
+def test_one_lifecycle_for_every_kind(kind, tmp_path):
+    """Every kind: a finish time, the final checkpoint kept, summed elapsed time, and resuming a
+    finished run re-verifies it and returns the same result without writing anything."""
+    out = tmp_path / "run"
+    table, resume, table_of = _finished_run(kind, out)
+    m = RunRecord(out).manifest(verify=True)
+    assert m["status"] == "finished" and m["finished"] and m["elapsed_s"] > 0 and m["run_id"]
+    assert (out / "checkpoint.pt").exists() and set(m["files"]) >= {"checkpoint.pt"}
+    files = lambda: {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.name != ".actmax.lock"}  # noqa: E731
+    before = files()
+    again = resume(out)
+    pd.testing.assert_frame_equal(table_of(again), table)
+    assert files() == before
+    assert not list(out.rglob(".*.tmp"))
