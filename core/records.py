@@ -175,7 +175,11 @@ class RecordLock:
             self._key = key
             return self
         path = self.folder / LOCK
-        fh = open(path, "a+")
+        try:   # never through a symlink planted in the folder
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+        except OSError as exc:
+            raise RecordError(f"cannot open the lock file {path}: {exc.strerror}") from None
+        fh = os.fdopen(fd, "r+")
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -46,7 +46,7 @@ class _Synthesis:
         from actmax.core.evolve import check_count, check_device
 
         self.device = check_device(device)
-        for u in units or []:
+        for u in (units if units is not None else []):
             check_count(u, "unit", 0)
         for s in seeds:
             check_count(s, "seed", 0)
