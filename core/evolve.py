@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from actmax.core.contracts import ContractError, check_images, check_pole
 from actmax.core.errors import RecordError
-from actmax.core.records import BEST, SCORES, RunRecord, save_image, save_montage, state_field
+from actmax.core.records import BEST, RunRecord, save_image, save_montage, state_field
 from actmax.core.registry import generators, optimizers, parse_spec, scorers, spec_text
 
 PartSpec = "str | Mapping[str, Any] | Any"
