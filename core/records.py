@@ -393,8 +393,12 @@ class RunRecord:
                                   f"{meta.get(key)!r} != manifest's {value!r}); the manifest or checkpoint "
                                   "was edited or mixed up")
         dropped = []
+        repaired_away = {rel for note in self.manifest().get("repairs", []) or []
+                         for rel in (note.get("dropped", []) if isinstance(note, dict) else [])}
         for rel, digest in dict(meta.get("files", {})).items():
             p = self.path / rel
+            if rel in repaired_away and not p.exists():
+                continue   # an earlier --repair dropped it (and said so)
             if not p.exists() or sha256_file(p) != digest:
                 if not repair:
                     raise RecordError(f"{self.path}: {rel} is missing or corrupt (sha256 differs from the "

@@ -79,7 +79,8 @@ def _check_case(ref: Path, case: Path, resume, other_run: bool = False) -> str:
     differ = [k for k in want if want[k] != got[k]]
     assert not differ, f"silently different files after {outcome}: {differ}"
     assert _manifest_core(case, other_run) == _manifest_core(ref, other_run)
-    RunRecord(case).verify_finished()          # and the repaired record verifies
+    RunRecord(case).verify_finished()          # and the repaired record verifies ...
+    resume(case)                               # ... and resumes (a verified no-op) without --repair
     return "exact" if outcome == "accepted" else f"repaired (dropped {dropped})"
 
 
