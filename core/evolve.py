@@ -12,7 +12,6 @@ would have ended.
 """
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ import torch
 from actmax.core.contracts import ContractError, check_asked_codes, check_images, check_pole, check_state_roundtrip
 from actmax.core.errors import RecordError
 from actmax.core.progress import progress_bar
-from actmax.core.records import BEST, RunRecord, now, save_image, save_montage
+from actmax.core.records import BEST, RunRecord, save_image, save_montage, state_field
 from actmax.core.registry import generators, optimizers, parse_spec, scorers, spec_text
 from actmax.core.weights import record_use, take_used
 
@@ -112,6 +111,35 @@ def optimizer_context(gen: Any, *, seed: int, init_seed: int, generations: int) 
     if radius:
         context["sphere_norm"] = float(radius)
     return context
+def check_device(device: str | torch.device | None) -> torch.device:
+    """A usable torch device, or one ValueError (unknown name, or CUDA/MPS asked for but absent)."""
+    if device is None or device == "":
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ValueError(f"unknown device {device!r}: use cpu, cuda, cuda:N or mps "
+                         f"({str(exc).splitlines()[0][:120]})") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} asked for, but no CUDA GPU is available here "
+                             "(torch.cuda.is_available() is False); leave --device out to run on the CPU")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r} does not exist: {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {device!r} asked for, but MPS is not available here")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device {device!r} is not supported: use cpu, cuda, cuda:N or mps")
+    return dev
+
+
+def check_count(value: Any, name: str, minimum: int = 1) -> int:
+    """An integer >= ``minimum`` (2.5, "3" and True are errors, never silently truncated)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
 
 
 class _Evolution:
@@ -120,10 +148,11 @@ class _Evolution:
     def __init__(self, gen_specs: Sequence[Any], scorer: Any, optimizer: Any, *, unit: int, pole: str,
                  generations: int, seed: int, reference_images: torch.Tensor | None, device: str | None) -> None:
         check_pole(pole)
-        if generations < 1:
-            raise ValueError(f"generations must be >= 1, got {generations}")
+        check_count(generations, "generations", 1)
+        check_count(unit, "unit", 0)
+        check_count(seed, "seed", 0)
         opt_specs = per_space(optimizer, len(gen_specs))
-        self.device = torch.device(device) if device else torch.device("cpu")
+        self.device = check_device(device)
         take_used()  # the weight-file log now holds only what this run's parts use (its provenance)
         self.gens = [generators.create(g).to(self.device).eval() for g in gen_specs]
         self.scorer = scorers.create(scorer).to(self.device).eval()
@@ -218,16 +247,53 @@ class _Evolution:
                          "code": None if self.best["code"] is None else torch.from_numpy(self.best["code"])}}
 
     def load_state(self, state: Mapping[str, Any]) -> None:
-        if len(state["optimizers"]) != len(self.opts):
+        """Restore a checkpoint's state; anything that does not fit this run is one RecordError."""
+        opts = state_field(state, "optimizers")
+        if not isinstance(opts, (list, tuple)) or len(opts) != len(self.opts):
             raise RecordError("checkpoint has a different number of threads than the run's spec")
-        for opt, s in zip(self.opts, state["optimizers"]):
-            opt.load_state_dict(s)
-        self.generation = int(state["generation"])
-        self.rows = {k: v.tolist() for k, v in state["rows"].items()}
-        self.best_codes = [[row.numpy() for row in c] if c.numel() else [] for c in state["best_codes"]]
-        b = state["best"]
-        self.best = {"score": b["score"], "thread": b["thread"],
-                     "code": None if b["code"] is None else b["code"].numpy()}
+        try:
+            for opt, s in zip(self.opts, opts):
+                opt.load_state_dict(s)
+            generation = int(state_field(state, "generation"))
+            rows = {k: state_field(state, "rows", k).tolist() for k in ("generation", "thread", "index", "score")}
+            best_codes = [[row.numpy() for row in c] if c.numel() else [] for c in state_field(state, "best_codes")]
+            b = state_field(state, "best")
+            best = {"score": float(b["score"]), "thread": int(b["thread"]),
+                    "code": None if b["code"] is None else b["code"].numpy()}
+        except RecordError:
+            raise
+        except (KeyError, TypeError, AttributeError, ValueError, RuntimeError) as exc:
+            raise RecordError(f"checkpoint state does not fit this evolution ({type(exc).__name__}: {exc})") from exc
+        n = {len(v) for v in rows.values()}
+        gens = np.asarray(rows["generation"], dtype=np.int64)
+        threads = np.asarray(rows["thread"], dtype=np.int64)
+        problems = []
+        if not 0 <= generation <= self.generations:
+            problems.append(f"generation {generation} outside 0..{self.generations}")
+        if len(n) != 1:
+            problems.append("row columns of different lengths")
+        elif gens.size and (np.any(np.diff(gens) < 0) or set(gens.tolist()) != set(range(generation))):
+            problems.append("row generations are not 0..generation-1 in order")
+        elif generation and not gens.size:
+            problems.append("no rows for the generations done")
+        if threads.size and (threads.min() < -1 or threads.max() >= len(self.gens)):
+            problems.append("row thread out of range")
+        elif len(n) == 1 and gens.size:   # within each (generation, thread): indices 0..n-1, once each
+            index = np.asarray(rows["index"], dtype=np.int64)
+            keys = gens * (len(self.gens) + 2) + threads + 1
+            for key in np.unique(keys):
+                sel = keys == key
+                if not np.array_equal(np.sort(index[sel]), np.arange(sel.sum())):
+                    problems.append(f"rows of generation {int(gens[sel][0])}, thread {int(threads[sel][0])} "
+                                    "are duplicated or missing")
+                    break
+        if len(best_codes) != len(self.gens) or any(len(c) != generation for c in best_codes):
+            problems.append("best codes do not match the generation count")
+        if generation and not (0 <= best["thread"] < len(self.gens)) or (generation and best["code"] is None):
+            problems.append("best entry is inconsistent")
+        if problems:
+            raise RecordError("checkpoint is inconsistent: " + "; ".join(problems))
+        self.generation, self.rows, self.best_codes, self.best = generation, rows, best_codes, best
 
     def best_image(self) -> torch.Tensor:
         t = self.best["thread"]
@@ -248,10 +314,24 @@ def _trajectory(table: pd.DataFrame, sign: float) -> pd.DataFrame:
     return out.merge(best.rename("best").reset_index(), on=["space", "generation"])
 
 
-def _finish_record(rec: RunRecord, ev: _Evolution, table: pd.DataFrame, traj: pd.DataFrame,
-                   best_image: torch.Tensor, elapsed: float, plots: bool) -> None:
+def _montage_name(space: str, g: int) -> str:
+    return f"images/gen{g:03d}_{space}.png"
+
+
+def _claims(ev: _Evolution, image_every: int, reference: bool) -> list[str]:
+    """Files the checkpoint after ``ev.generation`` generations vouches for (sha256 in the checkpoint)."""
+    out = ["reference_images.safetensors"] if reference else []
+    if image_every:
+        out += [_montage_name(s, g) for g in range(0, ev.generation, image_every) for s in ev.spaces]
+    return out
+
+
+def _write_final_files(rec: RunRecord, ev: _Evolution, traj: pd.DataFrame, best_image: torch.Tensor,
+                       plots: bool) -> None:
+    """Everything a finished record holds besides the per-generation files (rebuildable from the checkpoint)."""
     from actmax.core.run_plots import plot_trajectory
 
+    rec.write_scores(ev.table())
     rec.write_codes({f"{s}/best_per_generation": torch.from_numpy(np.stack(c))
                      for s, c in zip(ev.spaces, ev.best_codes) if c},
                     metadata={"spaces": ",".join(ev.spaces)})
@@ -264,14 +344,32 @@ def _finish_record(rec: RunRecord, ev: _Evolution, table: pd.DataFrame, traj: pd
             save_montage(imgs, rec.path / "images" / f"best_per_generation_{space}.png", nrow=8)
     if plots:
         plot_trajectory(traj, rec.path / "trajectory.png", pole=ev.pole)
-    best_score = ev.sign * ev.best["score"]
-    rec.update_manifest(status="finished", finished=now(), elapsed_s=round(elapsed, 3),
-                        generations_done=ev.generation, evaluations=int((table["thread"] >= 0).sum()),
-                        best_score=best_score, best_space=ev.spaces[ev.best["thread"]])
+
+
+def _result(ev: _Evolution, rec: RunRecord | None) -> tuple[EvolutionResult, pd.DataFrame, torch.Tensor]:
+    table = ev.table()
+    traj = _trajectory(table[table["thread"] >= 0], ev.sign)
+    best_image = ev.best_image()
+    res = EvolutionResult(scores=table, best_score=ev.sign * ev.best["score"], best_image=best_image,
+                          best_code=ev.best["code"], best_space=ev.spaces[ev.best["thread"]],
+                          trajectory=traj, out_dir=None if rec is None else rec.path, spaces=ev.spaces)
+    return res, traj, best_image
+
+
+def _finish(rec: RunRecord, ev: _Evolution, *, image_every: int, plots: bool, reference: bool,
+            res: EvolutionResult, traj: pd.DataFrame, checkpoint: bool = True) -> None:
+    _write_final_files(rec, ev, traj, res.best_image, plots)
+    table = res.scores
+    if checkpoint:   # a repair keeps the verified final checkpoint as it is
+        rec.checkpoint(ev.state(), step=ev.generation, claims=_claims(ev, image_every, reference))
+    rec.finish(generations_done=ev.generation, evaluations=int((table["thread"] >= 0).sum()),
+               best_score=res.best_score, best_space=res.best_space)
 
 
 def _run(ev: _Evolution, rec: RunRecord | None, *, progress: bool | None, image_every: int, plots: bool,
-         t_start: float, elapsed_before: float = 0.0) -> EvolutionResult:
+         reference: bool = False) -> EvolutionResult:
+    """The generation loop. Commit order per generation: scores table and montage first, then
+    the checkpoint that claims them (so a kill never leaves a checkpoint ahead of its files)."""
     bar = progress_bar(progress, total=ev.generations, initial=ev.generation, desc="evolve", unit="gen",
                        leave=False)
     try:
@@ -279,32 +377,28 @@ def _run(ev: _Evolution, rec: RunRecord | None, *, progress: bool | None, image_
             ev.step()
             if rec is not None:
                 rec.write_scores(ev.table())
+                if image_every and (ev.generation - 1) % image_every == 0:
+                    _save_generation_montages(ev, rec)
                 if not rec.has_checkpoint():   # the first checkpoint: a bad optimizer state fails now, not at resume
                     for opt in ev.opts:
                         check_state_roundtrip(opt)
-                rec.save_checkpoint(ev.state())
-                if image_every and (ev.generation - 1) % image_every == 0:
-                    _save_generation_montages(ev, rec)
+                rec.checkpoint(ev.state(), step=ev.generation, claims=_claims(ev, image_every, reference))
             bar.update(1)
             bar.set_postfix(best=f"{ev.sign * ev.best['score']:.4g}")
     finally:
         bar.close()
         if ev.pool is not None:
             ev.pool.shutdown()
-    table = ev.table()
-    traj = _trajectory(table[table["thread"] >= 0], ev.sign)
-    best_image = ev.best_image()
+    res, traj, _ = _result(ev, rec)
     if rec is not None:
-        _finish_record(rec, ev, table, traj, best_image, elapsed_before + time.time() - t_start, plots)
-    return EvolutionResult(scores=table, best_score=ev.sign * ev.best["score"], best_image=best_image,
-                           best_code=ev.best["code"], best_space=ev.spaces[ev.best["thread"]],
-                           trajectory=traj, out_dir=None if rec is None else rec.path, spaces=ev.spaces)
+        _finish(rec, ev, image_every=image_every, plots=plots, reference=reference, res=res, traj=traj)
+    return res
 
 
 def _save_generation_montages(ev: _Evolution, rec: RunRecord) -> None:
     g = ev.generation - 1
     for space, imgs in zip(ev.spaces, ev.last_images):
-        save_montage(imgs.cpu(), rec.path / "images" / f"gen{g:03d}_{space}.png", nrow=10)
+        save_montage(imgs.cpu(), rec.path / _montage_name(space, g), nrow=10)
 
 
 def evolve(generator: Any | Sequence[Any], scorer: Any, optimizer: Any = None, *, unit: int = 0,
@@ -336,29 +430,85 @@ def evolve(generator: Any | Sequence[Any], scorer: Any, optimizer: Any = None, *
                 "image_every": image_every, "plots": plots, "device": device,
                 "reference_images": None if reference_images is None else "reference_images.safetensors"}
         rec = RunRecord.create(out_dir, kind="evolve", spec=spec, overwrite=overwrite)
-        if reference_images is not None:
+    try:
+        if rec is not None and reference_images is not None:
             from actmax.core.records import atomic_write_bytes
             from safetensors.torch import save
             atomic_write_bytes(rec.path / "reference_images.safetensors",
                                save({"images": reference_images.detach().float().cpu().contiguous()}))
-    return _run(ev, rec, progress=progress, image_every=image_every, plots=plots, t_start=time.time())
+        return _run(ev, rec, progress=progress, image_every=image_every, plots=plots,
+                    reference=reference_images is not None)
+    finally:
+        if rec is not None:
+            rec.close()
+        elif ev.pool is not None:
+            ev.pool.shutdown()
 
 
-def resume_evolution(out_dir: str | Path, *, progress: bool | None = None) -> EvolutionResult:
-    """Continue a killed evolution from its checkpoint; ends where an uninterrupted run ends."""
-    rec, manifest = RunRecord.for_resume(out_dir, "evolve")
+def resume_evolution(out_dir: str | Path, *, progress: bool | None = None, trust: bool = False,
+                     repair: bool = False) -> EvolutionResult:
+    """Continue a killed evolution from its checkpoint; ends where an uninterrupted run ends.
+
+    The record is verified first (checksums, run id, spec, generation and row counts): any
+    mismatch is a RecordError, unless ``repair`` rebuilds what the checkpoint can rebuild
+    (tables, codes, best image, final montages) and drops (and logs) what it cannot. A
+    finished run is not run again: it is re-verified and its result returned. ``trust``
+    allows a spec that imports a module which is not an installed plugin.
+    """
+    rec, manifest = RunRecord.open_for_resume(out_dir, "evolve", trust=trust)
+    try:
+        return _resume(rec, manifest, progress=progress, repair=repair)
+    finally:
+        rec.close()
+
+
+def _resume(rec: RunRecord, manifest: dict[str, Any], *, progress: bool | None, repair: bool) -> EvolutionResult:
     spec = manifest["spec"]
+    finished = manifest.get("status") == "finished"
+    bad = rec.verify_finished(repair=repair) if finished else []
+    state, meta = rec.resume_state(repair=repair)
+    try:
+        gen_specs, scorer_spec, opt_list = spec["generators"], spec["scorer"], spec["optimizers"]
+        unit, pole, generations, seed = spec["unit"], spec["pole"], spec["generations"], spec["seed"]
+    except (KeyError, TypeError) as exc:
+        raise RecordError(f"{rec.path}: the manifest's spec lacks {exc}") from None
+    has_ref = bool(spec.get("reference_images"))
     reference = None
-    if spec.get("reference_images"):
+    if has_ref:
         from safetensors.torch import load_file
-        reference = load_file(rec.path / spec["reference_images"])["images"]
-    opts = spec["optimizers"] if len(spec["optimizers"]) > 1 else spec["optimizers"][0]
-    ev = _Evolution(spec["generators"], spec["scorer"], opts, unit=spec["unit"], pole=spec["pole"],
-                    generations=spec["generations"], seed=spec["seed"], reference_images=reference,
-                    device=spec.get("device"))
-    if rec.has_checkpoint():
-        ev.load_state(rec.load_checkpoint())
+        ref_path = rec.path / "reference_images.safetensors"
+        try:
+            reference = load_file(ref_path)["images"]
+        except Exception as exc:  # noqa: BLE001 - missing, dropped or corrupt
+            raise RecordError(f"{ref_path} is missing or corrupt and cannot be rebuilt ({exc})") from None
+    opts = opt_list if len(opt_list) > 1 else opt_list[0]
+    ev = _Evolution(gen_specs, scorer_spec, opts, unit=unit, pole=pole, generations=generations, seed=seed,
+                    reference_images=reference, device=spec.get("device"))
+    if state is None and (finished or repair):
+        raise RecordError(f"{rec.path}: the checkpoint is missing, so nothing can be verified or rebuilt; "
+                          "start the run again with --overwrite")
+    if state is not None:
+        ev.load_state(state)
+        if int(meta.get("step", -1)) != ev.generation:
+            raise RecordError(f"{rec.path}: the checkpoint's step counter {meta.get('step')} disagrees with "
+                              f"its state ({ev.generation} generations)")
+    image_every, plots = int(spec.get("image_every", 10)), bool(spec.get("plots", True))
+    if finished:
+        if ev.generation != ev.generations:
+            raise RecordError(f"{rec.path}: finished manifest, but the checkpoint holds {ev.generation} of "
+                              f"{ev.generations} generations")
+        res, traj, _ = _result(ev, rec)
+        if bad:  # --repair of a finished run: rebuild the derived files from the final checkpoint
+            rec.start_clock(float(manifest.get("elapsed_s", 0.0)))
+            _finish(rec, ev, image_every=image_every, plots=plots, reference=has_ref, res=res, traj=traj,
+                    checkpoint=False)
+            rec.report_repair([b for b in bad if (rec.path / b).exists()], [b for b in bad if not (rec.path / b).exists()])
+        elif ev.pool is not None:
+            ev.pool.shutdown()
+        return res
+    if meta.get("dropped"):
+        rec.report_repair([], meta["dropped"])
     rec.mark_resumed(manifest)
-    return _run(ev, rec, progress=progress, image_every=spec.get("image_every", 10),
-                plots=spec.get("plots", True), t_start=time.time(),
-                elapsed_before=float(manifest.get("elapsed_s", 0.0)))
+    if state is not None:
+        rec.write_scores(ev.table())   # the table always follows the checkpoint (a kill may have left it ahead)
+    return _run(ev, rec, progress=progress, image_every=image_every, plots=plots, reference=has_ref)

@@ -1,21 +1,41 @@
-"""Run records: one folder per run, written atomically so a killed run loses at most one step.
+"""Run records: one folder per run, one lifecycle for every run kind (evolve, synthesize, screen).
 
-Layout (DESIGN.md): ``manifest.json`` (spec, seeds, versions, status, times),
+Layout (DESIGN.md): ``manifest.json`` (spec, seeds, versions, status, times, checksums),
 ``scores.parquet`` (one row per evaluated image), ``codes.safetensors`` (best code per
 generation, or final codes of a synthesis), ``images/`` (montages) and ``best.png``, and
 ``checkpoint.pt`` (loaded with ``weights_only=True``: no pickle is ever executed).
+
+The lifecycle (:class:`RunRecord`), the same for every kind:
+
+* **create** (or **open_for_resume**) takes an exclusive lock on the folder (``.actmax.lock``,
+  ``fcntl.flock``: held for the run's life, released by the kernel on any exit, so a lock
+  left by a dead process is free again); a second writer gets one error naming the holder.
+* **checkpoint** is the commit point of a step: every file the step writes (scores table,
+  montages) lands first, then the checkpoint that claims them by sha256, together with the
+  run id, the spec's hash, the step count and the elapsed time so far.
+* **finish** writes the derived files, re-saves the final checkpoint (kept: it is what
+  ``--repair`` rebuilds from) and marks the manifest ``finished`` with the sha256 of every
+  record file; elapsed time is summed over resumes.
+* **resume** verifies the manifest, the checkpoint and every claimed file; a mismatch is one
+  :class:`RecordError` (``actmax resume --repair`` rebuilds what the checkpoint can rebuild
+  and says what it dropped). Resuming a *finished* run is a no-op that re-verifies the
+  record and returns its result.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
 import platform
+import re
+import socket
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -25,13 +45,31 @@ from actmax.core.errors import RecordError
 from actmax.core.provenance import collect as collect_provenance
 
 MANIFEST, SCORES, CODES, CHECKPOINT, BEST = "manifest.json", "scores.parquet", "codes.safetensors", "checkpoint.pt", "best.png"
-CHECKPOINT_VERSION = 1
+LOCK = ".actmax.lock"
+CHECKPOINT_VERSION = 2
 #: spec entries that name parts (None there means the run was built from a live object)
 PART_KEYS = ("generator", "generators", "scorer", "optimizers", "ascent")
+#: files a record may hold (removed by ``overwrite``; other files in the folder are left alone)
+RECORD_FILES = (MANIFEST, SCORES, CODES, CHECKPOINT, BEST, "best.csv", "trajectory.png", "targets.csv",
+                "reference_images.safetensors", "screen.parquet", "screen.csv", "unit_stats.parquet",
+                "unit_stats.csv", "screen_summary.png", "images")
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a torn one."""
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a torn one.
+
+    The file gets the permissions of an ordinary new file (0666 minus the umask), not the
+    0600 of a temporary file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -39,6 +77,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
+            os.fchmod(fh.fileno(), 0o666 & ~_UMASK)
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -79,53 +118,391 @@ def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def spec_hash(spec: Mapping[str, Any]) -> str:
+    """sha256 of a spec's canonical JSON (what a checkpoint cross-checks against the manifest)."""
+    return sha256_bytes(json.dumps(spec, sort_keys=True, default=_json_default).encode())
+
+
+def _manifest_digest(manifest: Mapping[str, Any]) -> str:
+    body = {k: v for k, v in manifest.items() if k != "sha256"}
+    return sha256_bytes(json.dumps(body, sort_keys=True, default=_json_default).encode())
+
+
+# ==========================================================================================
+# Locking
+# ==========================================================================================
+_HELD: dict[str, list[Any]] = {}   # real folder path -> [open lock file, nesting count]
+
+
+class RecordLock:
+    """An exclusive, process-reentrant ``flock`` on ``<folder>/.actmax.lock``.
+
+    The kernel drops the lock when the holder exits in any way (SIGKILL included), so a
+    lock file left by a dead process never blocks a new run. The file holds the holder's
+    pid, host and start time, for the error a second writer gets.
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self._key: str | None = None
+
+    def acquire(self) -> "RecordLock":
+        import fcntl
+
+        if self._key is not None:
+            return self
+        if self.folder.exists() and not self.folder.is_dir():
+            raise RecordError(f"{self.folder} is a file, not a record folder; choose another --out folder")
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as exc:
+            raise RecordError(f"cannot create the record folder {self.folder}: {exc}") from None
+        key = os.path.realpath(self.folder)
+        held = _HELD.get(key)
+        if held is not None:
+            held[1] += 1
+            self._key = key
+            return self
+        path = self.folder / LOCK
+        try:   # never through a symlink planted in the folder
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+        except OSError as exc:
+            raise RecordError(f"cannot open the lock file {path}: {exc.strerror}") from None
+        fh = os.fdopen(fd, "r+")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            fh.close()
+            raise RecordError(f"{self.folder} is in use by {holder}; wait for that run to end "
+                              "(or stop it) before writing to this record") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} on host {socket.gethostname()} since {now()}\n")
+        fh.flush()
+        _HELD[key] = [fh, 1]
+        self._key = key
+        return self
+
+    def release(self) -> None:
+        if self._key is None:
+            return
+        held = _HELD.get(self._key)
+        self._key = None
+        if held is None:
+            return
+        held[1] -= 1
+        if held[1] <= 0:
+            _HELD.pop(os.path.realpath(self.folder), None)
+            held[0].close()   # closing the file drops the flock
+
+    @property
+    def held(self) -> bool:
+        return self._key is not None
+
+    def __enter__(self) -> "RecordLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+# ==========================================================================================
+# Trust: a record is data
+# ==========================================================================================
+_IMPORT_RE = re.compile(r"^([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*):([A-Za-z_][\w.]*)$")
+
+
+def _plugin_packages() -> set[str]:
+    from importlib.metadata import entry_points
+
+    tops = {"actmax"}
+    for group in ("actmax.generators", "actmax.optimizers", "actmax.scorers"):
+        for ep in entry_points(group=group):
+            tops.add(ep.value.split(":")[0].split(".")[0])
+    return tops
+
+
+def imported_modules(spec: Any) -> list[tuple[str, str]]:
+    """(module, part spec) for every ``module:attribute`` a spec would import (e.g. ``callable:fn=m:f``)."""
+    from actmax.core.registry import RegistryError, parse_spec
+
+    found: list[tuple[str, str]] = []
+
+    def visit(value: Any) -> None:
+        if isinstance(value, str):
+            try:
+                name, options = parse_spec(value)
+            except RegistryError:
+                return
+            for v in [name, *options.values()]:
+                m = _IMPORT_RE.match(str(v).strip()) if isinstance(v, str) else None
+                if m:
+                    found.append((m.group(1), value))
+        elif isinstance(value, Mapping):
+            for v in value.values():
+                visit(v)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                visit(v)
+
+    for key in PART_KEYS:
+        visit(spec.get(key))
+    return found
+
+
+def check_trusted(path: str | Path, spec: Mapping[str, Any], trust: bool) -> None:
+    """Refuse to resume a record whose spec imports a module that is not an installed plugin."""
+    if trust:
+        return
+    allowed = _plugin_packages()
+    foreign = [(m, s) for m, s in imported_modules(spec) if m.split(".")[0] not in allowed]
+    if foreign:
+        module, part = foreign[0]
+        raise RecordError(f"{path}: the record's spec imports module {module!r} ({part}), which is not an "
+                          "installed actmax plugin; a record is data and resuming it would run that code. "
+                          "If you trust this record, resume it with --trust (Python: trust=True)")
+
+
+# ==========================================================================================
+# The record folder and its lifecycle
+# ==========================================================================================
 class RunRecord:
-    """The folder of one run."""
+    """The folder of one run, and the one lifecycle every run kind goes through.
+
+    ``create`` / ``open_for_resume`` lock the folder; ``checkpoint`` commits a step;
+    ``finish`` seals the record; ``close`` (or the end of the process) releases the lock.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._lock = RecordLock(self.path)
+        self._t0 = time.time()
+        self._elapsed_before = 0.0
+        self.identity: dict[str, Any] = {}
 
-    # -- manifest -------------------------------------------------------------------------
+    # -- lifecycle ----------------------------------------------------------------------------
     @classmethod
     def create(cls, path: str | Path, *, kind: str, spec: Mapping[str, Any], overwrite: bool = False) -> "RunRecord":
+        """Lock ``path`` and start a new record there (``overwrite`` replaces an old one)."""
         rec = cls(path)
-        if (rec.path / MANIFEST).exists() and not overwrite:
-            raise RecordError(f"{rec.path} already holds a run record; use `actmax resume {rec.path}` "
-                              "to continue it, or choose another --out folder")
-        rec.path.mkdir(parents=True, exist_ok=True)
-        (rec.path / CHECKPOINT).unlink(missing_ok=True)
-        rec.write_manifest({"kind": kind, "spec": dict(spec), "status": "running", "created": now(),
-                            "updated": now(), "versions": versions(), "provenance": collect_provenance(spec)})
+        rec.lock()
+        try:
+            if (rec.path / MANIFEST).exists():
+                if not overwrite:
+                    raise RecordError(f"{rec.path} already holds a run record; use `actmax resume {rec.path}` "
+                                      "to continue it, or choose another --out folder")
+                rec._clear()
+            rec._clean_temporaries()
+            manifest = {"kind": kind, "spec": dict(spec), "status": "running", "created": now(),
+                        "updated": now(), "versions": versions(), "run_id": uuid.uuid4().hex,
+                        "provenance": collect_provenance(spec)}
+            rec.write_manifest(manifest)
+            rec.identity = rec._identity(manifest)
+        except BaseException:
+            rec.close()
+            raise
         return rec
 
     @classmethod
-    def for_resume(cls, path: str | Path, kind: str) -> tuple["RunRecord", dict[str, Any]]:
-        """Open a record of ``kind`` to resume; refuse runs that were started from live objects."""
+    def open_for_resume(cls, path: str | Path, kind: str, *, trust: bool = False,
+                        allow_live: bool = False) -> tuple["RunRecord", dict[str, Any]]:
+        """Lock a record of ``kind`` for resuming: manifest verified, live-object and untrusted specs refused."""
         rec = cls(path)
-        manifest = rec.manifest()
-        if manifest.get("kind") != kind:
-            raise RecordError(f"{path} holds a {manifest.get('kind')!r} run, not a {kind!r} run")
-        live = sorted(k for k, v in manifest["spec"].items()
-                      if k in PART_KEYS and (v is None or (isinstance(v, list) and None in v)))
-        if live:
-            raise RecordError(f"{path} was started from live Python objects ({', '.join(live)}); "
-                              "only runs built from specs can be resumed")
+        if not (rec.path / MANIFEST).exists():
+            raise RecordError(f"{rec.path} is not a run record: {MANIFEST} is missing")
+        rec.lock()
+        try:
+            manifest = rec.manifest(verify=True)
+            if manifest.get("kind") != kind:
+                raise RecordError(f"{path} holds a {manifest.get('kind')!r} run, not a {kind!r} run")
+            spec = manifest.get("spec")
+            if not isinstance(spec, dict):
+                raise RecordError(f"{path}: {MANIFEST} has no spec")
+            live = sorted(k for k, v in spec.items()
+                          if k in PART_KEYS and (v is None or (isinstance(v, list) and None in v)))
+            if live and not allow_live:
+                raise RecordError(f"{path} was started from live Python objects ({', '.join(live)}); "
+                                  "only runs built from specs can be resumed")
+            check_trusted(path, spec, trust)
+            rec.identity = rec._identity(manifest)
+            if manifest.get("status") != "finished":
+                rec._clean_temporaries()
+        except BaseException:
+            rec.close()
+            raise
         return rec, manifest
 
-    def mark_resumed(self, manifest: Mapping[str, Any]) -> None:
-        self.update_manifest(status="running", resumed=manifest.get("resumed", 0) + 1)
+    # backwards-compatible name
+    for_resume = open_for_resume
 
-    def manifest(self) -> dict[str, Any]:
+    def lock(self) -> "RunRecord":
+        self._lock.acquire()
+        return self
+
+    def close(self) -> None:
+        """Release the folder's lock (the end of the process releases it too)."""
+        self._lock.release()
+
+    def start_clock(self, elapsed_before: float = 0.0) -> None:
+        self._t0, self._elapsed_before = time.time(), float(elapsed_before)
+
+    def elapsed(self) -> float:
+        """Seconds spent on this run, summed over every resume."""
+        return self._elapsed_before + time.time() - self._t0
+
+    def mark_resumed(self, manifest: Mapping[str, Any]) -> None:
+        self.update_manifest(status="running", resumed=int(manifest.get("resumed", 0)) + 1)
+
+    def checkpoint(self, state: Mapping[str, Any], *, step: int, claims: Iterable[str] = ()) -> None:
+        """Commit one step: ``claims`` (record-relative files already written) are sealed by sha256."""
+        files = {}
+        for rel in sorted(set(claims)):
+            p = self.path / rel
+            if p.exists():
+                files[rel] = sha256_file(p)
+        meta = {**self.identity, "step": int(step), "elapsed_s": self.elapsed(), "files": files}
+        self.save_checkpoint({"meta": meta, "state": dict(state)})
+
+    def resume_state(self, *, repair: bool = False) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """(state, meta) of the checkpoint, verified against the manifest; (None, {}) if there is none.
+
+        Claimed files that no longer match are an error, or with ``repair`` are deleted and
+        listed in ``meta["dropped"]`` (the caller rebuilds what it can).
+        """
+        if not self.has_checkpoint():
+            return None, {}
+        ckpt = self.load_checkpoint()
+        meta, state = ckpt.get("meta"), ckpt.get("state")
+        if not isinstance(meta, dict) or not isinstance(state, dict):
+            raise RecordError(f"{self.path / CHECKPOINT} is not an actmax run checkpoint (no meta/state)")
+        for key, value in self.identity.items():
+            if meta.get(key) != value:
+                raise RecordError(f"{self.path}: the checkpoint belongs to another run or spec ({key} "
+                                  f"{meta.get(key)!r} != manifest's {value!r}); the manifest or checkpoint "
+                                  "was edited or mixed up")
+        dropped = []
+        repaired_away = {rel for note in self.manifest().get("repairs", []) or []
+                         for rel in (note.get("dropped", []) if isinstance(note, dict) else [])}
+        for rel, digest in dict(meta.get("files", {})).items():
+            p = self.path / rel
+            if rel in repaired_away and not p.exists():
+                continue   # an earlier --repair dropped it (and said so)
+            if not p.exists() or sha256_file(p) != digest:
+                if not repair:
+                    raise RecordError(f"{self.path}: {rel} is missing or corrupt (sha256 differs from the "
+                                      "checkpoint's); `actmax resume --repair` rebuilds what it can")
+                p.unlink(missing_ok=True)
+                dropped.append(rel)
+        meta = {**meta, "dropped": dropped}
+        self._elapsed_before = float(meta.get("elapsed_s", 0.0))
+        return state, meta
+
+    def report_repair(self, rebuilt: list[str], dropped: list[str]) -> None:
+        """Say (log warning + manifest ``repairs``) what a ``--repair`` rebuilt and what it dropped."""
+        import logging
+
+        note = {"rebuilt": sorted(rebuilt), "dropped": sorted(dropped)}
+        logging.getLogger("actmax").warning(
+            "repair of %s: rebuilt %s; dropped %s", self.path, ", ".join(note["rebuilt"]) or "nothing",
+            (", ".join(note["dropped"]) + " (cannot be rebuilt from the checkpoint)") if dropped else "nothing")
+        m = self.manifest()
+        self.update_manifest(repairs=list(m.get("repairs", [])) + [note])
+
+    def finish(self, **fields: Any) -> dict[str, Any]:
+        """Seal the record: status finished, finish time, summed elapsed time, sha256 of every file."""
+        return self.update_manifest(status="finished", finished=now(), elapsed_s=round(self.elapsed(), 3),
+                                    files=self.file_digests(), **fields)
+
+    def verify_finished(self, *, repair: bool = False) -> list[str]:
+        """Check every file the finished manifest lists; returns the mismatching ones (error unless ``repair``)."""
+        manifest = self.manifest(verify=True)
+        bad = []
+        for rel, digest in dict(manifest.get("files", {})).items():
+            p = self.path / rel
+            if not p.is_file() or sha256_file(p) != digest:
+                bad.append(rel)
+        if repair:
+            for rel in bad:
+                if rel != CHECKPOINT:   # the checkpoint is what a repair rebuilds from: load it, do not drop it
+                    (self.path / rel).unlink(missing_ok=True)
+        elif bad:
+            raise RecordError(f"{self.path}: {bad[0]} is missing or corrupt (sha256 differs from the manifest's"
+                              f"{'' if len(bad) == 1 else f'; {len(bad)} files in all'}); "
+                              "`actmax resume --repair` rebuilds what it can")
+        return bad
+
+    def file_digests(self) -> dict[str, str]:
+        out = {}
+        for p in sorted(self.path.rglob("*")):
+            rel = p.relative_to(self.path).as_posix()
+            if p.is_file() and rel not in (MANIFEST, LOCK) and not p.name.startswith("."):
+                out[rel] = sha256_file(p)
+        return out
+
+    def _identity(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        spec = manifest.get("spec") or {}
+        return {"run_id": manifest.get("run_id"), "kind": manifest.get("kind"),
+                "seed": spec.get("seed", spec.get("seeds")), "spec_sha256": spec_hash(spec)}
+
+    def _clear(self) -> None:
+        import shutil
+
+        old = []
+        try:
+            old = list(json.loads((self.path / MANIFEST).read_text()).get("files", {}))
+        except Exception:  # noqa: BLE001 - a corrupt old manifest: remove the known names only
+            pass
+        for rel in list(RECORD_FILES) + old:
+            p = self.path / rel
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            elif p.exists() or p.is_symlink():
+                p.unlink()
+
+    def _clean_temporaries(self) -> None:
+        """Remove temporary files a killed writer left behind (we hold the lock: nobody else writes)."""
+        for folder in (self.path, self.path / "images"):
+            if folder.is_dir():
+                for p in folder.glob(".*.tmp"):
+                    p.unlink(missing_ok=True)
+
+    # -- manifest -------------------------------------------------------------------------
+    def manifest(self, *, verify: bool = False) -> dict[str, Any]:
         path = self.path / MANIFEST
         if not path.exists():
             raise RecordError(f"{self.path} is not a run record: {MANIFEST} is missing")
         try:
-            return json.loads(path.read_text())
+            m = json.loads(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise RecordError(f"{path} is corrupt: {exc}") from exc
+        if not isinstance(m, dict):
+            raise RecordError(f"{path} is corrupt: not a JSON object")
+        if verify:
+            if "sha256" not in m:
+                raise RecordError(f"{path} has no checksum (edited, or written by an older actmax)")
+            if _manifest_digest(m) != m["sha256"]:
+                raise RecordError(f"{path} is corrupt or was edited (its sha256 does not match its content)")
+        return m
 
     def write_manifest(self, manifest: Mapping[str, Any]) -> None:
-        atomic_write_json(self.path / MANIFEST, dict(manifest))
+        m = {k: v for k, v in manifest.items() if k != "sha256"}
+        m = json.loads(json.dumps(m, default=_json_default))  # the digest covers what JSON stores
+        m["sha256"] = _manifest_digest(m)
+        atomic_write_json(self.path / MANIFEST, m)
 
     def update_manifest(self, **fields: Any) -> dict[str, Any]:
         m = self.manifest()
@@ -144,7 +521,10 @@ class RunRecord:
         path = self.path / SCORES
         if not path.exists():
             raise RecordError(f"{self.path}: {SCORES} is missing")
-        return pd.read_parquet(path)
+        try:
+            return pd.read_parquet(path)
+        except Exception as exc:  # noqa: BLE001 - any parse failure means a bad file
+            raise RecordError(f"{path} is corrupt or truncated: {exc}") from exc
 
     def write_codes(self, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None) -> None:
         from safetensors.torch import save
@@ -163,15 +543,62 @@ class RunRecord:
 
     # -- checkpoint -----------------------------------------------------------------------
     def save_checkpoint(self, state: Mapping[str, Any]) -> None:
-        buf = io.BytesIO()
-        torch.save({"version": CHECKPOINT_VERSION, **state}, buf)
-        atomic_write_bytes(self.path / CHECKPOINT, buf.getvalue())
+        atomic_write_bytes(self.path / CHECKPOINT, checkpoint_bytes(state))
 
     def has_checkpoint(self) -> bool:
         return (self.path / CHECKPOINT).exists()
 
     def load_checkpoint(self) -> dict[str, Any]:
         return load_checkpoint_file(self.path / CHECKPOINT)
+
+
+def checkpoint_bytes(state: Mapping[str, Any]) -> bytes:
+    """A checkpoint file: the state's ``torch.save`` bytes wrapped with their sha256."""
+    inner = io.BytesIO()
+    torch.save(dict(state), inner)
+    body = inner.getvalue()
+    outer = io.BytesIO()
+    torch.save({"version": CHECKPOINT_VERSION, "sha256": sha256_bytes(body),
+                "body": torch.frombuffer(bytearray(body), dtype=torch.uint8)}, outer)
+    return outer.getvalue()
+
+
+def load_checkpoint_file(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint with ``weights_only=True`` and check its sha256; any damage is one RecordError."""
+    path = Path(path)
+    if not path.exists():
+        raise RecordError(f"checkpoint {path} is missing")
+
+    def load(src: Any) -> Any:
+        return torch.load(src, map_location="cpu", weights_only=True)
+
+    try:
+        outer = load(path)
+        ok = (isinstance(outer, dict) and outer.get("version") == CHECKPOINT_VERSION
+              and isinstance(outer.get("body"), torch.Tensor) and isinstance(outer.get("sha256"), str))
+        if ok:
+            body = outer["body"].numpy().tobytes()
+            if sha256_bytes(body) != outer["sha256"]:
+                raise RecordError(f"checkpoint {path} is corrupt, truncated or edited (sha256 mismatch)")
+            state = load(io.BytesIO(body))
+    except RecordError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - truncated zip, pickle refused, garbage bytes...
+        raise RecordError(f"checkpoint {path} is corrupt, truncated or not an actmax checkpoint "
+                          f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
+    if not ok or not isinstance(state, dict):
+        raise RecordError(f"checkpoint {path} is not an actmax checkpoint of version {CHECKPOINT_VERSION}")
+    return state
+
+
+def state_field(state: Mapping[str, Any], *keys: str, where: str = "checkpoint") -> Any:
+    """``state[k1][k2]...`` or one RecordError naming the missing key (never a bare KeyError)."""
+    value: Any = state
+    for k in keys:
+        if not isinstance(value, Mapping) or k not in value:
+            raise RecordError(f"{where} is missing {'/'.join(keys)} (corrupt or from another kind of run)")
+        value = value[k]
+    return value
 
 
 @dataclass
@@ -200,21 +627,6 @@ def load_run(path: str | Path) -> LoadedRun:
     scores = rec.scores() if (rec.path / SCORES).exists() else pd.DataFrame()
     codes = rec.codes() if (rec.path / CODES).exists() else {}
     return LoadedRun(rec.path, manifest, scores, codes)
-
-
-def load_checkpoint_file(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint with ``weights_only=True``; any damage is one clear RecordError."""
-    path = Path(path)
-    if not path.exists():
-        raise RecordError(f"checkpoint {path} is missing")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - truncated zip, pickle refused, garbage bytes...
-        raise RecordError(f"checkpoint {path} is corrupt, truncated or not an actmax checkpoint "
-                          f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
-    if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
-        raise RecordError(f"checkpoint {path} is not an actmax checkpoint of version {CHECKPOINT_VERSION}")
-    return state
 
 
 def save_image(image: torch.Tensor, path: str | Path) -> None:

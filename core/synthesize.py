@@ -7,7 +7,6 @@ response of every target (``scores.parquet``), the final codes, each image and a
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -16,9 +15,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from actmax.core.contracts import Target, make_targets, shape_checks_only
+from actmax.core.contracts import ContractError, Target, make_targets, shape_checks_only
+from actmax.core.errors import RecordError
 from actmax.core.progress import progress_bar
-from actmax.core.records import RunRecord, save_image, save_montage
+from actmax.core.records import RunRecord, save_image, save_montage, state_field
 from actmax.core.registry import generators, optimizers, scorers, spec_text
 
 
@@ -55,7 +55,13 @@ class SynthesisResult:
 class _Synthesis:
     def __init__(self, generator: Any, scorer: Any, *, units: Sequence[int] | None, poles: Sequence[str],
                  seeds: Sequence[int], ascent: Any, device: str | None, amp: bool = False) -> None:
-        self.device = torch.device(device) if device else torch.device("cpu")
+        from actmax.core.evolve import check_count, check_device
+
+        self.device = check_device(device)
+        for u in (units if units is not None else []):
+            check_count(u, "unit", 0)
+        for s in seeds:
+            check_count(s, "seed", 0)
         self.amp = bool(amp)
         self.gen = generators.create(generator).to(self.device).eval()
         self.scorer = scorers.create(scorer).to(self.device).eval()
@@ -126,8 +132,20 @@ class _Synthesis:
         return {"ascent": self.ascent.state_dict(), "rows": torch.from_numpy(self._rows_array())}
 
     def load_state(self, state: dict[str, Any]) -> None:
-        self.ascent.load_state_dict(state["ascent"])
-        rows = state["rows"].to(self.device, torch.float32)
+        """Restore a checkpoint's state; anything that does not fit this run is one RecordError."""
+        try:
+            self.ascent.load_state_dict(state_field(state, "ascent"))
+            rows = state_field(state, "rows").to(self.device, torch.float32)
+        except RecordError:
+            raise
+        except (KeyError, TypeError, AttributeError, ValueError, RuntimeError) as exc:
+            raise RecordError(f"checkpoint state does not fit this synthesis ({type(exc).__name__}: {exc})") from exc
+        n_steps = self.ascent.step_index
+        if rows.numel() and (rows.ndim != 2 or rows.shape[1] != len(self.targets)):
+            raise RecordError(f"checkpoint rows have shape {tuple(rows.shape)}, expected (steps, {len(self.targets)})")
+        if (rows.shape[0] if rows.numel() else 0) != n_steps:
+            raise RecordError(f"checkpoint is inconsistent: {rows.shape[0] if rows.numel() else 0} rows for "
+                              f"{n_steps} steps")
         self.rows = list(rows) if rows.numel() else []
 
 
@@ -156,8 +174,7 @@ def _save_best_per_target(table: pd.DataFrame, images: torch.Tensor, path: Path)
     save_montage(images[torch.tensor(best["index"].tolist(), dtype=torch.long)], path / "best.png", nrow=len(poles))
 
 
-def _run(syn: _Synthesis, rec: RunRecord | None, *, progress: bool | None, checkpoint_every: int,
-         t_start: float) -> SynthesisResult:
+def _run(syn: _Synthesis, rec: RunRecord | None, *, progress: bool | None, checkpoint_every: int) -> SynthesisResult:
     bar = progress_bar(progress, total=syn.ascent.steps, initial=syn.ascent.step_index,
                        desc=f"synthesize {len(syn.targets)} targets", unit="step", leave=False)
     try:
@@ -165,27 +182,53 @@ def _run(syn: _Synthesis, rec: RunRecord | None, *, progress: bool | None, check
             syn.step()
             bar.update(1)
             if rec is not None and checkpoint_every and syn.ascent.step_index % checkpoint_every == 0:
-                rec.save_checkpoint(syn.state())
+                _check_finite(syn)
+                rec.checkpoint(syn.state(), step=syn.ascent.step_index)
     finally:
         bar.close()
+    _check_finite(syn)
+    result = _result(syn, rec)
+    if rec is not None:
+        _finish(rec, syn, result)
+    return result
+
+
+def _check_finite(syn: _Synthesis) -> None:
+    """Non-finite responses are an error, as in evolve (never a finished record full of NaN)."""
+    arr = syn._rows_array()
+    if arr.size and not np.all(np.isfinite(arr)):
+        step, target = np.argwhere(~np.isfinite(arr))[0]
+        t = syn.targets[int(target)]
+        raise ContractError(f"scorer returned non-finite responses (first at step {int(step)}, unit {t.unit}, "
+                            f"pole {t.pole}, seed {t.seed})")
+
+
+def _result(syn: _Synthesis, rec: RunRecord | None) -> SynthesisResult:
     images, resp = syn.final()
+    if not torch.all(torch.isfinite(resp)):
+        raise ContractError("scorer returned non-finite responses for the final images")
     table = pd.DataFrame({"index": range(len(syn.targets)), "unit": [t.unit for t in syn.targets],
                           "pole": [t.pole for t in syn.targets], "seed": [t.seed for t in syn.targets],
                           "response": resp.numpy()})
-    result = SynthesisResult(images=images, codes=syn.ascent.codes.detach().cpu(), targets=syn.targets,
-                             responses=resp, table=table, out_dir=None if rec is None else rec.path)
-    if rec is not None:
-        rec.write_scores(syn.table())
-        rec.write_codes({"codes": result.codes})
-        table.to_csv(rec.path / "targets.csv", index=False)
-        for t, img in zip(syn.targets, images):
-            save_image(img, rec.path / "images" / f"{_label(t)}.png")
-        save_montage(images, rec.path / "images" / "montage.png", nrow=syn.per_unit)
-        _save_best_per_target(table, images, rec.path)
-        rec.save_checkpoint(syn.state())
-        rec.update_manifest(status="finished", elapsed_s=round(time.time() - t_start, 3),
-                            steps_done=syn.ascent.step_index, targets=len(syn.targets))
-    return result
+    return SynthesisResult(images=images, codes=syn.ascent.codes.detach().cpu(), targets=syn.targets,
+                           responses=resp, table=table, out_dir=None if rec is None else rec.path)
+
+
+def _finish(rec: RunRecord, syn: _Synthesis, result: SynthesisResult, checkpoint: bool = True) -> None:
+    """Derived files (all rebuildable from the final checkpoint), final checkpoint, sealed manifest."""
+    from actmax.core.records import atomic_write_bytes
+
+    images, resp = result.images, result.responses
+    rec.write_scores(syn.table())
+    rec.write_codes({"codes": result.codes})
+    atomic_write_bytes(rec.path / "targets.csv", result.table.to_csv(index=False).encode())
+    for t, img in zip(syn.targets, images):
+        save_image(img, rec.path / "images" / f"{_label(t)}.png")
+    save_montage(images, rec.path / "images" / "montage.png", nrow=syn.per_unit)
+    _save_best_per_target(result.table, images, rec.path)
+    if checkpoint:   # a repair keeps the verified final checkpoint as it is
+        rec.checkpoint(syn.state(), step=syn.ascent.step_index)
+    rec.finish(steps_done=syn.ascent.step_index, targets=len(syn.targets))
 
 
 def synthesize(generator: Any, scorer: Any, *, units: Sequence[int] | None = None,
@@ -201,26 +244,60 @@ def synthesize(generator: Any, scorer: Any, *, units: Sequence[int] | None = Non
     """
     syn = _Synthesis(generator, scorer, units=units, poles=poles, seeds=seeds, ascent=ascent, device=device,
                      amp=amp)
+    rec = None
     try:
-        rec = None
         if out_dir is not None:
             spec = {"generator": spec_text(generator), "scorer": spec_text(scorer), "ascent": spec_text(ascent),
                     "units": syn.units,
                     "poles": list(poles), "seeds": [int(s) for s in seeds], "device": device, "amp": amp,
                     "checkpoint_every": checkpoint_every}
             rec = RunRecord.create(out_dir, kind="synthesize", spec=spec, overwrite=overwrite)
-        return _run(syn, rec, progress=progress, checkpoint_every=checkpoint_every, t_start=time.time())
+        return _run(syn, rec, progress=progress, checkpoint_every=checkpoint_every)
     finally:
         syn.restore_grad_flags()           # the modules passed in are not left frozen
+        if rec is not None:
+            rec.close()
 
 
-def resume_synthesis(out_dir: str | Path, *, progress: bool | None = None) -> SynthesisResult:
-    """Continue a killed synthesis from its last checkpoint."""
-    rec, manifest = RunRecord.for_resume(out_dir, "synthesize")
-    spec = manifest["spec"]
-    syn = _Synthesis(spec["generator"], spec["scorer"], units=spec["units"], poles=spec["poles"],
-                     seeds=spec["seeds"], ascent=spec["ascent"], device=spec.get("device"), amp=spec.get("amp", False))
-    if rec.has_checkpoint():
-        syn.load_state(rec.load_checkpoint())
-    rec.mark_resumed(manifest)
-    return _run(syn, rec, progress=progress, checkpoint_every=spec.get("checkpoint_every", 25), t_start=time.time())
+def resume_synthesis(out_dir: str | Path, *, progress: bool | None = None, trust: bool = False,
+                     repair: bool = False) -> SynthesisResult:
+    """Continue a killed synthesis from its last checkpoint (same rules as :func:`actmax.core.evolve.resume_evolution`).
+
+    A finished synthesis is re-verified and its result returned; ``repair`` rebuilds every
+    derived file from the final checkpoint; ``trust`` allows specs that import non-plugin modules.
+    """
+    rec, manifest = RunRecord.open_for_resume(out_dir, "synthesize", trust=trust)
+    try:
+        spec = manifest["spec"]
+        finished = manifest.get("status") == "finished"
+        bad = rec.verify_finished(repair=repair) if finished else []
+        state, meta = rec.resume_state(repair=repair)
+        try:
+            syn = _Synthesis(spec["generator"], spec["scorer"], units=spec["units"], poles=spec["poles"],
+                             seeds=spec["seeds"], ascent=spec["ascent"], device=spec.get("device"),
+                             amp=spec.get("amp", False))
+        except KeyError as exc:
+            raise RecordError(f"{rec.path}: the manifest's spec lacks {exc}") from None
+        if state is None and (finished or repair):
+            raise RecordError(f"{rec.path}: the checkpoint is missing, so nothing can be verified or rebuilt; "
+                              "start the run again with --overwrite")
+        if state is not None:
+            syn.load_state(state)
+            if int(meta.get("step", -1)) != syn.ascent.step_index:
+                raise RecordError(f"{rec.path}: the checkpoint's step counter {meta.get('step')} disagrees with "
+                                  f"its state ({syn.ascent.step_index} steps)")
+        if finished:
+            if not syn.ascent.done:
+                raise RecordError(f"{rec.path}: finished manifest, but the checkpoint is at step "
+                                  f"{syn.ascent.step_index} of {syn.ascent.steps}")
+            result = _result(syn, rec)
+            if bad:
+                rec.start_clock(float(manifest.get("elapsed_s", 0.0)))
+                _finish(rec, syn, result, checkpoint=False)
+                rec.report_repair([b for b in bad if (rec.path / b).exists()],
+                               [b for b in bad if not (rec.path / b).exists()])
+            return result
+        rec.mark_resumed(manifest)
+        return _run(syn, rec, progress=progress, checkpoint_every=spec.get("checkpoint_every", 25))
+    finally:
+        rec.close()

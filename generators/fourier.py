@@ -63,6 +63,8 @@ class FourierGenerator(Generator):
             raise ValueError(f"fourier: channels must be 1 or 3, got {channels}")
         if mode not in ("complex", "phase"):
             raise ValueError(f"fourier: mode must be 'complex' or 'phase', got {mode!r}")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"fourier: size must be an integer >= 1, got {size!r}")
         self.image_size, self.channels, self.mode = int(size), int(channels), mode
         self.spec_shape = (self.channels, self.image_size, self.image_size // 2 + 1)
         n_coef = int(np.prod(self.spec_shape))

@@ -27,6 +27,9 @@ class GaborGenerator(Generator):
         super().__init__()
         if channels not in (1, 3):
             raise ValueError(f"gabor: channels must be 1 or 3, got {channels}")
+        for key, value in (("size", size), ("patches", patches)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"gabor: {key} must be an integer >= 1, got {value!r}")
         self.image_size, self.channels, self.patches = int(size), int(channels), int(patches)
         self.dim = 8 * self.patches
         self.default_sigma = 0.5

@@ -18,6 +18,8 @@ class PixelGenerator(Generator):
             raise ValueError(f"pixel: channels must be 1 or 3, got {channels}")
         if squash not in ("sigmoid", "clip"):
             raise ValueError(f"pixel: squash must be 'sigmoid' or 'clip', got {squash!r}")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"pixel: size must be an integer >= 1, got {size!r}")
         self.image_size, self.channels, self.squash = int(size), int(channels), squash
         self.dim = self.channels * self.image_size ** 2
         self.init_std = float(init_std)

@@ -51,7 +51,9 @@ class PyCMA(Optimizer):
         if x0.shape != (self.dim,):
             raise ValueError(f"cma: x0 must have {self.dim} entries, got {x0.shape}")
         self.x0 = x0
-        self.popsize = int(popsize) if popsize else 4 + int(3 * np.log(self.dim))
+        if popsize is not None and (isinstance(popsize, bool) or not isinstance(popsize, int) or popsize < 2):
+            raise ValueError(f"cma: popsize must be an integer >= 2, got {popsize!r}")
+        self.popsize = int(popsize) if popsize is not None else 4 + int(3 * np.log(self.dim))
         self.extra_options = dict(options or {})
         self._np_state = np.random.RandomState(self.seed).get_state()
         self._history: list[np.ndarray] = []

@@ -11,6 +11,10 @@ from actmax.core.registry import scorers
 from actmax.scorers.base import Scorer
 
 
+class CallableError(ValueError):
+    """The scorer's function raised (reported as one ``error:`` line by the CLI)."""
+
+
 def import_function(path: str) -> Callable[[torch.Tensor], object]:
     """``"pkg.module:function"`` -> the function (a clear error if it cannot be found)."""
     module_name, sep, attr = path.partition(":")
@@ -41,7 +45,11 @@ class CallableScorer(Scorer):
         self.units, self.differentiable = int(units), bool(differentiable)
 
     def respond(self, images: torch.Tensor) -> torch.Tensor:
-        out = self.fn(images)
+        try:
+            out = self.fn(images)
+        except Exception as exc:  # noqa: BLE001 - the user's function failed: one clear error, not a traceback
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise CallableError(f"callable scorer {self.fn_name!r} raised {type(exc).__name__}: {first}") from exc
         if not isinstance(out, torch.Tensor):
             out = torch.as_tensor(np.asarray(out, dtype=np.float32))
         out = out.to(images.device, torch.float32)

@@ -33,15 +33,24 @@ Policy for problems (each block outcome is logged to ``EXCHANGE/rig_log.jsonl`` 
    :class:`RigTimeoutError` or :class:`RigResponseError` lists what happened to each block.
    ``retries=0`` turns every problem into an immediate error.
 
+Safety: the exchange folder is an interface to another program, so actmax trusts nothing in
+it. Every file is opened with ``O_NOFOLLOW`` (a symbolic link is refused, never followed),
+must be a regular file owned by this user, and a responses file may not exceed
+``max_response_bytes`` (16 MiB by default). Writes (markers, the log) go through a
+descriptor of the real block folder, so a folder swapped for a symlink is refused
+(:class:`RigExchangeError`) instead of being written through.
+
 Units are the ``channels`` actmax reads (default: all ``n_channels``). Not differentiable.
 """
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import os
 import re
+import stat
 import time
 import uuid
 from dataclasses import dataclass
@@ -60,18 +69,24 @@ RESPONSE_FILES = ("responses.json", "responses.csv")
 ABANDONED, REJECTED, ACCEPTED = "ABANDONED", "REJECTED.json", "ACCEPTED"
 LOG_FILE = "rig_log.jsonl"
 _BLOCK_RE = re.compile(r"^block_(\d+)$")
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 class RigError(RuntimeError):
     """The rig did not deliver usable responses (see the message for each block's fate)."""
 
 
-class RigTimeoutError(RigError, TimeoutError):
+class RigTimeoutError(RigError, TimeoutError, ValueError):
     """No responses arrived in time, and the retries are used up."""
 
 
 class RigResponseError(RigError, ValueError):
     """Responses arrived but were malformed or incomplete, and the retries are used up."""
+
+
+class RigExchangeError(RigError, ValueError):
+    """The exchange folder holds something actmax refuses to touch (a symlink, another user's file)."""
 
 
 class _Malformed(Exception):
@@ -101,26 +116,123 @@ def image_to_png_bytes(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def read_exchange_file(path: str | Path, max_bytes: int = MAX_RESPONSE_BYTES) -> bytes:
+    """The bytes of a file in the exchange folder: no symlinks, regular files of this user only, size capped.
+
+    Problems raise ``_Malformed`` (the block is rejected; no content is echoed).
+    """
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _Malformed(f"{path.name} is a symbolic link (refused)") from None
+        raise _Malformed(f"{path.name} cannot be opened ({exc.strerror})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _Malformed(f"{path.name} is not a regular file (refused)")
+        if hasattr(os, "getuid") and st.st_uid != os.getuid():
+            raise _Malformed(f"{path.name} is owned by uid {st.st_uid}, not by this user (refused)")
+        if st.st_size > max_bytes:
+            raise _Malformed(f"{path.name} is too large ({st.st_size} bytes > {max_bytes})")
+        chunks, total = [], 0
+        while total <= max_bytes:
+            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > max_bytes:
+            raise _Malformed(f"{path.name} is too large (> {max_bytes} bytes)")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _open_dir(folder: Path) -> int:
+    """A descriptor of ``folder`` itself (not of a symlink's target), owned by this user."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW)
+    except OSError as exc:
+        why = "is a symbolic link" if exc.errno in (errno.ELOOP, errno.ENOTDIR) else f"cannot be opened ({exc.strerror})"
+        raise RigExchangeError(f"rig exchange: {folder} {why}; refusing to write there") from None
+    st = os.fstat(fd)
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        os.close(fd)
+        raise RigExchangeError(f"rig exchange: {folder} is owned by uid {st.st_uid}, not by this user; "
+                               "refusing to write there")
+    return fd
+
+
 def read_png(path: str | Path) -> np.ndarray:
-    """A PNG written by actmax -> (C, H, W) float32 in [0, 1]."""
+    """A PNG written by actmax -> (C, H, W) float32 in [0, 1] (opened without following symlinks)."""
     from PIL import Image
 
-    with Image.open(path) as im:
+    try:
+        data = read_exchange_file(path, max_bytes=64 * 1024 * 1024)
+    except _Malformed as exc:
+        raise RigExchangeError(f"rig exchange: {exc}") from None
+    with Image.open(io.BytesIO(data)) as im:
         arr = np.asarray(im.convert("L") if im.mode in ("L", "I", "I;16", "1", "P") else im.convert("RGB"))
     arr = arr.astype(np.float32) / 255.0
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write a file under a temporary name, then rename it into place (readers never see half a file)."""
-    from actmax.core.records import atomic_write_bytes
+    """Write a file under a temporary name, then rename it into place (readers never see half a file).
 
-    atomic_write_bytes(Path(path), data.encode() if isinstance(data, str) else data)
+    Both happen through a descriptor of the real parent folder: a parent that is a symlink,
+    or not owned by this user, is refused; an existing symlink at ``path`` is replaced, not followed.
+    """
+    path = Path(path)
+    payload = data.encode() if isinstance(data, str) else data
+    dfd = _open_dir(path.parent)
+    try:
+        tmp = f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o666, dir_fd=dfd)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(payload)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path.name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        except BaseException:
+            try:
+                os.unlink(tmp, dir_fd=dfd)
+            except OSError:
+                pass
+            raise
+    finally:
+        os.close(dfd)
 
 
-def parse_responses(path: Path, *, block: int | None = None) -> dict[str, list[float]]:
+def append_line(path: Path, line: str) -> None:
+    """Append one line to a log in the exchange folder (no symlinks, this user's regular file only)."""
+    path = Path(path)
+    dfd = _open_dir(path.parent)
+    try:
+        try:
+            fd = os.open(path.name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW, 0o666, dir_fd=dfd)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise RigExchangeError(f"rig exchange: {path} is a symbolic link; refusing to write through it") from None
+            raise
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or (hasattr(os, "getuid") and st.st_uid != os.getuid()):
+                raise RigExchangeError(f"rig exchange: {path} is not a regular file of this user; refusing to write")
+            os.write(fd, (line + "\n").encode())
+        finally:
+            os.close(fd)
+    finally:
+        os.close(dfd)
+
+
+def parse_responses(path: Path, *, block: int | None = None,
+                    max_bytes: int = MAX_RESPONSE_BYTES) -> dict[str, list[float]]:
     """A responses file -> {image id: [channel values]} (raises _Malformed with the reason)."""
-    text = path.read_text()
+    text = read_exchange_file(path, max_bytes).decode()
     if path.suffix == ".json":
         try:
             doc = json.loads(text)
@@ -176,7 +288,7 @@ class RigScorer(Scorer):
     def __init__(self, exchange: str | Path, n_channels: int | None = None,
                  channels: int | Sequence[int] | None = None, image_size: int | None = None,
                  timeout: float = 60.0, poll: float = 0.1, retries: int = 2, settle: float = 0.3,
-                 session: str | None = None) -> None:
+                 session: str | None = None, max_response_bytes: int = MAX_RESPONSE_BYTES) -> None:
         super().__init__()
         if n_channels is None and channels is None:
             raise ValueError("rig: give n_channels (what the rig records) and/or channels (what actmax reads)")
@@ -186,10 +298,15 @@ class RigScorer(Scorer):
             [int(channels)] if isinstance(channels, int) else [int(c) for c in channels])
         if not chans or min(chans) < 0 or (n_channels is not None and max(chans) >= n_channels):
             raise ValueError(f"rig: channels {chans} do not fit n_channels={n_channels}")
-        if timeout <= 0 or poll <= 0 or retries < 0 or settle < 0:
-            raise ValueError("rig: need timeout > 0, poll > 0, retries >= 0, settle >= 0")
+        if timeout <= 0 or poll <= 0 or retries < 0 or settle < 0 or max_response_bytes < 1:
+            raise ValueError("rig: need timeout > 0, poll > 0, retries >= 0, settle >= 0, max_response_bytes >= 1")
         self.exchange = Path(exchange)
         self.exchange.mkdir(parents=True, exist_ok=True)
+        st = self.exchange.stat()
+        if hasattr(os, "getuid") and st.st_uid != os.getuid():
+            raise RigExchangeError(f"rig: the exchange folder {self.exchange} is owned by uid {st.st_uid}, "
+                                   "not by this user")
+        self.max_response_bytes = int(max_response_bytes)
         self.n_channels, self.channels = n_channels, chans
         self.units = len(chans)
         self.image_size = image_size
@@ -206,7 +323,7 @@ class RigScorer(Scorer):
         last = 0
         for p in self.exchange.iterdir():
             m = _BLOCK_RE.match(p.name)
-            if m and p.is_dir():
+            if m:   # symlinks and files count too: never reuse a name someone else put there
                 last = max(last, int(m.group(1)))
         return last
 
@@ -222,29 +339,32 @@ class RigScorer(Scorer):
         for i, img in enumerate(images):
             image_id = f"b{block:04d}_i{i:03d}"
             name = f"{image_id}.png"
-            (stage / name).write_bytes(image_to_png_bytes(img))
+            atomic_write(stage / name, image_to_png_bytes(img))
             ids.append(image_id)
             entries.append({"id": image_id, "file": name})
         manifest = {"protocol": PROTOCOL, "block": block, "session": self.session, "images": entries,
                     "n_channels": self.n_channels, "reissue_of": reissue_of, "created": time.time()}
-        (stage / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        atomic_write(stage / MANIFEST, json.dumps(manifest, indent=1))
         os.replace(stage, final)
         return block, ids
 
     def _response_file(self, folder: Path) -> Path | None:
+        if folder.is_symlink() or not folder.is_dir():
+            raise RigExchangeError(f"rig exchange: {folder} is no longer a real folder (a symlink or removed); "
+                                   "refusing to read or write there")
         for name in RESPONSE_FILES:
             p = folder / name
-            if p.is_file():
+            if os.path.lexists(p):   # a symlink counts as present: it is then refused, not followed
                 return p
         return None
 
     def _read(self, path: Path, block: int) -> dict[str, list[float]]:
         try:
-            return parse_responses(path, block=block)
+            return parse_responses(path, block=block, max_bytes=self.max_response_bytes)
         except (_Malformed, UnicodeDecodeError, OSError):
             time.sleep(self.settle)                     # maybe caught mid-write: read once more
             try:
-                return parse_responses(path, block=block)
+                return parse_responses(path, block=block, max_bytes=self.max_response_bytes)
             except UnicodeDecodeError as exc:
                 raise _Malformed(f"{path.name} is not text ({exc})") from None
 
@@ -264,8 +384,7 @@ class RigScorer(Scorer):
     def _log(self, outcome: BlockOutcome) -> None:
         self.events.append(outcome)
         line = json.dumps({"time": time.time(), "session": self.session, **outcome.__dict__})
-        with open(self.exchange / LOG_FILE, "a") as fh:
-            fh.write(line + "\n")
+        append_line(self.exchange / LOG_FILE, line)
 
     def _validate(self, parsed: dict[str, list[float]], ids: list[str]) -> tuple[dict[int, np.ndarray], list[int], str]:
         """Whole-block checks (raise _Malformed); returns accepted rows, indices to re-show, reason."""

@@ -28,8 +28,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from actmax.scorers.rig import (ABANDONED, ACCEPTED, MANIFEST, REJECTED, RESPONSE_FILES, _BLOCK_RE, atomic_write,
-                         read_png)
+from actmax.scorers.rig import (ABANDONED, ACCEPTED, MANIFEST, REJECTED, RESPONSE_FILES, _BLOCK_RE, RigExchangeError,
+                                _Malformed, atomic_write, read_exchange_file, read_png)
 
 READY = "RESPONDER_READY"   #: written once the responder watches the folder
 MALFORMED_KINDS = ("nan", "missing", "channels", "unknown", "garbage")
@@ -81,9 +81,11 @@ class Responder:
         out = []
         for p in sorted(self.exchange.iterdir()):
             m = _BLOCK_RE.match(p.name)
-            if not m or int(m.group(1)) in self.seen or not (p / MANIFEST).is_file():
+            if not m or int(m.group(1)) in self.seen or p.is_symlink() or not p.is_dir():
+                continue   # a symlinked block folder is never entered
+            if not os.path.lexists(p / MANIFEST):
                 continue
-            if any((p / n).exists() for n in RESPONSE_FILES + (ABANDONED, REJECTED, ACCEPTED)):
+            if any(os.path.lexists(p / n) for n in RESPONSE_FILES + (ABANDONED, REJECTED, ACCEPTED)):
                 self.seen.add(int(m.group(1)))
                 continue
             out.append((int(m.group(1)), p))
@@ -92,9 +94,23 @@ class Responder:
     def answer(self, block: int, folder: Path) -> None:
         self.seen.add(block)
         self.count += 1
-        manifest = json.loads((folder / MANIFEST).read_text())
-        ids = [e["id"] for e in manifest["images"]]
-        images = torch.from_numpy(np.stack([read_png(folder / e["file"]) for e in manifest["images"]]))
+        try:
+            manifest = json.loads(read_exchange_file(folder / MANIFEST, max_bytes=16 * 1024 * 1024))
+            entries = manifest["images"]
+            ids = [str(e["id"]) for e in entries]
+            files = [str(e["file"]) for e in entries]
+        except (_Malformed, ValueError, KeyError, TypeError) as exc:
+            self._say(f"block {block}: unreadable manifest ({exc}); skipped")
+            return
+        unsafe = [f for f in files if Path(f).name != f or f in ("", ".", "..")]
+        if unsafe:   # image files must be plain names inside the block folder
+            self._say(f"block {block}: refusing image file names outside the block folder: {unsafe[:3]}")
+            return
+        try:
+            images = torch.from_numpy(np.stack([read_png(folder / f) for f in files]))
+        except RigExchangeError as exc:
+            self._say(f"block {block}: {exc}; skipped")
+            return
         with torch.no_grad():
             values = self.scorer(images).double().numpy()
         if self.noise == "poisson":

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -224,3 +225,113 @@ def test_synthesis_campaign_batches_units_per_cell_and_gathers_targets(tmp_path)
     runs = gather(tmp_path)["runs"]
     assert sorted(runs["steps_done"]) == sorted(int(steps[n].split("=")[1]) for n in runs["cell"])
     assert run_campaign(spec, out=tmp_path, workers=1).counts()["skipped"] == 4
+
+
+# -- SIGTERM to the campaign parent stops every worker; the re-run finishes the grid exactly ------
+def _children(pid: int) -> set[int]:
+    out: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out |= {int(c) for c in (task / "children").read_text().split()}
+        except OSError:
+            continue
+    for child in list(out):
+        out |= _children(child)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc to find the worker processes")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "parent_killed"])
+def test_sigterm_stops_every_worker_and_the_rerun_equals_an_uninterrupted_campaign(tmp_path, monkeypatch, sig):
+    import torch
+
+    spec = {"scorer": "callable:fn=tests.helpers.slow_neurons:slow,units=3", "units": [0, 1, 2],
+            "spaces": ["gabor:size=16"], "optimizers": ["cma:popsize=4"], "seeds": [0, 1], "generations": 6,
+            "plots": False}
+    monkeypatch.setenv("SLOW_NEURONS_DELAY", "0")
+    run_campaign(spec, out=tmp_path / "ref", workers=1)
+    spec_path = tmp_path / "c.json"
+    spec_path.write_text(json.dumps(spec))
+    root = tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SLOW_NEURONS_DELAY": "0.4"}
+    proc = subprocess.Popen([sys.executable, "-m", "actmax.core.cli", "campaign", str(spec_path), "--out", str(root),
+                             "--workers", "2", "--no-progress", "--no-gather"], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 240
+        while not list(root.glob("runs/*/checkpoint.pt")):     # workers are mid-cell
+            assert proc.poll() is None and time.time() < deadline, proc.communicate()
+            time.sleep(0.05)
+        workers = _children(proc.pid)
+        assert len(workers) >= 2, workers
+        proc.send_signal(sig)                                   # the parent only, not its process group
+        t0 = time.time()
+        while any(_alive(p) for p in workers) and time.time() - t0 < 5:
+            time.sleep(0.05)
+        survivors = [p for p in workers if _alive(p)]
+        assert not survivors, f"workers alive 5 s after {sig!r}: {survivors}"
+        assert proc.wait(timeout=30) != 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert len(_finished(root)) < 6                              # it really was interrupted
+    report = run_campaign(spec, out=root, workers=1)
+    c = report.counts()
+    assert c["failed"] == 0 and c["ran"] + c["resumed"] + c["restarted"] + c["skipped"] == 6
+    for cell in CampaignSpec.from_mapping(spec).cells():
+        a, b = root / "runs" / cell.name, tmp_path / "ref" / "runs" / cell.name
+        pd.testing.assert_frame_equal(pd.read_parquet(a / "scores.parquet"), pd.read_parquet(b / "scores.parquet"))
+        from safetensors.torch import load_file
+        ca, cb = load_file(a / "codes.safetensors"), load_file(b / "codes.safetensors")
+        assert ca.keys() == cb.keys() and all(torch.equal(ca[k], cb[k]) for k in ca)
+
+
+def test_campaign_with_a_bad_part_option_exits_before_any_cell_runs(tmp_path):
+    spec = tmp_path / "c.json"
+    spec.write_text(json.dumps({**TINY, "units": [0], "optimizers": ["cma:popsiz=4"]}))
+    res = run_cli("campaign", str(spec), "--out", str(tmp_path / "out"), "--no-progress")
+    assert res.returncode == 2 and "no option 'popsiz'" in res.stderr, res.stderr
+    assert not (tmp_path / "out" / "runs").exists()
+    spec.write_text(json.dumps({**TINY, "units": [0], "spaces": ["gabr:size=16"]}))
+    res = run_cli("campaign", str(spec), "--out", str(tmp_path / "out"), "--no-progress")
+    assert res.returncode == 2 and "unknown generator 'gabr'" in res.stderr, res.stderr
+
+
+def test_campaign_exits_non_zero_when_a_cell_failed_and_warns_about_cluster_keys(tmp_path):
+    spec = tmp_path / "c.json"
+    spec.write_text(json.dumps({**TINY, "units": [0], "seeds": [0], "optimizers": ["genetic:popsize=4"],
+                                "cluster": {"slurm_partition": "gpu"}}))
+    res = run_cli("campaign", str(spec), "--out", str(tmp_path / "out"), "--no-progress")
+    assert res.returncode == 1, res.stderr
+    assert "2 of 2 cells failed" in res.stderr
+    assert "slurm_partition" in res.stderr and "ignored" in res.stderr
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"seeds": -1}, "seeds (a count) must be >= 1"),
+    ({"seeds": [0, -2]}, "seeds must be >= 0"),
+    ({"generations": 2.5}, "generations must be an integer"),
+    ({"units": [0.5]}, "units must be an integer"),
+    ({"threads": "2"}, "threads must be an integer"),
+])
+def test_campaign_spec_values_are_not_coerced(bad, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        CampaignSpec.from_mapping({**TINY, **bad})
+
+
+def test_submitit_local_run_leaves_no_percent_j_folder(tmp_path):
+    pytest.importorskip("submitit")
+    spec = {**TINY, "units": [0], "optimizers": ["cma:popsize=4"], "spaces": ["gabor:size=16"], "seeds": [0]}
+    report = run_campaign(spec, out=tmp_path, backend="submitit", cluster="local", jobs=1,
+                          cluster_params={"timeout_min": 10})
+    assert report.counts()["ran"] == 1
+    assert not [p for p in tmp_path.rglob("*") if "%" in p.name]

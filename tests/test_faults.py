@@ -17,13 +17,14 @@ from actmax.core.records import RunRecord
 from tests.conftest import REPO
 
 GENS = 12
+IMAGE_EVERY = 2   # montages on: every other generation writes one
 SPEC = dict(generator="gabor:size=16", scorer="callable:fn=tests.helpers.slow_neurons:slow,units=3",
             optimizer="cma:popsize=6", unit=2, seed=11)
 
 
 def _evolve(out):
     return evolve(SPEC["generator"], SPEC["scorer"], SPEC["optimizer"], unit=SPEC["unit"], seed=SPEC["seed"],
-                  generations=GENS, out_dir=out, image_every=0)
+                  generations=GENS, out_dir=out, image_every=IMAGE_EVERY)
 
 
 def _same(a, b):
@@ -32,6 +33,10 @@ def _same(a, b):
     ca, cb = ra.codes(), rb.codes()
     assert all(torch.equal(ca[k], cb[k]) for k in ca) and ca.keys() == cb.keys()
     assert ra.manifest()["best_score"] == rb.manifest()["best_score"]
+    files = lambda r: {p.relative_to(r).as_posix(): p.read_bytes() for p in r.rglob("*.png")}  # noqa: E731
+    fa, fb = files(a), files(b)
+    assert fa.keys() == fb.keys() and fa == fb, sorted(set(fa) ^ set(fb))   # images/ montages and best.png
+    assert not list(a.rglob(".*.tmp")), list(a.rglob(".*.tmp"))            # temporary files cleaned
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +59,8 @@ def test_sigkill_at_random_points_20_trials(reference, tmp_path):
     """A real SIGKILL at a random moment (mid-generation, mid-write) loses at most one generation."""
     rng = random.Random(2024)
     args = ["evolve", "-g", SPEC["generator"], "-s", SPEC["scorer"], "-o", SPEC["optimizer"], "--unit",
-            str(SPEC["unit"]), "--seed", str(SPEC["seed"]), "--generations", str(GENS), "--no-progress"]
+            str(SPEC["unit"]), "--seed", str(SPEC["seed"]), "--generations", str(GENS), "--no-progress",
+            "--image-every", str(IMAGE_EVERY)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "SLOW_NEURONS_DELAY": "0.05"}
     kill_points = []
     for trial in range(20):
@@ -72,7 +78,7 @@ def test_sigkill_at_random_points_20_trials(reference, tmp_path):
         kill_points.append(before)
         if RunRecord(out).manifest().get("status") == "finished":
             continue  # finished before the kill landed: nothing to resume, still must match
-        resume_evolution(out)
+        resume_evolution(out, trust=True)
         _same(out, reference)
     assert len(set(kill_points)) >= 5, kill_points  # the kills really landed at different generations
 
@@ -85,7 +91,7 @@ def test_crash_at_random_write_is_atomic(reference, tmp_path, monkeypatch, trial
     rng = random.Random(trial)
     real = records.atomic_write_bytes
     calls = {"n": 0}
-    crash_at = rng.randint(2, 2 * GENS + 3)  # every write of the run: manifest, per-generation, final
+    crash_at = rng.randint(2, 37)  # any of the run's 37 writes: manifest, per-generation (scores, montage, checkpoint), final
 
     def flaky(path, data):
         calls["n"] += 1
@@ -100,5 +106,5 @@ def test_crash_at_random_write_is_atomic(reference, tmp_path, monkeypatch, trial
     with pytest.raises(KeyboardInterrupt):
         _evolve(out)
     monkeypatch.setattr(records, "atomic_write_bytes", real)
-    resume_evolution(out)
+    resume_evolution(out, trust=True)
     _same(out, reference)

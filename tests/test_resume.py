@@ -43,6 +43,11 @@ def _assert_same_record(a, b):
     ma, mb = ra.manifest(), rb.manifest()
     assert ma["status"] == mb["status"] == "finished"
     assert ma["best_score"] == mb["best_score"] and ma["evaluations"] == mb["evaluations"]
+    ia = {p.relative_to(a).as_posix(): p.read_bytes() for p in (a / "images").rglob("*.png")}
+    ib = {p.relative_to(b).as_posix(): p.read_bytes() for p in (b / "images").rglob("*.png")}
+    assert ia.keys() == ib.keys() and ia == ib       # montages too (generations 0 and 10)
+    assert "images/gen010_gabor.png" in ia
+    assert not list(a.rglob(".*.tmp"))                # no temporary file left behind
 
 
 def test_killed_evolution_resumes_to_identical_record(tmp_path):
@@ -61,12 +66,17 @@ def test_killed_evolution_resumes_to_identical_record(tmp_path):
     assert 5 <= done < 14, f"kill landed at generation {done}, not mid-run"
     assert RunRecord(killed).manifest()["status"] == "running"
 
+    env = {**os.environ, "SLOW_NEURONS_DELAY": "0"}
     res = subprocess.run([sys.executable, "-m", "actmax.core.cli", "resume", str(killed), "--no-progress"], cwd=REPO,
-                         env={**os.environ, "SLOW_NEURONS_DELAY": "0"}, capture_output=True, text=True, timeout=300)
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2 and "--trust" in res.stderr   # the spec imports a test module: a record is data
+    res = subprocess.run([sys.executable, "-m", "actmax.core.cli", "resume", "--trust", str(killed), "--no-progress"],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     _assert_same_record(killed, full)
-    assert RunRecord(killed).manifest()["resumed"] == 1
-
+    m = RunRecord(killed).manifest()
+    assert m["resumed"] == 1
+    assert m["elapsed_s"] > 5 * 0.15   # summed over the killed part and the resume
 
 def test_interrupted_synthesis_resumes_to_identical_result(tmp_path, monkeypatch):
     from actmax.core.synthesize import resume_synthesis, synthesize
@@ -81,8 +91,8 @@ def test_interrupted_synthesis_resumes_to_identical_result(tmp_path, monkeypatch
     with pytest.raises(KeyboardInterrupt):
         synthesize("pixel:size=32", scorer, out_dir=tmp_path / "killed", **kwargs)
     monkeypatch.delenv("CRASH_AT")
-    assert RunRecord(tmp_path / "killed").load_checkpoint()["ascent"]["step"] == 20
-    resumed = resume_synthesis(tmp_path / "killed")
+    assert RunRecord(tmp_path / "killed").load_checkpoint()["state"]["ascent"]["step"] == 20
+    resumed = resume_synthesis(tmp_path / "killed", trust=True)
     assert torch.equal(resumed.codes, full.codes)
     assert torch.equal(resumed.responses, full.responses)
     pd.testing.assert_frame_equal(RunRecord(tmp_path / "killed").scores(), RunRecord(tmp_path / "full").scores())
@@ -106,3 +116,40 @@ def test_pycma_state_roundtrip_through_checkpoint(tmp_path):
         assert np.array_equal(xa, xb)
         a.tell(xa, f(xa))
         b.tell(xb, f(xb))
+
+
+def _finished_run(kind, out):
+    """A small finished record of each kind, and the function that resumes it."""
+    if kind == "evolve":
+        from actmax.core.evolve import evolve, resume_evolution
+        res = evolve("gabor:size=16", "model:n=2,size=16", "cma:popsize=4", unit=1, generations=3, out_dir=out,
+                     image_every=1, plots=False)
+        return res.scores, resume_evolution, lambda r: r.scores
+    if kind == "synthesize":
+        from actmax.core.synthesize import resume_synthesis, synthesize
+        res = synthesize("pixel:size=16", "model:n=2,size=16", units=[0, 1], ascent="ascent:steps=4", out_dir=out,
+                         checkpoint_every=3)
+        return res.table, resume_synthesis, lambda r: r.table
+    from actmax.core.apps.natural_images import sample_patches
+    from actmax.core.apps.screen import resume_screen, screen
+    np.save(out.parent / "x.npy", (sample_patches(40, 16, seed=1) * 255).astype(np.uint8))
+    res = screen("model:n=2,size=16", out.parent / "x.npy", k=3, batch_size=8, checkpoint_every=2, out_dir=out,
+                 max_montages=1)
+    return res.stats, resume_screen, lambda r: r.stats
+
+
+@pytest.mark.parametrize("kind", ["evolve", "synthesize", "screen"])
+def test_one_lifecycle_for_every_kind(kind, tmp_path):
+    """Every kind: a finish time, the final checkpoint kept, summed elapsed time, and resuming a
+    finished run re-verifies it and returns the same result without writing anything."""
+    out = tmp_path / "run"
+    table, resume, table_of = _finished_run(kind, out)
+    m = RunRecord(out).manifest(verify=True)
+    assert m["status"] == "finished" and m["finished"] and m["elapsed_s"] > 0 and m["run_id"]
+    assert (out / "checkpoint.pt").exists() and set(m["files"]) >= {"checkpoint.pt"}
+    files = lambda: {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.name != ".actmax.lock"}  # noqa: E731
+    before = files()
+    again = resume(out)
+    pd.testing.assert_frame_equal(table_of(again), table)
+    assert files() == before
+    assert not list(out.rglob(".*.tmp"))

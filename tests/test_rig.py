@@ -178,3 +178,91 @@ def test_full_evolution_against_reference_responder_process(tmp_path):
     got = res.scores[res.scores["generation"] == 0].sort_values("index")["score"].to_numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
     assert res.best_score == pytest.approx(res.scores["score"].max())
+
+
+# -- a hostile exchange folder: symlinks are refused, never followed -----------------------------
+def test_symlinked_log_is_refused_and_the_target_is_untouched(tmp_path):
+    from actmax.scorers.rig import RigExchangeError
+
+    exchange, outside = tmp_path / "ex", tmp_path / "outside.txt"
+    exchange.mkdir()
+    outside.write_text("precious\n")
+    (exchange / "rig_log.jsonl").symlink_to(outside)
+    rig = RigScorer(exchange, n_channels=1, timeout=5, poll=0.01, settle=0.01)
+    t = _answer_in_thread(exchange, 1, json.dumps({"block": 1, "responses": {"b0001_i000": 1.0}}))
+    with pytest.raises(RigExchangeError, match="symbolic link"):
+        rig(_images(1))
+    t.join()
+    assert outside.read_text() == "precious\n"
+
+
+def test_symlinked_responses_file_is_rejected_without_copying_its_contents(tmp_path):
+    exchange, secret = tmp_path / "ex", tmp_path / "secret.csv"
+    exchange.mkdir()
+    secret.write_text("image_id,ch0\nTOP-SECRET,1\n")
+
+    def plant() -> None:
+        folder = exchange / block_name(1)
+        while not (folder / MANIFEST).is_file():
+            time.sleep(0.01)
+        (folder / "responses.csv").symlink_to(secret)
+
+    t = threading.Thread(target=plant, daemon=True)
+    t.start()
+    rig = RigScorer(exchange, n_channels=1, timeout=5, poll=0.01, retries=0, settle=0.01)
+    with pytest.raises(RigResponseError, match="symbolic link"):
+        rig(_images(1))
+    t.join()
+    rejected = (exchange / "block_0001" / REJECTED).read_text()
+    assert "symbolic link" in rejected and "TOP-SECRET" not in rejected
+
+
+def test_swapped_block_folder_is_not_written_through(tmp_path):
+    from actmax.scorers.rig import RigExchangeError
+
+    exchange, elsewhere = tmp_path / "ex", tmp_path / "elsewhere"
+    exchange.mkdir()
+    elsewhere.mkdir()
+
+    def swap() -> None:
+        folder = exchange / block_name(1)
+        while not (folder / MANIFEST).is_file():
+            time.sleep(0.01)
+        folder.rename(exchange / "moved")
+        folder.symlink_to(elsewhere, target_is_directory=True)
+
+    t = threading.Thread(target=swap, daemon=True)
+    t.start()
+    rig = RigScorer(exchange, n_channels=1, timeout=0.5, poll=0.01, retries=1, settle=0.01)
+    with pytest.raises(RigExchangeError, match="symlink"):
+        rig(_images(1))
+    t.join()
+    assert list(elsewhere.iterdir()) == []      # no marker, no response read, nothing written there
+    # and a new scorer never reuses the symlinked block name
+    assert RigScorer(exchange, n_channels=1).write_block(_images(1).numpy())[0] == 2
+
+
+def test_oversized_responses_file_is_rejected(tmp_path):
+    rig = RigScorer(tmp_path, n_channels=1, timeout=5, poll=0.01, retries=0, settle=0.01, max_response_bytes=64)
+    t = _answer_in_thread(tmp_path, 1, json.dumps({"block": 1, "responses": {"b0001_i000": 1.0}, "pad": "x" * 200}))
+    with pytest.raises(RigResponseError, match="too large"):
+        rig(_images(1))
+    t.join()
+
+
+def test_responder_refuses_image_paths_outside_the_block_and_symlinked_blocks(tmp_path):
+    from actmax.scorers.rig_responder import Responder
+
+    exchange, outside = tmp_path / "ex", tmp_path / "outside"
+    exchange.mkdir()
+    outside.mkdir()
+    (outside / MANIFEST).write_text(json.dumps({"images": [{"id": "a", "file": "a.png"}]}))
+    (exchange / "block_0001").symlink_to(outside, target_is_directory=True)
+    bad = exchange / "block_0002"
+    bad.mkdir()
+    (bad / MANIFEST).write_text(json.dumps({"images": [{"id": "a", "file": "../../outside/a.png"}]}))
+    responder = Responder(exchange, scorers.create("model:n=1,size=8"), log=False)
+    blocks = responder.new_blocks()
+    assert [b for b, _ in blocks] == [2]          # the symlinked block is never entered
+    responder.answer(*blocks[0])
+    assert not any(bad.glob("responses.*")) and list(outside.iterdir()) == [outside / MANIFEST]

@@ -35,7 +35,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import time
 import zlib
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -194,17 +193,18 @@ class CampaignSpec:
             if units != "all":
                 raise ValueError(f"campaign spec: units must be a list of integers or 'all', got {units!r}")
         else:
-            units = _int_list(units, "units")
+            units = _int_list(units, "units", 0)
         seeds_raw = raw.get("seeds", [0])
-        seeds = list(range(int(seeds_raw))) if isinstance(seeds_raw, int) else _int_list(seeds_raw, "seeds")
+        if isinstance(seeds_raw, int) and not isinstance(seeds_raw, bool):
+            seeds = list(range(_strict_int(seeds_raw, "seeds (a count)", 1)))
+        else:
+            seeds = _int_list(seeds_raw, "seeds", 0)
         poles_raw = raw.get("poles", ["high"])
         poles = [poles_raw] if isinstance(poles_raw, str) else [str(p) for p in poles_raw]
         bad = [p for p in poles if p not in ("high", "low")]
         if bad or not poles:
             raise ValueError(f"campaign spec: poles must be 'high' and/or 'low', got {poles_raw!r}")
-        generations = int(raw.get("generations", 75))
-        if kind == "evolve" and generations < 1:
-            raise ValueError(f"campaign spec: generations must be >= 1, got {generations}")
+        generations = _strict_int(raw.get("generations", 75), "generations", 1 if kind == "evolve" else None)
         reference = raw.get("reference")
         if reference is not None:
             if not isinstance(reference, Mapping):
@@ -214,20 +214,48 @@ class CampaignSpec:
                 raise ValueError(f"campaign spec: unknown reference key(s) {extra}; valid: {sorted(REFERENCE_KEYS)}")
             if kind != "evolve":
                 raise ValueError("campaign spec: reference images apply to kind = 'evolve' only")
-            reference = {k: int(v) for k, v in reference.items()}
+            reference = {k: _strict_int(v, f"reference.{k}") for k, v in reference.items()}
             if reference.get("n", 0) < 1:
                 raise ValueError("campaign spec: reference.n (number of natural images) must be >= 1")
         cluster = raw.get("cluster", {}) or {}
         if not isinstance(cluster, Mapping):
             raise ValueError("campaign spec: cluster must be a table of submitit parameters")
-        threads = int(raw.get("threads", 1))
-        if threads < 1:
-            raise ValueError(f"campaign spec: threads must be >= 1, got {threads}")
+        threads = _strict_int(raw.get("threads", 1), "threads", 1)
         return cls(scorer=_canonical(raw["scorer"], "scorer"), spaces=spaces, optimizers=optimizers, units=units,
                    seeds=seeds, poles=poles, kind=kind, generations=generations, reference=reference,
-                   image_every=int(raw.get("image_every", 0)), checkpoint_every=int(raw.get("checkpoint_every", 25)),
+                   image_every=_strict_int(raw.get("image_every", 0), "image_every", 0),
+                   checkpoint_every=_strict_int(raw.get("checkpoint_every", 25), "checkpoint_every", 1),
                    device=raw.get("device"), threads=threads, plots=bool(raw.get("plots", True)), name=str(raw.get("name", "campaign")),
                    out=raw.get("out"), cluster=dict(cluster))
+
+    def validate_parts(self) -> None:
+        """Check every part spec's name and option names against the registry before any cell runs.
+
+        Only signatures are inspected (no generator or scorer is built, so no weights load);
+        a typo such as ``cma:popsiz=4`` is one ValueError naming the part, not N failed cells.
+        """
+        from actmax.core.registry import RegistryError, _parameters, generators, optimizers, parse_spec, scorers
+
+        checks = [(scorers, self.scorer, "scorer")]
+        checks += [(generators, g, "space") for group in self.spaces for g in group]
+        checks += [(optimizers, o, "optimizer") for o in self.optimizers]
+        for registry, text, what in checks:
+            name, options = parse_spec(text)
+            try:
+                entry = registry.entry(name)
+            except RegistryError as exc:
+                raise ValueError(f"campaign spec: {what} {text!r}: {exc}") from None
+            accepted, var_kw = _parameters(entry.factory)
+            unknown = [k for k in options if k not in accepted and not var_kw]
+            if unknown:
+                raise ValueError(f"campaign spec: {what} {text!r} has no option {unknown[0]!r}; valid options: "
+                                 f"{', '.join(sorted(accepted)) or 'none'}")
+            is_gradient = bool(getattr(entry.factory, "gradient_based", False))
+            if what == "optimizer" and self.kind == "synthesize" and not is_gradient:
+                raise ValueError(f"campaign spec: kind 'synthesize' needs the gradient optimizer (ascent), "
+                                 f"got {text!r}")
+            if what == "optimizer" and self.kind == "evolve" and is_gradient:
+                raise ValueError(f"campaign spec: kind 'evolve' needs gradient-free optimizers, got {text!r}")
 
     def resolved_units(self) -> list[int]:
         """The unit list (``"all"`` asks the scorer how many units it has)."""
@@ -265,13 +293,21 @@ class CampaignSpec:
         return out
 
 
-def _int_list(values: Any, key: str) -> list[int]:
-    if isinstance(values, int):
-        return [values]
-    try:
-        out = [int(v) for v in values]
-    except (TypeError, ValueError):
-        raise ValueError(f"campaign spec: {key} must be a list of integers, got {values!r}") from None
+def _strict_int(value: Any, key: str, minimum: int | None = None) -> int:
+    """An integer option (2.5, "3" or True are errors, not silently coerced)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"campaign spec: {key} must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"campaign spec: {key} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _int_list(values: Any, key: str, minimum: int | None = None) -> list[int]:
+    if isinstance(values, int) and not isinstance(values, bool):
+        values = [values]
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise ValueError(f"campaign spec: {key} must be a list of integers, got {values!r}")
+    out = [_strict_int(v, key, minimum) for v in values]
     if not out:
         raise ValueError(f"campaign spec: {key} is empty")
     if len(set(out)) != len(out):
@@ -339,8 +375,6 @@ def _reference_images(ref: Mapping[str, int], scorer_size: int | None) -> Any:
 
 
 def _fresh(cell: Cell, path: Path) -> Any:
-    if path.exists():
-        shutil.rmtree(path)
     if cell.kind == "evolve":
         from actmax.core.evolve import evolve
 
@@ -352,19 +386,21 @@ def _fresh(cell: Cell, path: Path) -> Any:
         return evolve(list(cell.spaces) if len(cell.spaces) > 1 else cell.spaces[0], cell.scorer, cell.optimizer,
                       unit=cell.units[0], pole=cell.poles[0], generations=cell.generations, seed=cell.seed,
                       out_dir=path, reference_images=reference, image_every=cell.image_every, device=cell.device,
-                      plots=cell.plots)
+                      plots=cell.plots, overwrite=True)
     from actmax.core.synthesize import synthesize
 
     return synthesize(cell.spaces[0], cell.scorer, units=list(cell.units), poles=list(cell.poles), seeds=(cell.seed,),
-                      ascent=cell.optimizer, out_dir=path, checkpoint_every=cell.checkpoint_every, device=cell.device)
+                      ascent=cell.optimizer, out_dir=path, checkpoint_every=cell.checkpoint_every, device=cell.device,
+                      overwrite=True)
 
 
 def _resume(cell: Cell, path: Path) -> Any:
+    # trust=True: the cell's spec comes from the campaign spec the user runs, not from the record
     if cell.kind == "evolve":
         from actmax.core.evolve import resume_evolution
-        return resume_evolution(path)
+        return resume_evolution(path, trust=True)
     from actmax.core.synthesize import resume_synthesis
-    return resume_synthesis(path)
+    return resume_synthesis(path, trust=True)
 
 
 def run_cell(cell: Cell | Mapping[str, Any], root: str | Path, *, threads: int | None = 1) -> dict[str, Any]:
@@ -372,26 +408,36 @@ def run_cell(cell: Cell | Mapping[str, Any], root: str | Path, *, threads: int |
 
     Returns a row for the campaign log: name, ``action`` (skipped, ran, resumed, restarted or
     failed), seconds, error and the process id that ran it. Errors are caught and reported so
-    that one bad cell does not stop the others.
+    that one bad cell does not stop the others. The cell's record folder is locked for the
+    whole time, so two campaigns on one folder never write the same cell at once.
     """
     import torch
+
+    from actmax.core.records import RecordLock
 
     cell = cell if isinstance(cell, Cell) else Cell.from_dict(cell)
     path = Path(root) / RUNS_DIR / cell.name
     row: dict[str, Any] = {"name": cell.name, "action": "skipped", "seconds": 0.0, "error": "", "pid": os.getpid()}
-    status = cell_status(path)
-    if status == "finished":
+    lock = RecordLock(path)
+    try:
+        lock.acquire()
+    except RecordError as exc:
+        row.update(action="failed", error=f"RecordError: {exc}")
         return row
     before = torch.get_num_threads()          # the caller's setting is restored afterwards
     if threads:
         torch.set_num_threads(int(threads))
     try:
+        status = cell_status(path)
+        if status == "finished":
+            return row
         t0 = time.time()
         _execute(cell, path, status, row)
         row["seconds"] = round(time.time() - t0, 3)
+        return row
     finally:
         torch.set_num_threads(before)
-    return row
+        lock.release()
 
 
 def _execute(cell: Cell, path: Path, status: str, row: dict[str, Any]) -> None:
@@ -417,8 +463,37 @@ def run_cells(cells: Sequence[Mapping[str, Any]], root: str, threads: int | None
 
 
 def _init_worker(threads: int) -> None:
+    """Worker start: torch threads, and die with the parent (Linux ``PR_SET_PDEATHSIG``)."""
     import torch
     torch.set_num_threads(int(threads))
+    _die_with_parent()
+
+
+def _die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this process when its parent dies (Linux only; elsewhere a no-op)."""
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover - no libc.so.6
+        return
+    if os.getppid() == 1:  # the parent already died before prctl took effect
+        os._exit(1)
+
+
+class CampaignInterrupted(KeyboardInterrupt):
+    """SIGTERM (or SIGINT) reached the campaign: workers are stopped, the next run resumes."""
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    import signal
+    raise CampaignInterrupted(f"campaign stopped by {signal.Signals(signum).name}")
 
 
 # ============================================================================================
@@ -480,6 +555,12 @@ def run_campaign(spec: CampaignSpec | Mapping[str, Any] | str | Path, *, out: st
     if root_text is None:
         raise ValueError("campaign: no output folder (give --out or 'out' in the spec)")
     root = Path(root_text).resolve()
+    spec.validate_parts()
+    if backend == "local" and spec.cluster:
+        log.warning("campaign: the spec's [cluster] keys (%s) are ignored by the local backend",
+                    ", ".join(sorted(spec.cluster)))
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"campaign: the output {root} is a file, not a folder")
     root.mkdir(parents=True, exist_ok=True)
     cells = spec.cells()
     _write_campaign_file(root, spec, cells)
@@ -492,12 +573,13 @@ def run_campaign(spec: CampaignSpec | Mapping[str, Any] | str | Path, *, out: st
         else:
             pending.append(cell)
     if pending:
-        if backend == "local":
-            rows += _run_local(pending, root, workers=workers, threads=spec.threads, progress=progress)
-        else:
-            params = {**spec.cluster, **dict(cluster_params or {})}
-            rows += _run_submitit(pending, root, jobs=jobs or max(1, workers), cluster=cluster, params=params,
-                                  threads=spec.threads, progress=progress)
+        with _stop_on_signals():
+            if backend == "local":
+                rows += _run_local(pending, root, workers=workers, threads=spec.threads, progress=progress)
+            else:
+                params = {**spec.cluster, **dict(cluster_params or {})}
+                rows += _run_submitit(pending, root, jobs=jobs or max(1, workers), cluster=cluster, params=params,
+                                      threads=spec.threads, progress=progress)
     by_name = {c.name: c for c in cells}
     table = pd.DataFrame(rows)
     order = {c.name: i for i, c in enumerate(cells)}
@@ -510,6 +592,25 @@ def run_campaign(spec: CampaignSpec | Mapping[str, Any] | str | Path, *, out: st
     table.insert(0, "invocation", now())
     _append_log(root, table)
     return CampaignReport(table=table, root=root, elapsed_s=time.time() - t0, backend=backend)
+
+
+class _stop_on_signals:
+    """While a campaign runs (main thread only): SIGTERM raises :class:`CampaignInterrupted` like
+    Ctrl-C does, so the pool's workers are killed on the way out instead of being orphaned."""
+
+    def __enter__(self) -> "_stop_on_signals":
+        import signal
+        import threading
+
+        self.old = None
+        if threading.current_thread() is threading.main_thread():
+            self.old = signal.signal(signal.SIGTERM, _raise_interrupt)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        import signal
+        if self.old is not None:
+            signal.signal(signal.SIGTERM, self.old)
 
 
 def _run_local(cells: Sequence[Cell], root: Path, *, workers: int, threads: int, progress: bool) -> list[dict]:
@@ -540,10 +641,24 @@ def _run_local(cells: Sequence[Cell], root: Path, *, workers: int, threads: int,
             except BaseException:
                 for f in futures:
                     f.cancel()
+                _stop_workers(pool)
                 raise
         return rows
     finally:
         bar.close()
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Kill every worker of ``pool`` now (their records stay resumable) and shut the pool down."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    for p in procs:
+        try:
+            p.kill()
+        except (OSError, AttributeError):
+            pass
+    for p in procs:
+        p.join(timeout=5)
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _chunks(items: Sequence[Any], n: int) -> list[list[Any]]:
@@ -559,7 +674,14 @@ def _run_submitit(cells: Sequence[Cell], root: Path, *, jobs: int, cluster: str 
         raise ImportError("the submitit backend needs submitit: pip install 'actmax[cluster]'") from exc
     from tqdm.auto import tqdm
 
-    executor = submitit.AutoExecutor(folder=str(root / CLUSTER_DIR / "%j"), cluster=cluster)
+    executor = submitit.AutoExecutor(folder=str(root / CLUSTER_DIR), cluster=cluster)
+    if executor.cluster == "slurm":   # one log folder per SLURM job; %j is only expanded by SLURM
+        executor = submitit.AutoExecutor(folder=str(root / CLUSTER_DIR / "%j"), cluster=cluster)
+    else:
+        ignored = sorted(k for k in params if k.startswith("slurm_"))
+        if ignored:
+            log.warning("campaign: [cluster] keys %s apply to SLURM only and are ignored on this %s run",
+                        ", ".join(ignored), executor.cluster)
     settings = {"timeout_min": 60, "name": "actmax-campaign", **dict(params)}
     executor.update_parameters(**settings)
     chunks = _chunks(list(cells), jobs)
@@ -576,6 +698,13 @@ def _run_submitit(cells: Sequence[Cell], root: Path, *, jobs: int, cluster: str 
                 rows += [{"name": c.name, "action": "failed", "seconds": 0.0, "pid": -1,
                           "error": f"job {job.job_id}: {type(exc).__name__}: {first}"} for c in chunk]
             bar.update(len(chunk))
+    except BaseException:   # Ctrl-C / SIGTERM: cancel the jobs (local processes are killed, SLURM jobs scancelled)
+        for job in submitted:
+            try:
+                job.cancel(check=False)
+            except Exception:  # noqa: BLE001 - already finished or gone
+                pass
+        raise
     finally:
         bar.close()
     return rows

@@ -649,7 +649,11 @@ def screen(scorer: Any, images: str | Path | _ImageSet, *, k: int = 16, batch_si
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if checkpoint_every < 1:
         raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
-    dev = torch.device(device) if device else torch.device("cpu")
+    from actmax.core.evolve import check_device
+
+    dev = check_device(device)
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+        raise ValueError(f"size must be an integer >= 1, got {size!r}")
     image_set = images if isinstance(images, _ImageSet) else open_images(
         images, size=size, channels=channels, key=key, layout=layout)
     model = _make_scorer(scorer, dev)
@@ -665,11 +669,20 @@ def screen(scorer: Any, images: str | Path | _ImageSet, *, k: int = 16, batch_si
     if out_dir is not None:
         from actmax.core.records import RunRecord
         rec = RunRecord.create(out_dir, kind="screen", spec=spec, overwrite=overwrite)
-    return _run(model, image_set, state, rec, spec=spec, start=0, progress=progress, elapsed_before=0.0)
+    try:
+        return _run(model, image_set, state, rec, spec=spec, start=0, progress=progress)
+    finally:
+        if rec is not None:
+            rec.close()
+
+
+def _checkpoint_state(state: StreamingScreen, position: int, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"next_index": position, "batch_size": int(spec["batch_size"]), "fingerprint": spec["fingerprint"],
+            "screen": state.state_dict()}
 
 
 def _run(model: torch.nn.Module, image_set: _ImageSet, state: StreamingScreen, rec: Any, *, spec: dict[str, Any],
-         start: int, progress: bool | None, elapsed_before: float) -> ScreenResult:
+         start: int, progress: bool | None) -> ScreenResult:
     from actmax.core.progress import progress_bar
 
     t0 = time.time()
@@ -689,23 +702,25 @@ def _run(model: torch.nn.Module, image_set: _ImageSet, state: StreamingScreen, r
                 batches += 1
                 bar.update(batch.shape[0])
                 if rec is not None and batches % int(spec["checkpoint_every"]) == 0 and position < len(image_set):
-                    rec.save_checkpoint({"next_index": position, "batch_size": batch_size,
-                                         "fingerprint": spec["fingerprint"], "screen": state.state_dict(),
-                                         "elapsed_s": elapsed_before + time.time() - t0})
+                    rec.checkpoint(_checkpoint_state(state, position, spec), step=position)
     finally:
         bar.close()
-    elapsed = elapsed_before + time.time() - t0
-    table, stats = _tables(state, image_set, names)
-    result = ScreenResult(state.top_values, state.top_indices, state.bottom_values, state.bottom_indices, table, stats,
-                          state, image_set, names, None if rec is None else rec.path, elapsed)
+    elapsed = rec.elapsed() if rec is not None else time.time() - t0
+    result = _result(state, image_set, names, rec, elapsed)
     if rec is not None:
         _finish(rec, result, spec)
     return result
 
 
-def _finish(rec: Any, result: ScreenResult, spec: dict[str, Any]) -> None:
+def _result(state: StreamingScreen, image_set: _ImageSet, names: list[str], rec: Any, elapsed: float) -> ScreenResult:
+    table, stats = _tables(state, image_set, names)
+    return ScreenResult(state.top_values, state.top_indices, state.bottom_values, state.bottom_indices, table, stats,
+                        state, image_set, names, None if rec is None else rec.path, elapsed)
+
+
+def _finish(rec: Any, result: ScreenResult, spec: dict[str, Any], checkpoint: bool = True) -> None:
+    """Derived files (rebuildable from the final checkpoint), final checkpoint, sealed manifest."""
     from actmax.core.apps.plots import plot_mai_lai, plot_screen_summary
-    from actmax.core.records import now
 
     _write_tables(rec.path, result.table, result.stats)
     units = spec.get("montage_units")
@@ -717,55 +732,83 @@ def _finish(rec: Any, result: ScreenResult, spec: dict[str, Any]) -> None:
         plot_mai_lai(result.mais(int(u)), result.lais(int(u)), result.top_values[u], result.bottom_values[u],
                      rec.path / "images" / f"unit_{int(u):04d}.png", title=f"unit {result.unit_names[u]}")
     plot_screen_summary(result, rec.path / "screen_summary.png")
-    rec.update_manifest(status="finished", finished=now(), elapsed_s=round(result.elapsed_s, 3),
-                        images=int(result.state.n), units=len(result.unit_names))
-    (rec.path / "checkpoint.pt").unlink(missing_ok=True)
+    if checkpoint:   # a repair keeps the verified final checkpoint as it is
+        rec.checkpoint(_checkpoint_state(result.state, int(result.state.n), spec), step=int(result.state.n))
+    rec.finish(images=int(result.state.n), units=len(result.unit_names))
 
 
 
 
-def resume_screen(out_dir: str | Path, *, scorer: Any = None, progress: bool | None = None) -> ScreenResult:
+def resume_screen(out_dir: str | Path, *, scorer: Any = None, progress: bool | None = None, trust: bool = False,
+                  repair: bool = False) -> ScreenResult:
     """Continue a killed screen from its checkpoint; the result equals an uninterrupted screen.
 
     A screen started from a scorer spec is re-created from it; one started from a live scorer
-    needs it again as ``scorer``.
+    needs it again as ``scorer``. Same lifecycle rules as every run kind: a finished screen is
+    re-verified and its result returned; ``repair`` rebuilds the tables and plots from the
+    final checkpoint; ``trust`` allows specs that import non-plugin modules.
     """
     from actmax.core.records import RunRecord
 
-    rec = RunRecord(out_dir)
-    manifest = rec.manifest()
-    if manifest.get("kind") != "screen":
-        raise RecordError(f"{out_dir} is a {manifest.get('kind')!r} record, not a screen")
-    if manifest.get("status") == "finished":
-        raise RecordError(f"{out_dir}: this screen already finished; read it with load_screen()")
+    rec, manifest = RunRecord.open_for_resume(out_dir, "screen", trust=trust, allow_live=scorer is not None)
+    try:
+        return _resume(rec, manifest, scorer=scorer, progress=progress, repair=repair)
+    finally:
+        rec.close()
+
+
+def _resume(rec: Any, manifest: dict[str, Any], *, scorer: Any, progress: bool, repair: bool) -> ScreenResult:
+    out_dir = rec.path
     spec = manifest["spec"]
+    finished = manifest.get("status") == "finished"
+    bad = rec.verify_finished(repair=repair) if finished else []
+    ckpt, meta = rec.resume_state(repair=repair)
     scorer_spec = scorer if scorer is not None else spec.get("scorer")
     if scorer_spec is None:
         raise RecordError(f"{out_dir}: the screen was run with a live scorer object; pass it again as scorer=")
-    d = spec["images"]
-    image_set = open_images(d["path"], size=d.get("size"), channels=d.get("channels"), key=d.get("key"),
-                            layout=d.get("layout") or "auto")
-    if image_set.fingerprint() != spec["fingerprint"]:
+    try:
+        d = spec["images"]
+        image_set = open_images(d["path"], size=d.get("size"), channels=d.get("channels"), key=d.get("key"),
+                                layout=d.get("layout") or "auto")
+        fingerprint, batch_size = spec["fingerprint"], int(spec["batch_size"])
+    except (KeyError, TypeError) as exc:
+        raise RecordError(f"{out_dir}: the manifest's spec lacks {exc}") from None
+    if image_set.fingerprint() != fingerprint:
         raise RecordError(f"{out_dir}: the image set at {d['path']!r} changed since the screen started "
                           "(files added, removed or resized); start a new screen")
     model = _make_scorer(scorer_spec, torch.device(spec["device"]) if spec.get("device") else torch.device("cpu"))
-    if rec.has_checkpoint():
-        ckpt = rec.load_checkpoint()
-        if ckpt.get("fingerprint") != spec["fingerprint"] or int(ckpt.get("batch_size", -1)) != int(spec["batch_size"]):
+    if ckpt is None and (finished or repair):
+        raise RecordError(f"{out_dir}: the checkpoint is missing, so nothing can be verified or rebuilt; "
+                          "start the screen again with --overwrite")
+    if ckpt is not None:
+        if ckpt.get("fingerprint") != fingerprint or int(ckpt.get("batch_size", -1)) != batch_size:
             raise RecordError(f"{out_dir}: checkpoint does not belong to this screen's spec")
-        state = StreamingScreen.from_state_dict(ckpt["screen"])
-        start, elapsed = int(ckpt["next_index"]), float(ckpt.get("elapsed_s", 0.0))
+        try:
+            state = StreamingScreen.from_state_dict(ckpt["screen"])
+            start = int(ckpt["next_index"])
+        except KeyError as exc:
+            raise RecordError(f"{out_dir}: checkpoint is missing {exc}") from None
         if state.units != int(model.units):
             raise RecordError(f"{out_dir}: checkpoint has {state.units} units, the scorer {model.units}")
-        if not 0 < start <= len(image_set) or state.n != start:
+        if not 0 < start <= len(image_set) or state.n != start or int(meta.get("step", -1)) != start:
             raise RecordError(f"{out_dir}: checkpoint position {start} does not fit the {len(image_set)} images")
     else:
         vr = spec.get("value_range")
         state = StreamingScreen(int(model.units), k=int(spec["k"]), bins=int(spec["bins"]),
                                 range_margin=float(spec["range_margin"]), value_range=None if vr is None else tuple(vr))
-        start, elapsed = 0, 0.0
-    rec.update_manifest(status="running", resumed=int(manifest.get("resumed", 0)) + 1)
-    return _run(model, image_set, state, rec, spec=spec, start=start, progress=progress, elapsed_before=elapsed)
+        start = 0
+    if finished:
+        if start != len(image_set):
+            raise RecordError(f"{out_dir}: finished manifest, but the checkpoint is at image {start} of {len(image_set)}")
+        names = list(getattr(model, "unit_names", [str(i) for i in range(state.units)]))
+        result = _result(state, image_set, names, rec, float(manifest.get("elapsed_s", 0.0)))
+        if bad:
+            rec.start_clock(float(manifest.get("elapsed_s", 0.0)))
+            _finish(rec, result, spec, checkpoint=False)
+            rec.report_repair([b for b in bad if (rec.path / b).exists()], [b for b in bad if not (rec.path / b).exists()])
+        return result
+    rec.mark_resumed(manifest)
+    return _run(model, image_set, state, rec, spec=spec, start=start, progress=progress)
 
 
 def load_screen(out_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -92,6 +92,13 @@ def weights_cmd(download: Optional[str] = typer.Option(None, "--download", help=
             typer.echo(f"    to get it: {row['how_to_get']}")
 
 
+
+def _check_out(out: Path) -> None:
+    """``--out`` must be a folder (or not exist yet), never a file."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder for the run record")
+
+
 def _int_list(text: str | None) -> list[int] | None:
     if text is None or text.strip().lower() in ("", "all"):
         return None
@@ -112,6 +119,7 @@ def evolve_cmd(
     seed: int = typer.Option(0, help="random seed"),
     out: Path = typer.Option(..., "--out", help="run record folder"),
     device: Optional[str] = typer.Option(None, help="torch device, e.g. cuda"),
+    image_every: int = typer.Option(10, help="save a montage of every this many generations (0: none)"),
     overwrite: bool = typer.Option(False, help="replace an existing record in --out"),
     progress: bool = progress_option(),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
@@ -121,8 +129,9 @@ def evolve_cmd(
 
     if optimizer and len(optimizer) not in (1, len(generator)):
         per_space(optimizer, len(generator))          # one clear error: the counts do not match
+    _check_out(out)
     res = evolve(generator, scorer, list(optimizer) or None, unit=unit, pole=pole, generations=generations, seed=seed,
-                 out_dir=out, device=device, overwrite=overwrite, progress=progress)
+                 out_dir=out, device=device, overwrite=overwrite, progress=progress, image_every=image_every)
     _print_evolution(res, as_json)
 
 
@@ -154,6 +163,7 @@ def synthesize_cmd(
     """MEIs and LEIs of many units x seeds by batched gradient ascent."""
     from actmax.core.synthesize import synthesize
 
+    _check_out(out)
     res = synthesize(generator, scorer, units=_int_list(units), poles=[p.strip() for p in poles.split(",")],
                      seeds=_int_list(seeds) or [0], ascent=ascent, out_dir=out, device=device, amp=amp,
                      overwrite=overwrite, progress=progress)
@@ -169,22 +179,24 @@ def _print_synthesis(res, as_json: bool) -> None:
 
 
 @app.command("resume")
-def resume_cmd(record: Path = typer.Argument(..., help="run record folder of a killed run"),
+def resume_cmd(record: Path = typer.Argument(..., help="run record folder of a killed (or finished) run"),
                progress: bool = progress_option(),
+               trust: bool = typer.Option(False, "--trust", help="allow a record whose spec imports a module that is not an installed plugin (runs that code)"),
+               repair: bool = typer.Option(False, "--repair", help="rebuild damaged files from the checkpoint and say what was dropped"),
                as_json: bool = typer.Option(False, "--json", help="print the summary as JSON")) -> None:
-    """Continue a killed evolution or synthesis from its checkpoint."""
+    """Continue a killed evolution, synthesis or screen from its checkpoint (a finished run is re-verified)."""
     from actmax.core.records import RunRecord
 
     kind = RunRecord(record).manifest().get("kind")
     if kind == "evolve":
         from actmax.core.evolve import resume_evolution
-        _print_evolution(resume_evolution(record, progress=progress), as_json)
+        _print_evolution(resume_evolution(record, progress=progress, trust=trust, repair=repair), as_json)
     elif kind == "synthesize":
         from actmax.core.synthesize import resume_synthesis
-        _print_synthesis(resume_synthesis(record, progress=progress), as_json)
+        _print_synthesis(resume_synthesis(record, progress=progress, trust=trust, repair=repair), as_json)
     elif kind == "screen":
         from actmax.core.apps.screen import resume_screen
-        _print_screen(resume_screen(record, progress=progress), as_json)
+        _print_screen(resume_screen(record, progress=progress, trust=trust, repair=repair), as_json)
     else:
         raise ValueError(f"{record}: cannot resume a run of kind {kind!r}")
 
@@ -257,6 +269,9 @@ def screen_cmd(
     """Most and least activating images (MAIs/LAIs) of every unit over an image set, streamed in batches."""
     from actmax.core.apps.screen import screen
 
+    _check_out(out)
+    if size is not None and size < 1:
+        raise ValueError(f"--size must be >= 1, got {size}")
     res = screen(scorer, images, k=k, batch_size=batch_size, num_workers=num_workers, size=size, channels=channels,
                  key=key, layout=layout, bins=bins, checkpoint_every=checkpoint_every, out_dir=out,
                  overwrite=overwrite, device=device, max_montages=montages, progress=progress)
@@ -377,10 +392,15 @@ def campaign_cmd(
         failed = report.table[report.table["action"] == "failed"]
         for _, row in failed.head(10).iterrows():
             typer.echo(f"  failed {row['name']}: {row['error']}", err=True)
+    else:
+        failed = ()
     if gather_tables or gather_only:
         merged = gather(root, out=tables)
         typer.echo("tables: " + ", ".join(f"{k} ({len(v)} rows)" for k, v in merged.items()) +
                    f" in {tables or root / 'tables'}")
+    if len(failed):
+        typer.echo(f"error: {len(failed)} of {len(report.table)} cells failed (see campaign_log.csv)", err=True)
+        raise typer.Exit(1)
 
 
 from actmax.core.cli.twin import twin_app  # noqa: E402  (actmax twin train / eval / closed-loop)
@@ -397,8 +417,8 @@ def main(argv: list[str] | None = None) -> None:
     except USER_ERRORS as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
+    except (typer.Abort, KeyboardInterrupt) as exc:
+        typer.echo(f"aborted{': ' + str(exc) if str(exc) else ''}", err=True)
         sys.exit(130)
     except SystemExit:
         raise
