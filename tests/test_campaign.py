@@ -87,14 +87,14 @@ def test_failing_cells_are_reported_and_the_rest_finish(tmp_path):
     report = run_campaign(spec, out=tmp_path, workers=1)
     table = report.table.set_index("optimizer")
     assert table.loc["cma:popsize=4", "action"].tolist() == ["ran", "ran"]
-    assert table.loc["genetic:popsize=4,n_conserve=4", "action"].tolist() == ["failed", "failed"]
-    assert table.loc["genetic:popsize=4,n_conserve=4", "error"].str.contains("n_conserve").all()
+    assert table.loc["genetic:n_conserve=4,popsize=4", "action"].tolist() == ["failed", "failed"]
+    assert table.loc["genetic:n_conserve=4,popsize=4", "error"].str.contains("n_conserve").all()
     tables = gather(tmp_path)
     runs = tables["runs"].set_index("optimizer")
     assert runs.loc["cma:popsize=4", "status"].tolist() == ["finished", "finished"]
-    assert runs.loc["genetic:popsize=4,n_conserve=4", "status"].tolist() == ["new", "new"]   # failed before writing a record
-    assert runs.loc["genetic:popsize=4,n_conserve=4", "last_action"].tolist() == ["failed", "failed"]
-    assert runs.loc["genetic:popsize=4,n_conserve=4", "last_error"].str.contains("n_conserve").all()
+    assert runs.loc["genetic:n_conserve=4,popsize=4", "status"].tolist() == ["new", "new"]   # failed before writing a record
+    assert runs.loc["genetic:n_conserve=4,popsize=4", "last_action"].tolist() == ["failed", "failed"]
+    assert runs.loc["genetic:n_conserve=4,popsize=4", "last_error"].str.contains("n_conserve").all()
     assert set(tables["scores"]["optimizer"]) == {"cma:popsize=4"}
 
 

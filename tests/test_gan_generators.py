@@ -212,7 +212,7 @@ def test_paired_deepsim_biggan_run_with_no_optimizer_uses_the_labs_cholesky_pres
                 "--generations", "2", "--out", str(out), "--no-progress")
     assert r.returncode == 0, r.stderr
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["spec"]["optimizers"] == ["cholesky_cma:sigma0=3.0,popsize=40", "cholesky_cma:sigma0=0.2,popsize=28"]
+    assert manifest["spec"]["optimizers"] == ["cholesky_cma:popsize=40,sigma0=3.0", "cholesky_cma:popsize=28,sigma0=0.2"]   # canonical spec text
     scores = pd.read_parquet(out / "scores.parquet")
     per_gen = scores.groupby(["space", "generation"]).size().unstack("generation")
     assert per_gen.loc["deepsim"].tolist() == [40, 40] and per_gen.loc["biggan"].tolist() == [28, 28]

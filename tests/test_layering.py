@@ -85,9 +85,14 @@ def test_parts_load_on_first_registry_use():
 
 def test_nothing_refers_to_files_outside_the_repository():
     needles = (".." + "/shared", "/work" + "/shared")          # spelled apart so this file does not match
+    import subprocess
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                            capture_output=True, text=True)
+    # what a clone holds (tracked + untracked-not-ignored); build outputs such as *.egg-info are not the repository's
+    paths = [REPO / line for line in listed.stdout.splitlines()] if listed.returncode == 0 else list(REPO.rglob("*"))
     skip = {".git", ".venv", "runs", "build", "dist", "__pycache__", ".pytest_cache", "demo_out"}
     hits = []
-    for path in REPO.rglob("*"):
+    for path in paths:
         if not path.is_file() or skip & set(path.relative_to(REPO).parts) or path.stat().st_size > 2_000_000:
             continue
         if path.suffix in (".py", ".md", ".toml", ".txt", ".cfg", ".yaml", ".yml", ".sh", ".json", ".csv", ""):
