@@ -308,7 +308,7 @@ def test_campaign_with_a_bad_part_option_exits_before_any_cell_runs(tmp_path):
 
 def test_campaign_exits_non_zero_when_a_cell_failed_and_warns_about_cluster_keys(tmp_path):
     spec = tmp_path / "c.json"
-    spec.write_text(json.dumps({**TINY, "units": [0], "seeds": [0], "optimizers": ["genetic:popsize=4"],
+    spec.write_text(json.dumps({**TINY, "units": [0], "seeds": [0], "optimizers": ["genetic:popsize=4,n_conserve=4"],
                                 "cluster": {"slurm_partition": "gpu"}}))
     res = run_cli("campaign", str(spec), "--out", str(tmp_path / "out"), "--no-progress")
     assert res.returncode == 1, res.stderr

@@ -216,7 +216,7 @@ def test_paired_deepsim_biggan_run_with_no_optimizer_uses_the_labs_cholesky_pres
     scores = pd.read_parquet(out / "scores.parquet")
     per_gen = scores.groupby(["space", "generation"]).size().unstack("generation")
     assert per_gen.loc["deepsim"].tolist() == [40, 40] and per_gen.loc["biggan"].tolist() == [28, 28]
-    state = load_checkpoint_file(out / "checkpoint.pt")["optimizers"]
+    state = load_checkpoint_file(out / "checkpoint.pt")["state"]["optimizers"]
     assert [(s["optimizer"], s["popsize"], s["sigma0"]) for s in state] == [("cholesky_cma", 40, 3.0),
                                                                             ("cholesky_cma", 28, 0.2)]
     files = {Path(w["path"]).name: w for w in manifest["provenance"]["weights"]}

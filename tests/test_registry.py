@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from actmax.core.errors import RecordError
 import torch
 
 from actmax.core.registry import Registry, RegistryError, generators, optimizers, parse_spec, scorers
@@ -165,7 +167,9 @@ def test_run_made_with_path_specs_resumes_to_the_same_record(tmp_path):
     spec = RunRecord(tmp_path / "killed").manifest()["spec"]
     assert spec["scorer"] == "path=tests.test_registry:CrashingNeurons"
     assert spec["optimizers"] == ["path=actmax.optimizers.cma:PyCMA,popsize=6"]
-    resumed = resume_evolution(tmp_path / "killed")
+    with pytest.raises(RecordError, match="--trust"):   # a record is data: its import path runs only when trusted
+        resume_evolution(tmp_path / "killed")
+    resumed = resume_evolution(tmp_path / "killed", trust=True)
     assert resumed.spaces == full.spaces == ["fouriergenerator"]
     assert resumed.best_score == full.best_score
     np.testing.assert_array_equal(resumed.scores["score"].to_numpy(), full.scores["score"].to_numpy())
