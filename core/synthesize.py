@@ -41,6 +41,14 @@ class SynthesisResult:
         raise KeyError(f"no target unit={unit} pole={pole} seed={seed}")
 
 
+#: The default synthesis recipe (optimiser + loop transforms), chosen with
+#: benchmarks/bench_synthesis_recipes.py (README, "Synthesis recipe"): SGD with momentum on the
+#: per-target RMS-normalised gradient, the gradient's spectrum shaped by 1/f (Fourier
+#: preconditioning), no jitter; best in pixel space. A bare ``"ascent"`` spec keeps the older
+#: Adam defaults (lr 0.05, jitter 1).
+DEFAULT_RECIPE = "ascent:method='sgd',normalize=True,lr=0.01,jitter=0,precondition=1.0"
+
+
 def split_recipe(ascent: Any) -> tuple[Any, dict[str, Any]]:
     """Split an ascent spec into the optimiser's spec and the loop's transform options.
 
@@ -210,7 +218,7 @@ def _run(syn: _Synthesis, rec: RunRecord | None, *, progress: bool, checkpoint_e
 
 
 def synthesize(generator: Any, scorer: Any, *, units: Sequence[int] | None = None,
-               poles: Sequence[str] = ("high", "low"), seeds: Sequence[int] = (0,), ascent: Any = "ascent",
+               poles: Sequence[str] = ("high", "low"), seeds: Sequence[int] = (0,), ascent: Any = DEFAULT_RECIPE,
                out_dir: str | Path | None = None, progress: bool = False, checkpoint_every: int = 25,
                device: str | None = None, amp: bool = False, overwrite: bool = False,
                transforms: Mapping[str, Any] | None = None) -> SynthesisResult:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -129,3 +130,60 @@ def test_trained_twin_records_the_median_rms_contrast_of_its_training_images():
     assert cfg.input_contrast == pytest.approx(lower_median, rel=1e-4)
     scorer = TwinScorer(res.ensemble)
     assert budget_from_scorer(scorer) == {"contrast": cfg.input_contrast, "contrast_size": 16}
+
+
+# -- the default recipe -------------------------------------------------------------------------
+@pytest.mark.parametrize("space", ["pixel:size=32", "fourier:size=32", "pixel:size=64"])
+def test_default_recipe_recovers_the_known_optimum_of_every_family(space):
+    """Quality bar with the default recipe: r >= 0.9 with the optimum in the RF, >= 95 % of its response."""
+    from actmax.core.registry import scorers
+
+    neurons = scorers.create("model:kind=mixed,n=6,size=32,seed=0")
+    units = list(range(6))
+    res = synthesize(space, neurons, units=units, poles=("high",))
+    frac = res.responses / neurons.optimal_response("high", units)
+    corr = neurons.similarity_to_optimum(res.images, units, "high")
+    assert (frac >= 0.95).all(), frac
+    assert (corr >= 0.9).all(), corr
+
+
+def _bench():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_synthesis_recipes.py"
+    spec = importlib.util.spec_from_file_location("bench_synthesis_recipes", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod               # dataclasses look their module up there
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_benchmark_measures_have_known_answers():
+    bench = _bench()
+    f = np.hypot(np.fft.fftfreq(32)[:, None], np.fft.fftfreq(32)[None, :]).clip(1 / 32)
+    for exponent in (1.0, 2.5):
+        imgs = []
+        for seed in range(20):                                       # one 32 px image: +-0.3 scatter
+            noise = np.random.default_rng(seed).standard_normal((32, 32))
+            field = np.fft.ifft2(np.fft.fft2(noise) * f ** (-exponent / 2)).real   # power ~ f^-exponent
+            imgs.append(0.5 + 0.1 * field / field.std())
+        x = torch.tensor(np.array(imgs), dtype=torch.float32)[:, None]
+        assert bench.spectral_slope(x).mean() == pytest.approx(-exponent, abs=0.2)
+    blob = torch.zeros(1, 1, 32, 32)
+    blob[..., 10:14, 10:14] = 0.3
+    inside = torch.zeros(1, 32, 32, dtype=torch.bool)
+    inside[:, 8:16, 8:16] = True
+    assert bench.centre_fraction(blob + 0.5, inside)[0] == pytest.approx(1.0, abs=0.02)
+    assert bench.centre_fraction(blob + 0.5, ~inside)[0] == pytest.approx(0.0, abs=0.02)
+
+
+def test_default_recipe_keeps_surround_suppressed_meis_in_the_rf_at_full_activation():
+    """The benchmark's must-show, small: default >= 50 % of contrast energy in the RF centre at
+    >= 95 % of the best recipe's activation, on cells with a suppressive surround."""
+    bench = _bench()
+    df = bench.run(["surround-standin"], set(), units=3, size=32, steps=150, patches=500, seed=1,
+                   recipes=bench.RECIPES)
+    check = bench.default_check(df).iloc[0]
+    assert check["min_act_vs_best"] >= 0.95, check
+    assert check["min_centre"] >= 0.5, check
