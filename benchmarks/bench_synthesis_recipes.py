@@ -41,7 +41,7 @@ from actmax.scorers.base import Scorer
 @dataclass(frozen=True)
 class Recipe:
     name: str
-    space: str          # "pixel" or "fourier"
+    space: str          # generator spec without size/channels: "pixel", "fourier", "pixel:init_std=0.02"
     ascent: str         # ascent spec without steps (steps are added per run)
 
 
@@ -148,7 +148,7 @@ def rf_masks(scorer: Scorer) -> torch.Tensor:
 
 # -- the benchmark --------------------------------------------------------------------------------
 def run(families: list[str], tune: set[str], *, units: int, size: int, steps: int, patches: int,
-        seed: int, recipes: list[Recipe]) -> pd.DataFrame:
+        seed: int, recipes: list[Recipe], budget: float | None = None) -> pd.DataFrame:
     rows = []
     for family in families:
         scorer = make_family(family, units, size, seed)
@@ -156,15 +156,15 @@ def run(families: list[str], tune: set[str], *, units: int, size: int, steps: in
         crops = torch.from_numpy(sample_patches(patches, size, channels=channels, seed=seed))
         with torch.no_grad():
             nat = torch.cat([scorer(crops[i:i + 250]) for i in range(0, patches, 250)])
-        budget = float(rms_contrast(crops).median())
+        family_budget = float(rms_contrast(crops).median()) if budget is None else float(budget)
         best_nat = nat.max(0).values
         masks = rf_masks(scorer)
         ids = list(range(units))
         for recipe in recipes:
             t0 = time.perf_counter()
-            gen = f"{recipe.space}:size={size},channels={channels}"
+            gen = f"{recipe.space}{',' if ':' in recipe.space else ':'}size={size},channels={channels}"
             res = synthesize(gen, scorer, units=ids, poles=("high",), seeds=(seed,),
-                             ascent=f"{recipe.ascent},steps={steps}", transforms={"contrast": budget})
+                             ascent=f"{recipe.ascent},steps={steps}", transforms={"contrast": family_budget})
             images = res.images.clamp(0, 1)
             sim = (scorer.similarity_to_optimum(images, ids, "high").numpy()
                    if hasattr(scorer, "similarity_to_optimum") else np.full(units, np.nan))
@@ -173,12 +173,12 @@ def run(families: list[str], tune: set[str], *, units: int, size: int, steps: in
                 rows.append({"family": family, "tuned": family in tune, "recipe": recipe.name, "unit": i,
                              "response": float(res.responses[i]), "best_natural": float(best_nat[i]),
                              "centre": float(centre[i]), "slope": float(slope[i]), "gt_corr": float(sim[i]),
-                             "budget": budget, "seconds": time.perf_counter() - t0})
+                             "budget": family_budget, "seconds": time.perf_counter() - t0})
         nat_slope = float(np.median(spectral_slope(crops[:200])))
         nat_centre = float(np.median(centre_fraction(crops[:200], masks[:1].expand(200, -1, -1))))
         rows.append({"family": family, "tuned": family in tune, "recipe": "natural-crops", "unit": -1,
                      "response": float(best_nat.mean()), "best_natural": float(best_nat.mean()),
-                     "centre": nat_centre, "slope": nat_slope, "gt_corr": np.nan, "budget": budget,
+                     "centre": nat_centre, "slope": nat_slope, "gt_corr": np.nan, "budget": family_budget,
                      "seconds": 0.0})
     df = pd.DataFrame(rows)
     syn = df[df["recipe"] != "natural-crops"].copy()
@@ -219,6 +219,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--patches", type=int, default=None)
     ap.add_argument("--size", type=int, default=32)
+    ap.add_argument("--budget", type=float, default=None,
+                    help="RMS contrast budget (default: median RMS contrast of the natural crops)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--csv", default="bench_synthesis_recipes.csv")
     args = ap.parse_args()
@@ -231,12 +233,13 @@ def main() -> None:
     families = [f.strip() for f in args.families.split(",") if f.strip()]
     t0 = time.perf_counter()
     df = run(families, set(args.tune.split(",")), units=units, size=args.size, steps=steps, patches=patches,
-             seed=args.seed, recipes=recipes)
+             seed=args.seed, recipes=recipes, budget=args.budget)
     df.to_csv(args.csv, index=False)
     table = summarise(df)
     pd.set_option("display.width", 200)
     print(f"units/family={units} steps={steps} natural crops={patches} size={args.size} seed={args.seed} "
-          f"threads={torch.get_num_threads()} budget=median natural RMS contrast; default recipe: {DEFAULT_RECIPE}")
+          f"threads={torch.get_num_threads()} budget={args.budget or 'median natural RMS contrast'}; "
+          f"default recipe: {DEFAULT_RECIPE}")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     overall = table.groupby("recipe", sort=False).agg(act_vs_best=("act_vs_best", "min"),
                                                       act_vs_nat=("act_vs_nat", "median"),

@@ -151,7 +151,7 @@ class _Synthesis:
 
     def recipe(self) -> dict[str, Any]:
         """What the loop applied (for the manifest): optimiser, transforms, contrast budget."""
-        opt = {k: getattr(self.ascent, k) for k in ("steps", "lr", "method", "schedule", "normalize")
+        opt = {k: getattr(self.ascent, k) for k in ("steps", "lr", "method", "schedule", "normalize", "decay")
                if hasattr(self.ascent, k)}
         return {"optimizer": opt, "transforms": self.transforms.options(),
                 "contrast_budget": {**self.transforms.budget(), "source": self.budget_source}}

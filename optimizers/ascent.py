@@ -25,18 +25,23 @@ class Ascent:
     gradient_based = True
 
     def __init__(self, *, steps: int = 256, lr: float = 0.05, method: str = "adam",
-                 schedule: str = "cosine", normalize: bool = False, code_clip: float | None = None,
-                 seed: int = 0) -> None:
+                 schedule: str = "cosine", normalize: bool = False, decay: float = 0.0,
+                 code_clip: float | None = None, seed: int = 0) -> None:
         if method not in ("adam", "sgd"):
             raise ValueError(f"ascent: method must be 'adam' or 'sgd', got {method!r}")
         if schedule not in ("cosine", "constant"):
             raise ValueError(f"ascent: schedule must be 'cosine' or 'constant', got {schedule!r}")
+        if decay < 0:
+            raise ValueError(f"ascent: decay must be >= 0, got {decay}")
         if steps < 1 or lr <= 0:
             raise ValueError(f"ascent: need steps >= 1 and lr > 0, got steps={steps}, lr={lr}")
         self.steps, self.lr, self.method, self.schedule = int(steps), float(lr), method, schedule
         #: divide each target's gradient by its RMS before the step (step size independent of the
         #: scorer's response scale; the spatial profile of the gradient is kept, unlike Adam's)
         self.normalize = bool(normalize)
+        #: weight decay of the codes towards 0 (grey in pixel space): entries the objective does
+        #: not care about (e.g. the initial noise outside the receptive field) fade away
+        self.decay = float(decay)
         self.code_clip, self.seed = code_clip, int(seed)
         self.codes: torch.Tensor | None = None
         self.step_index = 0
@@ -46,9 +51,9 @@ class Ascent:
         """Begin from initial codes (targets, dim)."""
         self.codes = codes.detach().clone().requires_grad_(True)
         if self.method == "adam":
-            self.opt = torch.optim.Adam([self.codes], lr=self.lr)
+            self.opt = torch.optim.Adam([self.codes], lr=self.lr, weight_decay=self.decay)
         else:
-            self.opt = torch.optim.SGD([self.codes], lr=self.lr, momentum=0.9)
+            self.opt = torch.optim.SGD([self.codes], lr=self.lr, momentum=0.9, weight_decay=self.decay)
         self.sched = (torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, T_max=self.steps, eta_min=0.0)
                       if self.schedule == "cosine" else None)
         self.step_index = 0

@@ -187,3 +187,21 @@ def test_default_recipe_keeps_surround_suppressed_meis_in_the_rf_at_full_activat
     check = bench.default_check(df).iloc[0]
     assert check["min_act_vs_best"] >= 0.95, check
     assert check["min_centre"] >= 0.5, check
+
+
+def test_ascent_only_optimises_normalised_steps_and_decay():
+    from actmax.core.registry import optimizers
+
+    a = optimizers.create("ascent:method=sgd,normalize=True,lr=0.1,schedule=constant,steps=3")
+    a.start(torch.zeros(2, 4))
+    a.ascend(torch.tensor([[1.0, 1.0, 1.0, 1.0], [100.0, 100.0, 100.0, 100.0]]))
+    assert torch.allclose(a.codes[0], a.codes[1])            # step size independent of gradient scale
+    assert torch.allclose(a.codes, torch.full((2, 4), 0.1))  # moves up the gradient (maximises)
+    d = optimizers.create("ascent:method=sgd,lr=0.1,decay=0.5,schedule=constant,steps=50")
+    d.start(torch.ones(1, 3))
+    for _ in range(50):
+        d.ascend(torch.zeros(1, 3))
+    assert d.codes.abs().max() < 0.1 and d.done                 # unused codes fade to 0 (grey)
+    from actmax.core.errors import RegistryError
+    with pytest.raises(RegistryError, match="no option 'jitter'"):
+        optimizers.create("ascent:jitter=1")                    # transforms belong to the loop
