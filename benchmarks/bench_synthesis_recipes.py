@@ -108,9 +108,35 @@ class SurroundSuppressed(Scorer):
         return self.gain * torch.sqrt(e_c + 1e-9) / (1 + self.weight * torch.sqrt(e_s + 1e-9))
 
 
+class RandomConvUnits(Scorer):
+    """Benchmark stand-in: units of a random 3-layer conv net (5x5 kernels, ELU, He init, no bias),
+    read at the image centre; the classical RF is the net's receptive field (radius 6 px)."""
+
+    def __init__(self, n: int = 3, size: int = 32, seed: int = 0, width: int = 8) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed + 2000)
+        self.units, self.size, self.width = int(n), int(size), int(width)
+        shapes = [(width, 1, 5, 5), (width, width, 5, 5), (max(n, width), width, 5, 5)]
+        for i, shape in enumerate(shapes):
+            fan_in = shape[1] * shape[2] * shape[3]
+            self.register_buffer(f"w{i}", torch.randn(shape, generator=g) * math.sqrt(2.0 / fan_in))
+        yy, xx = np.mgrid[0:size, 0:size] + 0.5
+        disc = ((xx - size / 2) ** 2 + (yy - size / 2) ** 2) <= 6.0 ** 2
+        self.register_buffer("rf_mask", torch.tensor(np.stack([disc] * n)))
+
+    def respond(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.mean(1, keepdim=True) - 0.5
+        x = torch.nn.functional.elu(torch.nn.functional.conv2d(x, self.w0, padding=2))
+        x = torch.nn.functional.elu(torch.nn.functional.conv2d(x, self.w1, padding=2))
+        x = torch.nn.functional.conv2d(x, self.w2, padding=2)
+        return x[:, : self.units, self.size // 2, self.size // 2] * 10
+
+
 def make_family(family: str, units: int, size: int, seed: int) -> Scorer:
     if family == "surround-standin":
         return SurroundSuppressed(n=units, size=size, seed=seed)
+    if family == "randomcnn-standin":
+        return RandomConvUnits(n=units, size=size, seed=seed)
     return model_neurons.ModelNeurons(kind=family, n=units, size=size, seed=seed)
 
 
@@ -211,7 +237,7 @@ def default_check(df: pd.DataFrame) -> pd.DataFrame:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="3 units per family, 150 steps, 500 crops")
-    ap.add_argument("--families", default=",".join(model_neurons.KINDS + ("surround-standin",)),
+    ap.add_argument("--families", default=",".join(model_neurons.KINDS + ("surround-standin", "randomcnn-standin")),
                     help="comma-separated model-neuron kinds (default: all)")
     ap.add_argument("--tune", default="simple,complex", help="families the default was tuned on")
     ap.add_argument("--recipes", default=None, help="comma-separated recipe names (default: all)")
