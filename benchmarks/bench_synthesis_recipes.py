@@ -132,9 +132,40 @@ class RandomConvUnits(Scorer):
         return x[:, : self.units, self.size // 2, self.size // 2] * 10
 
 
+class ColourOpponent(Scorer):
+    """Benchmark stand-in: an energy unit on a red-green opponent channel (R - G) with a Gabor
+    quadrature pair, plus a weaker luminance Gabor pair that suppresses it (RGB input)."""
+
+    channels = 3
+
+    def __init__(self, n: int = 3, size: int = 32, seed: int = 0, gain: float = 10.0) -> None:
+        super().__init__()
+        rng = np.random.default_rng(seed + 3000)
+        self.units, self.size, self.gain = int(n), int(size), float(gain)
+        pairs, masks = [], []
+        yy, xx = np.mgrid[0:size, 0:size] + 0.5
+        for _ in range(n):
+            sigma = size * rng.uniform(0.07, 0.10)
+            x, y = size * rng.uniform(0.4, 0.6, size=2)
+            theta, cps = rng.uniform(0, math.pi), rng.uniform(0.45, 0.65)
+            pairs.append([model_neurons.gabor_filter(size, x, y, sigma, theta, cps, ph) for ph in (0.0, math.pi / 2)])
+            masks.append(((xx - x) ** 2 + (yy - y) ** 2) <= (2.0 * sigma) ** 2)
+        self.register_buffer("pairs", torch.tensor(np.array(pairs), dtype=torch.float32).flatten(2))
+        self.register_buffer("rf_mask", torch.tensor(np.array(masks)))
+
+    def respond(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.expand(-1, 3, -1, -1) - 0.5
+        opponent, lum = (x[:, 0] - x[:, 1]).flatten(1), x.mean(1).flatten(1)
+        e_rg = torch.einsum("bp,ukp->buk", opponent, self.pairs).pow(2).sum(-1)
+        e_lum = torch.einsum("bp,ukp->buk", lum, self.pairs).pow(2).sum(-1)
+        return self.gain * torch.sqrt(e_rg + 1e-9) / (1 + 2.0 * torch.sqrt(e_lum + 1e-9))
+
+
 def make_family(family: str, units: int, size: int, seed: int) -> Scorer:
     if family == "surround-standin":
         return SurroundSuppressed(n=units, size=size, seed=seed)
+    if family == "colour-standin":
+        return ColourOpponent(n=units, size=size, seed=seed)
     if family == "randomcnn-standin":
         return RandomConvUnits(n=units, size=size, seed=seed)
     return model_neurons.ModelNeurons(kind=family, n=units, size=size, seed=seed)
@@ -150,13 +181,15 @@ def centre_fraction(images: torch.Tensor, masks: torch.Tensor) -> np.ndarray:
 
 
 def spectral_slope(images: torch.Tensor) -> np.ndarray:
-    """Exponent of a power law fitted to the radial power spectrum (2 .. N/2 - 1 cycles/image)."""
-    x = images.double().mean(1)                                          # luminance-ish (N, H, W)
+    """Exponent of a power law fitted to the radial power spectrum (2 .. N/2 - 1 cycles/image),
+    Hann-windowed, power summed over channels."""
+    x = images.double()                                                  # (N, C, H, W)
     n = x.shape[-1]
     hann = torch.hann_window(n, periodic=False, dtype=torch.float64)
     win = hann[:, None] * hann[None, :]
-    x = (x - x.mean(dim=(1, 2), keepdim=True)) * win
-    power = torch.fft.fftshift(torch.fft.fft2(x).abs() ** 2, dim=(-2, -1)).numpy()
+    x = (x - x.mean(dim=(2, 3), keepdim=True)) * win
+    # power summed over channels (colour contrast counts, e.g. a red-green MEI of no luminance)
+    power = torch.fft.fftshift(torch.fft.fft2(x).abs().pow(2).sum(1), dim=(-2, -1)).numpy()
     yy, xx = np.mgrid[0:n, 0:n] - n // 2
     radius = np.rint(np.hypot(yy, xx)).astype(int)
     freqs = np.arange(2, n // 2)
@@ -237,7 +270,7 @@ def default_check(df: pd.DataFrame) -> pd.DataFrame:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="3 units per family, 150 steps, 500 crops")
-    ap.add_argument("--families", default=",".join(model_neurons.KINDS + ("surround-standin", "randomcnn-standin")),
+    ap.add_argument("--families", default=",".join(model_neurons.KINDS + ("surround-standin", "colour-standin", "randomcnn-standin")),
                     help="comma-separated model-neuron kinds (default: all)")
     ap.add_argument("--tune", default="simple,complex", help="families the default was tuned on")
     ap.add_argument("--recipes", default=None, help="comma-separated recipe names (default: all)")
