@@ -201,8 +201,14 @@ def spectral_slope(images: torch.Tensor) -> np.ndarray:
 
 
 def rf_masks(scorer: Scorer) -> torch.Tensor:
-    """(units, H, W) boolean disc of each unit's classical receptive field."""
-    return scorer.rf_mask.bool()
+    """(units, H, W) boolean disc of each unit's classical receptive field: the family's own
+    ``rf_mask``, else a disc of radius 2 sigma around ``receptive_fields`` (x, y, sigma, ...)."""
+    if hasattr(scorer, "rf_mask"):
+        return scorer.rf_mask.bool()
+    size = int(scorer.size)
+    yy, xx = np.mgrid[0:size, 0:size] + 0.5
+    discs = [((xx - rf[0]) ** 2 + (yy - rf[1]) ** 2) <= (2.0 * rf[2]) ** 2 for rf in scorer.receptive_fields]
+    return torch.tensor(np.stack(discs))
 
 
 # -- the benchmark --------------------------------------------------------------------------------
