@@ -59,8 +59,7 @@ def split_recipe(ascent: Any) -> tuple[Any, dict[str, Any]]:
     if isinstance(ascent, str):
         name, options = parse_spec(ascent)
     elif isinstance(ascent, Mapping):
-        options = {k: v for k, v in ascent.items() if k != "name"}
-        name = options.pop("name", None) or ascent.get("name")
+        name, options = ascent.get("name"), {k: v for k, v in ascent.items() if k != "name"}
     else:
         return ascent, {}
     moved = {k: options.pop(k) for k in list(options) if k in TRANSFORM_KEYS}
