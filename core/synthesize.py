@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -19,7 +19,8 @@ from actmax.core.contracts import ContractError, Target, make_targets, shape_che
 from actmax.core.errors import RecordError
 from actmax.core.progress import progress_bar
 from actmax.core.records import RunRecord, save_image, save_montage, state_field
-from actmax.core.registry import generators, optimizers, scorers, spec_text
+from actmax.core.registry import generators, optimizers, parse_spec, scorers, spec_text
+from actmax.core.transforms import TRANSFORM_KEYS, SynthesisTransforms
 
 
 @dataclass
@@ -52,9 +53,45 @@ class SynthesisResult:
                 f"responses: {', '.join(spans) or '-'} (range over units), record={where})")
 
 
+#: The default synthesis recipe (optimiser + loop transforms), chosen with
+#: benchmarks/bench_synthesis_recipes.py (README, "Synthesis recipe"): SGD with momentum on the
+#: per-target RMS-normalised gradient, the gradient's spectrum shaped by 1/f (Fourier
+#: preconditioning), no jitter; best in pixel space. A bare ``"ascent"`` spec keeps the older
+#: Adam defaults (lr 0.05, jitter 1).
+DEFAULT_RECIPE = "ascent:method='sgd',normalize=True,lr=0.01,jitter=0,precondition=1.0"
+
+
+def split_recipe(ascent: Any) -> tuple[Any, dict[str, Any]]:
+    """Split an ascent spec into the optimiser's spec and the loop's transform options.
+
+    ``"ascent:method=sgd,lr=1,jitter=2,blur_sigma=1"`` -> ``("ascent:method='sgd',lr=1",
+    {"jitter": 2, "blur_sigma": 1})``: a recipe is written as one spec, but the optimiser only
+    optimises and the loop applies the transforms. Live optimiser objects pass through.
+    """
+    if isinstance(ascent, str):
+        name, options = parse_spec(ascent)
+    elif isinstance(ascent, Mapping):
+        name, options = ascent.get("name"), {k: v for k, v in ascent.items() if k != "name"}
+    else:
+        return ascent, {}
+    moved = {k: options.pop(k) for k in list(options) if k in TRANSFORM_KEYS}
+    return {"name": name, **options}, moved
+
+
+def budget_from_scorer(scorer: Any) -> dict[str, Any]:
+    """The contrast budget a scorer asks for: RMS ``input_contrast`` (at ``input_contrast_size``
+    px), else the legacy L2 ``input_norm`` (twins saved before the RMS budget), else none."""
+    contrast = getattr(scorer, "input_contrast", None)
+    if contrast:
+        return {"contrast": float(contrast), "contrast_size": getattr(scorer, "input_contrast_size", None)}
+    norm = getattr(scorer, "input_norm", None)
+    return {"norm": float(norm)} if norm else {}
+
+
 class _Synthesis:
     def __init__(self, generator: Any, scorer: Any, *, units: Sequence[int] | None, poles: Sequence[str],
-                 seeds: Sequence[int], ascent: Any, device: str | None, amp: bool = False) -> None:
+                 seeds: Sequence[int], ascent: Any, device: str | None, amp: bool = False,
+                 transforms: Mapping[str, Any] | None = None) -> None:
         from actmax.core.evolve import check_count, check_device
 
         self.device = check_device(device)
@@ -73,35 +110,53 @@ class _Synthesis:
             raise ValueError("synthesize needs at least one unit")
         self.units, self.targets = units, make_targets(units, poles, seeds)
         self.per_unit = len(poles) * len(seeds)
-        self.ascent = optimizers.create(ascent, seed=int(seeds[0]) if len(seeds) else 0)
+        opt_spec, options = split_recipe(ascent)
+        options.update(dict(transforms or {}))
+        self.ascent = optimizers.create(opt_spec, seed=int(seeds[0]) if len(seeds) else 0)
         if not getattr(self.ascent, "gradient_based", False):
             raise ValueError("synthesize needs the gradient optimizer (`ascent`); "
                              "gradient-free optimizers run with `actmax evolve`")
-        if self.ascent.norm is None and self.ascent.contrast is None and getattr(self.scorer, "input_norm", None):
-            self.ascent.norm = float(self.scorer.input_norm)
+        self.budget_source = "recipe"
+        if options.get("norm") is None and options.get("contrast") is None:
+            scorer_budget = budget_from_scorer(self.scorer)
+            options.update(scorer_budget)
+            self.budget_source = "scorer" if scorer_budget else "none"
+        self.transforms = SynthesisTransforms.from_options(options)
+        self.code_shape = getattr(self.gen, "code_shape", None)
+        # the transforms' random stream (jitter, noise), seeded like the optimiser
+        self.rng = torch.Generator().manual_seed(int(getattr(self.ascent, "seed", seeds[0] if len(seeds) else 0)))
         params = list(self.gen.parameters()) + list(self.scorer.parameters())
         self.grad_flags = [(p, p.requires_grad) for p in params]   # restored by restore_grad_flags()
         for p in params:
             p.requires_grad_(False)
         with torch.no_grad():
             init = torch.cat([self.gen.init_codes(1, seed=t.seed) for t in self.targets])
-        self.ascent.start(init.to(self.device), code_shape=getattr(self.gen, "code_shape", None))
+        self.ascent.start(init.to(self.device))
         self.unit_index = torch.tensor([t.unit for t in self.targets], device=self.device)
         self.sign = torch.tensor([t.sign for t in self.targets], device=self.device)
         self.rows: list[torch.Tensor] = []  # per-step responses, kept on the device (no per-step sync)
 
     def objective(self, codes: torch.Tensor) -> torch.Tensor:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            images = self.ascent.prepare(self.gen(codes), train=True)
+            images = self.transforms.input(self.gen(codes), self.rng, train=True)
             responses = self.scorer(images.float() if not self.amp else images)
         return self.sign * responses.float().gather(1, self.unit_index[:, None])[:, 0]
 
+    def _ascend_once(self) -> torch.Tensor:
+        """One recipe step: transformed forward pass, gradient, gradient transforms, optimiser step."""
+        codes = self.ascent.codes
+        values = self.objective(codes)
+        (grad,) = torch.autograd.grad(values.sum(), codes)
+        grad = self.transforms.gradient(grad, self.code_shape, self.ascent.step_index, self.ascent.steps)
+        self.ascent.ascend(grad)
+        return values.detach()
+
     def step(self) -> None:
         if self.ascent.step_index == 0:
-            values = self.ascent.step(self.objective)  # first step: full input checks
+            values = self._ascend_once()  # first step: full input checks
         else:
             with shape_checks_only():
-                values = self.ascent.step(self.objective)
+                values = self._ascend_once()
         self.rows.append(values * self.sign)
 
     def _rows_array(self) -> np.ndarray:
@@ -109,9 +164,16 @@ class _Synthesis:
 
     def final(self) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.no_grad():
-            images = self.ascent.prepare(self.gen(self.ascent.codes), train=False)
+            images = self.transforms.input(self.gen(self.ascent.codes), None, train=False)
             resp = self.scorer(images).gather(1, self.unit_index[:, None])[:, 0]
         return images.cpu(), resp.cpu()
+
+    def recipe(self) -> dict[str, Any]:
+        """What the loop applied (for the manifest): optimiser, transforms, contrast budget."""
+        opt = {k: getattr(self.ascent, k) for k in ("steps", "lr", "method", "schedule", "normalize", "decay")
+               if hasattr(self.ascent, k)}
+        return {"optimizer": opt, "transforms": self.transforms.options(),
+                "contrast_budget": {**self.transforms.budget(), "source": self.budget_source}}
 
     def table(self) -> pd.DataFrame:
         n_steps, n_t = len(self.rows), len(self.targets)
@@ -129,12 +191,16 @@ class _Synthesis:
             p.requires_grad_(flag)
 
     def state(self) -> dict[str, Any]:
-        return {"ascent": self.ascent.state_dict(), "rows": torch.from_numpy(self._rows_array())}
+        return {"ascent": self.ascent.state_dict(), "rows": torch.from_numpy(self._rows_array()),
+                "rng": self.rng.get_state()}
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore a checkpoint's state; anything that does not fit this run is one RecordError."""
         try:
             self.ascent.load_state_dict(state_field(state, "ascent"))
+            rng = state.get("rng", state["ascent"].get("rng"))  # older checkpoints kept it in the optimiser
+            if rng is not None:
+                self.rng.set_state(rng)
             rows = state_field(state, "rows").to(self.device, torch.float32)
         except RecordError:
             raise
@@ -232,18 +298,24 @@ def _finish(rec: RunRecord, syn: _Synthesis, result: SynthesisResult, checkpoint
 
 
 def synthesize(generator: Any, scorer: Any, *, units: Sequence[int] | None = None,
-               poles: Sequence[str] = ("high", "low"), seeds: Sequence[int] = (0,), ascent: Any = "ascent",
+               poles: Sequence[str] = ("high", "low"), seeds: Sequence[int] = (0,), ascent: Any = DEFAULT_RECIPE,
                out_dir: str | Path | None = None, progress: bool | None = None, checkpoint_every: int = 25,
-               device: str | None = None, amp: bool = False, overwrite: bool = False) -> SynthesisResult:
+               device: str | None = None, amp: bool = False, overwrite: bool = False,
+               transforms: Mapping[str, Any] | None = None) -> SynthesisResult:
     """MEIs (``high``) and LEIs (``low``) of ``units`` x ``seeds`` by batched gradient ascent.
 
-    ``device`` places generator, scorer and codes (e.g. ``"cuda"``); ``amp`` runs the forward
-    pass in bfloat16 autocast (codes, optimizer state and reported responses stay float32).
-    ``progress=None`` shows a bar only on a terminal or in a notebook (see :mod:`actmax.core.progress`).
-    The record's ``best.png`` holds one tile per unit and pole (the best seed of each), listed in ``best.csv``.
+    ``ascent`` is the recipe: optimiser options plus the loop's transforms (``jitter``,
+    ``noise``, ``blur_sigma``, ``precondition``, ``contrast``/``contrast_size``, ``norm``; see
+    :mod:`actmax.core.transforms`), which ``transforms`` may also give or override. Without a
+    budget in the recipe the scorer's own (``input_contrast``) applies; the applied recipe and
+    budget are written to the manifest (``recipe``). ``device`` places generator, scorer and
+    codes (e.g. ``"cuda"``); ``amp`` runs the forward pass in bfloat16 autocast (codes,
+    optimizer state and reported responses stay float32). ``progress=None`` shows a bar only on a
+    terminal or in a notebook. The record's ``best.png`` holds one tile per unit and pole (the best
+    seed of each), listed in ``best.csv``.
     """
     syn = _Synthesis(generator, scorer, units=units, poles=poles, seeds=seeds, ascent=ascent, device=device,
-                     amp=amp)
+                     amp=amp, transforms=transforms)
     rec = None
     try:
         if out_dir is not None:
@@ -251,7 +323,10 @@ def synthesize(generator: Any, scorer: Any, *, units: Sequence[int] | None = Non
                     "units": syn.units,
                     "poles": list(poles), "seeds": [int(s) for s in seeds], "device": device, "amp": amp,
                     "checkpoint_every": checkpoint_every}
+            if transforms:
+                spec["transforms"] = dict(transforms)
             rec = RunRecord.create(out_dir, kind="synthesize", spec=spec, overwrite=overwrite)
+            rec.update_manifest(recipe=syn.recipe())
         return _run(syn, rec, progress=progress, checkpoint_every=checkpoint_every)
     finally:
         syn.restore_grad_flags()           # the modules passed in are not left frozen
@@ -275,7 +350,7 @@ def resume_synthesis(out_dir: str | Path, *, progress: bool | None = None, trust
         try:
             syn = _Synthesis(spec["generator"], spec["scorer"], units=spec["units"], poles=spec["poles"],
                              seeds=spec["seeds"], ascent=spec["ascent"], device=spec.get("device"),
-                             amp=spec.get("amp", False))
+                             amp=spec.get("amp", False), transforms=spec.get("transforms"))
         except KeyError as exc:
             raise RecordError(f"{rec.path}: the manifest's spec lacks {exc}") from None
         if state is None and (finished or repair):

@@ -19,7 +19,14 @@ class Scorer(nn.Module, ABC):
 
     units: int
     differentiable: bool = True
-    #: L2 norm of (image - 0.5) that suits this scorer's input, if it has one (for synthesis).
+    #: Contrast budget for synthesis, if the scorer has one: the RMS contrast (pixel std about
+    #: the image's mean) of typical inputs, e.g. the median over a twin's training images.
+    #: Synthesised images are scaled down to it, so MEIs are no stronger than what the scorer saw.
+    input_contrast: float | None = None
+    #: Resolution (px) at which ``input_contrast`` is measured (the data's); None: as rendered.
+    input_contrast_size: int | None = None
+    #: Legacy budget: L2 norm of (image - 0.5) (includes the mean luminance; used only when
+    #: ``input_contrast`` is unset, e.g. twins saved before the RMS budget).
     input_norm: float | None = None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

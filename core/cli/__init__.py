@@ -147,12 +147,14 @@ def _print_evolution(res, as_json: bool) -> None:
 
 @app.command("synthesize")
 def synthesize_cmd(
-    generator: str = typer.Option("fourier", "--generator", "-g", help="generator spec, e.g. pixel:size=64"),
+    generator: str = typer.Option("pixel", "--generator", "-g", help="generator spec, e.g. fourier:size=64"),
     scorer: str = typer.Option("model", "--scorer", "-s", help="differentiable scorer spec"),
     units: Optional[str] = typer.Option(None, help="comma-separated unit indices (default: all)"),
     poles: str = typer.Option("high,low", help="high (MEI), low (LEI) or both"),
     seeds: str = typer.Option("0", help="comma-separated seeds"),
-    ascent: str = typer.Option("ascent", help="gradient optimizer spec, e.g. ascent:steps=300,lr=0.05"),
+    ascent: Optional[str] = typer.Option(None, help="synthesis recipe: optimiser options + loop transforms "
+                                         "(jitter, blur_sigma, precondition, contrast, norm); default: the "
+                                         "benchmarked recipe (README, Synthesis recipe)"),
     out: Path = typer.Option(..., "--out", help="run record folder"),
     device: Optional[str] = typer.Option(None, help="torch device, e.g. cuda"),
     amp: bool = typer.Option(False, help="bfloat16 autocast for the forward pass (GPU)"),
@@ -161,12 +163,12 @@ def synthesize_cmd(
     as_json: bool = typer.Option(False, "--json", help="print the per-target table as JSON"),
 ) -> None:
     """MEIs and LEIs of many units x seeds by batched gradient ascent."""
-    from actmax.core.synthesize import synthesize
+    from actmax.core.synthesize import DEFAULT_RECIPE, synthesize
 
     _check_out(out)
     res = synthesize(generator, scorer, units=_int_list(units), poles=[p.strip() for p in poles.split(",")],
-                     seeds=_int_list(seeds) or [0], ascent=ascent, out_dir=out, device=device, amp=amp,
-                     overwrite=overwrite, progress=progress)
+                     seeds=_int_list(seeds) or [0], ascent=ascent or DEFAULT_RECIPE, out_dir=out, device=device,
+                     amp=amp, overwrite=overwrite, progress=progress)
     _print_synthesis(res, as_json)
 
 

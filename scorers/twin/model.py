@@ -67,6 +67,9 @@ class TwinConfig:
     #: contrast for synthesis: MEIs at this norm are as strong as the images the twin saw)
     input_norm: float | None = None
     data_size: int | None = None
+    #: median RMS contrast (pixel std about the image mean) of the training images at
+    #: ``data_size``: the synthesis contrast budget (twins saved without it fall back to input_norm)
+    input_contrast: float | None = None
 
     def __post_init__(self) -> None:
         if self.n_neurons < 1:
@@ -385,6 +388,7 @@ class TwinScorer(Scorer):
         self.units = model.config.n_neurons
         cfg = model.config
         self.input_norm = cfg.input_norm
+        self.input_contrast, self.input_contrast_size = cfg.input_contrast, cfg.data_size
         self._names = list(cfg.neuron_ids)
         for p in self.model.parameters():
             p.requires_grad_(False)

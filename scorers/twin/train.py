@@ -29,6 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from actmax.core.transforms import rms_contrast
 from actmax.scorers.base import to_channels, to_size
 from actmax.scorers.twin.model import TwinConfig, TwinEnsemble, TwinNetwork, init_bias, load_twin, save_twin
 from actmax.scorers.twin.selection import (as_trials, normalised_correlation, oracle_correlation,
@@ -388,7 +389,8 @@ def train_twin(images: np.ndarray | torch.Tensor, responses: np.ndarray, *,
     arch.update(n_neurons=len(ids), neuron_ids=ids, channels=channels, image_size=image_size,
                 input_mean=float(train_px.mean()), input_std=float(train_px.std().clamp_min(1e-6)),
                 input_norm=float(norms[torch.as_tensor(split["train"])].median()),
-                data_size=int(x_all.shape[-1]) if x_all.shape[-1] == x_all.shape[-2] else None)
+                data_size=int(x_all.shape[-1]) if x_all.shape[-1] == x_all.shape[-2] else None,
+                input_contrast=float(rms_contrast(x_all[torch.as_tensor(split["train"])]).median()))
     config = TwinConfig(**arch)
     x_prep = (resized - config.input_mean) / config.input_std
 
