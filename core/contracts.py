@@ -79,7 +79,7 @@ def check_scores(scores: torch.Tensor, batch: int, units: int, *, where: str = "
 PART_CONTRACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "generator": (("dim", "channels", "image_size"), ("forward", "init_codes")),
     "optimizer": ((), ("ask", "tell", "state_dict", "load_state_dict")),
-    "gradient optimizer": ((), ("start", "step", "state_dict", "load_state_dict")),
+    "gradient optimizer": ((), ("start", "ascend", "state_dict", "load_state_dict")),
     "scorer": (("units",), ("forward",)),
 }
 
