@@ -163,7 +163,8 @@ def test_hundred_run_campaign_killed_and_rerun_without_redoing_finished_runs(tmp
     report = run_campaign(spec_path, out=root, workers=1)
     rerun_s = time.time() - t1
     c = report.counts()
-    assert c["failed"] == 0 and sum(c.values()) == 100
+    failed = report.table[report.table["action"] == "failed"]
+    assert c["failed"] == 0 and sum(c.values()) == 100, failed[["name", "error"]].to_string()
     assert c["skipped"] == len(before)                 # every finished run skipped ...
     assert c["resumed"] + c["restarted"] <= 2          # ... at most the 2 in-flight runs redone
     after = _finished(root)
