@@ -284,3 +284,43 @@ def test_cli_train_and_eval(tmp_path, cli, capsys):
         main(["twin", "eval", str(tmp_path / "nowhere"), "--images", str(tmp_path / "images.npz"),
               "--responses", str(tmp_path / "resp.parquet")])
     assert exc.value.code == 2 and "no twin.json" in capsys.readouterr().err
+
+
+def _long_table(counts: np.ndarray, names: list[str]) -> pd.DataFrame:
+    t, n, u = counts.shape
+    tt, ii, uu = np.meshgrid(np.arange(t), np.arange(n), np.arange(u), indexing="ij")
+    ok = np.isfinite(counts)
+    return pd.DataFrame({"image": ii[ok], "neuron": np.array(names)[uu[ok]], "trial": tt[ok], "response": counts[ok]})
+
+
+def test_shuffled_long_table_gives_the_same_twin_and_eval_and_ids_are_matched(tmp_path):
+    """Neuron ids are matched by name: row order of a long-form table never permutes neurons."""
+    from actmax.scorers.twin.train import evaluate_saved_twin, train_from_files
+
+    neurons, stim, rates, counts = _recording(n_train=200, n_test=20, repeats=3)
+    np.savez(tmp_path / "images.npz", images=stim.numpy())
+    table = _long_table(counts, ["n10", "n2"])
+    table.to_parquet(tmp_path / "sorted.parquet")
+    table.sample(frac=1.0, random_state=3).to_parquet(tmp_path / "shuffled.parquet")   # n2 may come first
+    r_sorted, ids_sorted = load_responses(tmp_path / "sorted.parquet")
+    r_shuf, ids_shuf = load_responses(tmp_path / "shuffled.parquet")
+    assert ids_sorted == ids_shuf == ["n10", "n2"]
+    np.testing.assert_array_equal(np.nan_to_num(r_sorted, nan=-1), np.nan_to_num(r_shuf, nan=-1))
+    opts = TrainOptions(max_epochs=2, members=1)
+    a = train_from_files(tmp_path / "images.npz", tmp_path / "sorted.parquet", tmp_path / "a", architecture=SMALL,
+                         options=opts, progress=False)
+    b = train_from_files(tmp_path / "images.npz", tmp_path / "shuffled.parquet", tmp_path / "b", architecture=SMALL,
+                         options=opts, progress=False)
+    assert a.report["test_correlation"] == pytest.approx(b.report["test_correlation"], abs=1e-6)
+    ea = evaluate_saved_twin(tmp_path / "a", tmp_path / "images.npz", tmp_path / "shuffled.parquet")
+    eb = evaluate_saved_twin(tmp_path / "b", tmp_path / "images.npz", tmp_path / "sorted.parquet")
+    assert ea["test_correlation"] == pytest.approx(eb["test_correlation"], abs=1e-6)
+    # a table whose neurons are named differently is refused, not silently permuted
+    _long_table(counts, ["x", "n2"]).to_parquet(tmp_path / "other.parquet")
+    with pytest.raises(ValueError, match="neuron ids do not match the twin.*lacks \\['n10'\\]"):
+        evaluate_saved_twin(tmp_path / "a", tmp_path / "images.npz", tmp_path / "other.parquet")
+    # a table with the twin's neurons in another column order is reordered by name
+    swapped = _long_table(counts[:, :, ::-1], ["n2", "n10"])
+    swapped.to_parquet(tmp_path / "swapped.parquet")
+    ec = evaluate_saved_twin(tmp_path / "a", tmp_path / "images.npz", tmp_path / "swapped.parquet")
+    assert ec["test_correlation"] == pytest.approx(ea["test_correlation"], abs=1e-6)

@@ -108,6 +108,36 @@ def load_images(path: str | Path) -> np.ndarray:
     raise ValueError(f"images: unsupported file type {p.suffix!r} (use .npy, .npz or .parquet)")
 
 
+def _neuron_key(value: Any) -> tuple[int, float, str]:
+    """Sort key for neuron ids: numbers numerically, then names alphabetically."""
+    try:
+        return 0, float(value), str(value)
+    except (TypeError, ValueError):
+        return 1, 0.0, str(value)
+
+
+def match_neurons(responses: np.ndarray, ids: list[str] | None, twin_ids: Sequence[str], *,
+                  where: str = "responses") -> np.ndarray:
+    """Reorder (trials, images, neurons) responses to the twin's neuron ids, matched by name.
+
+    Tables with ids (parquet) must contain every neuron the twin predicts (extra neurons are
+    dropped); id-less arrays (.npy) must have exactly the twin's neuron count, in its order.
+    """
+    twin_ids = [str(i) for i in twin_ids]
+    if ids is None:
+        if responses.shape[2] != len(twin_ids):
+            raise ValueError(f"the twin predicts {len(twin_ids)} neurons but {where} has {responses.shape[2]} "
+                             "(an array without neuron ids must list the twin's neurons in its order)")
+        return responses
+    index = {str(n): i for i, n in enumerate(ids)}
+    missing = [n for n in twin_ids if n not in index]
+    if missing:
+        raise ValueError(f"neuron ids do not match the twin: {where} lacks {missing[:8]}"
+                         f"{' ...' if len(missing) > 8 else ''} (twin neurons: {twin_ids[:8]}"
+                         f"{' ...' if len(twin_ids) > 8 else ''}; table neurons: {[str(i) for i in ids[:8]]})")
+    return responses[:, :, [index[n] for n in twin_ids]]
+
+
 def load_responses(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
     """Responses -> (float32 (trials, images, neurons) with NaN for missing trials, neuron ids or None)."""
     p = Path(path)
@@ -125,7 +155,7 @@ def load_responses(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
         if "trial" not in table.columns:
             table = table.assign(trial=table.groupby(["image", "neuron"]).cumcount())
         images = np.sort(table["image"].unique())
-        neurons = list(pd.unique(table["neuron"]))
+        neurons = sorted(pd.unique(table["neuron"]), key=_neuron_key)  # row order never matters
         trials = np.sort(table["trial"].unique())
         out = np.full((len(trials), len(images), len(neurons)), np.nan, dtype=np.float32)
         ti = np.searchsorted(trials, table["trial"].to_numpy())
@@ -510,9 +540,7 @@ def evaluate_saved_twin(twin_dir: str | Path, images_path: str | Path, responses
     ensemble = load_twin(twin_dir, members=members)
     images = torch.as_tensor(load_images(images_path))
     responses, ids = load_responses(responses_path)
-    if responses.shape[2] != ensemble.config.n_neurons:
-        raise ValueError(f"the twin predicts {ensemble.config.n_neurons} neurons but {responses_path} has "
-                         f"{responses.shape[2]}")
+    responses = match_neurons(responses, ids, ensemble.config.neuron_ids, where=str(responses_path))
     if responses.shape[1] != images.shape[0]:
         raise ValueError(f"{images.shape[0]} images but {responses.shape[1]} in the responses")
     report = evaluation_report(ensemble, images, responses)
