@@ -324,3 +324,24 @@ def test_shuffled_long_table_gives_the_same_twin_and_eval_and_ids_are_matched(tm
     swapped.to_parquet(tmp_path / "swapped.parquet")
     ec = evaluate_saved_twin(tmp_path / "a", tmp_path / "images.npz", tmp_path / "swapped.parquet")
     assert ec["test_correlation"] == pytest.approx(ea["test_correlation"], abs=1e-6)
+
+
+def test_readout_report_finds_the_receptive_fields_and_warns_on_the_border(tmp_path):
+    neurons, stim, rates, counts = _recording(n_train=500, n_test=20, repeats=2)
+    res = train_twin(stim.numpy(), counts, out_dir=tmp_path, architecture=SMALL,
+                     options=TrainOptions(max_epochs=8, lr=0.01, members=1, position_warmup=3))
+    rep = res.report["readout"]
+    assert (tmp_path / "readout.png").stat().st_size > 1000 and (tmp_path / "readout.json").is_file()
+    for row, (x, y, _, _) in zip(rep["neurons"], neurons.receptive_fields):
+        # readout px index i has its centre at i + 0.5 in the model's coordinates
+        assert abs(row["x_px"] + 0.5 - x) < 2 and abs(row["y_px"] + 0.5 - y) < 2, (row, x, y)
+        assert row["distance_px"] < 3 and not row["on_border"]
+    assert rep["warnings"] == []
+    # a readout pushed onto the border is reported
+    from actmax.scorers.twin.train import readout_report
+    with torch.no_grad():
+        res.ensemble.members[0].readout._mu[0, 0, 0] = torch.tensor([-1.0, -1.0])
+    rep = readout_report(res.ensemble)
+    assert rep["neurons"][0]["on_border"] and any("border" in w for w in rep["warnings"])
+    with pytest.raises(ValueError, match="init_positions"):
+        train_twin(stim.numpy(), counts, architecture=SMALL, options=TrainOptions(max_epochs=1, init_positions="x"))

@@ -44,6 +44,12 @@ def twin_train_cmd(
     min_oracle: Optional[float] = typer.Option(None, help="keep only neurons with an oracle correlation >= this"),
     seed: int = typer.Option(0, help="random seed"),
     device: str = typer.Option("cpu", help="torch device"),
+    init_positions: str = typer.Option("data", help="readout position start: data (estimate), centre or random"),
+    border_guard: float = typer.Option(0.8, help="data estimates beyond this (grid units, 1 = border) start "
+                                                 "at the centre"),
+    position_lr_scale: float = typer.Option(0.1, help="learning-rate factor of readout positions and sigma"),
+    position_warmup: Optional[int] = typer.Option(None, help="epochs after which positions learn at the full "
+                                                             "rate (default: never)"),
     progress: bool = typer.Option(True, help="show progress bars"),
     as_json: bool = typer.Option(False, "--json", help="print the report summary as JSON"),
 ) -> None:
@@ -51,7 +57,9 @@ def twin_train_cmd(
     from actmax.scorers.twin.train import TrainOptions, train_from_files
 
     opts = TrainOptions(max_epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, members=members,
-                        test_images=test, min_oracle=min_oracle, seed=seed, device=device)
+                        test_images=test, min_oracle=min_oracle, seed=seed, device=device,
+                        init_positions=init_positions, border_guard=border_guard,
+                        position_lr_scale=position_lr_scale, position_warmup=position_warmup)
     res = train_from_files(images, responses, out, options=opts, progress=progress,
                            architecture=_architecture(image_size, hidden_channels, layers, input_kernel,
                                                       hidden_kernel, gauss_type))
@@ -62,10 +70,19 @@ def _print_report(report: dict, out: Optional[Path], as_json: bool) -> None:
     keys = ("n_images", "n_neurons", "split_sizes", "median_test_correlation", "mean_test_correlation",
             "median_oracle")
     summary = {k: report.get(k) for k in keys}
+    readout = report.get("readout")
     if as_json:
+        extra = {"readout": readout} if readout else {}
         typer.echo(json.dumps({**summary, "test_correlation": report["test_correlation"],
-                               "oracle_correlation": report["oracle_correlation"]}, indent=2))
+                               "oracle_correlation": report["oracle_correlation"], **extra}, indent=2))
         return
+    if readout:
+        typer.echo("neuron  x_px   y_px   sigma  gradRF_x gradRF_y  dist")
+        for row in readout["neurons"]:
+            typer.echo(f"{row['neuron']:>6} {row['x_px']:6.1f} {row['y_px']:6.1f} {row['sigma_px']:6.2f} "
+                       f"{row['grad_rf_x_px']:8.1f} {row['grad_rf_y_px']:8.1f} {row['distance_px']:5.1f}")
+        for w in readout["warnings"]:
+            typer.echo(f"warning: {w}", err=True)
     med, oracle = summary["median_test_correlation"], summary["median_oracle"]
     typer.echo(f"{summary['n_neurons']} neurons, {summary['n_images']} images {summary['split_sizes']}: "
                f"median test correlation {med if med is None else round(med, 3)}, "
