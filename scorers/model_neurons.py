@@ -276,9 +276,10 @@ class ModelNeurons(Scorer):
         opt = torch.optim.Adam([x], lr=0.02)
         idx = torch.tensor(units).repeat_interleave(s)
         for step in range(CNN_STEPS):
-            resp = self.respond(x)[torch.arange(n * s), idx]
-            opt.zero_grad()
-            (-resp.sum()).backward()
+            with torch.enable_grad():                 # callers may hold torch.no_grad()
+                resp = self.respond(x)[torch.arange(n * s), idx]
+                opt.zero_grad()
+                (-resp.sum()).backward()
             opt.step()
             with torch.no_grad():
                 x.clamp_(0, 1)

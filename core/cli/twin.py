@@ -119,6 +119,9 @@ def twin_closed_loop_cmd(
     members: int = typer.Option(1, help="twin ensemble members"),
     steps: int = typer.Option(300, help="synthesis steps"),
     seed: int = typer.Option(0, help="seed of the patches (noise uses seed + 1)"),
+    init_positions: str = typer.Option("data", help="twin readout position start: data, centre or random"),
+    position_warmup: Optional[int] = typer.Option(None, help="epochs after which readout positions learn at "
+                                                             "the full rate (default: never)"),
     progress: bool = typer.Option(True, help="show progress bars"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
@@ -127,7 +130,8 @@ def twin_closed_loop_cmd(
 
     cfg = ClosedLoopConfig(neurons=neurons, n_train=n_train, n_test=n_test, repeats=repeats, window=window,
                            norm=norm, aperture=aperture or None, patch_seed=seed, noise_seed=seed + 1,
-                           train={"max_epochs": epochs, "lr": 0.01, "members": members},
+                           train={"max_epochs": epochs, "lr": 0.01, "members": members,
+                                  "init_positions": init_positions, "position_warmup": position_warmup},
                            ascent=f"ascent:steps={steps},lr=0.05,jitter=2,blur_sigma=1.0")
     rep = run_closed_loop(cfg, out_dir=out, progress=progress)
     summary = {"median_test_correlation": rep["twin"]["median_test_correlation"],
@@ -137,6 +141,7 @@ def twin_closed_loop_cmd(
                "median_mei_over_best_natural": rep["median_mei_over_best_natural"],
                "reliable_neurons": rep["reliable_neurons"],
                "fraction_mei_beats_best_natural_reliable": rep["fraction_mei_beats_best_natural_reliable"],
+               "per_kind": rep["per_kind"], "readout_warnings": rep["readout_warnings"],
                "out": str(out)}
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
@@ -148,3 +153,9 @@ def twin_closed_loop_cmd(
                f"{summary['fraction_mei_beats_best_natural_reliable'] or 0:.0%} of the "
                f"{len(summary['reliable_neurons'])} neurons with oracle >= 0.5); "
                f"LEI < worst natural for {summary['fraction_lei_below_worst_natural']:.0%}; written to {out}")
+    from actmax.core.apps.closed_loop import format_per_kind
+
+    typer.echo("per kind (fractions among neurons with oracle >= 0.5; rd = readout vs true RF centre):")
+    typer.echo(format_per_kind(rep["per_kind"]))
+    for w in rep["readout_warnings"]:
+        typer.echo(f"warning: {w}", err=True)
