@@ -47,7 +47,9 @@ class ClosedLoopConfig:
     noise_seed: int = 1
     architecture: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=lambda: {"max_epochs": 40, "lr": 0.01})
-    generator: str = "pixel:size=64"
+    #: synthesis generator; without ``size=`` it works at the neurons' own size (so its L2
+    #: contrast ``norm`` is measured at the same resolution as the natural patches)
+    generator: str = "pixel"
     ascent: str = "ascent:steps=300,lr=0.05,jitter=2,blur_sigma=1.0"
     synthesis_seeds: tuple[int, ...] = (0,)
     #: neurons whose leave-one-out oracle reaches this are "reliable" (reported separately)
@@ -134,6 +136,8 @@ def run_closed_loop(config: ClosedLoopConfig | None = None, *, out_dir: str | Pa
     scorer = TwinScorer(twin)
     ascent = cfg.ascent if "norm=" in cfg.ascent else f"{cfg.ascent},norm={cfg.norm}"
     generator = cfg.generator
+    if "size=" not in generator and generator.split(":")[0] in ("pixel", "fourier"):
+        generator = f"{generator},size={size}" if ":" in generator else f"{generator}:size={size}"
     if channels == 3 and "channels=" not in generator and generator.startswith(("pixel", "fourier")):
         generator = f"{generator},channels=3" if ":" in generator else f"{generator}:channels=3"
     syn = synthesize(generator, scorer, units=list(range(n_units)), poles=("high", "low"),
@@ -170,6 +174,13 @@ def run_closed_loop(config: ClosedLoopConfig | None = None, *, out_dir: str | Pa
             x, y = (row["x_px"] + 0.5) * scale, (row["y_px"] + 0.5) * scale
             readout_err[u] = float(np.hypot(x - rf_true[u][0], y - rf_true[u][1]))
     frac_opt = mei_gt / optimum if optimum is not None else np.full(n_units, np.nan)
+    proj: dict[int, dict[str, list[float]]] = {}
+    if hasattr(neurons, "feature_projections"):   # why a cell falls short: which feature its MEI/LEI carry
+        for pole in ("high", "low"):
+            picks = [(i, t.unit) for i, t in enumerate(syn.targets) if t.pole == pole]
+            p = neurons.feature_projections(images[[i for i, _ in picks]], [u for _, u in picks])
+            for (_, u), pr in zip(picks, p.tolist()):
+                proj.setdefault(u, {})[pole] = [round(v, 4) for v in pr]
     report: dict[str, Any] = {
         "config": _jsonable(asdict(cfg)),
         "twin": {
@@ -196,7 +207,8 @@ def run_closed_loop(config: ClosedLoopConfig | None = None, *, out_dir: str | Pa
              "floor_response": None if opt_low is None else round(float(opt_low[u]), 5),
              "best_natural_index": int(best_nat_idx[u]), "best_recorded_index": int(recorded_best[u]),
              "readout_error_px": None if not np.isfinite(readout_err[u]) else round(float(readout_err[u]), 2),
-             "readout_within_2px": bool(readout_err[u] <= 2.0) if np.isfinite(readout_err[u]) else None}
+             "readout_within_2px": bool(readout_err[u] <= 2.0) if np.isfinite(readout_err[u]) else None,
+             "feature_projections": proj.get(u)}
             for u in range(n_units)],
         "per_kind": per_kind_table(kinds, oracle, cfg.reliable_oracle, readout_err, beats, below, frac_opt,
                                    mei_gt / np.maximum(best_nat, 1e-9)),

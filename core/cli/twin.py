@@ -119,6 +119,9 @@ def twin_closed_loop_cmd(
     members: int = typer.Option(1, help="twin ensemble members"),
     steps: int = typer.Option(300, help="synthesis steps"),
     seed: int = typer.Option(0, help="seed of the patches (noise uses seed + 1)"),
+    ascent: Optional[str] = typer.Option(None, help="full synthesis spec (overrides --steps), e.g. "
+                                                    "ascent:steps=300,method=sgd,lr=5,jitter=2,blur_sigma=1.0"),
+    generator: Optional[str] = typer.Option(None, help="synthesis generator (default pixel at the neurons' size)"),
     init_positions: str = typer.Option("data", help="twin readout position start: data, centre or random"),
     position_warmup: Optional[int] = typer.Option(None, help="epochs after which readout positions learn at "
                                                              "the full rate (default: never)"),
@@ -132,7 +135,8 @@ def twin_closed_loop_cmd(
                            norm=norm, aperture=aperture or None, patch_seed=seed, noise_seed=seed + 1,
                            train={"max_epochs": epochs, "lr": 0.01, "members": members,
                                   "init_positions": init_positions, "position_warmup": position_warmup},
-                           ascent=f"ascent:steps={steps},lr=0.05,jitter=2,blur_sigma=1.0")
+                           ascent=ascent or f"ascent:steps={steps},lr=0.05,jitter=2,blur_sigma=1.0",
+                           **({"generator": generator} if generator else {}))
     rep = run_closed_loop(cfg, out_dir=out, progress=progress)
     summary = {"median_test_correlation": rep["twin"]["median_test_correlation"],
                "median_correlation_to_noise_free_rates": rep["twin"]["median_correlation_to_noise_free_rates"],
