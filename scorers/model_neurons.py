@@ -241,6 +241,21 @@ class ModelNeurons(Scorer):
             out = torch.where(self.kind_code == 5, self._net_readout(c_eff) / self.net_scale, out)
         return out * self.gain
 
+    def feature_projections(self, images: torch.Tensor, units: list[int]) -> torch.Tensor:
+        """Gain-controlled projections (p1, p2) of image i on unit units[i]'s two filters, (n, 2).
+
+        For ``dual`` units p1 is the excitatory and p2 the suppressive feature (optimum: |p1| = 1
+        for the MEI, |p2| = 1 for the LEI); p1^2 + p2^2 <= 1 always, so a shortfall shows how
+        much of the stimulus contrast lies outside the unit's features. Diagnostics for closed loops.
+        """
+        c = to_size(to_channels(images.detach(), 1), self.size).flatten(1).float() - 0.5
+        idx = torch.tensor([self.check_unit(u) for u in units])
+        r = self.limit[idx]
+        gc = r / torch.maximum(c.norm(dim=1), r)
+        p1 = (c * self.filter1[idx]).sum(1) * gc / r
+        p2 = (c * self.filter2[idx]).sum(1) * gc / r
+        return torch.stack([p1, p2], dim=1)
+
     # -- ground truth ---------------------------------------------------------------------
     def optimum_is_unique(self, unit: int, pole: str) -> bool:
         """Whether ``optimal_stimulus(pole)`` is the only optimum (up to contrast beyond R).
@@ -276,9 +291,10 @@ class ModelNeurons(Scorer):
         opt = torch.optim.Adam([x], lr=0.02)
         idx = torch.tensor(units).repeat_interleave(s)
         for step in range(CNN_STEPS):
-            resp = self.respond(x)[torch.arange(n * s), idx]
-            opt.zero_grad()
-            (-resp.sum()).backward()
+            with torch.enable_grad():                 # callers may hold torch.no_grad()
+                resp = self.respond(x)[torch.arange(n * s), idx]
+                opt.zero_grad()
+                (-resp.sum()).backward()
             opt.step()
             with torch.no_grad():
                 x.clamp_(0, 1)

@@ -60,3 +60,28 @@ def test_small_closed_loop_twin_mei_beats_best_natural_patch(tmp_path):
         rep["fraction_mei_beats_best_natural"]
     for f in ("closed_loop.png", "twin/twin.json", "twin/member_0.safetensors", "twin/report.png"):
         assert (tmp_path / f).stat().st_size > 100, f
+
+
+def test_closed_loop_on_every_family_reports_a_per_kind_table(tmp_path):
+    """All six families (RGB patches for the colour cell): per-kind rows, readout errors, fractions."""
+    from dataclasses import replace
+
+    from actmax.core.apps.closed_loop import format_per_kind
+
+    torch.manual_seed(0)
+    cfg = replace(SMALL_LOOP, neurons="model:kind=all,n=6,size=32,seed=0", n_train=800)
+    rep = run_closed_loop(cfg, out_dir=tmp_path)
+    kinds = [r["kind"] for r in rep["per_kind"]]
+    assert kinds == ["simple", "complex", "dual", "endstop", "colour", "cnn"]
+    assert all(r["n"] == 1 for r in rep["per_kind"])
+    assert all(n["readout_error_px"] is not None for n in rep["neurons"])
+    assert rep["contrast"]["natural_l2_norm"]["max"] <= 3.0 + 1e-3
+    text = format_per_kind(rep["per_kind"])
+    assert text.count("\n") == 6 and "endstop" in text
+    for row in rep["per_kind"]:    # the table agrees with the per-neuron rows
+        n = next(r for r in rep["neurons"] if r["kind"] == row["kind"])
+        if row["reliable"]:
+            assert row["mei_beats_best_natural"] == float(n["mei_beats_best_natural"])
+            assert row["readout_within_2px"] == float(n["readout_within_2px"])
+    saved = json.loads((tmp_path / "closed_loop.json").read_text())
+    assert saved["per_kind"] == rep["per_kind"]

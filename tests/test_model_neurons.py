@@ -176,3 +176,13 @@ def test_new_family_is_seeded_and_shaped(kind):
         ra, rb, rc = a(x), b(x), c(x)
     assert ra.shape == (4, 3) and torch.equal(ra, rb) and not torch.equal(ra, rc)
     assert (ra >= 0).all()
+
+
+def test_feature_projections_of_the_optima(neurons):
+    dual = [i for i, k in enumerate(neurons.kinds) if k == "dual"]
+    hi = neurons.feature_projections(neurons.optimal_stimulus("high", dual), dual)
+    lo = neurons.feature_projections(neurons.optimal_stimulus("low", dual), dual)
+    assert torch.allclose(hi, torch.tensor([[1.0, 0.0]] * len(dual)), atol=1e-4)
+    assert torch.allclose(lo.abs(), torch.tensor([[0.0, 1.0]] * len(dual)), atol=1e-4)
+    grey = torch.full((len(dual), 1, 32, 32), 0.5)
+    assert neurons.feature_projections(grey, dual).abs().max() == 0

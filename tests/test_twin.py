@@ -284,3 +284,64 @@ def test_cli_train_and_eval(tmp_path, cli, capsys):
         main(["twin", "eval", str(tmp_path / "nowhere"), "--images", str(tmp_path / "images.npz"),
               "--responses", str(tmp_path / "resp.parquet")])
     assert exc.value.code == 2 and "no twin.json" in capsys.readouterr().err
+
+
+def _long_table(counts: np.ndarray, names: list[str]) -> pd.DataFrame:
+    t, n, u = counts.shape
+    tt, ii, uu = np.meshgrid(np.arange(t), np.arange(n), np.arange(u), indexing="ij")
+    ok = np.isfinite(counts)
+    return pd.DataFrame({"image": ii[ok], "neuron": np.array(names)[uu[ok]], "trial": tt[ok], "response": counts[ok]})
+
+
+def test_shuffled_long_table_gives_the_same_twin_and_eval_and_ids_are_matched(tmp_path):
+    """Neuron ids are matched by name: row order of a long-form table never permutes neurons."""
+    from actmax.scorers.twin.train import evaluate_saved_twin, train_from_files
+
+    neurons, stim, rates, counts = _recording(n_train=200, n_test=20, repeats=3)
+    np.savez(tmp_path / "images.npz", images=stim.numpy())
+    table = _long_table(counts, ["n10", "n2"])
+    table.to_parquet(tmp_path / "sorted.parquet")
+    table.sample(frac=1.0, random_state=3).to_parquet(tmp_path / "shuffled.parquet")   # n2 may come first
+    r_sorted, ids_sorted = load_responses(tmp_path / "sorted.parquet")
+    r_shuf, ids_shuf = load_responses(tmp_path / "shuffled.parquet")
+    assert ids_sorted == ids_shuf == ["n10", "n2"]
+    np.testing.assert_array_equal(np.nan_to_num(r_sorted, nan=-1), np.nan_to_num(r_shuf, nan=-1))
+    opts = TrainOptions(max_epochs=2, members=1)
+    a = train_from_files(tmp_path / "images.npz", tmp_path / "sorted.parquet", tmp_path / "a", architecture=SMALL,
+                         options=opts, progress=False)
+    b = train_from_files(tmp_path / "images.npz", tmp_path / "shuffled.parquet", tmp_path / "b", architecture=SMALL,
+                         options=opts, progress=False)
+    assert a.report["test_correlation"] == pytest.approx(b.report["test_correlation"], abs=1e-6)
+    ea = evaluate_saved_twin(tmp_path / "a", tmp_path / "images.npz", tmp_path / "shuffled.parquet")
+    eb = evaluate_saved_twin(tmp_path / "b", tmp_path / "images.npz", tmp_path / "sorted.parquet")
+    assert ea["test_correlation"] == pytest.approx(eb["test_correlation"], abs=1e-6)
+    # a table whose neurons are named differently is refused, not silently permuted
+    _long_table(counts, ["x", "n2"]).to_parquet(tmp_path / "other.parquet")
+    with pytest.raises(ValueError, match="neuron ids do not match the twin.*lacks \\['n10'\\]"):
+        evaluate_saved_twin(tmp_path / "a", tmp_path / "images.npz", tmp_path / "other.parquet")
+    # a table with the twin's neurons in another column order is reordered by name
+    swapped = _long_table(counts[:, :, ::-1], ["n2", "n10"])
+    swapped.to_parquet(tmp_path / "swapped.parquet")
+    ec = evaluate_saved_twin(tmp_path / "a", tmp_path / "images.npz", tmp_path / "swapped.parquet")
+    assert ec["test_correlation"] == pytest.approx(ea["test_correlation"], abs=1e-6)
+
+
+def test_readout_report_finds_the_receptive_fields_and_warns_on_the_border(tmp_path):
+    neurons, stim, rates, counts = _recording(n_train=500, n_test=20, repeats=2)
+    res = train_twin(stim.numpy(), counts, out_dir=tmp_path, architecture=SMALL,
+                     options=TrainOptions(max_epochs=8, lr=0.01, members=1, position_warmup=3))
+    rep = res.report["readout"]
+    assert (tmp_path / "readout.png").stat().st_size > 1000 and (tmp_path / "readout.json").is_file()
+    for row, (x, y, _, _) in zip(rep["neurons"], neurons.receptive_fields):
+        # readout px index i has its centre at i + 0.5 in the model's coordinates
+        assert abs(row["x_px"] + 0.5 - x) < 2 and abs(row["y_px"] + 0.5 - y) < 2, (row, x, y)
+        assert row["distance_px"] < 3 and not row["on_border"]
+    assert rep["warnings"] == []
+    # a readout pushed onto the border is reported
+    from actmax.scorers.twin.train import readout_report
+    with torch.no_grad():
+        res.ensemble.members[0].readout._mu[0, 0, 0] = torch.tensor([-1.0, -1.0])
+    rep = readout_report(res.ensemble)
+    assert rep["neurons"][0]["on_border"] and any("border" in w for w in rep["warnings"])
+    with pytest.raises(ValueError, match="init_positions"):
+        train_twin(stim.numpy(), counts, architecture=SMALL, options=TrainOptions(max_epochs=1, init_positions="x"))

@@ -47,7 +47,9 @@ class ClosedLoopConfig:
     noise_seed: int = 1
     architecture: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=lambda: {"max_epochs": 40, "lr": 0.01})
-    generator: str = "pixel:size=64"
+    #: synthesis generator; without ``size=`` it works at the neurons' own size (so its L2
+    #: contrast ``norm`` is measured at the same resolution as the natural patches)
+    generator: str = "pixel"
     ascent: str = "ascent:steps=300,lr=0.05,jitter=2,blur_sigma=1.0"
     synthesis_seeds: tuple[int, ...] = (0,)
     #: neurons whose leave-one-out oracle reaches this are "reliable" (reported separately)
@@ -55,11 +57,12 @@ class ClosedLoopConfig:
 
 
 def natural_stimuli(n: int, size: int, *, seed: int = 0, aperture: float | None = 0.22,
-                    norm: float = 6.0) -> torch.Tensor:
-    """``n`` natural patches (n, 1, size, size) in [0, 1]: grey mean, Gaussian aperture, L2 contrast ``norm``."""
+                    norm: float = 6.0, channels: int = 1) -> torch.Tensor:
+    """``n`` natural patches (n, channels, size, size) in [0, 1]: grey mean, Gaussian aperture,
+    L2 contrast ``norm`` (over all channels; colour patches keep their colour contrast)."""
     from actmax.core.apps.natural_images import sample_patches
 
-    x = torch.from_numpy(sample_patches(n, size, channels=1, seed=seed))
+    x = torch.from_numpy(sample_patches(n, size, channels=channels, seed=seed))
     c = x - x.mean(dim=(1, 2, 3), keepdim=True)
     if aperture is not None:
         axis = torch.arange(size, dtype=torch.float32) + 0.5 - size / 2
@@ -104,15 +107,16 @@ def run_closed_loop(config: ClosedLoopConfig | None = None, *, out_dir: str | Pa
     from actmax.optimizers.ascent import limit_input
     from actmax.scorers.twin.model import TwinScorer, save_twin
     from actmax.scorers.twin.selection import pearson_per_neuron, select_neurons
-    from actmax.scorers.twin.train import TrainOptions, predict, write_report, train_twin
+    from actmax.scorers.twin.train import TrainOptions, predict, readout_report, write_report, train_twin
 
     cfg = config or ClosedLoopConfig()
     t0 = time.time()
     neurons = scorers.create(cfg.neurons).eval()
     size = int(getattr(neurons, "size", 64))
     n_units = neurons.units
+    channels = int(getattr(neurons, "channels", 1))
     stimuli = natural_stimuli(cfg.n_train + cfg.n_test, size, seed=cfg.patch_seed, aperture=cfg.aperture,
-                              norm=cfg.norm)
+                              norm=cfg.norm, channels=channels)
     rates = noise_free_rates(neurons, stimuli)
     trials = np.r_[np.ones(cfg.n_train, int), np.full(cfg.n_test, cfg.repeats, int)]
     counts = simulate_trials(rates, trials, window=cfg.window, seed=cfg.noise_seed)
@@ -121,13 +125,22 @@ def run_closed_loop(config: ClosedLoopConfig | None = None, *, out_dir: str | Pa
     trained = train_twin(stimuli.numpy(), counts, neuron_ids=getattr(neurons, "unit_names", None),
                          architecture=cfg.architecture, options=opts, progress=progress)
     twin = trained.ensemble
+    names = list(getattr(neurons, "unit_names", [str(u) for u in range(n_units)]))
+    if [str(i) for i in twin.config.neuron_ids] != [str(i) for i in names]:   # matched by name, never by position
+        raise ValueError(f"closed loop: twin neurons {twin.config.neuron_ids[:5]} do not match the recorded "
+                         f"neurons {names[:5]}")
     test = trained.split["test"]
     true_corr = pearson_per_neuron(predict(twin, stimuli[torch.as_tensor(test)]), rates[test])
     t_twin = time.time()
 
     scorer = TwinScorer(twin)
     ascent = cfg.ascent if "norm=" in cfg.ascent else f"{cfg.ascent},norm={cfg.norm}"
-    syn = synthesize(cfg.generator, scorer, units=list(range(n_units)), poles=("high", "low"),
+    generator = cfg.generator
+    if "size=" not in generator and generator.split(":")[0] in ("pixel", "fourier"):
+        generator = f"{generator},size={size}" if ":" in generator else f"{generator}:size={size}"
+    if channels == 3 and "channels=" not in generator and generator.startswith(("pixel", "fourier")):
+        generator = f"{generator},channels=3" if ":" in generator else f"{generator}:channels=3"
+    syn = synthesize(generator, scorer, units=list(range(n_units)), poles=("high", "low"),
                      seeds=cfg.synthesis_seeds, ascent=ascent, progress=progress)
     images = limit_input(syn.images.clamp(0, 1), norm=cfg.norm).clamp(0, 1)
     gt = noise_free_rates(neurons, images)
@@ -152,6 +165,22 @@ def run_closed_loop(config: ClosedLoopConfig | None = None, *, out_dir: str | Pa
     oracle = np.array([np.nan if v is None else v for v in trained.report["oracle_correlation"]], float)
     reliable = np.sort(select_neurons(oracle, threshold=cfg.reliable_oracle))
     kinds = list(getattr(neurons, "kinds", ["?"] * n_units))
+    readout = readout_report(twin)
+    scale = size / twin.config.image_size          # twin pixel index -> the neurons' pixel coordinates
+    rf_true = getattr(neurons, "receptive_fields", None)
+    readout_err = np.full(n_units, np.nan)
+    if rf_true is not None:
+        for u, row in enumerate(readout["neurons"]):
+            x, y = (row["x_px"] + 0.5) * scale, (row["y_px"] + 0.5) * scale
+            readout_err[u] = float(np.hypot(x - rf_true[u][0], y - rf_true[u][1]))
+    frac_opt = mei_gt / optimum if optimum is not None else np.full(n_units, np.nan)
+    proj: dict[int, dict[str, list[float]]] = {}
+    if hasattr(neurons, "feature_projections"):   # why a cell falls short: which feature its MEI/LEI carry
+        for pole in ("high", "low"):
+            picks = [(i, t.unit) for i, t in enumerate(syn.targets) if t.pole == pole]
+            p = neurons.feature_projections(images[[i for i, _ in picks]], [u for _, u in picks])
+            for (_, u), pr in zip(picks, p.tolist()):
+                proj.setdefault(u, {})[pole] = [round(v, 4) for v in pr]
     report: dict[str, Any] = {
         "config": _jsonable(asdict(cfg)),
         "twin": {
@@ -176,8 +205,14 @@ def run_closed_loop(config: ClosedLoopConfig | None = None, *, out_dir: str | Pa
              "optimum_response": None if optimum is None else round(float(optimum[u]), 5),
              "mei_fraction_of_optimum": None if optimum is None else round(float(mei_gt[u] / optimum[u]), 4),
              "floor_response": None if opt_low is None else round(float(opt_low[u]), 5),
-             "best_natural_index": int(best_nat_idx[u]), "best_recorded_index": int(recorded_best[u])}
+             "best_natural_index": int(best_nat_idx[u]), "best_recorded_index": int(recorded_best[u]),
+             "readout_error_px": None if not np.isfinite(readout_err[u]) else round(float(readout_err[u]), 2),
+             "readout_within_2px": bool(readout_err[u] <= 2.0) if np.isfinite(readout_err[u]) else None,
+             "feature_projections": proj.get(u)}
             for u in range(n_units)],
+        "per_kind": per_kind_table(kinds, oracle, cfg.reliable_oracle, readout_err, beats, below, frac_opt,
+                                   mei_gt / np.maximum(best_nat, 1e-9)),
+        "readout_warnings": readout["warnings"],
         "fraction_mei_beats_best_natural": float(beats.mean()),
         "fraction_lei_below_worst_natural": float(below.mean()),
         "reliable_neurons": reliable.tolist(),
@@ -202,6 +237,43 @@ def run_closed_loop(config: ClosedLoopConfig | None = None, *, out_dir: str | Pa
         torch.save({"mei_lei": images, "best_natural": stimuli[torch.as_tensor(best_nat_idx)]},
                    out / "images.pt")
     return report
+
+
+def per_kind_table(kinds: list[str], oracle: np.ndarray, threshold: float, readout_err: np.ndarray,
+                   beats: np.ndarray, below: np.ndarray, frac_opt: np.ndarray,
+                   over_nat: np.ndarray) -> list[dict[str, Any]]:
+    """One row per neuron kind: the closed loop's pass rates among reliable neurons (oracle >= threshold)."""
+    rows = []
+    for kind in dict.fromkeys(kinds):
+        idx = np.array([i for i, k in enumerate(kinds) if k == kind])
+        rel = idx[np.nan_to_num(oracle[idx], nan=-1) >= threshold]
+
+        def frac(v: np.ndarray) -> float | None:
+            return None if rel.size == 0 else round(float(np.mean(v[rel])), 3)
+
+        def med(v: np.ndarray) -> float | None:
+            vals = v[rel] if rel.size else v[idx]
+            return None if not np.isfinite(vals).any() else round(float(np.nanmedian(vals)), 3)
+
+        rows.append({"kind": kind, "n": int(idx.size), "reliable": int(rel.size),
+                     "readout_within_2px": frac(np.nan_to_num(readout_err, nan=np.inf) <= 2.0),
+                     "median_readout_error_px": med(readout_err),
+                     "mei_beats_best_natural": frac(beats), "median_mei_over_best_natural": med(over_nat),
+                     "median_mei_fraction_of_optimum": med(frac_opt),
+                     "lei_below_worst_natural": frac(below)})
+    return rows
+
+
+def format_per_kind(rows: list[dict[str, Any]]) -> str:
+    """The per-kind table as fixed-width text (reliable neurons: oracle >= 0.5)."""
+    head = f"{'kind':<8} {'n':>3} {'rel':>3} {'rd<=2px':>7} {'rd err':>6} {'MEI>nat':>7} {'MEI/nat':>7} " \
+           f"{'MEI/opt':>7} {'LEI<nat':>7}"
+    fmt = lambda v: "  -" if v is None else f"{v:.2f}"  # noqa: E731
+    lines = [head] + [f"{r['kind']:<8} {r['n']:>3} {r['reliable']:>3} {fmt(r['readout_within_2px']):>7} "
+                      f"{fmt(r['median_readout_error_px']):>6} {fmt(r['mei_beats_best_natural']):>7} "
+                      f"{fmt(r['median_mei_over_best_natural']):>7} {fmt(r['median_mei_fraction_of_optimum']):>7} "
+                      f"{fmt(r['lei_below_worst_natural']):>7}" for r in rows]
+    return "\n".join(lines)
 
 
 def _round(values: np.ndarray) -> list[float | None]:
@@ -242,7 +314,10 @@ def _plot(path: Path, neurons: Any, stimuli: torch.Tensor, images: torch.Tensor,
             panels.append(("true optimum", opt[u], row["optimum_response"]))
         for j, (name, img, resp) in enumerate(panels):
             ax = fig.add_subplot(grid[u, j])
-            ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=1)
+            if img.shape[0] == 3:
+                ax.imshow(img.permute(1, 2, 0).clamp(0, 1).numpy())
+            else:
+                ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=1)
             ax.set_xticks([]), ax.set_yticks([])
             ax.set_title(f"{name}\n{resp:.2f}", fontsize=7)
             if j == 0:

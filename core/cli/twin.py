@@ -46,6 +46,12 @@ def twin_train_cmd(
     min_oracle: Optional[float] = typer.Option(None, help="keep only neurons with an oracle correlation >= this"),
     seed: int = typer.Option(0, help="random seed"),
     device: str = typer.Option("cpu", help="torch device"),
+    init_positions: str = typer.Option("data", help="readout position start: data (estimate), centre or random"),
+    border_guard: float = typer.Option(0.8, help="data estimates beyond this (grid units, 1 = border) start "
+                                                 "at the centre"),
+    position_lr_scale: float = typer.Option(0.1, help="learning-rate factor of readout positions and sigma"),
+    position_warmup: Optional[int] = typer.Option(None, help="epochs after which positions learn at the full "
+                                                             "rate (default: never)"),
     progress: bool = progress_option(),
     as_json: bool = typer.Option(False, "--json", help="print the report summary as JSON"),
 ) -> None:
@@ -53,7 +59,9 @@ def twin_train_cmd(
     from actmax.scorers.twin.train import TrainOptions, train_from_files
 
     opts = TrainOptions(max_epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, members=members,
-                        test_images=test, min_oracle=min_oracle, seed=seed, device=device)
+                        test_images=test, min_oracle=min_oracle, seed=seed, device=device,
+                        init_positions=init_positions, border_guard=border_guard,
+                        position_lr_scale=position_lr_scale, position_warmup=position_warmup)
     res = train_from_files(images, responses, out, options=opts, progress=progress,
                            architecture=_architecture(image_size, hidden_channels, layers, input_kernel,
                                                       hidden_kernel, gauss_type))
@@ -64,10 +72,19 @@ def _print_report(report: dict, out: Optional[Path], as_json: bool) -> None:
     keys = ("n_images", "n_neurons", "split_sizes", "median_test_correlation", "mean_test_correlation",
             "median_oracle")
     summary = {k: report.get(k) for k in keys}
+    readout = report.get("readout")
     if as_json:
+        extra = {"readout": readout} if readout else {}
         typer.echo(json.dumps({**summary, "test_correlation": report["test_correlation"],
-                               "oracle_correlation": report["oracle_correlation"]}, indent=2))
+                               "oracle_correlation": report["oracle_correlation"], **extra}, indent=2))
         return
+    if readout:
+        typer.echo("neuron  x_px   y_px   sigma  gradRF_x gradRF_y  dist")
+        for row in readout["neurons"]:
+            typer.echo(f"{row['neuron']:>6} {row['x_px']:6.1f} {row['y_px']:6.1f} {row['sigma_px']:6.2f} "
+                       f"{row['grad_rf_x_px']:8.1f} {row['grad_rf_y_px']:8.1f} {row['distance_px']:5.1f}")
+        for w in readout["warnings"]:
+            typer.echo(f"warning: {w}", err=True)
     med, oracle = summary["median_test_correlation"], summary["median_oracle"]
     typer.echo(f"{summary['n_neurons']} neurons, {summary['n_images']} images {summary['split_sizes']}: "
                f"median test correlation {med if med is None else round(med, 3)}, "
@@ -104,6 +121,12 @@ def twin_closed_loop_cmd(
     members: int = typer.Option(1, help="twin ensemble members"),
     steps: int = typer.Option(300, help="synthesis steps"),
     seed: int = typer.Option(0, help="seed of the patches (noise uses seed + 1)"),
+    ascent: Optional[str] = typer.Option(None, help="full synthesis spec (overrides --steps), e.g. "
+                                                    "ascent:steps=300,method=sgd,lr=5,jitter=2,blur_sigma=1.0"),
+    generator: Optional[str] = typer.Option(None, help="synthesis generator (default pixel at the neurons' size)"),
+    init_positions: str = typer.Option("data", help="twin readout position start: data, centre or random"),
+    position_warmup: Optional[int] = typer.Option(None, help="epochs after which readout positions learn at "
+                                                             "the full rate (default: never)"),
     progress: bool = progress_option(),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
@@ -112,8 +135,10 @@ def twin_closed_loop_cmd(
 
     cfg = ClosedLoopConfig(neurons=neurons, n_train=n_train, n_test=n_test, repeats=repeats, window=window,
                            norm=norm, aperture=aperture or None, patch_seed=seed, noise_seed=seed + 1,
-                           train={"max_epochs": epochs, "lr": 0.01, "members": members},
-                           ascent=f"ascent:steps={steps},lr=0.05,jitter=2,blur_sigma=1.0")
+                           train={"max_epochs": epochs, "lr": 0.01, "members": members,
+                                  "init_positions": init_positions, "position_warmup": position_warmup},
+                           ascent=ascent or f"ascent:steps={steps},lr=0.05,jitter=2,blur_sigma=1.0",
+                           **({"generator": generator} if generator else {}))
     rep = run_closed_loop(cfg, out_dir=out, progress=progress)
     summary = {"median_test_correlation": rep["twin"]["median_test_correlation"],
                "median_correlation_to_noise_free_rates": rep["twin"]["median_correlation_to_noise_free_rates"],
@@ -122,6 +147,7 @@ def twin_closed_loop_cmd(
                "median_mei_over_best_natural": rep["median_mei_over_best_natural"],
                "reliable_neurons": rep["reliable_neurons"],
                "fraction_mei_beats_best_natural_reliable": rep["fraction_mei_beats_best_natural_reliable"],
+               "per_kind": rep["per_kind"], "readout_warnings": rep["readout_warnings"],
                "out": str(out)}
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
@@ -133,3 +159,9 @@ def twin_closed_loop_cmd(
                f"{summary['fraction_mei_beats_best_natural_reliable'] or 0:.0%} of the "
                f"{len(summary['reliable_neurons'])} neurons with oracle >= 0.5); "
                f"LEI < worst natural for {summary['fraction_lei_below_worst_natural']:.0%}; written to {out}")
+    from actmax.core.apps.closed_loop import format_per_kind
+
+    typer.echo("per kind (fractions among neurons with oracle >= 0.5; rd = readout vs true RF centre):")
+    typer.echo(format_per_kind(rep["per_kind"]))
+    for w in rep["readout_warnings"]:
+        typer.echo(f"warning: {w}", err=True)

@@ -109,6 +109,36 @@ def load_images(path: str | Path) -> np.ndarray:
     raise ValueError(f"images: unsupported file type {p.suffix!r} (use .npy, .npz or .parquet)")
 
 
+def _neuron_key(value: Any) -> tuple[int, float, str]:
+    """Sort key for neuron ids: numbers numerically, then names alphabetically."""
+    try:
+        return 0, float(value), str(value)
+    except (TypeError, ValueError):
+        return 1, 0.0, str(value)
+
+
+def match_neurons(responses: np.ndarray, ids: list[str] | None, twin_ids: Sequence[str], *,
+                  where: str = "responses") -> np.ndarray:
+    """Reorder (trials, images, neurons) responses to the twin's neuron ids, matched by name.
+
+    Tables with ids (parquet) must contain every neuron the twin predicts (extra neurons are
+    dropped); id-less arrays (.npy) must have exactly the twin's neuron count, in its order.
+    """
+    twin_ids = [str(i) for i in twin_ids]
+    if ids is None:
+        if responses.shape[2] != len(twin_ids):
+            raise ValueError(f"the twin predicts {len(twin_ids)} neurons but {where} has {responses.shape[2]} "
+                             "(an array without neuron ids must list the twin's neurons in its order)")
+        return responses
+    index = {str(n): i for i, n in enumerate(ids)}
+    missing = [n for n in twin_ids if n not in index]
+    if missing:
+        raise ValueError(f"neuron ids do not match the twin: {where} lacks {missing[:8]}"
+                         f"{' ...' if len(missing) > 8 else ''} (twin neurons: {twin_ids[:8]}"
+                         f"{' ...' if len(twin_ids) > 8 else ''}; table neurons: {[str(i) for i in ids[:8]]})")
+    return responses[:, :, [index[n] for n in twin_ids]]
+
+
 def load_responses(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
     """Responses -> (float32 (trials, images, neurons) with NaN for missing trials, neuron ids or None)."""
     p = Path(path)
@@ -126,7 +156,7 @@ def load_responses(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
         if "trial" not in table.columns:
             table = table.assign(trial=table.groupby(["image", "neuron"]).cumcount())
         images = np.sort(table["image"].unique())
-        neurons = list(pd.unique(table["neuron"]))
+        neurons = sorted(pd.unique(table["neuron"]), key=_neuron_key)  # row order never matters
         trials = np.sort(table["trial"].unique())
         out = np.full((len(trials), len(images), len(neurons)), np.nan, dtype=np.float32)
         ti = np.searchsorted(trials, table["trial"].to_numpy())
@@ -207,7 +237,15 @@ class TrainOptions:
     seed: int = 0
     device: str = "cpu"
     min_oracle: float | None = None   #: keep only neurons whose oracle passes this threshold
-    init_positions: str = "data"      #: readout positions start at "data" estimates or "random"
+    #: readout positions start at "data" estimates, the image "centre" or "random" (within 0.3)
+    init_positions: str = "data"
+    #: data estimates farther than this from the centre (grid units, 1 = the border) are not
+    #: trusted and start at the centre instead: a border start with a slow position rate traps
+    #: the readout there (issue 11)
+    border_guard: float = 0.8
+    #: after this many epochs the positions mu learn at the full rate (sigma stays slow);
+    #: None keeps position_lr_scale throughout
+    position_warmup: int | None = None
     #: learning-rate factor of the readout grid (positions mu and their sampling spread sigma):
     #: small, so positions estimated from data do not random-walk while the core's features are
     #: still forming, and sigma cannot drift into a wide, flat readout (Adam steps ~lr even when
@@ -294,14 +332,21 @@ def _fit_member_seeded(config: TwinConfig, opts: TrainOptions, seed: int, x_trai
     net = TwinNetwork(config).to(opts.device)
     mean_rates = (y_train * m_train).sum(0) / m_train.sum(0).clamp_min(1)
     init_bias(net, mean_rates)
-    if opts.init_positions == "data":
+    if opts.init_positions not in ("data", "centre", "random"):
+        raise ValueError(f"init_positions must be data, centre or random, got {opts.init_positions!r}")
+    jitter = (torch.rand(config.n_neurons, 2, generator=torch.Generator().manual_seed(seed)) - 0.5) * 0.05
+    if opts.init_positions in ("data", "centre"):
         with torch.no_grad():
-            jitter = (torch.rand(config.n_neurons, 2, generator=torch.Generator().manual_seed(seed)) - 0.5) * 0.05
-            net.readout.mu[0, :, 0].copy_((estimate_positions(x_train, y_train, m_train) + jitter).clamp(-1, 1))
+            start = torch.zeros(config.n_neurons, 2)
+            if opts.init_positions == "data":
+                start = estimate_positions(x_train, y_train, m_train)
+                start[start.abs().amax(1) > opts.border_guard] = 0.0   # untrusted border estimates
+            net.readout.mu[0, :, 0].copy_((start + jitter).clamp(-1, 1))
     grid = [net.readout._mu, net.readout.sigma]
     others = [p for p in net.parameters() if all(p is not g for g in grid)]
     optim = torch.optim.Adam([{"params": others, "scale": 1.0},
-                              {"params": grid, "scale": opts.position_lr_scale}], lr=opts.lr)
+                              {"params": [net.readout._mu], "scale": opts.position_lr_scale},
+                              {"params": [net.readout.sigma], "scale": opts.position_lr_scale}], lr=opts.lr)
     for group in optim.param_groups:
         group["lr"] = opts.lr * group["scale"]
     gen = torch.Generator().manual_seed(seed)
@@ -311,6 +356,9 @@ def _fit_member_seeded(config: TwinConfig, opts: TrainOptions, seed: int, x_trai
     n = x_train.shape[0]
     bar = tqdm(range(opts.max_epochs), desc=label, disable=not progress, unit="epoch", leave=False)
     for epoch in bar:
+        if opts.position_warmup is not None and epoch == opts.position_warmup:
+            optim.param_groups[1]["scale"] = 1.0                      # positions: full rate
+            optim.param_groups[1]["lr"] = lr
         net.train()
         perm = torch.randperm(n, generator=gen)
         total, batches = 0.0, 0
@@ -421,9 +469,92 @@ def train_twin(images: np.ndarray | torch.Tensor, responses: np.ndarray, *,
     if out_dir is not None:
         out = Path(out_dir)
         save_twin(out, ensemble)
+        report["readout"] = readout_report(ensemble, out_dir=out)
         write_report(out, report)
         result.out_dir = out
+    else:
+        report["readout"] = readout_report(ensemble)
     return result
+
+
+BORDER_PX, DISAGREE_PX = 1.5, 3.0
+
+
+def gradient_rf(ensemble: torch.nn.Module, *, n_images: int = 16, seed: int = 0) -> np.ndarray:
+    """The twin's gradient receptive field per neuron: mean squared input gradient (n, H, W)
+    at low-contrast noise images around grey, in the twin's input resolution."""
+    cfg = ensemble.config
+    gen = torch.Generator().manual_seed(seed)
+    x = (0.5 + 0.05 * torch.randn(n_images, cfg.channels, cfg.image_size, cfg.image_size, generator=gen)).clamp(0, 1)
+    maps = []
+    ensemble.eval()
+    for u in range(cfg.n_neurons):
+        xi = x.clone().requires_grad_(True)
+        ensemble(xi)[:, u].sum().backward()
+        maps.append((xi.grad ** 2).sum(1).mean(0))
+    return torch.stack(maps).numpy()
+
+
+def readout_report(ensemble: torch.nn.Module, *, out_dir: str | Path | None = None) -> dict[str, Any]:
+    """Per-neuron readout: position and extent (px of the twin's input), the twin's gradient-RF
+    centre, and warnings when the readout sits on the border or disagrees with the gradient RF.
+
+    Positions are pixel indices (0 = first pixel centre) in the twin's ``image_size``.
+    """
+    from actmax.scorers.twin.model import describe_readout
+
+    cfg = ensemble.config
+    desc = describe_readout(ensemble)
+    size = cfg.image_size
+    sig = torch.stack([m.readout.sigma.detach().abs().flatten(1)[0].view(cfg.n_neurons, -1).mean(1)
+                       for m in ensemble.members]).mean(0) * (size - 1) / 2
+    rf = gradient_rf(ensemble)
+    yy, xx = np.mgrid[0:size, 0:size].astype(float)
+    rows, warnings = [], []
+    for u, name in enumerate(cfg.neuron_ids):
+        w = rf[u] ** 2                                # sharpen: the centre of the strongest gradients
+        tot = w.sum()
+        gx, gy = (float((w * xx).sum() / tot), float((w * yy).sum() / tot)) if tot > 0 else (float("nan"),) * 2
+        px, py = desc["position_px"][u]
+        border = min(px, py, size - 1 - px, size - 1 - py) < BORDER_PX
+        dist = math.hypot(px - gx, py - gy)
+        row = {"neuron": name, "x_px": round(px, 2), "y_px": round(py, 2), "sigma_px": round(float(sig[u]), 3),
+               "grad_rf_x_px": round(gx, 2), "grad_rf_y_px": round(gy, 2), "distance_px": round(dist, 2),
+               "on_border": bool(border), "disagrees": bool(dist > DISAGREE_PX)}
+        rows.append(row)
+        if border:
+            warnings.append(f"neuron {name}: readout at ({px:.1f}, {py:.1f}) px sits on the image border")
+        if dist > DISAGREE_PX:
+            warnings.append(f"neuron {name}: readout ({px:.1f}, {py:.1f}) px is {dist:.1f} px from the twin's "
+                            f"gradient RF centre ({gx:.1f}, {gy:.1f})")
+    report = {"image_size": size, "neurons": rows, "warnings": warnings}
+    if out_dir is not None:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "readout.json").write_text(json.dumps(report, indent=2))
+        n = len(rows)
+        cols = min(n, 6)
+        fig, axes = plt.subplots((n + cols - 1) // cols, cols, figsize=(2.0 * cols, 2.1 * ((n + cols - 1) // cols)),
+                                 squeeze=False)
+        for ax in axes.flat:
+            ax.axis("off")
+        for u, row in enumerate(rows):
+            ax = axes.flat[u]
+            ax.imshow(rf[u], cmap="magma")
+            ax.add_patch(plt.Circle((row["x_px"], row["y_px"]), max(row["sigma_px"], 0.5), fill=False, color="cyan"))
+            ax.plot(row["x_px"], row["y_px"], "c+")
+            ax.plot(row["grad_rf_x_px"], row["grad_rf_y_px"], "wx")
+            bad = row["on_border"] or row["disagrees"]
+            ax.set_title(f"{row['neuron']}{' !' if bad else ''}", fontsize=8, color="red" if bad else "black")
+        fig.suptitle("readout (+, circle: sigma) on the twin's gradient RF (x: its centre)", fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out / "readout.png", dpi=100)
+        plt.close(fig)
+    return report
 
 
 def _clean(values: np.ndarray) -> list[float | None]:
@@ -518,9 +649,7 @@ def evaluate_saved_twin(twin_dir: str | Path, images_path: str | Path, responses
     ensemble = load_twin(twin_dir, members=members)
     images = torch.as_tensor(load_images(images_path))
     responses, ids = load_responses(responses_path)
-    if responses.shape[2] != ensemble.config.n_neurons:
-        raise ValueError(f"the twin predicts {ensemble.config.n_neurons} neurons but {responses_path} has "
-                         f"{responses.shape[2]}")
+    responses = match_neurons(responses, ids, ensemble.config.neuron_ids, where=str(responses_path))
     if responses.shape[1] != images.shape[0]:
         raise ValueError(f"{images.shape[0]} images but {responses.shape[1]} in the responses")
     report = evaluation_report(ensemble, images, responses)
