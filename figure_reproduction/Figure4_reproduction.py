@@ -7,7 +7,8 @@ the first and the last recorded block, per area, over valid experiments.
 C: mean +/- SEM of the max-normalised trajectories per area (blocks beyond an experiment's
 last recorded block, ``Figure4_src_extrapolation_mask_arr.csv`` False, are left out — in that
 file True means *recorded*, the opposite of the reference notebook's comment).
-D: convergence time constants of threads that succeeded at p < 0.01, mean with 95 % CI.
+D: convergence time constants of threads that succeeded at p < 0.01, mean with 95 % CI; time
+   constants beyond the run length are marked and not averaged.
 """
 from __future__ import annotations
 
@@ -104,24 +105,36 @@ def main(argv: list[str] | None = None) -> int:
     ax.set_title("C  trajectories (mean +/- SEM)", fontsize=9)
     ax.legend(fontsize=6, frameon=False)
 
-    # D: time constants of threads that succeeded at p < 0.01
+    # D: time constants of threads that succeeded at p < 0.01. An exponential fit can return a time
+    # constant far beyond the run (a trajectory still rising at the end): those are drawn as triangles
+    # at the run length and left out of the mean, which would otherwise be an extrapolation.
     ax = axes[3]
+    run_length = recorded.shape[1]
     for i, area in enumerate(areas):
         for k, (t, prefix, name) in enumerate(THREADS):
             sel = tc[(tc["visual_area"] == area) & tc["valid"].astype(bool) & (tc[f"p_maxinit_{t}"] < 0.01)
                      & (tc[f"t_maxinit_{t}"] > 0) & tc[f"{prefix}_tc0_converged"].astype(bool)]
-            vals = sel[f"{prefix}_tc0_bslinit"].to_numpy(float)
+            all_vals = sel[f"{prefix}_tc0_bslinit"].to_numpy(float)
+            beyond = all_vals > run_length
+            vals = all_vals[~beyond]
             m, lo, hi = mean_ci(vals)
             pos = i + (k - 0.5) * 0.35
             ax.scatter(np.full(len(vals), pos), vals, s=6, color=SPACE_COLORS[name], alpha=0.5)
+            if beyond.any():
+                ax.scatter(np.full(int(beyond.sum()), pos), np.full(int(beyond.sum()), run_length), marker="^", s=14,
+                           facecolors="none", edgecolors=SPACE_COLORS[name])
             if np.isfinite(m):
                 ax.errorbar(pos, m, yerr=[[m - lo], [hi - m]] if np.isfinite(lo) else None, fmt="o",
                             color="k", ms=4, capsize=3)
             print(f"  D {area} {label(name)}: tau = {m:.2f} blocks [95% CI {lo:.2f}, {hi:.2f}], "
-                  f"n = {len(vals)} successful (p < .01) converged threads")
+                  f"n = {len(vals)} successful (p < .01) converged threads; {int(beyond.sum())} more with "
+                  f"tau > the run's {run_length} blocks" + (f" (max {all_vals.max():.0f})" if beyond.any() else "")
+                  + ", not averaged")
     ax.set_xticks(range(len(areas)), [f"{a}-like" for a in areas])
     ax.set_ylabel("time constant (blocks)")
-    ax.set_title("D  convergence time constant", fontsize=9)
+    ax.set_ylim(0, run_length * 1.08)
+    ax.set_title(f"D  time constant, threads with p < .01\n(\u25b3: tau > run length of {run_length} blocks, "
+                 "not in the mean)", fontsize=8)
     fig.tight_layout()
     save(fig, args.out, "Figure4_reproduction")
     return 0

@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  A {area} {label(s)} block {b}: peak {m.max():.3f} at {int(t[m.argmax()])} ms (n = {len(arr)})")
         ax.set_xlabel("time after image onset (ms)")
         ax.set_ylabel("max-normalised rate")
+        ax.set_ylim(0, 1.05)        # the whole 0-1 scale: a flat PSTH must not look like structure
         ax.set_title(f"A  {area}-like: mean PSTH", fontsize=9)
         ax.legend(fontsize=6, frameon=False)
         ax = axes[1, j]
@@ -101,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         ax.set_ylabel("DeePSim - BigGAN (norm. response)")
         ax.set_title(f"C  {area}-like: per-window difference, last 2 blocks (* FDR < .05)", fontsize=9)
         ax.legend(fontsize=6, frameon=False)
+    lims = [ax.get_ylim() for ax in axes[1]]        # one scale for every area: small differences look small
+    for ax in axes[1]:
+        ax.set_ylim(min(lo for lo, _ in lims), max(hi for _, hi in lims))
     fig.tight_layout()
     save(fig, args.out, "Figure5_reproduction")
     return 0

@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             heat = sub.pivot(index="eig_id", columns="step", values="norm_resp_mean")
             im = ax.imshow(heat.to_numpy(), aspect="auto", cmap="viridis", vmin=0, vmax=1,
                            extent=[heat.columns.min() - 0.5, heat.columns.max() + 0.5, heat.index.max() + 0.5, -0.5])
-            fig.colorbar(im, ax=ax, fraction=0.046)
+            fig.colorbar(im, ax=ax, fraction=0.046).set_label("normalised response (mean over experiments)", fontsize=7)
             n = int(sub["n_exp"].max())
             centre = heat[0].mean() if 0 in heat.columns else float("nan")
             ends = heat[[heat.columns.min(), heat.columns.max()]].to_numpy().mean()

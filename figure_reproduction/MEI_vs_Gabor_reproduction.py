@@ -66,7 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     meis = fits[fits["image"] == "mei"]
     centre_err = np.hypot(meis["gabor_x0"] - meis["rf_x0"], meis["gabor_y0"] - meis["rf_y0"])
     theta_err = _angle_error(meis["gabor_theta"], meis["rf_theta"])
-    ax.scatter(centre_err, theta_err, c=[kinds.index(k) for k in meis["kind"]], cmap="viridis", s=20)
+    colours = plt.get_cmap("viridis")(np.linspace(0, 1, max(len(kinds), 2)))
+    for i, kind in enumerate(kinds):
+        sel = (meis["kind"] == kind).to_numpy()
+        if sel.any():
+            ax.scatter(centre_err[sel], theta_err[sel], color=colours[i], s=20, label=f"{kind} cells (n = {sel.sum()})")
+    ax.legend(fontsize=7, frameon=False, title="model-neuron kind (labels: unit)", title_fontsize=7)
     for _, row in meis.iterrows():
         ax.annotate(str(int(row["unit"])), (np.hypot(row["gabor_x0"] - row["rf_x0"], row["gabor_y0"] - row["rf_y0"]),
                                             _angle_error(row["gabor_theta"], row["rf_theta"])), fontsize=6)

@@ -439,14 +439,25 @@ def write_poles_and_gabor(root: Path, s: Settings) -> None:
 
 
 # ============================================================================================
+DEFAULT_OUT = REPO / "figure_reproduction" / "output" / "source_data"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=REPO / "source_data", help="source_data folder to write")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="folder to write the tables into (default figure_reproduction/output/source_data, "
+                         "outside version control)")
+    ap.add_argument("--into-source-data", action="store_true",
+                    help="overwrite the committed source_data/ tables (what the figure scripts read by default)")
     ap.add_argument("--campaign-dir", type=Path, default=None,
                     help="campaign folder (run records); default runs/figure_campaign (runs/figure_campaign_quick)")
     ap.add_argument("--workers", type=int, default=1, help="parallel processes for the campaign")
     ap.add_argument("--quick", action="store_true", help="tiny sizes (tests)")
     args = ap.parse_args(argv)
+    if args.into_source_data and args.out is not None:
+        ap.error("give --out or --into-source-data, not both")
+    # the committed tables change only when asked for in so many words
+    args.out = REPO / "source_data" if args.into_source_data else (args.out or DEFAULT_OUT)
     torch.set_num_threads(1)
     s = QUICK if args.quick else FULL
     campaign_dir = args.campaign_dir or REPO / "runs" / ("figure_campaign_quick" if args.quick else "figure_campaign")

@@ -162,3 +162,23 @@ def test_make_source_data_quick_writes_the_committed_schema(tmp_path):
     for name in ("Figure4_reproduction", "DualNeuron_poles_reproduction"):
         fig = run_script(name, tmp_path / "figs", source=new)
         assert fig.returncode == 0, fig.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_make_source_data_quick_leaves_the_committed_tables_alone(tmp_path):
+    """Without --into-source-data nothing under version control changes (it used to overwrite 55 files)."""
+    def status() -> str:
+        return subprocess.run(["git", "status", "--porcelain", "--", "source_data"], capture_output=True, text=True,
+                              cwd=REPO).stdout
+
+    before = status()
+    res = subprocess.run([sys.executable, str(FIG_DIR / "make_source_data.py"), "--quick",
+                          "--campaign-dir", str(tmp_path / "campaign")], capture_output=True, text=True, cwd=REPO,
+                         timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "figure_reproduction/output/source_data" in res.stdout
+    assert status() == before
+    both = subprocess.run([sys.executable, str(FIG_DIR / "make_source_data.py"), "--quick", "--into-source-data",
+                           "--out", str(tmp_path / "x")], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert both.returncode == 2 and "not both" in both.stderr
+
