@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -28,9 +29,32 @@ def arguments(description: str, argv: list[str] | None = None) -> argparse.Names
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--source-data", type=Path, default=REPO / "source_data", help="the source_data folder")
     ap.add_argument("--out", type=Path, default=HERE / "output", help="where the PNG and PDF go")
+    ap.add_argument("--allow-pickle", action="store_true",
+                    help="read pickled source files (.pkl) of the paper's download; pickles can run code, "
+                         "so only for files you trust")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     return args
+
+
+def fail(message: str) -> None:
+    """One ``error:`` line on stderr and exit code 2 (bad or missing input, never a traceback)."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def read_pickle(path: Path, allow: bool):
+    """Unpickle one of the paper's ``.pkl`` source files, only when the user allowed it (``--allow-pickle``).
+
+    Without permission nothing is unpickled: one line names the file and the flag.
+    """
+    if not allow:
+        fail(f"{need(path)} is a pickle (it can run code when read); pass --allow-pickle if it is your own "
+             "download of the paper's source data, or provide the CSV version of the same table")
+    import pickle
+
+    with open(need(path), "rb") as fh:
+        return pickle.load(fh)
 
 
 def need(path: Path) -> Path:
