@@ -335,13 +335,23 @@ def _write_final_files(rec: RunRecord, ev: _Evolution, traj: pd.DataFrame, best_
     rec.write_codes({f"{s}/best_per_generation": torch.from_numpy(np.stack(c))
                      for s, c in zip(ev.spaces, ev.best_codes) if c},
                     metadata={"spaces": ",".join(ev.spaces)})
-    save_image(best_image, rec.path / BEST)
+    stimuli = {"best": best_image}
     with torch.no_grad():
         for t, space in enumerate(ev.spaces):
+            if not ev.best_codes[t]:
+                continue
             codes = np.stack(ev.best_codes[t])
             picks = np.unique(np.linspace(0, len(codes) - 1, min(16, len(codes))).round().astype(int))
             imgs = ev.gens[t](torch.as_tensor(codes[picks], dtype=torch.float32, device=ev.device)).cpu()
             save_montage(imgs, rec.path / "images" / f"best_per_generation_{space}.png", nrow=8)
+            per_gen = traj[traj["space"] == space].sort_values("generation")["best"].to_numpy()
+            top = int(np.argmax(ev.sign * per_gen))
+            stimuli[f"{space}/best"] = ev.gens[t](torch.as_tensor(codes[top:top + 1], dtype=torch.float32,
+                                                                   device=ev.device))[0].cpu()
+            stimuli[f"{space}/best_per_generation"] = imgs
+            stimuli[f"{space}/generations"] = torch.as_tensor(picks, dtype=torch.int64)
+    rec.write_stimuli(stimuli, metadata={"spaces": ",".join(ev.spaces)})
+    save_image(best_image, rec.path / BEST, stimulus="best")
     if plots:
         plot_trajectory(traj, rec.path / "trajectory.png", pole=ev.pole)
 

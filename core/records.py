@@ -2,7 +2,9 @@
 
 Layout (DESIGN.md): ``manifest.json`` (spec, seeds, versions, status, times, checksums),
 ``scores.parquet`` (one row per evaluated image), ``codes.safetensors`` (best code per
-generation, or final codes of a synthesis), ``images/`` (montages) and ``best.png``, and
+generation, or final codes of a synthesis), ``stimuli.safetensors`` (the native stimuli: float32
+images at the generator's own resolution, what every analysis reads), ``images/`` (PNG
+previews: 8-bit, upscaled, labelled as previews in their PNG text) and ``best.png``, and
 ``checkpoint.pt`` (loaded with ``weights_only=True``: no pickle is ever executed).
 
 The lifecycle (:class:`RunRecord`), the same for every kind:
@@ -45,12 +47,16 @@ from actmax.core.errors import RecordError
 from actmax.core.provenance import collect as collect_provenance
 
 MANIFEST, SCORES, CODES, CHECKPOINT, BEST = "manifest.json", "scores.parquet", "codes.safetensors", "checkpoint.pt", "best.png"
+#: the native stimuli (float32, the generator's own resolution and channels): what analyses read
+STIMULI = "stimuli.safetensors"
+#: PNG text keys that mark a record's PNG as a preview and name its native stimulus in STIMULI
+PREVIEW_KEY, STIMULUS_KEY = "actmax-preview", "actmax-stimulus"
 LOCK = ".actmax.lock"
 CHECKPOINT_VERSION = 2
 #: spec entries that name parts (None there means the run was built from a live object)
 PART_KEYS = ("generator", "generators", "scorer", "optimizers", "ascent")
 #: files a record may hold (removed by ``overwrite``; other files in the folder are left alone)
-RECORD_FILES = (MANIFEST, SCORES, CODES, CHECKPOINT, BEST, "best.csv", "trajectory.png", "targets.csv",
+RECORD_FILES = (MANIFEST, SCORES, CODES, STIMULI, CHECKPOINT, BEST, "best.csv", "trajectory.png", "targets.csv",
                 "reference_images.safetensors", "screen.parquet", "screen.csv", "unit_stats.parquet",
                 "unit_stats.csv", "screen_summary.png", "images")
 
@@ -532,10 +538,29 @@ class RunRecord:
         atomic_write_bytes(self.path / CODES, data)
 
     def codes(self) -> dict[str, torch.Tensor]:
+        return self._tensors(CODES)
+
+    def write_stimuli(self, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None) -> None:
+        """The native stimuli (float32 (N, C, H, W) or (C, H, W) in [0, 1], the generator's own size), lossless.
+
+        At most one ``metadata`` entry: safetensors writes several in no fixed order, and a
+        record's bytes must not change when it is rebuilt.
+        """
+        if len(metadata or {}) > 1:
+            raise ValueError("write_stimuli: give at most one metadata entry (several have no fixed byte order)")
+        from safetensors.torch import save
+        data = save({k: (v.detach().float() if v.is_floating_point() else v).cpu().contiguous()
+                     for k, v in tensors.items()}, metadata=dict(metadata or {}))
+        atomic_write_bytes(self.path / STIMULI, data)
+
+    def stimuli(self) -> dict[str, torch.Tensor]:
+        return self._tensors(STIMULI)
+
+    def _tensors(self, name: str) -> dict[str, torch.Tensor]:
         from safetensors.torch import load_file
-        path = self.path / CODES
+        path = self.path / name
         if not path.exists():
-            raise RecordError(f"{self.path}: {CODES} is missing")
+            raise RecordError(f"{self.path}: {name} is missing")
         try:
             return load_file(path)
         except Exception as exc:  # noqa: BLE001 - any parse failure means a bad file
@@ -603,12 +628,18 @@ def state_field(state: Mapping[str, Any], *keys: str, where: str = "checkpoint")
 
 @dataclass
 class LoadedRun:
-    """A run record read back: its manifest, score table, best codes and stimuli (PNG previews)."""
+    """A run record read back: its manifest, score table, codes and native stimuli.
+
+    ``stimuli`` holds float32 images at the generator's own resolution (evolve: ``best`` and per
+    space ``<space>/best`` and ``<space>/best_per_generation`` with ``<space>/generations``;
+    synthesize: ``images``, one per row of ``targets.csv``). The PNGs in a record are previews.
+    """
 
     path: Path
     manifest: dict[str, Any]
     scores: pd.DataFrame
     codes: dict[str, torch.Tensor]
+    stimuli: dict[str, torch.Tensor]
 
     @property
     def kind(self) -> str:
@@ -617,7 +648,7 @@ class LoadedRun:
     def __repr__(self) -> str:
         m = self.manifest
         return (f"LoadedRun({self.kind}, status={m.get('status')!r}, rows={len(self.scores)}, "
-                f"codes={sorted(self.codes)}, path={str(self.path)!r})")
+                f"codes={sorted(self.codes)}, stimuli={sorted(self.stimuli)}, path={str(self.path)!r})")
 
 
 def load_run(path: str | Path) -> LoadedRun:
@@ -626,29 +657,41 @@ def load_run(path: str | Path) -> LoadedRun:
     manifest = rec.manifest()
     scores = rec.scores() if (rec.path / SCORES).exists() else pd.DataFrame()
     codes = rec.codes() if (rec.path / CODES).exists() else {}
-    return LoadedRun(rec.path, manifest, scores, codes)
+    stimuli = rec.stimuli() if (rec.path / STIMULI).exists() else {}
+    return LoadedRun(rec.path, manifest, scores, codes, stimuli)
 
 
-def save_image(image: torch.Tensor, path: str | Path) -> None:
-    """One (C, H, W) image in [0, 1] as PNG (atomic)."""
-    save_montage(image[None], path, nrow=1, padding=0)
+def save_image(image: torch.Tensor, path: str | Path, *, stimulus: str | None = None) -> None:
+    """One (C, H, W) image in [0, 1] as a PNG preview (atomic); ``stimulus`` names its native copy."""
+    save_montage(image[None], path, nrow=1, padding=0, stimulus=stimulus)
 
 
 def save_montage(images: torch.Tensor, path: str | Path, *, nrow: int = 8, padding: int = 2,
-                 upscale_to: int = 96) -> None:
-    """A grid of (N, C, H, W) images in [0, 1] as PNG (atomic); small images are upscaled (nearest)."""
+                 upscale_to: int = 96, stimulus: str | None = None) -> None:
+    """A grid of (N, C, H, W) images in [0, 1] as a PNG preview (atomic); small images are upscaled (nearest).
+
+    The PNG's text says it is a preview (8-bit, upscaled) and, with ``stimulus``, which entry of
+    the record's ``stimuli.safetensors`` holds the native image, so analyses read that instead.
+    """
     import torch.nn.functional as F
     from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
     from torchvision.utils import make_grid
 
     images = images.detach().float().cpu().clamp(0, 1)
-    if images.shape[-1] < upscale_to:
-        factor = int(np.ceil(upscale_to / images.shape[-1]))
+    c, h, w = images.shape[1:]
+    factor = int(np.ceil(upscale_to / w)) if w < upscale_to else 1
+    if factor > 1:
         images = F.interpolate(images, scale_factor=factor, mode="nearest")
     grid = make_grid(images, nrow=max(1, nrow), padding=padding, pad_value=1.0)
     arr = (grid.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
-    if arr.shape[2] == 1:
+    if c == 1:
         arr = arr[..., 0]
+    info = PngInfo()
+    info.add_text(PREVIEW_KEY, f"8-bit preview of {len(images)} stimuli of {c}x{h}x{w}, upscaled x{factor} "
+                               f"(nearest); native float stimuli: {STIMULI}")
+    if stimulus is not None:
+        info.add_text(STIMULUS_KEY, stimulus)
     buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
+    Image.fromarray(arr).save(buf, format="PNG", pnginfo=info)
     atomic_write_bytes(Path(path), buf.getvalue())

@@ -288,8 +288,9 @@ def _finish(rec: RunRecord, syn: _Synthesis, result: SynthesisResult, checkpoint
     rec.write_scores(syn.table())
     rec.write_codes({"codes": result.codes})
     atomic_write_bytes(rec.path / "targets.csv", result.table.to_csv(index=False).encode())
-    for t, img in zip(syn.targets, images):
-        save_image(img, rec.path / "images" / f"{_label(t)}.png")
+    rec.write_stimuli({"images": images}, metadata={"rows": "targets.csv"})
+    for i, (t, img) in enumerate(zip(syn.targets, images)):
+        save_image(img, rec.path / "images" / f"{_label(t)}.png", stimulus=f"images[{i}]")
     save_montage(images, rec.path / "images" / "montage.png", nrow=syn.per_unit)
     _save_best_per_target(result.table, images, rec.path)
     if checkpoint:   # a repair keeps the verified final checkpoint as it is

@@ -334,12 +334,14 @@ def _is_png(path) -> bool:
 
 def test_reports_write_tables_and_figures(tmp_path):
     from actmax.core.apps.analysis_reports import report_activation, report_bidirectional, report_images, report_similarity
-    from actmax.core.records import save_image
+    from PIL import Image
+
     from actmax.core.apps.screen import screen
 
     s = scorers.create("model:kind=dual,n=2,size=32,seed=1")
-    for pole in ("high", "low"):
-        save_image(s.optimal_stimulus(pole)[0], tmp_path / f"{pole}.png")
+    for pole in ("high", "low"):   # plain grey PNGs at the native size
+        arr = (s.optimal_stimulus(pole)[0, 0].clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
+        Image.fromarray(arr).save(tmp_path / f"{pole}.png")
     table = report_images([tmp_path / "high.png"], out=tmp_path / "g")
     assert table.loc[0, "gabor_r2"] > 0.5 and _is_png(tmp_path / "g" / "gabor_high.png")
     from actmax.core.apps.natural_images import sample_patches

@@ -52,11 +52,11 @@ def test_cli_similarity_without_lpips_weights_names_file_and_flag(tmp_path, monk
 
     if locate(LPIPS_TRUNKS["alex"][0]) is not None:
         pytest.skip("the AlexNet trunk weights are present on this machine")
-    from actmax.core.records import save_image
-    import torch
+    import numpy as np
+    from PIL import Image
 
-    for i in range(2):
-        save_image(torch.rand(1, 16, 16), tmp_path / f"im{i}.png")
+    for i in range(2):   # plain image files (a record's PNG previews would be read as their native stimuli)
+        Image.fromarray((np.random.default_rng(i).random((16, 16)) * 255).astype(np.uint8)).save(tmp_path / f"im{i}.png")
     res = run_cli("analyze", "similarity", str(tmp_path / "im0.png"), str(tmp_path / "im1.png"),
                   "--out", str(tmp_path / "o"), env={"HF_HUB_OFFLINE": "1"})
     assert res.returncode == 2

@@ -26,17 +26,78 @@ def _write_csv(df: pd.DataFrame, path: Path) -> Path:
 
 
 def read_image(path: str | Path) -> torch.Tensor:
-    """One PNG/JPEG file -> (C, H, W) float32 in [0, 1] (grey files give one channel)."""
+    """One stimulus -> (C, H, W) float32 in [0, 1] (grey files give one channel).
+
+    A PNG preview from a run record (8-bit, upscaled) is never analysed as it is: its native
+    float stimulus is read from the record's ``stimuli.safetensors`` instead. Other PNG/JPEG
+    files are read as they are.
+    """
     from PIL import Image
 
     from actmax.core.apps.screen import _pil_to_array
+    from actmax.core.records import PREVIEW_KEY, STIMULUS_KEY
 
     p = Path(path)
+    if p.is_dir():
+        stimuli = read_stimuli(p)
+        if len(stimuli) != 1 and not (p / "best.png").is_file():
+            raise ValueError(f"record {str(p)!r} holds {len(stimuli)} stimuli; give one image file")
+        return stimuli[0][1]
     if not p.is_file():
         raise FileNotFoundError(f"image {str(p)!r} does not exist")
     with Image.open(p) as img:
         img.load()
+        text = dict(getattr(img, "text", {}) or {})
+        if STIMULUS_KEY in text:
+            return _native_stimulus(p, text[STIMULUS_KEY])
+        if PREVIEW_KEY in text:
+            raise ValueError(f"{p} is a preview that names no native stimulus ({text[PREVIEW_KEY]}); give one "
+                             "stimulus (a record's best.png or images/<target>.png) or the record folder")
         return torch.from_numpy(_pil_to_array(img, None))
+
+
+def _native_stimulus(png: Path, key: str) -> torch.Tensor:
+    """The entry ``key`` (``name`` or ``name[i]``) of the record's stimuli that ``png`` previews."""
+    from actmax.core.records import STIMULI, RunRecord
+
+    folder = next((f for f in (png.parent, png.parent.parent) if (f / STIMULI).is_file()), None)
+    if folder is None:
+        raise RecordError(f"{png} is a preview of a run record, but {STIMULI} (its native stimuli) is not beside it; "
+                          "analyse the record folder, or `actmax resume --repair` it")
+    name, _, index = key.partition("[")
+    stimuli = RunRecord(folder).stimuli()
+    if name not in stimuli:
+        raise RecordError(f"{folder / STIMULI} has no entry {name!r} (that {png.name} names)")
+    value = stimuli[name]
+    return value[int(index.rstrip("]"))] if index else value
+
+
+def read_stimuli(record: str | Path) -> list[tuple[str, torch.Tensor]]:
+    """The native stimuli of a record folder as (label, (C, H, W)) pairs.
+
+    Evolution: the overall best, then each space's best; synthesis: every target of
+    ``targets.csv``, labelled like its PNG preview (``unit0003_mei_seed0``).
+    """
+    from actmax.core.records import STIMULI, RunRecord
+
+    rec = RunRecord(record)
+    kind = rec.manifest().get("kind")
+    if not (rec.path / STIMULI).is_file():
+        raise RecordError(f"{rec.path} has no {STIMULI} (made by an older actmax?); `actmax resume --repair` "
+                          "rebuilds it from the checkpoint")
+    stimuli = rec.stimuli()
+    if kind == "evolve":
+        from safetensors import safe_open
+
+        with safe_open(str(rec.path / STIMULI), "pt") as fh:
+            spaces = (fh.metadata() or {}).get("spaces", "").split(",")
+        return [("best", stimuli["best"])] + [(f"{s}_best", stimuli[f"{s}/best"]) for s in spaces
+                                              if f"{s}/best" in stimuli]
+    if kind == "synthesize":
+        targets = pd.read_csv(rec.path / "targets.csv")
+        return [(f"unit{r.unit:04d}_{'mei' if r.pole == 'high' else 'lei'}_seed{r.seed}", stimuli["images"][i])
+                for i, r in enumerate(targets.itertuples())]
+    raise RecordError(f"{rec.path} is a {kind!r} record; stimuli come from evolve and synthesize records")
 
 
 def report_trajectory(record: str | Path, *, out: str | Path | None = None, alpha: float = 0.05,
@@ -59,8 +120,20 @@ def report_trajectory(record: str | Path, *, out: str | Path | None = None, alph
     return table
 
 
+def _labelled_images(paths: Sequence[str | Path]) -> list[tuple[str, str, torch.Tensor]]:
+    """Image files (native stimuli for record previews) and record folders (all their stimuli) as
+    (label, short name, image)."""
+    out = []
+    for p in paths:
+        if Path(p).is_dir():
+            out += [(f"{p}:{label}", f"{Path(p).name}_{label}", img) for label, img in read_stimuli(p)]
+        else:
+            out.append((str(p), Path(p).stem, read_image(p)))
+    return out
+
+
 def report_images(paths: Sequence[str | Path], *, out: str | Path) -> pd.DataFrame:
-    """MEI-vs-Gabor metrics of image files: one table row and one figure per image."""
+    """MEI-vs-Gabor metrics of image files or record folders (native stimuli): a table row and a figure each."""
     from actmax.core.apps.analysis import compare_to_gabor
     from actmax.core.apps.plots import plot_gabor_comparison
 
@@ -68,11 +141,9 @@ def report_images(paths: Sequence[str | Path], *, out: str | Path) -> pd.DataFra
         raise ValueError("give at least one image file")
     dest = Path(out)
     rows = []
-    for p in paths:
-        img = read_image(p)
-        row = {"image": str(p), **compare_to_gabor(img)}
-        rows.append(row)
-        plot_gabor_comparison(img, dest / f"gabor_{Path(p).stem}.png", title=Path(p).name)
+    for label, name, img in _labelled_images(paths):
+        rows.append({"image": label, **compare_to_gabor(img)})
+        plot_gabor_comparison(img, dest / f"gabor_{name}.png", title=name)
     table = pd.DataFrame(rows)
     _write_csv(table, dest / "gabor_metrics.csv")
     return table
@@ -251,9 +322,10 @@ def report_similarity(paths: Sequence[str | Path], *, out: str | Path, metric: s
     from actmax.core.apps.plots import plot_similarity_matrix
     from actmax.core.contracts import to_channels, to_size
 
-    if len(paths) < 2:
-        raise ValueError("give at least two image files to compare")
-    imgs = [read_image(p) for p in paths]
+    found = _labelled_images(paths)
+    if len(found) < 2:
+        raise ValueError("give at least two images to compare (image files or record folders)")
+    imgs = [img for _, _, img in found]
     chans = 3 if any(i.shape[0] == 3 for i in imgs) else 1
     batch = torch.stack([to_size(to_channels(i[None], chans), size)[0] for i in imgs])
     n = len(imgs)
@@ -273,9 +345,9 @@ def report_similarity(paths: Sequence[str | Path], *, out: str | Path, metric: s
     m = np.full((n, n), diag)
     m[ii, jj] = vals
     m[jj, ii] = vals
-    labels = [Path(p).stem for p in paths]
+    labels = [name for _, name, _ in found]
     dest = Path(out)
-    table = pd.DataFrame({"a": [str(paths[i]) for i in ii], "b": [str(paths[j]) for j in jj], metric: vals})
+    table = pd.DataFrame({"a": [found[i][0] for i in ii], "b": [found[j][0] for j in jj], metric: vals})
     _write_csv(table, dest / f"similarity_{metric}.csv")
     plot_similarity_matrix(m, labels, dest / f"similarity_{metric}.png",
                            title="LPIPS distance" if metric == "lpips" else "feature cosine")

@@ -314,7 +314,7 @@ def analyze_trajectory_cmd(record: Path = typer.Argument(..., help="an `actmax e
 
 
 @analyze_app.command("gabor")
-def analyze_gabor_cmd(images: List[Path] = typer.Argument(..., help="image files (e.g. MEIs)"),
+def analyze_gabor_cmd(images: List[Path] = typer.Argument(..., help="image files or run record folders (their native stimuli)"),
                       out: Path = typer.Option(Path("analysis_out"), "--out", help="output folder"),
                       as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """MEI vs Gabor: best-fitting Gabor, masked luminance/contrast, rotational symmetry, power spectrum."""
@@ -353,7 +353,7 @@ def analyze_activation_cmd(images: Path = typer.Argument(..., help="image folder
 
 
 @analyze_app.command("similarity")
-def analyze_similarity_cmd(images: List[Path] = typer.Argument(..., help="two or more image files"),
+def analyze_similarity_cmd(images: List[Path] = typer.Argument(..., help="two or more image files or run record folders"),
                            metric: str = typer.Option("lpips", help="lpips (distance) or cosine (feature similarity)"),
                            features: Optional[str] = typer.Option(None, help="scorer spec giving the features for cosine"),
                            net: str = typer.Option("alex", help="LPIPS trunk: alex, vgg or squeeze"),
