@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             ax.fill_between(time_ms, mean[b] - sem[b] + b * step, mean[b] + sem[b] + b * step, color=c, alpha=0.3, lw=0)
         ax.set_xlabel("time after image onset (ms)")
         ax.set_yticks([])
-        ax.set_ylabel(f"spikes/s (block b drawn {step:.2g} higher per block)")
+        ax.set_ylabel(f"spikes/s (block b drawn {step:.3g} higher per block)")
         bar = float(f"{step:.1g}")                      # scale bar: a round number of spikes/s
         x_bar = time_ms[0] + 0.03 * (time_ms[-1] - time_ms[0])
         ax.plot([x_bar, x_bar], [0, bar], color="k", lw=2)

@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"prototype {centre:.3f}, at the axis ends {ends:.3f}")
             ax.set_xlabel(data.x_name)
             ax.set_ylabel("axis (eigen-id)")
-            ax.set_title(f"D  {space}, {sub['title'].iloc[0]} (n = {n})", fontsize=8)
+            ax.set_title(f"D  {space}, {sub['title'].iloc[0]}\n(n = {n})", fontsize=8)
 
     # E: bell-shaped vs monotonic among significantly tuned axes, and where tuning peaks
     ax = fig.add_subplot(grid[0, len(spaces)])
