@@ -2,22 +2,98 @@
 """Figure 2 (in silico): one paired evolution — response per generation (B) and PSTHs per block (D).
 
 B: mean +/- SE per generation of the evolved images of each thread, the natural reference
-images and the pre-stimulus baseline (``Figure2B_src_resp_<exp>_thread{0,1}_{evol,natref}.csv``,
-columns gen, resp, bsl). D: the mean PSTH of every block stacked bottom (first) to top (last)
-for each thread (``Figure2D_src_psth_<exp>_{DeePSim,BigGAN}_{mean,sem}.csv``, blocks x 200 ms).
-Files are read by name, never by position (the reference stacked the four PSTH slices in one
-order and read them in another).
+images and the pre-stimulus baseline (columns gen, resp, bsl). D: the mean PSTH of every block
+stacked bottom (first) to top (last) for each thread (blocks x 200 ms, mean and SEM).
+
+Two file sets are read into the same form (``_load``): ours
+(``Figure2B_src_resp_<exp>_thread{0,1}_{evol,natref}.csv``) and the paper's
+(``Figure2B_src_resp_<exp>_{DeePSim,BigGAN}_thread_{evol,natref}.csv`` or ``Figure2B_src_resp_<exp>.pkl``;
+``Figure2D_src_psth_<exp>.pkl``); both write ``Figure2D_src_psth_<exp>_{DeePSim,BigGAN}_{mean,sem}.csv`` and
+``Figure2D_src_psth_<exp>_meta.txt``. CSVs are preferred; pickles are read only with ``--allow-pickle``.
+PSTH slices are taken by name, never by position (the reference stacked the four CSV slices in one
+order and read them in another). The paper's ``psth_arr`` is (blocks, 4, 200) in the order its
+plotting code reads it: DeePSim mean, BigGAN mean, DeePSim SEM, BigGAN SEM.
 """
 from __future__ import annotations
 
+import re
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from scipy.stats import ttest_ind
 
-from _figcommon import SPACE_COLORS, arguments, first_file, fmt_p, label, plt, read_csv, read_json, save
+from _figcommon import (SPACE_COLORS, arguments, fail, fmt_p, label, need, plt, read_csv, read_json, read_pickle,
+                        save)
 
 THREAD_LABELS = {0: "DeePSim", 1: "BigGAN"}
+PSTH_ARR_ORDER = ("DeePSim_mean", "BigGAN_mean", "DeePSim_sem", "BigGAN_sem")   # axis 1 of the paper's psth_arr
+
+
+@dataclass
+class Example:
+    """One experiment in the internal form: per thread (evolved, natural-reference) tables and PSTH slices."""
+    exp: str
+    title: str
+    resp: dict[int, tuple[pd.DataFrame, pd.DataFrame]]
+    psth: dict[str, np.ndarray]            # "<space>_<mean|sem>" -> blocks x time
+    time0_ms: float                        # time of PSTH column 0
+    stack_step: float | None               # vertical offset between blocks (the paper's ``offset``), None = automatic
+
+
+def _experiment(d: Path) -> str:
+    """The example's id from whichever of its files is there (``InSilicoExp000`` here, ``Exp155`` in the paper)."""
+    for pattern in (r"Figure2D_src_psth_(.+)_meta\.txt", r"Figure2D_src_psth_(.+)\.pkl", r"Figure2B_src_resp_(.+)\.pkl",
+                    r"Figure2D_src_psth_(.+)_DeePSim_mean\.csv"):
+        found = sorted(m.group(1) for p in need(d).iterdir() if (m := re.fullmatch(pattern, p.name)))
+        if found:
+            return found[0]
+    fail(f"no Figure 2 source files (Figure2D_src_psth_<exp>_meta.txt or the paper's .pkl) in {d}")
+
+
+def _responses(d: Path, exp: str, allow_pickle: bool) -> dict[int, tuple[pd.DataFrame, pd.DataFrame]]:
+    out = {}
+    ours = d / f"Figure2B_src_resp_{exp}_thread0_evol.csv"
+    paper_pkl = d / f"Figure2B_src_resp_{exp}.pkl"
+    for t, name in THREAD_LABELS.items():
+        paper = [d / f"Figure2B_src_resp_{exp}_{name}_thread_{kind}.csv" for kind in ("evol", "natref")]
+        if ours.exists():
+            out[t] = tuple(read_csv(d / f"Figure2B_src_resp_{exp}_thread{t}_{kind}.csv") for kind in ("evol", "natref"))
+        elif paper[0].exists() or not paper_pkl.exists():
+            out[t] = tuple(read_csv(p) for p in paper)
+        else:
+            data = read_pickle(paper_pkl, allow_pickle)
+            out[t] = (data[f"thread{t}_resp_df"], data[f"thread{t}_natref_resp_df"])
+    for t, tables in out.items():
+        for df in tables:
+            if not {"gen", "resp", "bsl"} <= set(df.columns):
+                fail(f"Figure 2B table of thread {t} lacks gen/resp/bsl columns (has {list(df.columns)})")
+    return out
+
+
+def _load(d: Path, allow_pickle: bool) -> Example:
+    """Our or the paper's Figure 2 files, in one form."""
+    exp = _experiment(d)
+    meta_path, pkl = d / f"Figure2D_src_psth_{exp}_meta.txt", d / f"Figure2D_src_psth_{exp}.pkl"
+    slices = {s: d / f"Figure2D_src_psth_{exp}_{s}.csv" for s in PSTH_ARR_ORDER}
+    meta = read_json(meta_path) if meta_path.exists() else {}
+    if all(p.exists() for p in slices.values()) or not pkl.exists():
+        psth = {s: read_csv(p).to_numpy(float) for s, p in slices.items()}
+    else:
+        data = read_pickle(pkl, allow_pickle)
+        arr = np.asarray(data["psth_arr"], dtype=float)
+        if arr.ndim != 3 or arr.shape[1] != 4:
+            fail(f"{pkl}: psth_arr has shape {arr.shape}, expected (blocks, 4, time)")
+        psth = {s: arr[:, i, :] for i, s in enumerate(PSTH_ARR_ORDER)}
+        meta = {"offset": data.get("offset"), "expstr": data.get("expstr", exp), **meta}
+    if "kind" in meta:     # ours: say what the model neuron is
+        title = f"{exp}: {meta['kind']} cell ({meta['visual_area']}-like)"
+    else:
+        title = str(meta.get("expstr", exp))
+    return Example(exp=exp, title=title, resp=_responses(d, exp, allow_pickle), psth=psth,
+                   time0_ms=float(meta.get("offset_ms", 0)), stack_step=meta.get("offset"))
 
 
 def _mean_se(df, column):
@@ -27,25 +103,25 @@ def _mean_se(df, column):
 
 def main(argv: list[str] | None = None) -> int:
     args = arguments(__doc__.splitlines()[0], argv)
-    d = args.source_data / "Fig2"
-    meta = read_json(first_file(d, "Figure2D_src_psth_*_meta.txt"))
-    exp = meta["exp"]
+    ex = _load(args.source_data / "Fig2", args.allow_pickle)
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), gridspec_kw={"width_ratios": [1.3, 1, 1]})
+    print(f"statistics (Figure 2, {ex.title}):")
     ax = axes[0]
-    print(f"statistics (Figure 2, {meta['expstr']}):")
     bsl_all = []
+    shared_natref = ex.resp[0][1]["resp"].equals(ex.resp[1][1]["resp"])
     for t, name in THREAD_LABELS.items():
-        evol = read_csv(d / f"Figure2B_src_resp_{exp}_thread{t}_evol.csv")
-        natref = read_csv(d / f"Figure2B_src_resp_{exp}_thread{t}_natref.csv")
+        evol, natref = ex.resp[t]
         color = SPACE_COLORS[name]
         m, se = _mean_se(evol, "resp")
         ax.plot(m.index, m, color=color, label=f"{label(name)} evolved")
         ax.fill_between(m.index, m - se, m + se, color=color, alpha=0.25, lw=0)
-        if t == 0:  # the reference images are shared by both threads in silico: draw them once
+        if t == 0 or not shared_natref:  # in silico both threads show the same references: drawn once
             mr, ser = _mean_se(natref, "resp")
-            ax.plot(mr.index, mr, color="k", ls="--", label="natural reference")
-            ax.fill_between(mr.index, mr - ser, mr + ser, color="k", alpha=0.12, lw=0)
-            print(f"  natural references: mean {natref['resp'].mean():.2f} Hz over {natref['gen'].nunique()} generations")
+            ref_color, who = ("k", "") if shared_natref else (color, f" ({name} thread)")
+            ax.plot(mr.index, mr, color=ref_color, ls="--", label=f"natural reference{who}")
+            ax.fill_between(mr.index, mr - ser, mr + ser, color=ref_color, alpha=0.12, lw=0)
+            print(f"  natural references{who}: mean {natref['resp'].mean():.2f} Hz over "
+                  f"{natref['gen'].nunique()} generations")
         bsl_all.append(evol["bsl"].to_numpy())
         last = evol["gen"].max()
         init = evol[evol["gen"] <= 1]["resp"]
@@ -58,13 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  baseline: {bsl.mean():.2f} +/- {bsl.std(ddof=1) / np.sqrt(bsl.size):.2f} Hz (mean +/- SE, {bsl.size} trials)")
     ax.set_xlabel("generation (block)")
     ax.set_ylabel("response (spikes/s)")
-    ax.set_title(f"B  {exp}: {meta['kind']} cell ({meta['visual_area']}-like)", fontsize=9)
+    ax.set_title(f"B  {ex.title}", fontsize=9, wrap=True)
     ax.legend(fontsize=7, frameon=False)
     for ax, (t, name) in zip(axes[1:], THREAD_LABELS.items()):
-        mean = read_csv(d / f"Figure2D_src_psth_{exp}_{name}_mean.csv").to_numpy()
-        sem = read_csv(d / f"Figure2D_src_psth_{exp}_{name}_sem.csv").to_numpy()
-        time_ms = np.arange(mean.shape[1]) + meta.get("offset_ms", 0)
-        step = max(np.nanmax(mean), 1e-9) * 0.25
+        mean, sem = ex.psth[f"{name}_mean"], ex.psth[f"{name}_sem"]
+        time_ms = np.arange(mean.shape[1]) + ex.time0_ms
+        step = float(ex.stack_step) if ex.stack_step else max(np.nanmax(mean), 1e-9) * 0.25
         cmap = plt.get_cmap("Reds" if name == "BigGAN" else "Blues")
         for b in range(mean.shape[0]):
             c = cmap(0.3 + 0.7 * b / max(mean.shape[0] - 1, 1))
@@ -72,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             ax.fill_between(time_ms, mean[b] - sem[b] + b * step, mean[b] + sem[b] + b * step, color=c, alpha=0.3, lw=0)
         ax.set_xlabel("time after image onset (ms)")
         ax.set_yticks([])
-        ax.set_ylabel(f"spikes/s (block b drawn {step:.2g} higher per block)")
+        ax.set_ylabel(f"spikes/s (block b drawn {step:.3g} higher per block)")
         bar = float(f"{step:.1g}")                      # scale bar: a round number of spikes/s
         x_bar = time_ms[0] + 0.03 * (time_ms[-1] - time_ms[0])
         ax.plot([x_bar, x_bar], [0, bar], color="k", lw=2)

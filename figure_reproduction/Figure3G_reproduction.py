@@ -5,7 +5,10 @@ For every paired evolution, the distance between the two threads' prototypes (x:
 cosine distance and RF-focused pixel distance) against how differently the neuron responds
 to them (y: PSTH MAE and activation MAE); Pearson r over the valid experiments where both
 threads succeeded (p < .05 and the response went up), as in the reference script.
-(``Fig3G_proto_imdist_psth_covstr_sim_df.csv`` joined to ``Fig3_meta_df.csv`` on Exp.)
+(``Fig3G_proto_imdist_psth_covstr_sim_df.csv`` joined to ``Fig3_meta_df.csv`` on Exp.) The paper's
+download has the same two files; they are joined by row when they have no ``Exp`` column (the
+paper's script masks one with the other by position), and without the t statistics
+``t_maxinit_0/1`` success is p < .05 alone, as in the paper.
 """
 from __future__ import annotations
 
@@ -14,7 +17,9 @@ import sys
 import numpy as np
 from scipy.stats import pearsonr
 
-from _figcommon import arguments, fmt_p, plt, read_csv, save
+import pandas as pd
+
+from _figcommon import arguments, as_bool, fail, fmt_p, plt, read_csv, save
 
 X_COLS = {"cosine_reevol_resnet_avgpool": "feature cosine distance",
           "reevol_pix_RNrobust_L4focus": "RF pixel distance (1 - r)"}
@@ -22,14 +27,27 @@ Y_COLS = {"psth_MAE": "PSTH MAE (max-normalised)", "act_MAE": "activation MAE (n
 AREA_COLORS = {"V1": "tab:green", "V4": "tab:purple", "IT": "tab:orange"}
 
 
+def _load(d) -> pd.DataFrame:
+    """One row per experiment: the distances, visual_area, valid and whether both threads succeeded."""
+    meta = read_csv(d / "Fig3_meta_df.csv")
+    dist = read_csv(d / "Fig3G_proto_imdist_psth_covstr_sim_df.csv")
+    if "Exp" in meta and "Exp" in dist:
+        meta = meta.set_index("Exp").reindex(dist["Exp"]).reset_index(drop=True)
+    elif len(meta) != len(dist):
+        fail(f"Fig3_meta_df.csv has {len(meta)} rows but the distance table {len(dist)}, and no Exp column to join on")
+    both = np.ones(len(dist), dtype=bool)
+    for t in (0, 1):
+        both &= meta[f"p_maxinit_{t}"].to_numpy(float) < 0.05
+        if f"t_maxinit_{t}" in meta:
+            both &= meta[f"t_maxinit_{t}"].to_numpy(float) > 0
+    return dist.assign(valid=as_bool(meta["valid"]), both=both)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = arguments(__doc__.splitlines()[0], argv)
     d = args.source_data / "Fig3"
-    meta = read_csv(d / "Fig3_meta_df.csv")
-    dist = read_csv(d / "Fig3G_proto_imdist_psth_covstr_sim_df.csv")
-    df = dist.merge(meta[["Exp", "valid", "p_maxinit_0", "p_maxinit_1", "t_maxinit_0", "t_maxinit_1"]], on="Exp")
-    both = (df["p_maxinit_0"] < 0.05) & (df["p_maxinit_1"] < 0.05) & (df["t_maxinit_0"] > 0) & (df["t_maxinit_1"] > 0)
-    sel = df[df["valid"].astype(bool) & both]
+    df = _load(d)
+    sel = df[df["valid"] & df["both"]]
     print(f"statistics (Figure 3G): {len(sel)} of {len(df)} experiments valid with both threads successful "
           f"({', '.join(f'{a}: {n}' for a, n in sel['visual_area'].value_counts().sort_index().items())})")
     fig, axes = plt.subplots(len(Y_COLS), len(X_COLS), figsize=(8, 6.5))

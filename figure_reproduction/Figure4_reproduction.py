@@ -9,32 +9,82 @@ last recorded block, ``Figure4_src_extrapolation_mask_arr.csv`` False, are left 
 file True means *recorded*, the opposite of the reference notebook's comment).
 D: convergence time constants of threads that succeeded at p < 0.01, mean with 95 % CI; time
    constants beyond the run length are marked and not averaged.
+
+Ours and the paper's download use the same file names; ``_load`` brings both into one form. The
+paper's tables have no ``Exp`` index (rows are matched by position, as its script does), its
+extrapolation mask is read like its script (``header=None``; a header row of block numbers is
+dropped), its success-rate rows are V1, V4, IT in that order, and its time-constant table has no
+``valid``, ``t_maxinit`` or ``*_converged`` columns (valid comes from the masks file; success is then
+p < .01 alone and every fit counts as converged, as in the paper).
 """
 from __future__ import annotations
 
 import sys
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 from scipy.stats import ttest_rel
 
-from _figcommon import SPACE_COLORS, arguments, fmt_p, label, mean_ci, plt, read_csv, save
+from _figcommon import (SPACE_COLORS, arguments, as_bool, bool_matrix, fail, fmt_p, label, matrix, mean_ci, plt,
+                        read_csv, read_json, save, split_index)
 
 THREADS = ((0, "FC", "DeePSim"), (1, "BG", "BigGAN"))
 AREAS = ("V1", "V4", "IT")
 
 
+@dataclass
+class Fig4Data:
+    """Both file sets in one form; every per-experiment array has the rows of ``masks``."""
+    rates: pd.DataFrame                     # index = area
+    criterion: str                          # how success was defined (title of A)
+    masks: pd.DataFrame                     # bool columns valid, V1msk, V4msk, ITmsk
+    recorded: np.ndarray                    # experiments x blocks, True = recorded block
+    traj: dict[str, dict[str, np.ndarray]]  # space -> mean/sem -> experiments x blocks
+    tc: pd.DataFrame                        # time constants with visual_area, valid, p/t_maxinit_t, *_converged
+
+
+def _load(d: Path) -> Fig4Data:
+    labels_file = read_json(d / "Fig4A_sucs_labels.txt") if (d / "Fig4A_sucs_labels.txt").exists() else {}
+    index, rates = split_index(read_csv(d / "Fig4A_SuccessRate_maxinit.csv"))
+    if index is None:   # the paper's file: rows V1, V4, IT without a label column
+        index = labels_file.get("labels", list(AREAS[:len(rates)]))
+    rates = rates.set_axis(pd.Index(index, name="area"))
+    criterion = labels_file.get("sucs_criterion_label", "p < .05")
+    exp_index, masks = split_index(read_csv(d / "Figure4_src_exp_masks_and_succ_labels.csv"))
+    masks = pd.DataFrame({c: as_bool(masks[c]) for c in ("valid", "V1msk", "V4msk", "ITmsk") if c in masks})
+    recorded = bool_matrix(d / "Figure4_src_extrapolation_mask_arr.csv")
+    traj = {}
+    for _, _, name in THREADS:
+        traj[name] = {}
+        for stat in ("mean", "sem"):
+            path = d / f"Figure4_src_maxnorm_resp_stats_all_exps_{name}_{stat}_data.csv"
+            rows, values = matrix(path)
+            if exp_index is not None and rows is not None and list(rows) != list(exp_index):
+                fail(f"experiment order of {path.name} differs from the masks file")
+            if values.shape != recorded.shape or len(values) != len(masks):
+                fail(f"{path.name} is {values.shape}, the extrapolation mask {recorded.shape}, the masks file has "
+                     f"{len(masks)} rows: they must describe the same experiments")
+            traj[name][stat] = values
+    tc = read_csv(d / "Figure4_src_evol_traj_time_constant_w_meta.csv")
+    if "valid" not in tc:
+        if len(tc) != len(masks):
+            fail("the time-constant table has no valid column and not one row per experiment of the masks file")
+        tc["valid"] = masks["valid"].to_numpy()
+    tc["valid"] = as_bool(tc["valid"])
+    for t, prefix, _ in THREADS:
+        tc[f"t_maxinit_{t}"] = tc.get(f"t_maxinit_{t}", 1.0)
+        tc[f"{prefix}_tc0_converged"] = as_bool(tc.get(f"{prefix}_tc0_converged", pd.Series(True, index=tc.index)))
+    return Fig4Data(rates, criterion, masks, recorded, traj, tc)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = arguments(__doc__.splitlines()[0], argv)
     d = args.source_data / "Fig4"
-    rates = read_csv(d / "Fig4A_SuccessRate_maxinit.csv", index_col=0)
-    masks = read_csv(d / "Figure4_src_exp_masks_and_succ_labels.csv", index_col=0).astype(bool)
-    recorded = read_csv(d / "Figure4_src_extrapolation_mask_arr.csv", index_col=0).astype(bool).to_numpy()
-    traj = {name: {stat: read_csv(d / f"Figure4_src_maxnorm_resp_stats_all_exps_{name}_{stat}_data.csv", index_col=0)
-                   for stat in ("mean", "sem")} for _, _, name in THREADS}
-    tc = read_csv(d / "Figure4_src_evol_traj_time_constant_w_meta.csv")
-    for name in traj:
-        if list(traj[name]["mean"].index) != list(masks.index):
-            raise SystemExit(f"experiment order of the {name} trajectories differs from the masks file")
+    data = _load(d)
+    rates, masks, recorded, traj, tc = data.rates, data.masks, data.recorded, data.traj, data.tc
     areas = [a for a in AREAS if f"{a}msk" in masks and masks[f"{a}msk"].any()]
     missing = [a for a in AREAS if a not in areas]
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
@@ -50,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     ax.set_xticks(x, [f"{a}-like\n(n={n})" for a, n in zip(rates.index, rates["total"])])
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("success rate (90% CI)")
-    ax.set_title("A  evolution success (p < .05)", fontsize=9)
+    ax.set_title(f"A  evolution success ({data.criterion})", fontsize=9)
     ax.legend(fontsize=7, frameon=False)
     for area, row in rates.iterrows():
         print(f"  A {area}: FC {int(row['FC_suc'])}/{int(row['total'])} = {row['FC_rate']:.2f} "
@@ -66,8 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     for i, area in enumerate(areas):
         sel = (masks[f"{area}msk"] & masks["valid"]).to_numpy()
         for j, (which, cols) in enumerate((("first", np.zeros_like(last_index)), ("last", last_index))):
-            fc = traj["DeePSim"]["mean"].to_numpy()[rows, cols][sel]
-            bg = traj["BigGAN"]["mean"].to_numpy()[rows, cols][sel]
+            fc = traj["DeePSim"]["mean"][rows, cols][sel]
+            bg = traj["BigGAN"]["mean"][rows, cols][sel]
             ok = np.isfinite(fc) & np.isfinite(bg)
             pos = i * 3 + j
             ax.plot([pos - 0.2, pos + 0.2], [fc[ok], bg[ok]], color="0.7", lw=0.5)
@@ -93,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     for area in areas:
         sel = (masks[f"{area}msk"] & masks["valid"]).to_numpy()
         for _, _, name in THREADS:
-            arr = np.where(recorded, traj[name]["mean"].to_numpy(), np.nan)[sel]
+            arr = np.where(recorded, traj[name]["mean"], np.nan)[sel]
             n = np.isfinite(arr).sum(0)
             m = np.nanmean(arr, 0)
             se = np.nanstd(arr, 0, ddof=1) / np.sqrt(np.maximum(n, 1))

@@ -8,34 +8,93 @@ DeePSim vs BigGAN stand-in, paired t-test per window with Benjamini-Hochberg FDR
 across the 20 windows, per area, over experiments where both threads succeeded
 (``Figure5C_src_normresp_wdw_{start}-{end}_last2blocks.csv``). The time courses come from the
 declared temporal model of the model neurons (see ``source_data/README.md``), not from data.
+
+The paper's download is read too (``_load`` gives both one form): its experiments and areas come
+from ``Figure5_src_exp_masks_and_succ_labels.csv`` (rows matched by position, as its script does),
+its 5A tables have no ``Exp`` index, and its 5C files hold whole trajectories per window
+(``Figure5C_src_normresp_wdw_{start}-{end}_{DeePSim,BigGAN}_mean.csv``, experiments x blocks, padded
+past the last recorded block with the mean of the last two): the mean of their last two columns is
+the last-two-blocks response used here. A uses the valid experiments of each area (the paper also
+requires a successful thread; our 5A tables carry no success labels, the paper's masks file does).
 """
 from __future__ import annotations
 
 import re
 import sys
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from scipy.stats import false_discovery_control, ttest_rel
 
-from _figcommon import SPACE_COLORS, arguments, fmt_p, label, need, plt, read_csv, save
+from _figcommon import SPACE_COLORS, arguments, as_bool, fail, fmt_p, label, matrix, need, plt, read_csv, save
 
 SPACES = ("DeePSim", "BigGAN")
 
 
-def _windows(d):
-    found = []
-    for path in need(d).glob("Figure5C_src_normresp_wdw_*_last2blocks.csv"):
-        m = re.search(r"wdw_(\d+)-(\d+)_", path.name)
-        found.append((int(m.group(1)), int(m.group(2)), path))
+def _windows(d: Path) -> list[tuple[int, int, str]]:
+    """(start, end, file tail) of every 10 ms window: ``last2blocks`` (ours) or ``{space}_mean`` (the paper's)."""
+    found = set()
+    for path in need(d).glob("Figure5C_src_normresp_wdw_*.csv"):
+        m = re.fullmatch(r"Figure5C_src_normresp_wdw_(\d+)-(\d+)_(last2blocks|DeePSim_mean)\.csv", path.name)
+        if m:
+            found.add((int(m.group(1)), int(m.group(2)), m.group(3)))
+    if not found:
+        fail(f"no Figure5C_src_normresp_wdw_<start>-<end>_... tables in {d}")
     return sorted(found)
+
+
+def _experiments(d: Path, windows: list[tuple[int, int, str]]) -> pd.DataFrame:
+    """One row per experiment: Exp (when known), visual_area, valid, bothsucc005."""
+    masks_path = d / "Figure5_src_exp_masks_and_succ_labels.csv"
+    if windows[0][2] == "last2blocks":
+        first = read_csv(d / f"Figure5C_src_normresp_wdw_{windows[0][0]}-{windows[0][1]}_last2blocks.csv")
+        return first[["Exp", "visual_area", "valid", "bothsucc005"]].assign(
+            valid=lambda f: as_bool(f["valid"]), bothsucc005=lambda f: as_bool(f["bothsucc005"]))
+    masks = read_csv(masks_path)
+    area = np.full(len(masks), "", dtype=object)
+    for a in ("V1", "V4", "IT"):
+        area[as_bool(masks[f"{a}msk"])] = a
+    return pd.DataFrame({"visual_area": area, "valid": as_bool(masks["valid"]),
+                         "bothsucc005": as_bool(masks["bothsucc005"])})
+
+
+def _load(d: Path):
+    """Experiments, 5A PSTHs ((block, space) -> experiments x ms) and 5C tables (start, end, per-experiment frame)."""
+    windows = _windows(d)
+    exps = _experiments(d, windows)
+    blocks = sorted({int(m.group(1)) for p in need(d).glob("Figure5A_src_*_per_block*_DeePSim_mean.csv")
+                     if (m := re.search(r"per_block(\d+)_", p.name))})
+    if len(blocks) < 2:
+        fail(f"expected Figure5A tables for a first and a last block in {d}")
+    psth = {}
+    for b in (blocks[0], blocks[-1]):
+        for s in SPACES:
+            path = d / f"Figure5A_src_all_exps_maxnorm_mean_psth_per_block{b:02d}_{s}_mean.csv"
+            rows, values = matrix(path)
+            if rows is not None and "Exp" in exps:
+                values = pd.DataFrame(values, index=rows).reindex(exps["Exp"]).to_numpy(float)
+            if len(values) != len(exps):
+                fail(f"{path.name} has {len(values)} rows for {len(exps)} experiments")
+            psth[(b, s)] = values
+    tables = []
+    for start, end, tail in windows:
+        stem = f"Figure5C_src_normresp_wdw_{start}-{end}"
+        if tail == "last2blocks":
+            df = read_csv(d / f"{stem}_last2blocks.csv").set_index("Exp").reindex(exps["Exp"])
+            values = {s: df[s].to_numpy(float) for s in SPACES}
+        else:   # the paper's trajectories: mean of the last two (padded) blocks
+            values = {s: np.nanmean(matrix(d / f"{stem}_{s}_mean.csv")[1][:, -2:], axis=1) for s in SPACES}
+        tables.append((start, end, exps.assign(**values).reset_index(drop=True)))
+    return exps, blocks[0], blocks[-1], psth, tables
 
 
 def _paired_fdr(tables, area, subset):
     diffs, pvals, ns = [], [], []
     for start, end, df in tables:
-        sel = df[(df["visual_area"] == area) & df["valid"].astype(bool)]
+        sel = df[(df["visual_area"] == area) & df["valid"]]
         if subset == "both successful":
-            sel = sel[sel["bothsucc005"].astype(bool)]
+            sel = sel[sel["bothsucc005"]]
         a, b = sel["DeePSim"].to_numpy(float), sel["BigGAN"].to_numpy(float)
         diffs.append(a - b)
         ns.append(len(a))
@@ -52,36 +111,27 @@ def _paired_fdr(tables, area, subset):
 def main(argv: list[str] | None = None) -> int:
     args = arguments(__doc__.splitlines()[0], argv)
     d = args.source_data / "Fig5"
-    blocks = sorted({int(m.group(1)) for p in need(d).glob("Figure5A_src_*_per_block*_DeePSim_mean.csv")
-                     if (m := re.search(r"per_block(\d+)_", p.name))})
-    if len(blocks) < 2:
-        raise SystemExit(f"expected Figure5A tables for a first and a last block in {d}")
-    first, last = blocks[0], blocks[-1]
-    psth = {(b, s): read_csv(d / f"Figure5A_src_all_exps_maxnorm_mean_psth_per_block{b:02d}_{s}_mean.csv", index_col=0)
-            for b in (first, last) for s in SPACES}
-    windows = _windows(d)
-    tables = [(s, e, read_csv(p)) for s, e, p in windows]
-    areas = [a for a in ("V1", "V4", "IT") if (tables[0][2]["visual_area"] == a).any()]
-    area_of = tables[0][2].set_index("Exp")["visual_area"]
+    exps, first, last, psth, tables = _load(d)
+    windows = [(start, end) for start, end, _ in tables]
+    areas = [a for a in ("V1", "V4", "IT") if (exps["visual_area"] == a).any()]
     fig, axes = plt.subplots(2, len(areas), figsize=(5 * len(areas), 6.5), squeeze=False)
     print(f"statistics (Figure 5): blocks {first} and {last}; {len(windows)} windows of 10 ms")
     for j, area in enumerate(areas):
         ax = axes[0, j]
         for s in SPACES:
             for b, ls in ((first, ":"), (last, "-")):
-                df = psth[(b, s)]
-                arr = df[df.index.map(area_of) == area].to_numpy(float)
+                arr = psth[(b, s)][((exps["visual_area"] == area) & exps["valid"]).to_numpy()]
                 t = np.arange(arr.shape[1])
-                m = arr.mean(0)
+                m = np.nanmean(arr, 0)
                 ax.plot(t, m, ls, color=SPACE_COLORS[s], label=f"{label(s)} block {b}")
                 print(f"  A {area} {label(s)} block {b}: peak {m.max():.3f} at {int(t[m.argmax()])} ms (n = {len(arr)})")
         ax.set_xlabel("time after image onset (ms)")
         ax.set_ylabel("max-normalised rate")
-        ax.set_ylim(0, 1.05)        # the whole 0-1 scale: a flat PSTH must not look like structure
+        ax.set_ylim(0, max(1.05, ax.get_ylim()[1]))   # at least the whole 0-1 scale: a flat PSTH must not look like structure
         ax.set_title(f"A  {area}-like: mean PSTH", fontsize=9)
         ax.legend(fontsize=6, frameon=False)
         ax = axes[1, j]
-        centres = np.array([(s + e) / 2 for s, e, _ in windows])
+        centres = np.array([(s + e) / 2 for s, e in windows])
         marks = []
         for subset, color in (("both successful", "k"), ("all valid", "0.6")):
             diffs, pvals, q, ns = _paired_fdr(tables, area, subset)

@@ -3,33 +3,112 @@
 
 C: single-trial responses of the example experiment along each axis of both spaces
 (``Figure6C_src_<exp>_sgtr_resp_df.csv``: space_name, eig_id, lin_dist, pref_unit_resp), with
-one-way ANOVA across distances. D: normalised tuning averaged over experiments whose
-evolution in that space succeeded, and over those that failed (heatmaps, axis x step).
-E: of the axes with significant tuning (ANOVA p < .01), the fraction whose GP-fitted curve is
-bell-shaped vs monotonic with Wilson 95 % CIs, and where bell-shaped curves peak.
+one-way ANOVA across distances. D: tuning heatmaps (axis x position) for evolutions that
+succeeded and that failed. E: of the axes with significant tuning (ANOVA p < .01), the fraction
+whose GP-fitted curve is bell-shaped vs monotonic with Wilson 95 % CIs, and where tuning peaks.
+
+``_load`` reads ours and the paper's download into one form. Ours: spaces fourier/gabor, positions
+``step`` (equal pixel change), D = normalised averages over experiments, E grouped by space with peaks
+= GP peak (step) of bell-shaped axes. The paper's: spaces class/noise (BigGAN), positions ``lin_dist``
+(the origin trials are added to every axis that lacks them, as its script does), D = one session's
+``pref_unit_resp`` (``ephysFN``, ``prefchan_str``; colour scale = its 2-98 % quantiles), E over axes
+with ANOVA p < .01 and ``is_common_axis``, grouped by ``is_BigGAN_evol_success``, peaks =
+``max_resp_lin_dist_bin`` of the axes with ``p_value`` < .01 (``Figure6E_src_tuning_stats_synopsis_selcolumn.csv``).
+Each table may also be the paper's pickled DataFrame (``.pkl``, only with ``--allow-pickle``).
 """
 from __future__ import annotations
 
+import re
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from scipy.stats import f_oneway
 
-from _figcommon import arguments, first_file, fmt_p, plt, read_csv, save, wilson
+from _figcommon import arguments, as_bool, fail, fmt_p, need, plt, read_frame, save, wilson
 
-SPACE_TITLES = {"fourier": "fourier (DeePSim stand-in)", "gabor": "gabor (BigGAN stand-in)"}
+SPACE_TITLES = {"fourier": "fourier (DeePSim stand-in)", "gabor": "gabor (BigGAN stand-in)",
+                "class": "BigGAN class space", "noise": "BigGAN noise space"}
+
+
+@dataclass
+class Fig6Data:
+    """Both file sets in one form."""
+    exp: str
+    trials: pd.DataFrame                 # space_name, eig_id, x, lin_dist, pref_unit_resp
+    x_name: str                          # what x is
+    avg: dict[str, pd.DataFrame]         # succeeded/failed -> space_name, eig_id, x, value, n, title
+    normalised: bool                     # D values are normalised (0-1) rather than spikes/s
+    shape: pd.DataFrame                  # group, anova_p_value, gpr_y_is_bellshaped, gpr_y_is_monotonic
+    peaks: pd.DataFrame                  # group, peak (a category: step or bin) of significantly tuned axes
+    group_name: str                      # what the E groups are
+
+
+def _sort_key(value) -> float:
+    """Numeric order of a step or of an interval label such as ``(-0.5, 0.5]``."""
+    m = re.search(r"-?\d+(\.\d+)?", str(value))
+    return float(m.group(0)) if m else float("inf")
+
+
+def _load(d: Path, allow_pickle: bool) -> Fig6Data:
+    def table(stem: str) -> pd.DataFrame:
+        return read_frame(d / f"{stem}.csv", d / f"{stem}.pkl", allow_pickle)
+
+    examples = sorted({p.stem for p in need(d).glob("Figure6C_src_*_sgtr_resp_df.*") if p.suffix in (".csv", ".pkl")})
+    if not examples:
+        fail(f"no Figure6C_src_<exp>_sgtr_resp_df.csv in {d}")
+    trials = table(examples[0])
+    exp = examples[0].removeprefix("Figure6C_src_").removesuffix("_sgtr_resp_df")
+    x_name = "step" if "step" in trials else "lin_dist"
+    trials = trials.assign(x=trials[x_name])
+    origin = trials[trials["lin_dist"] == 0]
+    parts = []
+    for (space, k), g in trials.groupby(["space_name", "eig_id"]):
+        if not (g["lin_dist"] == 0).any():   # the paper stores the prototype's trials once
+            g = pd.concat([g, origin.assign(space_name=space, eig_id=k)])
+        parts.append(g)
+    trials = pd.concat(parts, ignore_index=True)
+    avg = {}
+    for which, stem in (("succeeded", "Figure6D_src_prefchan_avgresp_df"),
+                        ("failed", "Figure6D_src_prefchan_avgresp_df_failevol")):
+        df = table(stem)
+        normalised = "norm_resp_mean" in df
+        title = (f"evolution {which}" if "ephysFN" not in df
+                 else f"{df['ephysFN'].iloc[0]} ch {df['prefchan_str'].iloc[0]} (evolution {which})")
+        avg[which] = pd.DataFrame({
+            "space_name": df["space_name"], "eig_id": df["eig_id"], "x": df["step" if "step" in df else "lin_dist"],
+            "value": df["norm_resp_mean" if normalised else "pref_unit_resp"],
+            "n": df["n_exp"] if "n_exp" in df else 1}).assign(title=title)
+    fits = table("Figure6E_src_tuning_shape_fitting_stats_synopsis_selcolumn")
+    flags = {c: as_bool(fits[c]) for c in ("gpr_y_is_bellshaped", "gpr_y_is_monotonic")}
+    if "is_common_axis" in fits:     # the paper's: common axes, grouped by BigGAN evolution success
+        success = as_bool(fits["is_BigGAN_evol_success"])
+        shape = pd.DataFrame({"group": np.where(success, "BigGAN succeeded", "BigGAN failed"),
+                              "anova_p_value": fits["anova_p_value"].to_numpy(float), **flags})
+        shape = shape[as_bool(fits["is_common_axis"])]
+        stats = table("Figure6E_src_tuning_stats_synopsis_selcolumn")
+        sig = stats[stats["p_value"].to_numpy(float) < 0.01]
+        peaks = pd.DataFrame({"group": np.where(as_bool(sig["is_BigGAN_evol_success"]), "BigGAN succeeded",
+                                                "BigGAN failed"), "peak": sig["max_resp_lin_dist_bin"].astype(str)})
+        group_name = "BigGAN evolution"
+    else:                            # ours: per space, GP peak of bell-shaped axes
+        shape = pd.DataFrame({"group": fits["space_name"], "anova_p_value": fits["anova_p_value"].to_numpy(float),
+                              **flags})
+        bell = shape["gpr_y_is_bellshaped"] & (shape["anova_p_value"] < 0.01)
+        peaks = pd.DataFrame({"group": shape["group"][bell],
+                              "peak": np.round(fits["gpr_peak_loc"][bell].to_numpy(float)).astype(int).astype(str)})
+        group_name = "space"
+    return Fig6Data(exp, trials, x_name, avg, normalised, shape, peaks, group_name)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = arguments(__doc__.splitlines()[0], argv)
-    d = args.source_data / "Fig6"
-    example = first_file(d, "Figure6C_src_*_sgtr_resp_df.csv")
-    trials = read_csv(example)
-    exp = example.name.removeprefix("Figure6C_src_").removesuffix("_sgtr_resp_df.csv")
-    avg = {"succeeded": read_csv(d / "Figure6D_src_prefchan_avgresp_df.csv"),
-           "failed": read_csv(d / "Figure6D_src_prefchan_avgresp_df_failevol.csv")}
-    shape = read_csv(d / "Figure6E_src_tuning_shape_fitting_stats_synopsis_selcolumn.csv")
-    spaces = [s for s in SPACE_TITLES if s in set(trials["space_name"])]
+    data = _load(args.source_data / "Fig6", args.allow_pickle)
+    trials, exp = data.trials, data.exp
+    present = set(trials["space_name"])
+    spaces = [s for s in SPACE_TITLES if s in present] + sorted(present - set(SPACE_TITLES))
     fig = plt.figure(figsize=(15, 8))
     grid = fig.add_gridspec(2, 2 + len(spaces))
     print(f"statistics (Figure 6): example {exp}")
@@ -39,76 +118,92 @@ def main(argv: list[str] | None = None) -> int:
         ax = fig.add_subplot(grid[0, j])
         sub = trials[trials["space_name"] == space]
         for k, g in sub.groupby("eig_id"):
-            by = g.groupby("step")["pref_unit_resp"]
+            by = g.groupby("x")["pref_unit_resp"]
             m, se = by.mean(), by.std(ddof=1) / np.sqrt(by.count())
             ax.errorbar(m.index, m, yerr=se, fmt="o-", ms=3, lw=1, capsize=2, label=f"axis {k}")
-            groups = [x["pref_unit_resp"].to_numpy() for _, x in g.groupby("step")]
+            groups = [x["pref_unit_resp"].to_numpy() for _, x in g.groupby("x")]
             p = float(f_oneway(*groups).pvalue) if np.ptp(g["pref_unit_resp"]) > 0 else 1.0
             print(f"  C {space} axis {k}: ANOVA p = {fmt_p(p)}; range of code distance "
                   f"[{g['lin_dist'].min():.3g}, {g['lin_dist'].max():.3g}]")
-        ax.set_xlabel("step along axis (equal pixel change per step)")
+        ax.set_xlabel("step along axis (equal pixel change per step)" if data.x_name == "step"
+                      else "distance along axis (lin_dist)")
         ax.set_ylabel("response (spikes/s)")
-        ax.set_title(f"C  {exp}: {SPACE_TITLES[space]}", fontsize=9)
+        ax.set_title(f"C  {exp}: {SPACE_TITLES.get(space, space)}", fontsize=9)
         ax.legend(fontsize=6, frameon=False, ncol=2)
 
-    # D: average normalised tuning, succeeded vs failed evolutions
-    for i, (which, df) in enumerate(avg.items()):
+    # D: tuning heatmaps, succeeded vs failed evolutions
+    for i, (which, df) in enumerate(data.avg.items()):
+        if data.normalised:
+            vmin, vmax, unit = 0.0, 1.0, "normalised response (mean over experiments)"
+        else:
+            vmin, vmax = np.quantile(df["value"].to_numpy(float), [0.02, 0.98])
+            unit = "response (spikes/s)"
         for j, space in enumerate(spaces):
-            ax = fig.add_subplot(grid[1, 2 * i + j]) if 2 * i + j < 2 + len(spaces) else None
-            if ax is None:
+            if 2 * i + j >= 2 + len(spaces):
                 continue
+            ax = fig.add_subplot(grid[1, 2 * i + j])
             sub = df[df["space_name"] == space]
             if sub.empty:
                 ax.set_axis_off()
-                ax.set_title(f"D  {space}, evolution {which}: no experiments", fontsize=8)
-                print(f"  D {space} evolution {which}: no experiments")
+                ax.set_title(f"D  {space}, {which}: no data", fontsize=8)
+                print(f"  D {space} evolution {which}: no data")
                 continue
-            heat = sub.pivot(index="eig_id", columns="step", values="norm_resp_mean")
-            im = ax.imshow(heat.to_numpy(), aspect="auto", cmap="viridis", vmin=0, vmax=1,
-                           extent=[heat.columns.min() - 0.5, heat.columns.max() + 0.5, heat.index.max() + 0.5, -0.5])
-            fig.colorbar(im, ax=ax, fraction=0.046).set_label("normalised response (mean over experiments)", fontsize=7)
-            n = int(sub["n_exp"].max())
+            heat = sub.pivot_table(index="eig_id", columns="x", values="value", aggfunc="mean")
+            cols = heat.columns.to_numpy(float)
+            half = (cols[1] - cols[0]) / 2 if len(cols) > 1 else 0.5
+            im = ax.imshow(heat.to_numpy(), aspect="auto", cmap="viridis", vmin=vmin, vmax=vmax,
+                           extent=[cols.min() - half, cols.max() + half, len(heat) - 0.5, -0.5])
+            ax.set_yticks(range(len(heat)), heat.index, fontsize=6)
+            fig.colorbar(im, ax=ax, fraction=0.046).set_label(unit, fontsize=7)
+            n = int(sub["n"].max())
             centre = heat[0].mean() if 0 in heat.columns else float("nan")
             ends = heat[[heat.columns.min(), heat.columns.max()]].to_numpy().mean()
-            print(f"  D {space} evolution {which} (n = {n}): mean normalised response at the prototype "
-                  f"{centre:.3f}, at the axis ends {ends:.3f}")
-            ax.set_xlabel("step")
+            print(f"  D {space} evolution {which} (n = {n}): mean {'normalised ' * data.normalised}response at the "
+                  f"prototype {centre:.3f}, at the axis ends {ends:.3f}")
+            ax.set_xlabel(data.x_name)
             ax.set_ylabel("axis (eigen-id)")
-            ax.set_title(f"D  {space}, evolution {which} (n = {n})", fontsize=8)
+            ax.set_title(f"D  {space}, {sub['title'].iloc[0]}\n(n = {n})", fontsize=8)
 
-    # E: bell-shaped vs monotonic among significantly tuned axes
+    # E: bell-shaped vs monotonic among significantly tuned axes, and where tuning peaks
     ax = fig.add_subplot(grid[0, len(spaces)])
     ax2 = fig.add_subplot(grid[0, len(spaces) + 1])
+    shape = data.shape
+    groups = [g for g in (*spaces, "BigGAN succeeded", "BigGAN failed") if (shape["group"] == g).any()]
     xs, labels = [], []
-    for j, space in enumerate(spaces):
-        sig = shape[(shape["space_name"] == space) & (shape["anova_p_value"] < 0.01)]
+    for j, group in enumerate(groups):
+        mine = shape[shape["group"] == group]
+        sig = mine[mine["anova_p_value"] < 0.01]
         n = len(sig)
-        total = int((shape["space_name"] == space).sum())
         for k, (col, name, color) in enumerate((("gpr_y_is_bellshaped", "bell-shaped", "tab:purple"),
                                                  ("gpr_y_is_monotonic", "monotonic", "tab:olive"))):
-            cnt = int(sig[col].astype(bool).sum())
+            cnt = int(sig[col].sum())
             frac = cnt / n if n else float("nan")
             lo, hi = wilson(cnt, n)
             pos = j + (k - 0.5) * 0.35
             ax.bar(pos, frac if n else 0, 0.35, color=color, label=name if j == 0 else None,
                    yerr=[[frac - lo], [hi - frac]] if n else None, capsize=3)
-            print(f"  E {space}: {name} {cnt}/{n} = {frac:.2f} [Wilson 95% {lo:.2f}, {hi:.2f}] of axes with "
-                  f"ANOVA p < .01 ({n}/{total} axes significant)")
+            print(f"  E {group}: {name} {cnt}/{n} = {frac:.2f} [Wilson 95% {lo:.2f}, {hi:.2f}] of axes with "
+                  f"ANOVA p < .01 ({n}/{len(mine)} axes significant)")
         xs.append(j)
-        labels.append(f"{space}\n(n = {n})")
-        bell = sig[sig["gpr_y_is_bellshaped"].astype(bool)]["gpr_peak_loc"].to_numpy(float)
-        if bell.size:
-            ax2.hist(bell, bins=np.linspace(shape["gpr_peak_loc"].min(), shape["gpr_peak_loc"].max(), 13),
-                     alpha=0.5, label=space)
-            print(f"  E {space}: bell-shaped peaks at step {np.mean(bell):.2f} +/- {np.std(bell):.2f} "
-                  f"(0 = the evolved prototype)")
-    ax.set_xticks(xs, labels)
+        labels.append(f"{group}\n(n = {n})")
+    cats = sorted(set(data.peaks["peak"]), key=_sort_key)
+    width = 0.8 / max(len(groups), 1)
+    for j, group in enumerate(groups):
+        peaks = data.peaks[data.peaks["group"] == group]["peak"]
+        if peaks.empty:
+            continue
+        counts = peaks.value_counts().reindex(cats, fill_value=0)
+        ax2.bar(np.arange(len(cats)) + (j - (len(groups) - 1) / 2) * width, counts / counts.sum(), width,
+                alpha=0.7, label=f"{group} (n = {len(peaks)})")
+        print(f"  E {group}: tuning peaks at " + ", ".join(f"{c}: {v}" for c, v in counts.items() if v))
+    ax.set_xticks(xs, labels, fontsize=7)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("fraction of tuned axes")
-    ax.set_title("E  tuning shape (ANOVA p < .01)", fontsize=9)
+    ax.set_title(f"E  tuning shape by {data.group_name} (ANOVA p < .01)", fontsize=9)
     ax.legend(fontsize=7, frameon=False)
-    ax2.set_xlabel("peak location of bell-shaped tuning (step)")
-    ax2.set_ylabel("axes")
+    ax2.set_xticks(range(len(cats)), cats, rotation=45, ha="right", fontsize=6)
+    ax2.set_xlabel("peak location on the axis" + (" (step; bell-shaped axes)" if data.group_name == "space" else ""))
+    ax2.set_ylabel("fraction of axes")
     ax2.set_title("E  where tuning peaks", fontsize=9)
     if ax2.has_data():
         ax2.legend(fontsize=7, frameon=False)

@@ -1,7 +1,9 @@
 """Shared plumbing of the figure scripts: arguments, reading ``source_data/``, saving PNG + PDF, small stats.
 
-Every figure script reads only ``source_data/`` (made by ``make_source_data.py``), runs
-headless (matplotlib Agg) and writes ``<name>.png`` and ``<name>.pdf`` to ``--out``.
+Every figure script reads ``source_data/`` — our in-silico tables (made by ``make_source_data.py``)
+or the paper's own download placed there in the paper's file names — runs headless (matplotlib
+Agg) and writes ``<name>.png`` and ``<name>.pdf`` to ``--out``. The helpers below let each script
+turn either file set into one internal form right where it reads.
 """
 from __future__ import annotations
 
@@ -74,6 +76,64 @@ def first_file(folder: Path, pattern: str) -> Path:
 
 def read_csv(path: Path, **kw) -> pd.DataFrame:
     return pd.read_csv(need(path), **kw)
+
+
+def read_frame(csv: Path, pkl: Path, allow_pickle: bool) -> pd.DataFrame:
+    """A table given as CSV or as the paper's pickled DataFrame; the CSV wins (no pickle needed)."""
+    if csv.exists() or not pkl.exists():
+        return read_csv(csv)
+    frame = read_pickle(pkl, allow_pickle)
+    if not isinstance(frame, pd.DataFrame):
+        fail(f"{pkl} does not hold a table (found {type(frame).__name__})")
+    return frame
+
+
+INDEX_NAMES = ("Exp", "Expi", "Unnamed: 0", "area")
+
+
+def split_index(df: pd.DataFrame) -> tuple[pd.Index | None, pd.DataFrame]:
+    """(row labels, data) of a table whose first column may be an index (ours: ``Exp``; the paper's have none)."""
+    if len(df.columns) and df.columns[0] in INDEX_NAMES:
+        return pd.Index(df.iloc[:, 0]), df.iloc[:, 1:]
+    return None, df
+
+
+def matrix(path: Path) -> tuple[pd.Index | None, np.ndarray]:
+    """Row labels (or None) and the float values of an experiments x columns table, with or without index column."""
+    labels, data = split_index(read_csv(path))
+    return labels, data.to_numpy(float)
+
+
+def as_bool(values) -> np.ndarray:
+    """Booleans from a column that may hold True/False, 1/0 or their string forms (``"False"`` is not truthy)."""
+    arr = np.asarray(values)
+    if arr.dtype == bool:
+        return arr
+    text = np.char.lower(np.asarray(arr, dtype=str))
+    ok = np.isin(text, ("true", "false", "1", "0", "1.0", "0.0"))
+    if not ok.all():
+        raise ValueError(f"not a boolean value: {arr[~ok][0]!r}")
+    return np.isin(text, ("true", "1", "1.0"))
+
+
+def bool_matrix(path: Path) -> np.ndarray:
+    """An experiments x blocks boolean CSV, with or without a header row of block numbers and an index column.
+
+    The paper's script reads it with ``header=None`` although ``DataFrame.to_csv`` writes a header
+    row ``0,1,...``; such a row (and a leading ``Exp`` column, as in ours) is recognised and dropped.
+    """
+    raw = pd.read_csv(need(path), header=None, dtype=str, keep_default_na=False).to_numpy()
+    head = raw[0]
+    if head[0] in ("", *INDEX_NAMES):
+        head = head[1:]
+    if list(head) == [str(i) for i in range(len(head))]:
+        raw = raw[1:]
+    if raw.size and raw[0, 0] not in ("True", "False", "true", "false", "1", "0", "1.0", "0.0"):
+        raw = raw[:, 1:]
+    try:
+        return as_bool(raw.ravel()).reshape(raw.shape)
+    except ValueError as exc:
+        fail(f"{path}: {exc}")
 
 
 def read_json(path: Path) -> dict:

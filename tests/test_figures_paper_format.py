@@ -1,0 +1,327 @@
+"""Figure scripts on the paper's own source-data file set (names, columns, pickle keys as its scripts read them).
+
+Every fixture is written here, in tmp_path, with small random but plausible numbers (IT rows
+included where the paper has them); nothing is committed as data.
+"""
+from __future__ import annotations
+
+import json
+import pickle
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import pearsonr, ttest_ind
+
+from tests.test_figures import FIG_DIR, REPO
+
+EXP = "Exp155"
+AREAS = ["V1"] * 4 + ["V4"] * 5 + ["IT"] * 6
+N_EXP, BLOCKS = len(AREAS), 12
+
+
+def run(name: str, source: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(FIG_DIR / f"{name}.py"), "--source-data", str(source), "--out", str(out),
+                           *extra], capture_output=True, text=True, cwd=REPO, timeout=300,
+                          env={"PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"})
+
+
+def assert_figure(res: subprocess.CompletedProcess, out: Path, name: str) -> None:
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "Traceback" not in res.stderr
+    assert "statistics" in res.stdout
+    for ext in ("png", "pdf"):
+        path = out / f"{name}.{ext}"
+        assert path.exists() and path.stat().st_size > 2000, f"{path} missing or empty"
+
+
+class Marker:
+    """Unpickling this creates a file: proof that a pickle was (or was not) loaded."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
+
+
+# -- Figure 2 --------------------------------------------------------------------------------
+def _fig2_tables(rng) -> tuple[dict[str, pd.DataFrame], np.ndarray]:
+    tables = {}
+    for t, name in enumerate(("DeePSim", "BigGAN")):
+        gen = np.repeat(np.arange(BLOCKS), 20)
+        tables[f"thread{t}_resp_df"] = pd.DataFrame({"gen": gen, "resp": rng.poisson(20 + 3 * gen + 10 * t).astype(float),
+                                                     "bsl": rng.poisson(8, gen.size).astype(float)})
+        ref = np.repeat(np.arange(BLOCKS), 5)
+        tables[f"thread{t}_natref_resp_df"] = pd.DataFrame({"gen": ref, "resp": rng.poisson(25, ref.size).astype(float),
+                                                            "bsl": rng.poisson(8, ref.size).astype(float)})
+    t_ms = np.arange(200)
+    bump = np.exp(-0.5 * ((t_ms - 90) / 20) ** 2)
+    psth = np.zeros((BLOCKS, 4, 200))      # the paper's order: DeePSim mean, BigGAN mean, DeePSim sem, BigGAN sem
+    for b in range(BLOCKS):
+        psth[b, 0] = 10 + (40 + 5 * b) * bump
+        psth[b, 1] = 10 + (30 + 2 * b) * bump
+        psth[b, 2:] = 3.0
+    return tables, psth
+
+
+def write_fig2_csv(root: Path, rng) -> tuple[dict[str, pd.DataFrame], np.ndarray]:
+    d = root / "Fig2"
+    d.mkdir(parents=True)
+    tables, psth = _fig2_tables(rng)
+    for t, name in enumerate(("DeePSim", "BigGAN")):
+        tables[f"thread{t}_resp_df"].to_csv(d / f"Figure2B_src_resp_{EXP}_{name}_thread_evol.csv", index=False)
+        tables[f"thread{t}_natref_resp_df"].to_csv(d / f"Figure2B_src_resp_{EXP}_{name}_thread_natref.csv", index=False)
+    for i, s in enumerate(("DeePSim_mean", "BigGAN_mean", "DeePSim_sem", "BigGAN_sem")):
+        pd.DataFrame(psth[:, i, :]).to_csv(d / f"Figure2D_src_psth_{EXP}_{s}.csv", index=False)
+    (d / f"Figure2D_src_psth_{EXP}_meta.txt").write_text(json.dumps({"offset": 100, "expstr": "Exp 155 PIT ch 21"}))
+    return tables, psth
+
+
+def write_fig2_pickles(root: Path, rng, payload=None) -> tuple[dict[str, pd.DataFrame], np.ndarray]:
+    d = root / "Fig2"
+    d.mkdir(parents=True)
+    tables, psth = _fig2_tables(rng)
+    with open(d / f"Figure2B_src_resp_{EXP}.pkl", "wb") as fh:
+        pickle.dump(payload if payload is not None else tables, fh)
+    with open(d / f"Figure2D_src_psth_{EXP}.pkl", "wb") as fh:
+        pickle.dump(payload if payload is not None else {"psth_arr": psth, "offset": 100, "expstr": "Exp 155 PIT"}, fh)
+    return tables, psth
+
+
+def _fig2_expected(tables, psth) -> list[str]:
+    out = []
+    for t in (0, 1):
+        evol = tables[f"thread{t}_resp_df"]
+        init, final = evol[evol.gen <= 1].resp, evol[evol.gen >= BLOCKS - 2].resp
+        out.append(f"generations 0-1 {init.mean():.2f} Hz -> last two {final.mean():.2f} Hz "
+                   f"(t = {ttest_ind(final, init).statistic:.2f}")
+    # D is read by name: BigGAN's last-block peak comes from slice 1 of psth_arr / the BigGAN_mean CSV
+    out.append(f"PSTH BigGAN (gabor): peak {psth[0, 1].max():.2f} Hz at 90 ms in block 0, "
+               f"{psth[-1, 1].max():.2f} Hz at 90 ms in block {BLOCKS - 1}")
+    out.append(f"PSTH DeePSim (fourier): peak {psth[0, 0].max():.2f} Hz")
+    return out
+
+
+def test_figure2_paper_csv(tmp_path):
+    tables, psth = write_fig2_csv(tmp_path / "sd", np.random.default_rng(0))
+    res = run("Figure2_reproduction", tmp_path / "sd", tmp_path / "out")
+    assert_figure(res, tmp_path / "out", "Figure2_reproduction")
+    for line in _fig2_expected(tables, psth):
+        assert line in res.stdout, res.stdout
+    assert "Exp 155 PIT ch 21" in res.stdout
+
+
+def test_figure2_paper_pickles_with_allow_pickle(tmp_path):
+    tables, psth = write_fig2_pickles(tmp_path / "sd", np.random.default_rng(1))
+    res = run("Figure2_reproduction", tmp_path / "sd", tmp_path / "out", "--allow-pickle")
+    assert_figure(res, tmp_path / "out", "Figure2_reproduction")
+    for line in _fig2_expected(tables, psth):
+        assert line in res.stdout, res.stdout
+
+
+def test_figure2_pickle_without_flag_is_refused_unread(tmp_path):
+    marker = tmp_path / "unpickled"
+    write_fig2_pickles(tmp_path / "sd", np.random.default_rng(2), payload=Marker(marker))
+    with open(tmp_path / "sd" / "Fig2" / f"Figure2D_src_psth_{EXP}.pkl", "rb") as fh:   # the marker works
+        pickle.load(fh)
+    assert marker.exists()
+    marker.unlink()
+    res = run("Figure2_reproduction", tmp_path / "sd", tmp_path / "out")
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and ".pkl" in lines[0] and "--allow-pickle" in lines[0]
+    assert "Traceback" not in res.stderr
+    assert not marker.exists()
+    assert not (tmp_path / "out" / "Figure2_reproduction.png").exists()
+
+
+# -- Figure 3G -------------------------------------------------------------------------------
+def write_fig3(root: Path, rng) -> pd.DataFrame:
+    d = root / "Fig3"
+    d.mkdir(parents=True)
+    n = 24
+    x = rng.uniform(0.1, 0.9, n)
+    dist = pd.DataFrame({"Expi": np.arange(1, n + 1), "cosine_reevol_resnet_avgpool": x,
+                         "reevol_pix_RNrobust_L4focus": rng.uniform(0.2, 0.8, n),
+                         "psth_MAE": 0.5 * x + rng.normal(0, 0.05, n), "act_MAE": rng.uniform(0, 1, n),
+                         "visual_area": rng.choice(["V1", "V4", "IT"], n)})
+    meta = pd.DataFrame({"Expi": np.arange(1, n + 1), "Animal": "Alfa", "valid": rng.random(n) > 0.15,
+                         "p_maxinit_0": rng.uniform(0, 0.08, n), "p_maxinit_1": rng.uniform(0, 0.08, n),
+                         "visual_area": dist["visual_area"]})
+    dist.to_csv(d / "Fig3G_proto_imdist_psth_covstr_sim_df.csv", index=False)
+    meta.to_csv(d / "Fig3_meta_df.csv", index=False)
+    sel = dist[meta.valid & (meta.p_maxinit_0 < 0.05) & (meta.p_maxinit_1 < 0.05)]
+    return sel
+
+
+def test_figure3g_paper_csv(tmp_path):
+    sel = write_fig3(tmp_path / "sd", np.random.default_rng(3))
+    res = run("Figure3G_reproduction", tmp_path / "sd", tmp_path / "out")
+    assert_figure(res, tmp_path / "out", "Figure3G_reproduction")
+    r, _ = pearsonr(sel["cosine_reevol_resnet_avgpool"], sel["psth_MAE"])
+    assert f"psth_MAE vs cosine_reevol_resnet_avgpool: r = {r:.2f}" in res.stdout
+    assert f"statistics (Figure 3G): {len(sel)} of 24" in res.stdout
+
+
+# -- Figure 4 --------------------------------------------------------------------------------
+def write_fig4(root: Path, rng) -> dict:
+    d = root / "Fig4"
+    d.mkdir(parents=True)
+    lengths = rng.integers(8, BLOCKS + 1, N_EXP)
+    recorded = np.arange(BLOCKS)[None, :] < lengths[:, None]
+    valid = np.ones(N_EXP, bool)
+    valid[[1, 7]] = False
+    any_s, both_s = rng.random(N_EXP) > 0.2, rng.random(N_EXP) > 0.4
+    any_s |= both_s
+    rise = 1 - np.exp(-np.arange(BLOCKS) / 4)
+    mean = {"DeePSim": 0.3 + 0.6 * rise[None, :] * rng.uniform(0.5, 1, (N_EXP, 1)),
+            "BigGAN": 0.3 + 0.5 * rise[None, :] * rng.uniform(0.5, 1, (N_EXP, 1))}
+    for name, m in mean.items():
+        pd.DataFrame(m).to_csv(d / f"Figure4_src_maxnorm_resp_stats_all_exps_{name}_mean_data.csv", index=False)
+        pd.DataFrame(np.full_like(m, 0.05)).to_csv(d / f"Figure4_src_maxnorm_resp_stats_all_exps_{name}_sem_data.csv",
+                                                   index=False)
+    area = np.array(AREAS)
+    pd.DataFrame({"Expi": np.arange(N_EXP) + 1, "visual_area": area, "valid": valid, "V1msk": area == "V1",
+                  "V4msk": area == "V4", "ITmsk": area == "IT", "anysucc005": any_s, "bothsucc005": both_s}
+                 ).to_csv(d / "Figure4_src_exp_masks_and_succ_labels.csv", index=False)
+    pd.DataFrame(recorded).to_csv(d / "Figure4_src_extrapolation_mask_arr.csv", index=False)   # header row 0..n-1
+    rates = pd.DataFrame({"FC_rate": [0.6, 0.7, 0.8], "BG_rate": [0.5, 0.6, 0.3], "FC_CI_1": [0.4, 0.5, 0.6],
+                          "FC_CI_2": [0.8, 0.85, 0.9], "BG_CI_1": [0.3, 0.4, 0.1], "BG_CI_2": [0.7, 0.8, 0.5],
+                          "FC_suc": [3, 7, 16], "BG_suc": [2, 6, 6], "total": [5, 10, 20]})
+    rates.to_csv(d / "Fig4A_SuccessRate_maxinit.csv", index=False)
+    (d / "Fig4A_sucs_labels.txt").write_text(json.dumps({"sucs_criterion_label": "p_maxinit < 0.05",
+                                                         "sucs_label": "maxinit"}))
+    tc = pd.DataFrame({"Expi": np.arange(N_EXP) + 1, "visual_area": area, "FC_tc0_bslinit": rng.uniform(2, 8, N_EXP),
+                       "BG_tc0_bslinit": rng.uniform(2, 8, N_EXP), "p_maxinit_0": rng.uniform(0, 0.02, N_EXP),
+                       "p_maxinit_1": rng.uniform(0, 0.02, N_EXP)})
+    tc.to_csv(d / "Figure4_src_evol_traj_time_constant_w_meta.csv", index=False)
+    return {"mean": mean, "valid": valid, "area": area, "lengths": lengths}
+
+
+def test_figure4_paper_csv(tmp_path):
+    from scipy.stats import ttest_rel
+
+    f = write_fig4(tmp_path / "sd", np.random.default_rng(4))
+    res = run("Figure4_reproduction", tmp_path / "sd", tmp_path / "out")
+    assert_figure(res, tmp_path / "out", "Figure4_reproduction")
+    assert "A IT: FC 16/20 = 0.80" in res.stdout            # third row = IT, by position
+    sel = (f["area"] == "IT") & f["valid"]
+    rows = np.where(sel)[0]
+    last = f["lengths"][rows] - 1                           # last *recorded* block (mask True = recorded)
+    fc, bg = f["mean"]["DeePSim"][rows, last], f["mean"]["BigGAN"][rows, last]
+    t = ttest_rel(fc, bg).statistic
+    assert f"B IT last block: DeePSim {fc.mean():.3f} vs BigGAN {bg.mean():.3f} (ttest_rel t = {t:.2f}" in res.stdout
+
+
+# -- Figure 5 --------------------------------------------------------------------------------
+def write_fig5(root: Path, rng) -> dict:
+    d = root / "Fig5"
+    d.mkdir(parents=True)
+    area = np.array(AREAS)
+    valid = np.ones(N_EXP, bool)
+    valid[3] = False
+    both = rng.random(N_EXP) > 0.3
+    pd.DataFrame({"Expi": np.arange(N_EXP) + 1, "visual_area": area, "V1msk": area == "V1", "V4msk": area == "V4",
+                  "ITmsk": area == "IT", "valid": valid, "anysucc005": True, "bothsucc005": both}
+                 ).to_csv(d / "Figure5_src_exp_masks_and_succ_labels.csv", index=False)
+    t_ms = np.arange(200)
+    for block in (0, 55):
+        for k, name in enumerate(("DeePSim", "BigGAN")):
+            peak = 60 + 20 * k + (block > 0) * 10
+            psth = np.exp(-0.5 * ((t_ms - peak) / 15) ** 2)[None, :] * rng.uniform(0.5, 1, (N_EXP, 1))
+            pd.DataFrame(psth).to_csv(d / f"Figure5A_src_all_exps_maxnorm_mean_psth_per_block{block:02d}_{name}_mean.csv",
+                                      index=False)
+    last2 = {}
+    for start in range(0, 200, 10):
+        for name in ("DeePSim", "BigGAN"):
+            traj = rng.uniform(0.2, 1.0, (N_EXP, BLOCKS))
+            last2[(start, name)] = traj[:, -2:].mean(1)
+            for stat, arr in (("mean", traj), ("sem", np.full_like(traj, 0.05))):
+                pd.DataFrame(arr).to_csv(d / f"Figure5C_src_normresp_wdw_{start}-{start + 10}_{name}_{stat}.csv",
+                                         index=False)
+    return {"area": area, "valid": valid, "both": both, "last2": last2}
+
+
+def test_figure5_paper_csv(tmp_path):
+    from scipy.stats import ttest_rel
+
+    f = write_fig5(tmp_path / "sd", np.random.default_rng(5))
+    res = run("Figure5_reproduction", tmp_path / "sd", tmp_path / "out")
+    assert_figure(res, tmp_path / "out", "Figure5_reproduction")
+    assert "blocks 0 and 55; 20 windows" in res.stdout
+    for area in ("V4", "IT"):
+        sel = (f["area"] == area) & f["valid"] & f["both"]
+        p = min(ttest_rel(f["last2"][(s, "DeePSim")][sel], f["last2"][(s, "BigGAN")][sel]).pvalue
+                for s in range(0, 200, 10))
+        p_text = f"{p:.2e}" if p < 1e-3 else f"{p:.3f}"
+        assert f"C {area} (both successful, n = {sel.sum()}): " in res.stdout
+        assert re.search(rf"C {area} \(both successful.*smallest p = {re.escape(p_text)}\n", res.stdout), res.stdout
+
+
+# -- Figure 6 --------------------------------------------------------------------------------
+def write_fig6(root: Path, rng) -> dict:
+    d = root / "Fig6"
+    d.mkdir(parents=True)
+    dist = np.linspace(-1, 1, 9)
+    rows = []
+    for space in ("class", "noise"):
+        for eig in (0, 1, 2):
+            for x in dist[dist != 0]:                      # the origin is stored once, below
+                for trial in range(4):
+                    rows.append((space, eig, x, trial, float(rng.poisson(30 * np.exp(-x ** 2) + 5))))
+    for trial in range(4):
+        rows.append(("class", 0, 0.0, trial, float(rng.poisson(35))))
+    sgtr = pd.DataFrame(rows, columns=["space_name", "eig_id", "lin_dist", "trial", "pref_unit_resp"])
+    sgtr.to_csv(d / "Figure6C_src_B07092020_sgtr_resp_df.csv", index=False)
+    for suffix in ("", "_failevol"):
+        avg = sgtr.groupby(["space_name", "eig_id", "lin_dist"])["pref_unit_resp"].mean().reset_index()
+        avg = avg.assign(ephysFN="Beto-07092020-003", prefchan_str="5B")
+        avg.to_csv(d / f"Figure6D_src_prefchan_avgresp_df{suffix}.csv", index=False)
+    n = 60
+    fits = pd.DataFrame({"Expi": rng.integers(1, 40, n), "space_name": rng.choice(["class", "noise"], n),
+                         "eig_id": rng.integers(0, 10, n), "anova_p_value": rng.uniform(0, 0.03, n),
+                         "is_common_axis": rng.random(n) > 0.2, "is_BigGAN_evol_success": rng.random(n) > 0.5,
+                         "gpr_y_is_bellshaped": rng.random(n) > 0.5, "gpr_y_is_monotonic": rng.random(n) > 0.6,
+                         "gpr_y_is_unimodal": rng.random(n) > 0.4})
+    fits.to_csv(d / "Figure6E_src_tuning_shape_fitting_stats_synopsis_selcolumn.csv", index=False)
+    bins = ["(-1.0, -0.5]", "(-0.5, 0.0]", "(0.0, 0.5]", "(0.5, 1.0]"]
+    stats = pd.DataFrame({"Expi": rng.integers(1, 40, n), "space_name": rng.choice(["class", "noise"], n),
+                          "eig_id": rng.integers(0, 10, n), "p_value": rng.uniform(0, 0.03, n),
+                          "is_BigGAN_evol_success": rng.random(n) > 0.5, "max_resp_lin_dist_bin": rng.choice(bins, n)})
+    stats.to_csv(d / "Figure6E_src_tuning_stats_synopsis_selcolumn.csv", index=False)
+    return {"sgtr": sgtr, "fits": fits}
+
+
+def test_figure6_paper_csv(tmp_path):
+    from scipy.stats import f_oneway
+
+    f = write_fig6(tmp_path / "sd", np.random.default_rng(6))
+    res = run("Figure6_reproduction", tmp_path / "sd", tmp_path / "out")
+    assert_figure(res, tmp_path / "out", "Figure6_reproduction")
+    assert "example B07092020" in res.stdout
+    sgtr = f["sgtr"]
+    axis = pd.concat([sgtr.query("space_name == 'noise' and eig_id == 1"), sgtr.query("lin_dist == 0")])
+    p = f_oneway(*[g["pref_unit_resp"] for _, g in axis.groupby("lin_dist")]).pvalue   # origin trials added
+    p_text = f"{p:.2e}" if p < 1e-3 else f"{p:.3f}"
+    assert f"C noise axis 1: ANOVA p = {p_text}" in res.stdout
+    fits = f["fits"]
+    sel = fits[fits.is_common_axis & (fits.anova_p_value < 0.01) & fits.is_BigGAN_evol_success]
+    assert f"E BigGAN succeeded: bell-shaped {int(sel.gpr_y_is_bellshaped.sum())}/{len(sel)}" in res.stdout
+
+
+@pytest.mark.parametrize("stem", ["Figure6D_src_prefchan_avgresp_df"])
+def test_figure6_pickled_table_needs_the_flag(tmp_path, stem):
+    write_fig6(tmp_path / "sd", np.random.default_rng(7))
+    d = tmp_path / "sd" / "Fig6"
+    table = pd.read_csv(d / f"{stem}.csv")
+    (d / f"{stem}.csv").unlink()
+    table.to_pickle(d / f"{stem}.pkl")
+    refused = run("Figure6_reproduction", tmp_path / "sd", tmp_path / "out")
+    assert refused.returncode == 2 and f"{stem}.pkl" in refused.stderr and "Traceback" not in refused.stderr
+    allowed = run("Figure6_reproduction", tmp_path / "sd", tmp_path / "out", "--allow-pickle")
+    assert_figure(allowed, tmp_path / "out", "Figure6_reproduction")
