@@ -321,7 +321,8 @@ def analyze_trajectory_cmd(record: Path = typer.Argument(..., help="an `actmax e
 def analyze_gabor_cmd(images: List[Path] = typer.Argument(..., help="image files (e.g. MEIs)"),
                       out: Path = typer.Option(Path("analysis_out"), "--out", help="output folder"),
                       as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
-    """MEI vs Gabor: best-fitting Gabor, masked luminance/contrast, rotational symmetry, power spectrum."""
+    """MEI vs Gabor: best-fitting Gabor, masked luminance/contrast, rotational symmetry (ours, and the seed
+    notebook's spectral folio/quarto index as there and mean-removed), power spectrum."""
     from actmax.core.apps.analysis_reports import report_images
 
     _echo_table(report_images(images, out=out), as_json, out)
