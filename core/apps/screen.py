@@ -52,8 +52,8 @@ reproducibility. DDSketch is deterministic and mergeable (bucket counts add) and
 value-relative bound turns into the Gini bound above. The ``ddsketch`` package (Datadog) adds one
 value at a time in Python (measured 2.4 us per value: ~12 s more for 20,000 images x 256 units)
 into list-based stores; here the same mapping and store rule run on (units, bins) int64 arrays,
-one ``np.add.at`` per batch, with the
-library's ``LogarithmicMapping`` giving gamma and the zero threshold; the tests check that the
+one ``np.add.at`` per batch (measured ~25-30 ms per 256 images x 256 units on one core, ~0.4 us
+per value), with the library's ``LogarithmicMapping`` giving gamma and the zero threshold; the tests check that the
 order statistics equal the library's own sketch.
 
 **Resume.** With ``out_dir`` the running state is saved atomically every ``checkpoint_every``
