@@ -5,7 +5,7 @@ chunk on demand (one chunk of ``--chunk`` images is held at a time), so no image
 held whole. Two ways to find every unit's top-k / bottom-k images are measured, each in a fresh
 process so that peak RSS is its own:
 
-* ``stream``: ``actmax.core.apps.screen.screen`` (top/bottom-k, moments and histogram per unit);
+* ``stream``: ``actmax.core.apps.screen.screen`` (top/bottom-k, moments and a DDSketch quantile sketch per unit);
 * ``naive``:  the full-sort approach of the DualNeuron reference: keep the (N, units) response
   matrix, then sort it per unit (values + int64 indices, both directions).
 
@@ -129,7 +129,7 @@ def main() -> None:
     p.add_argument("--k", type=int, default=16)
     p.add_argument("--size", type=int, default=32)
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--bins", type=int, default=512)
+    p.add_argument("--bins", type=int, default=2048)
     p.add_argument("--chunk", type=int, default=500)
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--mode", choices=("stream", "naive"), default="stream", help=argparse.SUPPRESS)
@@ -147,7 +147,7 @@ def main() -> None:
               "--batch-size", str(args.batch_size), "--bins", str(args.bins), "--chunk", str(args.chunk)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ACTMAX_NO_PLUGINS": "1"}
     print(f"screening {args.units} model-neuron units, k={args.k}, {args.size}px natural patches, "
-          f"batch {args.batch_size}, histogram {args.bins} bins; one fresh process per measurement")
+          f"batch {args.batch_size}, DDSketch {args.bins} buckets per sign; one fresh process per measurement")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:

@@ -267,6 +267,71 @@ def test_symmetry_indices_of_pure_gabors(theta):
     assert min(A.rotational_symmetry(rings, folds=(3, 5, 7), center="image").values()) > 0.98
 
 
+def _notebook_si_by_hand(img: np.ndarray, n: int, remove_mean: bool) -> float:
+    """The seed notebook's recipe written out with loops: a direct DFT (no np.fft), pixels binned by
+    floor(angle / (pi/16)) about the shifted DC pixel, mean power per bin, then the n-fold sum."""
+    h, w = img.shape
+    x = img - img.mean() if remove_mean else img
+    cy, cx = h // 2, w // 2
+    power: dict[int, list[float]] = {}
+    for r in range(h):
+        for c in range(w):
+            ky, kx = r - cy, c - cx      # fftshift: row r holds frequency r - h // 2
+            z = sum(x[a, b] * complex(math.cos(-2 * math.pi * (ky * a / h + kx * b / w)),
+                                      math.sin(-2 * math.pi * (ky * a / h + kx * b / w)))
+                    for a in range(h) for b in range(w))
+            k = math.floor(math.atan2(r - cy, c - cx) / (math.pi / 16))
+            power.setdefault(k, []).append(abs(z) ** 2)
+    low = min(power)
+    num = sum(sum(v) / len(v) * complex(math.cos(2 * n * (k - low) * math.pi / 16), math.sin(2 * n * (k - low) * math.pi / 16))
+              for k, v in power.items())
+    den = sum(sum(v) / len(v) for v in power.values())
+    return abs(num) / den
+
+
+@pytest.mark.parametrize("remove_mean", [False, True])
+def test_spectral_symmetry_index_matches_a_hand_computation(remove_mean):
+    img = np.random.default_rng(7).random((5, 6))       # odd height, even width: centre conventions matter
+    for n in (1, 2, 3):
+        assert A.spectral_symmetry_index(img, n, remove_mean=remove_mean) == pytest.approx(
+            _notebook_si_by_hand(img, n, remove_mean), rel=1e-9)
+
+
+def test_spectral_symmetry_index_known_answers():
+    si = A.spectral_symmetry_index
+    # a flat power spectrum (an impulse): 32 bins over the full turn cancel, the extra bin at
+    # exactly pi is left: 1/33
+    d = np.zeros((16, 16))
+    d[3, 5] = 1.0
+    assert si(d, 1) == pytest.approx(1 / 33, abs=1e-12) and si(d, 2) == pytest.approx(1 / 33, abs=1e-12)
+    # white noise (isotropic on average): near 0
+    noise = np.random.default_rng(0).normal(size=(64, 64))
+    assert si(noise, 1, remove_mean=True) < 0.1 and si(noise, 2, remove_mean=True) < 0.1
+    # one grating, any orientation: all power on one line through the origin -> 1 for n = 1 and 2
+    yy, xx = np.mgrid[0:32, 0:32]
+    for fx, fy in ((4, 0), (3, 3), (0, 5), (2, -5)):
+        g = 0.5 + 0.3 * np.cos(2 * np.pi * (fx * xx + fy * yy) / 32)
+        assert si(g, 1, remove_mean=True) == pytest.approx(1.0, abs=1e-9)
+        assert si(g, 2, remove_mean=True) == pytest.approx(1.0, abs=1e-9)
+    # a plaid of two orthogonal gratings is 2-fold (quarto) but not 1-fold (folio)
+    plaid = np.cos(2 * np.pi * 4 * xx / 32) + np.cos(2 * np.pi * 4 * yy / 32)
+    assert si(plaid, 2, remove_mean=True) == pytest.approx(1.0, abs=1e-9)
+    assert si(plaid, 1, remove_mean=True) < 0.3
+    # the notebook keeps the DC term: an image with a mean is ~1 whatever its structure; the
+    # mean-removed variant is not fooled
+    blob = 0.5 + 0.4 * np.exp(-((xx - 16) ** 2 + (yy - 16) ** 2) / 18.0)
+    assert si(blob, 1) > 0.95 and si(blob, 1, remove_mean=True) < 0.2
+    assert si(noise + 3.0, 1) > 0.9 and si(noise + 3.0, 1, remove_mean=True) < 0.1
+    # grey conversion of a colour image, argument checks
+    assert si(np.stack([g, g, g]), 1, remove_mean=True) == pytest.approx(1.0, abs=1e-9)
+    with pytest.raises(ValueError, match="n must be"):
+        si(g, 0)
+    with pytest.raises(ValueError, match="no power"):
+        si(np.full((8, 8), 0.5), 1, remove_mean=True)
+    m = A.spectral_symmetry_indices(np.full((8, 8), 0.5))
+    assert m["spectral_si_1"] == pytest.approx(1.0) and math.isnan(m["spectral_si_2_demeaned"])
+
+
 def test_fit_gabor_recovers_parameters():
     true = dict(x0=30.2, y0=35.1, sigma=5.5, theta=2.0, frequency=0.09, phase=0.7, aspect=1.3, amplitude=0.35,
                 offset=0.5)
@@ -325,6 +390,9 @@ def test_compare_to_gabor_on_a_model_neuron_optimum():
     assert math.hypot(m["gabor_x0"] - (x - 0.5), m["gabor_y0"] - (y - 0.5)) < 1.0
     assert m["luminance"] == pytest.approx(0.5, abs=0.02)
     assert {f"symmetry_{n}" for n in range(2, 9)} <= set(m)
+    for name in ("spectral_si_1", "spectral_si_2", "spectral_si_1_demeaned", "spectral_si_2_demeaned"):
+        assert 0.0 <= m[name] <= 1.0 + 1e-12
+    assert m["spectral_si_1_demeaned"] == pytest.approx(A.spectral_symmetry_index(mei, 1, remove_mean=True))
 
 
 # -- figures and CLI ---------------------------------------------------------------------------

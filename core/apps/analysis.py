@@ -12,7 +12,10 @@
 * **Image similarity**: LPIPS (the ``lpips`` package, weights through :mod:`actmax.core.weights`) and the
   cosine between feature vectors of any scorer / CNN.
 * **MEI vs Gabor**: best-fitting Gabor by least squares, masked luminance and contrast, n-fold
-  rotational symmetry index, radially averaged power spectrum.
+  rotational symmetry index (ours: correlation with the rotated image, :func:`rotational_symmetry`)
+  and the seed notebook's spectral folio/quarto index (angular distribution of the power
+  spectrum, :func:`spectral_symmetry_index`, as there and mean-removed), radially averaged power
+  spectrum.
 
 Coordinates: ``x`` is the column and ``y`` the row index of a pixel, pixel centres at integers.
 """
@@ -31,7 +34,7 @@ __all__ = [
     "BidirectionalIndex", "normalise_trajectory", "ExponentialFit", "fit_time_constant", "SuccessTest",
     "evolution_success", "analyze_trajectories", "LPIPSDistance", "lpips_distance", "feature_cosine",
     "gabor_image", "GaborFit", "fit_gabor", "estimate_mask", "masked_luminance_contrast",
-    "rotational_symmetry", "radial_power_spectrum", "SpectrumFit", "compare_to_gabor",
+    "rotational_symmetry", "spectral_symmetry_index", "spectral_symmetry_indices", "radial_power_spectrum", "SpectrumFit", "compare_to_gabor",
 ]
 
 NEGATIVE_POLICIES = ("raise", "shift", "clip")
@@ -756,6 +759,68 @@ def rotational_symmetry(image: Any, *, folds: Iterable[int] = range(2, 9), cente
     return out
 
 
+def spectral_symmetry_index(image: Any, n: int, *, remove_mean: bool = False, bin_size: float = math.pi / 16) -> float:
+    """The seed MEI notebook's n-fold symmetry index (n = 1 "folio", n = 2 "quarto"), from the power spectrum.
+
+    **This is the notebook's definition, not ours** (:func:`rotational_symmetry` correlates the
+    image with its own rotations about the fitted centre in pixel space, and can be negative).
+    Here: ``P = |fftshift(fft2(image))|^2``; every frequency pixel gets the angle
+    ``theta = atan2(y - cy, x - cx)`` about ``(cx, cy) = (W // 2, H // 2)`` (the DC term after
+    ``fftshift``) and the bin ``floor(theta / bin_size)`` (bins of pi/16, rounded down, so a
+    full turn gives 32 bins plus one more for the pixels at exactly theta = pi); ``P_theta`` is
+    the mean power per bin, each bin at angle ``index * bin_size`` counted from its lowest bin,
+    and ``SI_n = |sum_theta P_theta exp(i 2 n theta)| / sum_theta P_theta`` (the 2 for the
+    point symmetry of a real image's power spectrum). 0 = no n-fold symmetry, 1 = all power at
+    angles n-fold symmetric; a single grating (all power on one line through the origin) gives 1
+    for every n, an isotropic spectrum ~0 (1/33 for a flat one: the extra bin at pi). Bins are
+    mean power over pixels at any radius, so a spectrum concentrated near DC (a smooth blob) is
+    read from the few lattice pixels next to it and is not ~0 even if isotropic (a mean-removed
+    Gaussian blob of sigma 3 px on 32 x 32: SI_1 0.12, SI_2 0.38).
+
+    ``remove_mean=False`` is the notebook exactly: the DC term stays in, so an image with a
+    non-zero mean has its largest power in the theta = 0 bin and SI_n -> 1 whatever its
+    structure (the notebook's Gabor and MEI both gave ~0.99 for n = 1 and 2). ``remove_mean=True``
+    is the mean-removed variant: the image mean is subtracted before the FFT (DC power 0), so the
+    index measures the orientation structure only. Bins without pixels (tiny images) are
+    skipped (the notebook would give NaN). Grey images; colour is converted to luminance.
+    """
+    if isinstance(n, bool) or int(n) != n or n < 1:
+        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+    if not bin_size > 0:
+        raise ValueError(f"bin_size must be > 0, got {bin_size!r}")
+    img = _grey(image)
+    if remove_mean:
+        img = img - img.mean()
+    power = np.abs(np.fft.fftshift(np.fft.fft2(img))) ** 2
+    h, w = power.shape
+    yy, xx = np.indices((h, w))
+    theta = np.arctan2(yy - h // 2, xx - w // 2)
+    bins = np.floor(theta / bin_size).astype(np.int64)
+    bins -= bins.min()
+    sums = np.bincount(bins.ravel(), weights=power.ravel())
+    counts = np.bincount(bins.ravel())
+    keep = counts > 0
+    p_theta = sums[keep] / counts[keep]
+    angles = np.arange(counts.size)[keep] * bin_size
+    total = p_theta.sum()
+    if total <= 0:
+        raise ValueError("spectral_symmetry_index: the image has no power (constant image with remove_mean=True?)")
+    return float(np.abs((p_theta * np.exp(1j * 2 * int(n) * angles)).sum()) / total)
+
+
+def spectral_symmetry_indices(image: Any, folds: Iterable[int] = (1, 2)) -> dict[str, float]:
+    """The notebook's :func:`spectral_symmetry_index` for each n in ``folds``, as it is (``spectral_si_<n>``)
+    and mean-removed (``spectral_si_<n>_demeaned``); NaN where undefined (no power)."""
+    out: dict[str, float] = {}
+    for remove_mean, suffix in ((False, ""), (True, "_demeaned")):
+        for n in folds:
+            try:
+                out[f"spectral_si_{int(n)}{suffix}"] = spectral_symmetry_index(image, int(n), remove_mean=remove_mean)
+            except ValueError:
+                out[f"spectral_si_{int(n)}{suffix}"] = float("nan")
+    return out
+
+
 @dataclass
 class SpectrumFit:
     """Radially averaged power spectrum and its summary."""
@@ -802,7 +867,10 @@ def compare_to_gabor(image: Any, *, folds: Iterable[int] = range(2, 9), mask: An
 
     ``gabor_*`` (best-fitting Gabor parameters), ``gabor_r2``/``gabor_corr`` (how Gabor-like),
     ``luminance``/``contrast`` inside the mask (default: the fitted envelope to 2 sigma),
-    ``symmetry_<n>`` (:func:`rotational_symmetry` about the fitted centre), and
+    ``symmetry_<n>`` (ours: :func:`rotational_symmetry` about the fitted centre),
+    ``spectral_si_1``/``spectral_si_2`` (the seed notebook's folio/quarto index,
+    :func:`spectral_symmetry_index`, DC kept as there) and ``spectral_si_<n>_demeaned`` (the same
+    with the mean removed before the FFT), and
     ``spectrum_peak``/``spectrum_slope`` (:func:`radial_power_spectrum`).
     """
     img = _grey(image)
@@ -821,6 +889,7 @@ def compare_to_gabor(image: Any, *, folds: Iterable[int] = range(2, 9), mask: An
     except ValueError:
         sym = {int(n): float("nan") for n in folds}
     out.update({f"symmetry_{n}": v for n, v in sym.items()})
+    out.update(spectral_symmetry_indices(img))
     spec = radial_power_spectrum(img)
     out.update(spectrum_peak=spec.peak_frequency, spectrum_slope=spec.slope)
     return out

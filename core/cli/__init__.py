@@ -260,7 +260,10 @@ def screen_cmd(
     channels: Optional[int] = typer.Option(None, help="force 1 (grey) or 3 (RGB) channels"),
     key: Optional[str] = typer.Option(None, help="array name inside an .npz file"),
     layout: str = typer.Option("auto", help="array layout: auto, NHW, NHWC or NCHW"),
-    bins: int = typer.Option(512, help="histogram bins per unit (approximate quantiles and Gini)"),
+    relative_accuracy: float = typer.Option(0.005, help="quantile sketch accuracy alpha: quantile error <= alpha x |value|, "
+                                                     "Gini error <= alpha (DDSketch)"),
+    bins: int = typer.Option(2048, help="sketch buckets per unit and sign (a range of ~exp(2 alpha bins) kept at full "
+                                        "accuracy; smaller values collapse into the lowest bucket, bounds widen)"),
     checkpoint_every: int = typer.Option(50, help="save a resumable checkpoint every this many batches"),
     montages: int = typer.Option(16, help="MAI/LAI montages for the first this many units"),
     device: Optional[str] = typer.Option(None, help="torch device, e.g. cuda"),
@@ -275,13 +278,14 @@ def screen_cmd(
     if size is not None and size < 1:
         raise ValueError(f"--size must be >= 1, got {size}")
     res = screen(scorer, images, k=k, batch_size=batch_size, num_workers=num_workers, size=size, channels=channels,
-                 key=key, layout=layout, bins=bins, checkpoint_every=checkpoint_every, out_dir=out,
+                 key=key, layout=layout, relative_accuracy=relative_accuracy, bins=bins,
+                 checkpoint_every=checkpoint_every, out_dir=out,
                  overwrite=overwrite, device=device, max_montages=montages, progress=progress)
     _print_screen(res, as_json)
 
 
 def _print_screen(res, as_json: bool) -> None:
-    cols = ["unit", "unit_name", "mean", "std", "min", "max", "q50", "gini"]
+    cols = ["unit", "unit_name", "mean", "std", "min", "max", "q50", "q50_error", "gini", "gini_error"]
     if as_json:
         typer.echo(res.stats[cols].to_json(orient="records", indent=2))
     else:
@@ -317,7 +321,8 @@ def analyze_trajectory_cmd(record: Path = typer.Argument(..., help="an `actmax e
 def analyze_gabor_cmd(images: List[Path] = typer.Argument(..., help="image files or run record folders (their native stimuli)"),
                       out: Path = typer.Option(Path("analysis_out"), "--out", help="output folder"),
                       as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
-    """MEI vs Gabor: best-fitting Gabor, masked luminance/contrast, rotational symmetry, power spectrum."""
+    """MEI vs Gabor: best-fitting Gabor, masked luminance/contrast, rotational symmetry (ours, and the seed
+    notebook's spectral folio/quarto index as there and mean-removed), power spectrum."""
     from actmax.core.apps.analysis_reports import report_images
 
     _echo_table(report_images(images, out=out), as_json, out)
