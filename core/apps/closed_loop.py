@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from actmax.core.registry import scorers
+from actmax.core.synthesize import DEFAULT_RECIPE
 
 
 @dataclass
@@ -50,7 +51,9 @@ class ClosedLoopConfig:
     #: synthesis generator; without ``size=`` it works at the neurons' own size (so its L2
     #: contrast ``norm`` is measured at the same resolution as the natural patches)
     generator: str = "pixel"
-    ascent: str = "ascent:steps=300,lr=0.05,jitter=2,blur_sigma=1.0"
+    #: the synthesis default (``actmax.core.synthesize.DEFAULT_RECIPE``: pixel SGD on the normalised,
+    #: 1/f-preconditioned gradient, no jitter); jitter ruins phase-sensitive MEIs at 32 px
+    ascent: str = f"{DEFAULT_RECIPE},steps=256"
     synthesis_seeds: tuple[int, ...] = (0,)
     #: neurons whose leave-one-out oracle reaches this are "reliable" (reported separately)
     reliable_oracle: float = 0.5

@@ -119,10 +119,10 @@ def twin_closed_loop_cmd(
     aperture: float = typer.Option(0.22, help="Gaussian aperture sigma / size (0: full field)"),
     epochs: int = typer.Option(40, help="maximum twin epochs"),
     members: int = typer.Option(1, help="twin ensemble members"),
-    steps: int = typer.Option(300, help="synthesis steps"),
+    steps: int = typer.Option(256, help="synthesis steps (of the default recipe)"),
     seed: int = typer.Option(0, help="seed of the patches (noise uses seed + 1)"),
-    ascent: Optional[str] = typer.Option(None, help="full synthesis spec (overrides --steps), e.g. "
-                                                    "ascent:steps=300,method=sgd,lr=5,jitter=2,blur_sigma=1.0"),
+    ascent: Optional[str] = typer.Option(None, help="full synthesis spec (overrides --steps; default: the "
+                                                    "synthesis default recipe), e.g. ascent:steps=300,lr=0.05,jitter=2"),
     generator: Optional[str] = typer.Option(None, help="synthesis generator (default pixel at the neurons' size)"),
     init_positions: str = typer.Option("data", help="twin readout position start: data, centre or random"),
     position_warmup: Optional[int] = typer.Option(None, help="epochs after which readout positions learn at "
@@ -132,12 +132,13 @@ def twin_closed_loop_cmd(
 ) -> None:
     """In-silico closed loop: record model neurons, train a twin, MEIs on the twin vs best natural patches."""
     from actmax.core.apps.closed_loop import ClosedLoopConfig, run_closed_loop
+    from actmax.core.synthesize import DEFAULT_RECIPE
 
     cfg = ClosedLoopConfig(neurons=neurons, n_train=n_train, n_test=n_test, repeats=repeats, window=window,
                            norm=norm, aperture=aperture or None, patch_seed=seed, noise_seed=seed + 1,
                            train={"max_epochs": epochs, "lr": 0.01, "members": members,
                                   "init_positions": init_positions, "position_warmup": position_warmup},
-                           ascent=ascent or f"ascent:steps={steps},lr=0.05,jitter=2,blur_sigma=1.0",
+                           ascent=ascent or f"{DEFAULT_RECIPE},steps={steps}",
                            **({"generator": generator} if generator else {}))
     rep = run_closed_loop(cfg, out_dir=out, progress=progress)
     summary = {"median_test_correlation": rep["twin"]["median_test_correlation"],
