@@ -77,16 +77,18 @@ def panel_b(ax: plt.Axes, tsr: np.ndarray, meta: pd.DataFrame, area: str, bin_ms
     fdr = bh_reject(pvals)
     top = max([g.mean(0).max() for g in groups if len(g)], default=1.0)
     for k, (sig, name) in enumerate(((np.nan_to_num(pvals, nan=1) < 0.05, "p < .05"), (fdr, "FDR < .05"))):
-        y = top * (1.15 + 0.1 * k)
+        y = top * (1.08 + 0.08 * k)
         for sign, color in ((1, SPACE_COLORS["DeePSim"]), (-1, SPACE_COLORS["BigGAN"])):
             hit = sig & (np.sign(tvals) == sign)
             ax.plot(ticks[hit], np.full(hit.sum(), y), ".", color=color, ms=4)
     ax.axhline(0, color="k", ls="--", lw=0.8)
     ax.set_xlim(0, SPAN_MS)
+    ax.set_ylim(top=top * 1.45)          # room for the legend above the significance dots
     ax.set_title(f"B  {area}-like, {bin_ms} ms bins", fontsize=9)
     ax.set_xlabel("time after image onset (ms)")
     ax.set_ylabel("share of activation gain")
-    ax.legend(fontsize=6, frameon=False, loc="upper left")
+    if any(len(g) for g in groups):
+        ax.legend(fontsize=6, frameon=False, loc="upper left")
     where = ", ".join(f"{ticks[i] - bin_ms / 2:g}-{ticks[i] + bin_ms / 2:g}"
                       f"({'D' if tvals[i] > 0 else 'B'})" for i in np.flatnonzero(fdr)) or "none"
     best = fmt_p(np.nanmin(pvals)) if np.isfinite(pvals).any() else "nan"
@@ -122,10 +124,16 @@ def figure_c(d: Path, meta: pd.DataFrame, areas: list[str], out: Path) -> None:
     def path(a: int, b: int, space: str) -> Path:
         return d / f"FigureExtended4C_src_normresp_wdw_{a}-{b}_{space}_mean.csv"
 
+    counts = {a: int((both & (meta["visual_area"] == a).to_numpy()).sum()) for a in areas}
+    print(f"  C experiments where both threads succeeded: {counts}")
+    areas = [a for a in areas if counts[a]]
     lengths = [n for n in WINDOW_LENGTHS
                if all(path(a, a + n, s).exists() for a in range(0, SPAN_MS, n) for s in SPACES)]
     absent = [n for n in WINDOW_LENGTHS if n not in lengths]
     print(f"  C window lengths shown: {lengths or 'none'} ms; absent (no tables): {absent or 'none'}")
+    if not areas:
+        print("  C not drawn: no area has an experiment where both threads succeeded")
+        return
     for n in lengths:
         starts = list(range(0, SPAN_MS, n))
         fig, axes = plt.subplots(len(areas), len(starts), figsize=(2.4 * len(starts), 2.6 * len(areas) + 0.5),
@@ -140,8 +148,7 @@ def figure_c(d: Path, meta: pd.DataFrame, areas: list[str], out: Path) -> None:
                 fc, bg = arr[0][msk], arr[1][msk]
                 blocks = np.arange(fc.shape[1])
                 for x, space in ((fc, "DeePSim"), (bg, "BigGAN")):
-                    m = np.nanmean(x, 0) if len(x) else np.full(len(blocks), np.nan)
-                    se = np.nanstd(x, 0) / np.sqrt(max(len(x), 1))
+                    m, se = np.nanmean(x, 0), np.nanstd(x, 0) / np.sqrt(len(x))
                     ax.plot(blocks, m, color=SPACE_COLORS[space], lw=1.5, label=label(space))
                     ax.fill_between(blocks, m - se, m + se, color=SPACE_COLORS[space], alpha=0.25)
                 if len(fc) > 1:
@@ -154,13 +161,13 @@ def figure_c(d: Path, meta: pd.DataFrame, areas: list[str], out: Path) -> None:
                     hit = sig & (np.sign(tvals) == sign)
                     ax.plot(blocks[hit], np.full(hit.sum(), 1.22), ".", color=SPACE_COLORS[space], ms=3)
                 ax.set_ylim(0, 1.3)
+                ax.set_xlim(-0.5, len(blocks) - 0.5)
                 ax.set_title(f"[{a}, {a + n}) ms", fontsize=8)
                 if c == 0:
                     ax.set_ylabel(f"{area}-like (n = {msk.sum()})\nmax-normalised response", fontsize=8)
                 if r == len(areas) - 1:
                     ax.set_xlabel("block")
-                last = (f"last block DeePSim {np.nanmean(fc[:, -1]):.3f}, BigGAN {np.nanmean(bg[:, -1]):.3f}"
-                        if len(fc) else "no experiments")
+                last = f"last block DeePSim {np.nanmean(fc[:, -1]):.3f}, BigGAN {np.nanmean(bg[:, -1]):.3f}"
                 print(f"  C {n} ms [{a}-{a + n}) {area} (n = {msk.sum()}): blocks with DeePSim > BigGAN at FDR .05: "
                       f"{int((sig & (tvals > 0)).sum())}, BigGAN > DeePSim: {int((sig & (tvals < 0)).sum())}; {last}")
         axes[0, 0].legend(fontsize=6, frameon=False, loc="lower right")

@@ -76,7 +76,7 @@ def insilico_c(ax: plt.Axes, df: pd.DataFrame) -> list[str]:
                      f"{rho:.4f}, p = {fmt_p(p)} ({len(g)} runs, {int(m['count'].iloc[0])} units per dimension)")
     ax.set_xscale("log")
     ax.set_ylim(0, 1.05)
-    ax.set_xlabel("search-space dimension (fourier:size=N)")
+    ax.set_xlabel("search-space dimension (fourier:size=N; image resolution grows with N)")
     ax.set_ylabel("best response / known optimum")
     budget = int(df["evaluations"].max())
     ax.set_title(f"C  in silico: optimizers vs dimension ({budget} evaluations, model neurons)", fontsize=9)
