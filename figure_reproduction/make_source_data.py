@@ -8,13 +8,19 @@
 2. Every run is replayed in this process from its spec (the replay must reproduce the
    recorded scores exactly) to see every image shown, for the PSTH panels (declared temporal
    model), the prototypes, image distances and tuning along principal image-change axes.
+   The same replay gives Extended Fig. 4: the share of each thread's activation gain per
+   time bin and block trajectories of the response in consecutive time windows.
 3. Gradient MEIs/LEIs of the first units (core.synthesize), natural-patch activation curves
    and Gabor fits for the DualNeuron pole figure and the MEI-vs-Gabor comparison.
+4. Extended Fig. 5's in-silico analogue: an optimizer benchmark (core.apps.benchmark) on the
+   same model neurons in ``fourier`` spaces of growing dimension (no campaign needed).
 
 Tables go to ``source_data/<Figure>/`` in the column layout of the reference figure scripts
 (documented column by column in ``source_data/README.md``). Run records stay in the campaign
 folder (default ``runs/figure_campaign``, git-ignored); running the script again skips the
-finished runs. ``--quick`` makes a tiny version for tests (about a minute).
+finished runs. ``--quick`` makes a tiny version for tests (about a minute). ``--only FOLDER ...``
+writes and replaces only those folders (e.g. ``--only ExtendedFig4 ExtendedFig5``), leaving the
+others as they are.
 """
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ import argparse
 import json
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +44,7 @@ sys.path.insert(0, str(HERE))
 from insilico_lab import (AREA_OF_KIND, BASELINE_WINDOW_S, THREADS, TIME_MS, BlockRecorder,  # noqa: E402
                           check_projections, image_metric_axes, temporal_rates, tuning_statistics)
 
-FIGURE_DIRS = ("Fig2", "Fig3", "Fig4", "Fig5", "Fig6", "DualNeuron", "MEIvsGabor")
+FIGURE_DIRS = ("Fig2", "Fig3", "Fig4", "Fig5", "Fig6", "DualNeuron", "MEIvsGabor", "ExtendedFig4", "ExtendedFig5")
 SIZE = 32
 MODEL_SEED = 2026
 RATE_SCALE = 6.0
@@ -46,6 +53,13 @@ SPACES = [f"fourier:size={SIZE}", f"gabor:size={SIZE}"]
 ALPHA = 0.05
 FEATURE_BANK = f"model:kind=complex,n=128,size={SIZE},seed=99"   # stands in for a CNN's pooled features
 TUNING_DELTA = 3.0   # pixel-space L2 change at the ends of every tuning axis
+#: folders made from the campaign's experiments (the rest need no campaign)
+CAMPAIGN_DIRS = ("Fig2", "Fig3", "Fig4", "Fig5", "ExtendedFig4", "Fig6")
+EXT4B_BINS_MS = (5, 10, 20, 25, 50)      # the paper's attribution bin sizes
+#: window lengths of the Ext. Fig. 4C trajectories; the paper also has 10 and 20 ms, left out here
+#: because 60 blocks x 96 experiments x 4 slices per window would make source_data too large
+EXT4C_WINDOWS_MS = (25, 50)
+EXT4C_WINDOWS = tuple((a, a + n) for n in EXT4C_WINDOWS_MS for a in range(0, 200, n))
 
 
 @dataclass(frozen=True)
@@ -61,10 +75,17 @@ class Settings:
     pole_units: int
 
 
+    dim_sizes: tuple[int, ...]       # Ext. Fig. 5: fourier:size=N spaces of growing dimension
+    dim_optimizers: tuple[str, ...]
+    dim_units: int                   # first units of the population (the kinds cycle)
+    dim_budget: int                  # evaluations per run
+
+
 FULL = Settings(units=96, generations=60, popsize=40, axes=6, steps=11, trials=5, patches=2000, ascent_steps=300,
-                pole_units=9)
+                pole_units=9, dim_sizes=(4, 8, 16, 32), dim_optimizers=("cholesky_cma", "sphere_cma", "cma", "genetic",
+                                                                      "random"), dim_units=6, dim_budget=1000)
 QUICK = Settings(units=6, generations=8, popsize=8, axes=3, steps=7, trials=3, patches=300, ascent_steps=60,
-                 pole_units=6)
+                 pole_units=6, dim_sizes=(4, 8), dim_optimizers=("cholesky_cma", "random"), dim_units=3, dim_budget=80)
 
 
 def model_spec(s: Settings) -> str:
@@ -131,13 +152,19 @@ def analyse_experiment(cell, path: Path, scores: pd.DataFrame, s: Settings, neur
         raise RuntimeError(f"{cell.name}: the replay does not reproduce the recorded scores")
     pop = s.popsize
     psth = {t: ([], []) for t in (0, 1, -1)}
+    windows = {t: ([], []) for t in (0, 1)}
     for block in recorder.blocks:
         rates = temporal_rates(neurons, block.float(), unit, rate_scale=RATE_SCALE)
         for t, sl in ((0, slice(0, pop)), (1, slice(pop, 2 * pop)), (-1, slice(2 * pop, None))):
             r = rates[sl]
             psth[t][0].append(r.mean(0))
             psth[t][1].append(r.std(0, ddof=1) / np.sqrt(len(r)))
+            if t >= 0:   # each image's rate averaged over every Ext. Fig. 4C window, then over the block's images
+                w = np.stack([r[:, a:b].mean(1) for a, b in EXT4C_WINDOWS], axis=1)
+                windows[t][0].append(w.mean(0))
+                windows[t][1].append(w.std(0, ddof=1) / np.sqrt(len(w)))
     out["psth"] = {t: (np.stack(m), np.stack(e)) for t, (m, e) in psth.items()}
+    out["window_resp"] = {t: (np.stack(m), np.stack(e)) for t, (m, e) in windows.items()}   # (blocks, windows)
     last = recorder.blocks[-1].float()
     last_scores = replay.scores[replay.scores["generation"] == cell.generations - 1]
     codes = RunRecord(path).codes()
@@ -164,9 +191,9 @@ def baseline_trials(neurons, unit: int, n: int, seed: int) -> np.ndarray:
 # ============================================================================================
 # Writers, one per figure
 # ============================================================================================
-def write_csv(df: pd.DataFrame, path: Path, **kw) -> None:
+def write_csv(df: pd.DataFrame, path: Path, float_format: str = "%.5g", **kw) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(path, float_format="%.5g", **kw)
+    df.to_csv(path, float_format=float_format, **kw)
 
 
 def meta_table(exps: list[dict]) -> pd.DataFrame:
@@ -319,6 +346,64 @@ def write_fig5(root: Path, exps: list[dict], meta: pd.DataFrame) -> None:
         write_csv(pd.DataFrame(rows), d / f"Figure5C_src_normresp_wdw_{start}-{start + 10}_last2blocks.csv", index=False)
 
 
+def gain_attribution(psth: np.ndarray, bin_ms: int) -> np.ndarray:
+    """Share of the evolution's activation gain falling in each ``bin_ms`` bin of 0-200 ms.
+
+    gain(t) = mean PSTH of the last two blocks - mean PSTH of the first two blocks; the shares
+    are the bins' sums of gain divided by the total (they sum to 1). NaN when the total gain is
+    not positive (no increase to attribute).
+    """
+    gain = psth[-2:].mean(0) - psth[:2].mean(0)
+    per_bin = gain.reshape(-1, bin_ms).sum(1)
+    total = per_bin.sum()
+    return per_bin / total if total > 0 else np.full(per_bin.shape, np.nan)
+
+
+def write_ext4(root: Path, exps: list[dict], meta: pd.DataFrame) -> None:
+    """Extended Fig. 4 in the paper's layout: meta table, gain attribution per time bin, windowed trajectories."""
+    d = root / "ExtendedFig4"
+    write_csv(meta.set_index("Exp"), d / "FigureExt4_meta_df.csv")
+    index = pd.Index([e["Exp"] for e in exps], name="Exp")
+    for bin_ms in EXT4B_BINS_MS:
+        cols = [str(a) for a in range(0, len(TIME_MS), bin_ms)]
+        for t, _, label, _ in THREADS:
+            arr = np.stack([gain_attribution(e["psth"][t][0], bin_ms) for e in exps])
+            write_csv(pd.DataFrame(arr, index=index, columns=cols),
+                      d / f"FigureExt4B_{label}_diff_attrib_norm_bin_tsr_{bin_ms}ms.csv")
+    cols = [str(i) for i in range(exps[0]["blocks"])]
+    for j, (a, b) in enumerate(EXT4C_WINDOWS):
+        # one maximum per experiment and window over both threads and all blocks ("universal max")
+        top = np.array([max(e["window_resp"][t][0][:, j].max() for t in (0, 1)) for e in exps])
+        top = np.where(top > 0, top, 1.0)
+        for t, _, label, _ in THREADS:
+            for k, stat in enumerate(("mean", "sem")):
+                arr = np.stack([e["window_resp"][t][k][:, j] for e in exps]) / top[:, None]
+                write_csv(pd.DataFrame(arr, columns=cols), float_format="%.4g",    # 4 digits: keeps the folder small
+                          path=d / f"FigureExtended4C_src_normresp_wdw_{a}-{b}_{label}_{stat}.csv", index=False)
+
+
+def write_ext5(root: Path, s: Settings) -> None:
+    """Extended Fig. 5C analogue: best response each optimizer reaches vs the search space's dimension.
+
+    The paper varies the depth of a RealNVP warp and the dimension of a quadratic objective;
+    here the objective is a ground-truth model neuron of the campaign's population and the space
+    is ``fourier:size=N`` (dimension grows with N; so does the finest spatial frequency the
+    space can draw: dimension and resolution change together). Noise-free responses, one seed.
+    """
+    from actmax.core.apps.benchmark import run_benchmark
+
+    res = run_benchmark(optimizer_specs=s.dim_optimizers, spaces=[f"fourier:size={n}" for n in s.dim_sizes],
+                        scorer=model_spec(s), units=list(range(s.dim_units)), budget=s.dim_budget,
+                        popsize=s.popsize, noise=(0.0,), seeds=(0,))
+    r = res.runs
+    size = r["space"].str.extract(r"size=(\d+)")[0].astype(int)
+    df = pd.DataFrame({"optimizer": r["optimizer"], "space": r["space"], "image_size": size, "dimension": r["dim"],
+                       "unit": r["unit"], "kind": r["unit_name"].str.split(":").str[1], "seed": r["seed"],
+                       "evaluations": r["evaluations"], "best_score": r["best_clean"],
+                       "known_optimum": r["known_optimum"], "fraction_of_optimum": r["fraction_of_optimum"]})
+    write_csv(df, root / "ExtendedFig5" / "FigureExt5C_insilico_optimizer_score_vs_dimension.csv", index=False)
+
+
 def write_fig6(root: Path, exps: list[dict], example: dict, s: Settings, neurons) -> None:
     from actmax.core.registry import generators, scorers
 
@@ -449,6 +534,9 @@ def main(argv: list[str] | None = None) -> int:
                          "outside version control)")
     ap.add_argument("--into-source-data", action="store_true",
                     help="overwrite the committed source_data/ tables (what the figure scripts read by default)")
+    ap.add_argument("--only", nargs="+", choices=FIGURE_DIRS, default=None, metavar="FOLDER",
+                    help="write (and replace) only these folders, leaving the others as they are; "
+                         f"choices: {', '.join(FIGURE_DIRS)}")
     ap.add_argument("--campaign-dir", type=Path, default=None,
                     help="campaign folder (run records); default runs/figure_campaign (runs/figure_campaign_quick)")
     ap.add_argument("--workers", type=int, default=1, help="parallel processes for the campaign")
@@ -458,58 +546,71 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("give --out or --into-source-data, not both")
     # the committed tables change only when asked for in so many words
     args.out = REPO / "source_data" if args.into_source_data else (args.out or DEFAULT_OUT)
+    wanted = [name for name in FIGURE_DIRS if args.only is None or name in args.only]
     torch.set_num_threads(1)
     s = QUICK if args.quick else FULL
     campaign_dir = args.campaign_dir or REPO / "runs" / ("figure_campaign_quick" if args.quick else "figure_campaign")
-    from actmax.core.apps.campaign import CampaignSpec, gather, run_campaign
     from actmax.core.registry import scorers
-
-    t0 = time.time()
-    spec = CampaignSpec.from_mapping(campaign_spec(s))
-    report = run_campaign(spec, out=campaign_dir, workers=args.workers)
-    log(f"[campaign] {report.summary()}")
-    if report.counts()["failed"]:
-        raise SystemExit("campaign runs failed: " + "; ".join(report.table[report.table["action"] == "failed"]["error"]))
-    tables = gather(campaign_dir)
-    t_campaign = time.time() - t0
-    log(f"[campaign] {len(spec.cells())} paired evolutions ready in {t_campaign:.1f} s")
-
-    t1 = time.time()
-    poisson = scorers.create(scorer_spec(s))
-    neurons = poisson.base
-    from actmax.core.apps.natural_images import sample_patches
-    refs = torch.from_numpy(sample_patches(REFERENCE["n"], REFERENCE["size"], seed=REFERENCE["seed"]))
-    check_projections(neurons, torch.cat([refs, torch.rand(4, 1, SIZE, SIZE)]))
-    all_scores = tables["scores"]
-    exps = []
-    for cell in spec.cells():
-        sc = all_scores[all_scores["cell"] == cell.name]
-        exps.append(analyse_experiment(cell, campaign_dir / "runs" / cell.name, sc, s, neurons, poisson, refs))
-    meta = meta_table(exps)
-    log(f"[analysis] {len(exps)} experiments replayed and analysed in {time.time() - t1:.1f} s")
 
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
-    for name in FIGURE_DIRS:
+    for name in wanted:
         if (out / name).exists():
             shutil.rmtree(out / name)
-    t2 = time.time()
-    example = pick_example(exps)
-    ex_scores = all_scores[all_scores["cell"] == example["cell"]]
-    write_fig2(out, example, ex_scores, neurons, s)
-    write_fig3(out, exps, neurons, meta)
-    write_fig4(out, exps, meta)
-    write_fig5(out, exps, meta)
-    log(f"[tables] Fig2-Fig5 written in {time.time() - t2:.1f} s")
-    t3 = time.time()
-    write_fig6(out, exps, example, s, neurons)
-    log(f"[tables] Fig6 tuning ({len(exps)} experiments x 2 spaces x {s.axes} axes) in {time.time() - t3:.1f} s")
-    t4 = time.time()
-    write_poles_and_gabor(out, s)
-    log(f"[tables] DualNeuron and MEIvsGabor in {time.time() - t4:.1f} s")
-    size = sum(p.stat().st_size for name in FIGURE_DIRS for p in (out / name).rglob("*") if p.is_file())
-    log(f"[done] source data in {out} ({size / 1e6:.2f} MB) after {time.time() - t0:.1f} s; "
-        f"success rates: fourier {meta['succ_0'].mean():.2f}, gabor {meta['succ_1'].mean():.2f}")
+    t0 = time.time()
+    meta = None
+    if set(wanted) & set(CAMPAIGN_DIRS):
+        from actmax.core.apps.campaign import CampaignSpec, gather, run_campaign
+
+        spec = CampaignSpec.from_mapping(campaign_spec(s))
+        report = run_campaign(spec, out=campaign_dir, workers=args.workers)
+        log(f"[campaign] {report.summary()}")
+        if report.counts()["failed"]:
+            raise SystemExit("campaign runs failed: " + "; ".join(report.table[report.table["action"] == "failed"]["error"]))
+        tables = gather(campaign_dir)
+        log(f"[campaign] {len(spec.cells())} paired evolutions ready in {time.time() - t0:.1f} s")
+
+        t1 = time.time()
+        poisson = scorers.create(scorer_spec(s))
+        neurons = poisson.base
+        from actmax.core.apps.natural_images import sample_patches
+        refs = torch.from_numpy(sample_patches(REFERENCE["n"], REFERENCE["size"], seed=REFERENCE["seed"]))
+        check_projections(neurons, torch.cat([refs, torch.rand(4, 1, SIZE, SIZE)]))
+        all_scores = tables["scores"]
+        exps = []
+        for cell in spec.cells():
+            sc = all_scores[all_scores["cell"] == cell.name]
+            exps.append(analyse_experiment(cell, campaign_dir / "runs" / cell.name, sc, s, neurons, poisson, refs))
+        meta = meta_table(exps)
+        log(f"[analysis] {len(exps)} experiments replayed and analysed in {time.time() - t1:.1f} s")
+
+        t2 = time.time()
+        example = pick_example(exps)
+        writers = {"Fig2": lambda: write_fig2(out, example, all_scores[all_scores["cell"] == example["cell"]],
+                                              neurons, s),
+                   "Fig3": lambda: write_fig3(out, exps, neurons, meta), "Fig4": lambda: write_fig4(out, exps, meta),
+                   "Fig5": lambda: write_fig5(out, exps, meta), "ExtendedFig4": lambda: write_ext4(out, exps, meta),
+                   "Fig6": lambda: write_fig6(out, exps, example, s, neurons)}
+        for name in CAMPAIGN_DIRS:
+            if name in wanted:
+                writers[name]()
+        log(f"[tables] {', '.join(n for n in CAMPAIGN_DIRS if n in wanted)} written in {time.time() - t2:.1f} s")
+    if "DualNeuron" in wanted or "MEIvsGabor" in wanted:   # one synthesis feeds both
+        t4 = time.time()
+        with tempfile.TemporaryDirectory() as tmp:
+            write_poles_and_gabor(Path(tmp), s)
+            for name in ("DualNeuron", "MEIvsGabor"):
+                if name in wanted:
+                    shutil.move(str(Path(tmp) / name), str(out / name))
+        log(f"[tables] {', '.join(n for n in ('DualNeuron', 'MEIvsGabor') if n in wanted)} in {time.time() - t4:.1f} s")
+    if "ExtendedFig5" in wanted:
+        t5 = time.time()
+        write_ext5(out, s)
+        log(f"[tables] ExtendedFig5 (optimizers x {len(s.dim_sizes)} dimensions) in {time.time() - t5:.1f} s")
+    size = sum(p.stat().st_size for name in wanted for p in (out / name).rglob("*") if p.is_file())
+    rates = (f"; success rates: fourier {meta['succ_0'].mean():.2f}, gabor {meta['succ_1'].mean():.2f}"
+             if meta is not None else "")
+    log(f"[done] {', '.join(wanted)} in {out} ({size / 1e6:.2f} MB) after {time.time() - t0:.1f} s{rates}")
     return 0
 
 
