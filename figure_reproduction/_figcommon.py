@@ -176,7 +176,8 @@ def wilson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     p = k / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half
+    # at k = 0 (k = n) the lower (upper) end is exactly 0 (1); rounding must not move it past k / n
+    return (0.0 if k == 0 else centre - half), (1.0 if k == n else centre + half)
 
 
 def fmt_p(p: float) -> str:

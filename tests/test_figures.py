@@ -182,3 +182,13 @@ def test_make_source_data_quick_leaves_the_committed_tables_alone(tmp_path):
                            "--out", str(tmp_path / "x")], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert both.returncode == 2 and "not both" in both.stderr
 
+
+
+def test_wilson_interval_contains_the_proportion_at_the_ends():
+    """k = 0 once gave a lower end of 2.8e-17 > 0 = k/n, a negative error bar that broke Figure 6."""
+    from _figcommon import wilson
+
+    for k, n in ((0, 6), (6, 6), (0, 576), (3, 177)):
+        lo, hi = wilson(k, n)
+        assert 0.0 <= lo <= k / n <= hi <= 1.0
+    assert wilson(0, 6)[0] == 0.0 and wilson(6, 6)[1] == 1.0
