@@ -37,6 +37,7 @@ def test_evolution_record_holds_native_stimuli_and_png_previews_point_to_them(tm
     assert torch.equal(read_image(tmp_path / "best.png"), st["best"])   # ... analyses read the native copy
     labels = [label for label, _ in read_stimuli(tmp_path)]
     assert labels == ["best", "gabor_best", "fourier_best"]
+    assert torch.equal(read_image(tmp_path), st["best"])
     with pytest.raises(ValueError, match="names no native stimulus"):
         read_image(tmp_path / "images" / "gen000_gabor.png")
 
@@ -55,6 +56,8 @@ def test_synthesis_record_holds_every_native_image_and_gabor_metrics_use_it(tmp_
     for key, value in native.items():
         if isinstance(value, float) and np.isfinite(value):
             assert table.iloc[0][key] == pytest.approx(value, rel=1e-6, abs=1e-9), key
+    with pytest.raises(ValueError, match="holds 4 stimuli"):
+        read_image(tmp_path)                          # no single best image across units and poles
     from_record = report_images([tmp_path], out=tmp_path / "analysis2")
     assert len(from_record) == 4 and from_record["image"].str.contains("unit0001_mei_seed0").any()
 

@@ -39,8 +39,8 @@ def read_image(path: str | Path) -> torch.Tensor:
 
     p = Path(path)
     if p.is_dir():
-        stimuli = read_stimuli(p)
-        if len(stimuli) != 1 and not (p / "best.png").is_file():
+        stimuli = read_stimuli(p)   # an evolution's come best first; a synthesis has no single best
+        if len(stimuli) != 1 and stimuli[0][0] != "best":
             raise ValueError(f"record {str(p)!r} holds {len(stimuli)} stimuli; give one image file")
         return stimuli[0][1]
     if not p.is_file():
