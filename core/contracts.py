@@ -14,12 +14,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from actmax.core.errors import ContractError, InputError, OptimizerStateError  # noqa: F401  (ContractError re-exported)
+
 Pole = Literal["high", "low"]
 POLES: tuple[str, str] = ("high", "low")
 
 
-class ContractError(ValueError):
-    """Data that breaks one of actmax's contracts (shape, range, NaN)."""
 
 
 _VALUE_CHECKS: ContextVar[bool] = ContextVar("actmax_value_checks", default=True)
@@ -179,7 +179,6 @@ def check_state_roundtrip(opt: Any) -> None:
     """
     import io
 
-    from actmax.core.errors import OptimizerStateError
 
     name = getattr(opt, "part_name", None) or f"optimizer {type(opt).__name__}"
     state = opt.state_dict()
@@ -224,3 +223,34 @@ def _unsafe_entry(value: Any, path: str) -> tuple[str, Any] | None:
                 return found
         return None
     return path, value
+
+
+def check_device(device: str | torch.device | None) -> torch.device:
+    """A usable torch device, or one ValueError (unknown name, or CUDA/MPS asked for but absent)."""
+    if device is None or device == "":
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise InputError(f"unknown device {device!r}: use cpu, cuda, cuda:N or mps "
+                         f"({str(exc).splitlines()[0][:120]})") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"device {device!r} asked for, but no CUDA GPU is available here "
+                             "(torch.cuda.is_available() is False); leave --device out to run on the CPU")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise InputError(f"device {device!r} does not exist: {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError(f"device {device!r} asked for, but MPS is not available here")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise InputError(f"device {device!r} is not supported: use cpu, cuda, cuda:N or mps")
+    return dev
+
+
+def check_count(value: Any, name: str, minimum: int = 1) -> int:
+    """An integer >= ``minimum`` (2.5, "3" and True are errors, never silently truncated)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise InputError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise InputError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)

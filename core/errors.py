@@ -1,23 +1,51 @@
-"""Error types that mean "bad input" (reported as one line by the CLI, never a traceback)."""
+"""Every error that means "bad input": the bottom layer of actmax (it imports nothing from actmax).
+
+The command line prints an :class:`ActmaxError` as one ``error:`` line (exit code 2); any other
+exception is a bug and keeps its traceback (``ACTMAX_DEBUG=1`` shows the traceback of an
+``ActmaxError`` too). Each class also derives from the built-in exception that fits it
+(``ValueError``, ``FileNotFoundError``, ``IndexError``), so ``except ValueError`` keeps working.
+"""
 from __future__ import annotations
 
-from actmax.core.contracts import ContractError
-from actmax.core.registry import RegistryError
+__all__ = ["ActmaxError", "InputError", "ContractError", "RegistryError", "OptimizerStateError", "RecordError",
+           "WeightsError", "MissingFileError", "UnitIndexError", "USER_ERRORS"]
 
 
-class OptimizerStateError(ValueError):
+class ActmaxError(Exception):
+    """Base of every user error: the input (a spec, an option, a file, a record) is wrong, not actmax."""
+
+
+class InputError(ActmaxError, ValueError):
+    """An option or argument with a value that cannot be used (the message says which and why)."""
+
+
+class ContractError(ActmaxError, ValueError):
+    """Data that breaks one of actmax's contracts (shape, range, NaN)."""
+
+
+class RegistryError(ActmaxError, ValueError):
+    """An unknown part name, a bad option, a bad import path or a name collision."""
+
+
+class OptimizerStateError(ActmaxError, ValueError):
     """A state dict that does not fit this optimizer."""
 
 
-class RecordError(ValueError):
+class RecordError(ActmaxError, ValueError):
     """A run record or checkpoint that is missing, corrupt, truncated or does not fit."""
 
 
-class WeightsError(FileNotFoundError):
+class WeightsError(ActmaxError, FileNotFoundError):
     """Missing or mismatched model weights (the message says which file and how to provide it)."""
 
 
-USER_ERRORS: tuple[type[BaseException], ...] = (
-    ContractError, RegistryError, OptimizerStateError, RecordError, WeightsError,
-    ValueError, IndexError, FileNotFoundError,
-)
+class MissingFileError(ActmaxError, FileNotFoundError):
+    """An input file or folder (images, a campaign spec, a responses table) that does not exist."""
+
+
+class UnitIndexError(ActmaxError, IndexError):
+    """A unit index outside the scorer's units."""
+
+
+#: what the CLI reports as one line (kept as a tuple for ``except USER_ERRORS``)
+USER_ERRORS: tuple[type[BaseException], ...] = (ActmaxError,)

@@ -18,10 +18,10 @@ from __future__ import annotations
 import sys
 from importlib.metadata import PackageNotFoundError, packages_distributions, version
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from actmax.core.registry import RegistryError, parse_spec, registry_for
-from actmax.core.weights import sha256_file, take_used
+from actmax.core.weights import sha256_file
 
 __all__ = ["collect", "weight_files", "part_packages", "distribution_of"]
 
@@ -30,10 +30,10 @@ PART_KINDS = {"generator": "generators", "generators": "generators", "scorer": "
               "optimizer": "optimizers", "optimizers": "optimizers", "ascent": "optimizers"}
 
 
-def weight_files() -> list[dict[str, Any]]:
-    """The weight files (path, bytes, sha256) and random networks logged since the last call."""
+def weight_files(used: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The weight files (path, bytes, sha256) and random networks of ``used`` (a run's log)."""
     out = []
-    for entry in take_used():
+    for entry in used:
         entry = dict(entry)
         if not entry.get("random"):
             path = Path(entry["path"])
@@ -97,6 +97,6 @@ def part_packages(spec: Mapping[str, Any]) -> list[dict[str, str]]:
     return rows
 
 
-def collect(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """The provenance block of a run manifest (see the module docstring)."""
-    return {"weights": weight_files(), "parts": part_packages(spec)}
+def collect(spec: Mapping[str, Any], used: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    """The provenance block of a run manifest (see the module docstring); ``used``: the run's weight log."""
+    return {"weights": weight_files(used), "parts": part_packages(spec)}

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from actmax.core.contracts import to_size
+from actmax.core.errors import InputError
 
 #: spec keys of the synthesis recipe that belong to the loop's transforms, not to the optimiser
 TRANSFORM_KEYS = ("jitter", "noise", "blur_sigma", "precondition", "norm", "contrast", "contrast_size")
@@ -128,11 +129,11 @@ class SynthesisTransforms:
         self.jitter, self.noise = int(self.jitter), float(self.noise)
         self.blur_sigma, self.precondition = float(self.blur_sigma), float(self.precondition)
         if self.jitter < 0 or self.noise < 0 or self.blur_sigma < 0 or self.precondition < 0:
-            raise ValueError(f"synthesis transforms must be >= 0, got {self.options()}")
+            raise InputError(f"synthesis transforms must be >= 0, got {self.options()}")
         for key in ("norm", "contrast"):
             value = getattr(self, key)
             if value is not None and not float(value) > 0:
-                raise ValueError(f"synthesis: {key} must be > 0 or None, got {value}")
+                raise InputError(f"synthesis: {key} must be > 0 or None, got {value}")
             setattr(self, key, None if value is None else float(value))
         if self.contrast_size is not None:
             self.contrast_size = int(self.contrast_size)

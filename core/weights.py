@@ -24,22 +24,21 @@ truncated files get their own clear errors.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 import torch
 
-from actmax.core.errors import WeightsError
+from actmax.core.errors import InputError, WeightsError
 
 __all__ = [
-    "WeightSpec", "Located", "KNOWN_WEIGHTS", "register_weights", "weight_spec", "locate",
+    "WeightSpec", "Located", "KNOWN_WEIGHTS", "register_weights", "weight_spec", "load_weight_tables", "locate",
     "resolve", "download", "fetch", "verify", "sha256_file", "load_state_dict_file", "load_into",
     "check_state_dict", "weights_table", "hf_cache_dir", "is_offline", "record_use",
-    "record_random", "take_used",
+    "record_random",
 ]
 
 WEIGHTS_DIR_ENV = "ACTMAX_WEIGHTS_DIR"
@@ -53,8 +52,8 @@ class WeightSpec:
     ``filename`` is the name looked for in folders; ``aliases`` are other accepted names there.
     ``hub_repo``/``hub_filename`` say where it lives on the Hugging Face hub (``hub_repo_env``
     names a variable that sets or overrides the repo, for mirrors). ``legacy`` lists the
-    reference code's own locations to search: ``"torch_hub"``, ``"torch_hub_checkpoints"``,
-    ``"biggan_cache"`` (with ``legacy_url``). ``companion=True`` marks a file that sits next to
+    reference code's own locations to search: ``"torch_hub"``, ``"torch_hub_checkpoints"``;
+    ``finder`` is a part's own cache lookup (BigGAN's, with ``legacy_url``). ``companion=True`` marks a file that sits next to
     another (a config beside its weights): an explicit *file* path means "look in its folder".
     ``url`` is the file's own published address (downloaded only on request, into
     ``download_dir``: ``"torch_hub_checkpoints"`` or ``"torch_hub"``); ``sha256`` /
@@ -81,6 +80,8 @@ class WeightSpec:
     size: int | None = None
     requires: tuple[str, ...] = ()
     download_dir: str = "torch_hub_checkpoints"
+    #: a part's own lookup in its reference code's cache (e.g. pytorch-pretrained-biggan's), or None
+    finder: Callable[["WeightSpec"], "Located | None"] | None = field(default=None, compare=False)
 
     def repo(self, override: str | None = None) -> str | None:
         if override:
@@ -109,7 +110,7 @@ def register_weights(spec: WeightSpec) -> WeightSpec:
     """Add a weight file to the table (scorers with pretrained weights call this on import)."""
     old = KNOWN_WEIGHTS.get(spec.name)
     if old is not None and old != spec:
-        raise ValueError(f"weights {spec.name!r} are already registered with a different spec")
+        raise InputError(f"weights {spec.name!r} are already registered with a different spec")
     KNOWN_WEIGHTS[spec.name] = spec
     return spec
 
@@ -117,83 +118,38 @@ def register_weights(spec: WeightSpec) -> WeightSpec:
 def weight_spec(name: str | WeightSpec) -> WeightSpec:
     if isinstance(name, WeightSpec):
         return name
+    if name not in KNOWN_WEIGHTS:
+        load_weight_tables()
     try:
         return KNOWN_WEIGHTS[name]
     except KeyError:
         raise WeightsError(f"unknown weights {name!r}; known: {', '.join(sorted(KNOWN_WEIGHTS))}") from None
 
 
-# -- the table of known weights ------------------------------------------------------------
-DEEPSIM_REPO = "binxu/DeePSim_DosovitskiyBrox2016"
-_DEEPSIM_WHAT = {
-    "fc6": "DeePSim generator inverting CaffeNet fc6 (4096-d code -> RGB 256 px), the lab's default",
-    "fc6_eucl": "DeePSim fc6 generator trained with a Euclidean loss only (4096-d)",
-    "fc7": "DeePSim generator inverting CaffeNet fc7 (4096-d code)",
-    "fc8": "DeePSim generator inverting CaffeNet fc8 (1000-d code)",
-    "pool5": "DeePSim generator inverting CaffeNet pool5 (256x6x6 code)",
-}
-for _variant, _what in _DEEPSIM_WHAT.items():
-    register_weights(WeightSpec(
-        name=f"deepsim-{_variant}", filename=f"upconvGAN_{_variant}.pt", description=_what,
-        env_var=f"ACTMAX_DEEPSIM_{_variant.upper()}_WEIGHTS", hub_repo=DEEPSIM_REPO,
-        legacy=("torch_hub_checkpoints",), option=f"deepsim:variant={_variant},weights=",
-        used_by=f"generator deepsim:variant={_variant}"))
+# -- the parts' tables ---------------------------------------------------------------------------
+#: modules whose import registers weight specs beyond the registered parts (imported on first need;
+#: generators and scorers register theirs when their registry loads them)
+WEIGHT_TABLES: list[str] = ["actmax.core.apps.similarity"]
+_TABLES_LOADED = False
 
-_BIGGAN_S3 = "https://s3.amazonaws.com/models.huggingface.co/biggan/"
-register_weights(WeightSpec(
-    name="biggan-deep-256", filename="biggan-deep-256-pytorch_model.bin",
-    description="BigGAN-deep 256 px generator weights (pytorch-pretrained-biggan conversion; its config biggan-deep-256-config.json goes beside it)",
-    env_var="ACTMAX_BIGGAN_WEIGHTS", aliases=("pytorch_model.bin",), hub_filename="pytorch_model.bin",
-    hub_repo_env="ACTMAX_BIGGAN_HUB_REPO", legacy=("torch_hub", "biggan_cache"),
-    legacy_url=_BIGGAN_S3 + "biggan-deep-256-pytorch_model.bin", option="biggan:weights=",
-    used_by="generator biggan", url=_BIGGAN_S3 + "biggan-deep-256-pytorch_model.bin",
-    download_dir="torch_hub", requires=("biggan-deep-256-config",)))
-register_weights(WeightSpec(
-    name="biggan-deep-256-config", filename="biggan-deep-256-config.json",
-    description="BigGAN-deep 256 px architecture config (JSON, read beside the weights)",
-    env_var="ACTMAX_BIGGAN_WEIGHTS", aliases=("config.json",), hub_filename="config.json",
-    hub_repo_env="ACTMAX_BIGGAN_HUB_REPO", legacy=("torch_hub", "biggan_cache"),
-    legacy_url=_BIGGAN_S3 + "biggan-deep-256-config.json", companion=True, option="biggan:weights=",
-    used_by="generator biggan", url=_BIGGAN_S3 + "biggan-deep-256-config.json", download_dir="torch_hub"))
 
-_TORCHVISION = "https://download.pytorch.org/models/"
-TORCHVISION_FILES = {
-    "alexnet": "alexnet-owt-7be5be79.pth", "vgg16": "vgg16-397923af.pth",
-    "squeezenet1_1": "squeezenet1_1-b8a52dc0.pth", "resnet18": "resnet18-f37072fd.pth",
-    "resnet50": "resnet50-11ad3fa6.pth",
-}
-"""torchvision's default ImageNet weights (torchvision 0.13+ file names; the part after the last
-'-' is the first hex digits of the file's sha256, which torchvision itself checks)."""
+def load_weight_tables() -> None:
+    """Import the parts (and :data:`WEIGHT_TABLES`), which register their weight specs beside their code."""
+    global _TABLES_LOADED
+    if _TABLES_LOADED:
+        return
+    _TABLES_LOADED = True
+    import importlib
+
+    from actmax.core.registry import registry_for
+    for kind in ("generator", "scorer"):
+        registry_for(kind).names()
+    for module in WEIGHT_TABLES:
+        importlib.import_module(module)
 
 
 def torchvision_env_var(model_name: str) -> str:
     return "ACTMAX_" + "".join(ch if ch.isalnum() else "_" for ch in model_name.upper()) + "_WEIGHTS"
-
-
-def torchvision_spec(model_name: str, filename: str, *, description: str | None = None) -> WeightSpec:
-    """The entry of a torchvision model's default ImageNet weight file (used by the ``cnn`` scorer)."""
-    prefix = filename.rsplit("-", 1)[-1].split(".")[0]
-    return WeightSpec(
-        name=f"torchvision-{model_name}", filename=filename,
-        description=description or f"torchvision {model_name} ImageNet weights (cnn scorer)",
-        env_var=torchvision_env_var(model_name), option=f"cnn:model={model_name},weights=",
-        legacy=("torch_hub_checkpoints",), used_by=f"scorer cnn:model={model_name}",
-        url=_TORCHVISION + filename, sha256_prefix=prefix if all(c in "0123456789abcdef" for c in prefix) else None)
-
-
-for _model, _file in TORCHVISION_FILES.items():
-    register_weights(torchvision_spec(_model, _file))
-
-for _net, (_model, _label) in {"alex": ("alexnet", "alexnet"), "vgg": ("vgg16", "vgg16"),
-                               "squeeze": ("squeezenet1_1", "squeezenet1_1")}.items():
-    _file = TORCHVISION_FILES[_model]
-    register_weights(WeightSpec(
-        name=f"lpips-{_net}-trunk", filename=_file,
-        description=f"torchvision {_label} ImageNet weights (the LPIPS '{_net}' trunk)",
-        env_var=f"ACTMAX_LPIPS_{_net.upper()}_WEIGHTS", hub_repo_env="ACTMAX_LPIPS_HUB_REPO",
-        legacy=("torch_hub_checkpoints",), option="analyze similarity --weights ",
-        used_by=f"actmax.core.apps.analysis.LPIPSDistance(net='{_net}')", url=_TORCHVISION + _file,
-        sha256_prefix=_file.rsplit("-", 1)[-1].split(".")[0]))
 
 
 # -- environment -----------------------------------------------------------------------------
@@ -218,11 +174,6 @@ def hf_cache_dir() -> Path:
 
 def _torch_hub_dir() -> Path:
     return Path(torch.hub.get_dir())
-
-
-def _biggan_cache_dir() -> Path:
-    return Path(os.environ.get("PYTORCH_PRETRAINED_BIGGAN_CACHE",
-                               str(Path.home() / ".pytorch_pretrained_biggan"))).expanduser()
 
 
 # -- locating ----------------------------------------------------------------------------------
@@ -260,18 +211,6 @@ def _legacy_locations(spec: WeightSpec) -> list[tuple[Path, str]]:
     return out
 
 
-def _biggan_cached_file(spec: WeightSpec) -> Path | None:
-    """pytorch-pretrained-biggan caches a URL as sha256(url)[.sha256(etag)] (+ a .json sidecar)."""
-    if "biggan_cache" not in spec.legacy or not spec.legacy_url:
-        return None
-    folder = _biggan_cache_dir()
-    if not folder.is_dir():
-        return None
-    stem = hashlib.sha256(spec.legacy_url.encode("utf-8")).hexdigest()
-    hits = sorted(p for p in folder.glob(stem + "*") if p.is_file() and not p.name.endswith(".json"))
-    return hits[-1] if hits else None
-
-
 def _hf_cached(repo: str, filename: str) -> Path | None:
     from huggingface_hub import try_to_load_from_cache
 
@@ -304,9 +243,10 @@ def locate(name: str | WeightSpec, path: str | os.PathLike[str] | None = None, *
         found = _in_folder(folder, spec)
         if found is not None:
             return Located(found, label)
-    cached = _biggan_cached_file(spec)
-    if cached is not None:
-        return Located(cached, "pytorch-pretrained-biggan cache")
+    if spec.finder is not None:   # the part's own rule for its reference code's cache
+        found_by_part = spec.finder(spec)
+        if found_by_part is not None:
+            return found_by_part
     repo = spec.repo(hub_repo)
     if repo:
         hit = _hf_cached(repo, spec.hub_filename or spec.filename)
@@ -414,147 +354,12 @@ def fetch(name: str | WeightSpec, *, hub_repo: str | None = None) -> Path:
 download = fetch  # the public name (``actmax weights --download``); ``resolve``'s flag shadows it there
 
 
-# -- verification ------------------------------------------------------------------------------
-_HASHES: dict[tuple[str, int, int], str] = {}
+# -- verification (actmax.core.weight_checks) ---------------------------------------------------
+from actmax.core.weight_checks import sha256_file, verify  # noqa: E402,F401  (re-exported)
 
 
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """The file's sha256 (hex), cached per (path, size, mtime) within the process."""
-    p = Path(path)
-    st = p.stat()
-    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _HASHES:
-        h = hashlib.sha256()
-        with open(p, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        _HASHES[key] = h.hexdigest()
-    return _HASHES[key]
-
-
-def _git_blob_sha1(path: Path) -> str:
-    h = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())  # noqa: S324 - git's object id, not security
-    h.update(path.read_bytes())
-    return h.hexdigest()
-
-
-def _structure_problem(path: Path) -> str | None:
-    """Why the file cannot be a whole weight/config file (None when its structure is intact)."""
-    import json
-    import struct
-    import zipfile
-
-    with open(path, "rb") as fh:
-        head = fh.read(8)
-    size = path.stat().st_size
-    if path.suffix == ".safetensors":
-        if size < 8:
-            return "shorter than a safetensors header"
-        (n,) = struct.unpack("<Q", head)
-        try:
-            with open(path, "rb") as fh:
-                fh.seek(8)
-                header = json.loads(fh.read(n))
-            end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
-        except Exception as exc:  # noqa: BLE001 - any parse failure is a broken header
-            return f"unreadable safetensors header ({type(exc).__name__})"
-        return None if size == 8 + n + end else f"{size} bytes, the header says {8 + n + end}"
-    if path.suffix == ".json":
-        try:
-            json.loads(path.read_text(encoding="utf-8"))
-        except Exception as exc:  # noqa: BLE001
-            return f"not valid JSON ({type(exc).__name__}: truncated?)"
-        return None
-    if head[:2] == b"PK":  # torch's zip format: the central directory sits at the end
-        try:
-            with zipfile.ZipFile(path) as zf:
-                if not any(n.endswith("data.pkl") for n in zf.namelist()):
-                    return "a zip file without a torch data.pkl"
-        except (zipfile.BadZipFile, OSError) as exc:
-            return f"truncated or damaged zip archive ({exc})"
-        return None
-    return None  # the legacy (pre-1.6) torch format has no cheap structural check
-
-
-def _hf_blob_id(path: Path) -> str | None:
-    """The Hugging Face cache's blob name for a cached file: the hub's sha256 (LFS) or git sha1."""
-    try:
-        target = path.resolve()
-    except OSError:
-        return None
-    if target.parent.name == "blobs" and target.parent.parent.name.startswith("models--"):
-        name = target.name
-        if len(name) in (40, 64) and all(c in "0123456789abcdef" for c in name):
-            return name
-    return None
-
-
-def verify(path: str | os.PathLike[str], spec: str | WeightSpec | None = None) -> tuple[str, str]:
-    """``("verified" | "present" | "corrupt", detail)`` for a weight file.
-
-    ``verified``: its sha256 matches what the hub publishes (the HF cache's blob name), actmax's
-    table or torchvision's file-name prefix. ``present``: whole as far as its structure tells,
-    no hash known to compare with. ``corrupt``: empty, wrong size, hash mismatch or broken
-    structure (what an interrupted download leaves).
-    """
-    p = Path(path)
-    sp = weight_spec(spec) if spec is not None else None
-    if not p.is_file():
-        return "corrupt", "not a file"
-    size = p.stat().st_size
-    if size == 0:
-        return "corrupt", "empty file (an interrupted download?)"
-    if sp is not None and sp.size is not None and size != sp.size:
-        return "corrupt", f"{size} bytes, expected {sp.size}"
-    blob = _hf_blob_id(p)
-    if blob is not None:
-        actual = sha256_file(p) if len(blob) == 64 else _git_blob_sha1(p.resolve())
-        if actual != blob:
-            return "corrupt", f"{'sha256' if len(blob) == 64 else 'git sha1'} {actual[:12]}... differs from the hub's {blob[:12]}..."
-        return "verified", f"{'sha256' if len(blob) == 64 else 'git sha1'} matches the hub's"
-    if sp is not None and sp.sha256:
-        actual = sha256_file(p)
-        if actual != sp.sha256:
-            return "corrupt", f"sha256 {actual[:12]}... differs from the known {sp.sha256[:12]}..."
-        return "verified", "sha256 matches"
-    if sp is not None and sp.sha256_prefix and p.name == sp.filename:
-        actual = sha256_file(p)
-        if not actual.startswith(sp.sha256_prefix):
-            return "corrupt", f"sha256 {actual[:12]}... does not start with {sp.sha256_prefix} (the name's hash)"
-        return "verified", "sha256 prefix in the file name matches"
-    problem = _structure_problem(p)
-    if problem:
-        return "corrupt", problem
-    return "present", "structure intact; no published hash to compare with"
-
-
-# -- the log of files used (for provenance) ----------------------------------------------------
-_USED: dict[str, dict[str, Any]] = {}
-
-
-def record_use(path: str | os.PathLike[str], *, name: str = "", source: str = "", used_by: str = "") -> None:
-    """Log a weight file a part is about to use (read by :mod:`actmax.core.provenance`)."""
-    p = Path(path)
-    key = str(p.absolute())
-    entry = _USED.pop(key, {"path": key, "name": name, "source": source, "used_by": used_by})
-    for k, v in (("name", name), ("source", source), ("used_by", used_by)):
-        if v and not entry.get(k):
-            entry[k] = v
-    _USED[key] = entry
-
-
-def record_random(name: str, *, seed: int | None, used_by: str = "") -> None:
-    """Log that a part built a *random* network on request (said in the run's manifest)."""
-    key = f"random:{name}:{seed}:{used_by}"
-    _USED.pop(key, None)
-    _USED[key] = {"name": name, "random": True, "seed": seed, "used_by": used_by}
-
-
-def take_used() -> list[dict[str, Any]]:
-    """The files (and random networks) logged since the last call, oldest first; clears the log."""
-    out = list(_USED.values())
-    _USED.clear()
-    return out
+# -- the log of files used (for provenance): owned by each run, see actmax.core.runs.context ----
+from actmax.core.runs.context import record_random, record_use  # noqa: E402,F401  (re-exported for parts)
 
 
 # -- loading -----------------------------------------------------------------------------------
@@ -641,6 +446,7 @@ def weights_table(names: Iterable[str] | None = None, *, check: bool = True) -> 
     ``status`` is ``verified`` / ``present`` / ``corrupt`` (see :func:`verify`; ``check=False``
     skips hashing) or ``missing``; ``present`` (bool) is True only for a usable file.
     """
+    load_weight_tables()
     rows = []
     for name in sorted(names or KNOWN_WEIGHTS):
         spec = weight_spec(name)

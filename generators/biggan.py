@@ -19,16 +19,19 @@ plain weights (exactly what the eval-mode forward computes), which makes renderi
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 from torch import nn
 
-from actmax.core.errors import WeightsError
+from actmax.core.errors import InputError, WeightsError
 from actmax.core.registry import generators
-from actmax.core.weights import load_into, load_state_dict_file, record_random, resolve
+from actmax.core.weights import (Located, WeightSpec, load_into, load_state_dict_file, record_random,
+                                 register_weights, resolve)
 from actmax.generators.base import Generator
 
 BIGGAN_DEEP_256 = {
@@ -82,7 +85,7 @@ def _config_from(config: str | Mapping[str, Any]) -> Any:
         path = Path(config).expanduser()
         if path.is_file():
             return _config_from_file(path)
-        raise ValueError(f"biggan: config must be one of {', '.join(CONFIGS)}, a JSON file or a dict; "
+        raise InputError(f"biggan: config must be one of {', '.join(CONFIGS)}, a JSON file or a dict; "
                          f"got {config!r}")
     return pkg.BigGANConfig.from_dict(dict(config))
 
@@ -131,6 +134,43 @@ def _init_unset_parameters(model: nn.Module, power_iterations: int = 20) -> None
                         hook.compute_weight(module, do_power_iteration=True)
 
 
+
+# -- BigGAN's weight files and its reference code's cache rule --------------------------------------
+def biggan_cache_dir() -> Path:
+    """pytorch-pretrained-biggan's own download cache (its environment variable, else its default)."""
+    return Path(os.environ.get("PYTORCH_PRETRAINED_BIGGAN_CACHE",
+                               str(Path.home() / ".pytorch_pretrained_biggan"))).expanduser()
+
+
+def biggan_cached_file(spec: WeightSpec) -> Located | None:
+    """pytorch-pretrained-biggan caches a URL as sha256(url)[.sha256(etag)] (+ a .json sidecar)."""
+    if not spec.legacy_url:
+        return None
+    folder = biggan_cache_dir()
+    if not folder.is_dir():
+        return None
+    stem = hashlib.sha256(spec.legacy_url.encode("utf-8")).hexdigest()
+    hits = sorted(p for p in folder.glob(stem + "*") if p.is_file() and not p.name.endswith(".json"))
+    return Located(hits[-1], "pytorch-pretrained-biggan cache") if hits else None
+
+
+_BIGGAN_S3 = "https://s3.amazonaws.com/models.huggingface.co/biggan/"
+register_weights(WeightSpec(
+    name="biggan-deep-256", filename="biggan-deep-256-pytorch_model.bin",
+    description="BigGAN-deep 256 px generator weights (pytorch-pretrained-biggan conversion; its config biggan-deep-256-config.json goes beside it)",
+    env_var="ACTMAX_BIGGAN_WEIGHTS", aliases=("pytorch_model.bin",), hub_filename="pytorch_model.bin",
+    hub_repo_env="ACTMAX_BIGGAN_HUB_REPO", legacy=("torch_hub",),
+    legacy_url=_BIGGAN_S3 + "biggan-deep-256-pytorch_model.bin", option="biggan:weights=",
+    used_by="generator biggan", url=_BIGGAN_S3 + "biggan-deep-256-pytorch_model.bin",
+    download_dir="torch_hub", requires=("biggan-deep-256-config",), finder=biggan_cached_file))
+register_weights(WeightSpec(
+    name="biggan-deep-256-config", filename="biggan-deep-256-config.json",
+    description="BigGAN-deep 256 px architecture config (JSON, read beside the weights)",
+    env_var="ACTMAX_BIGGAN_WEIGHTS", aliases=("config.json",), hub_filename="config.json",
+    hub_repo_env="ACTMAX_BIGGAN_HUB_REPO", legacy=("torch_hub",),
+    legacy_url=_BIGGAN_S3 + "biggan-deep-256-config.json", companion=True, option="biggan:weights=",
+    used_by="generator biggan", url=_BIGGAN_S3 + "biggan-deep-256-config.json", download_dir="torch_hub", finder=biggan_cached_file))
+
 @generators.register("biggan")
 class BigGANGenerator(Generator):
     """BigGAN-deep-256 (pytorch-pretrained-biggan): 256-d code [noise 128 | class embedding 128]."""
@@ -143,17 +183,17 @@ class BigGANGenerator(Generator):
         super().__init__()
         pkg = _require_package()
         if search not in SEARCH:
-            raise ValueError(f"biggan: search must be one of {', '.join(SEARCH)} (the searched part of the "
+            raise InputError(f"biggan: search must be one of {', '.join(SEARCH)} (the searched part of the "
                              f"[noise | class] code), got {search!r}")
         self.search = search
         if not 0.0 < float(truncation) <= 1.0:
-            raise ValueError(f"biggan: truncation must lie in (0, 1], got {truncation}")
+            raise InputError(f"biggan: truncation must lie in (0, 1], got {truncation}")
         self.truncation = float(truncation)
         self.noise_std = float(noise_std)
         self.weights_path: str | None = None
         if pretrained:
             if config is not None:
-                raise ValueError("biggan: config= is for pretrained=False; pretrained weights bring their own")
+                raise InputError("biggan: config= is for pretrained=False; pretrained weights bring their own")
             weights_file = resolve("biggan-deep-256", weights, hub_repo=hub_repo, download=download)
             config_file = resolve("biggan-deep-256-config", weights, hub_repo=hub_repo, download=download)
             cfg = _config_from_file(config_file)
@@ -161,7 +201,7 @@ class BigGANGenerator(Generator):
             self.load_weights(weights_file)
         else:
             if weights:
-                raise ValueError("biggan: weights= given together with pretrained=False; drop one of them")
+                raise InputError("biggan: weights= given together with pretrained=False; drop one of them")
             cfg = _config_from(config if config is not None else "biggan-deep-256")
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(int(init_seed))
@@ -171,11 +211,11 @@ class BigGANGenerator(Generator):
                           used_by="generator biggan:pretrained=False")
         self.config = cfg
         if cfg.class_embed_dim != cfg.z_dim:
-            raise ValueError("biggan: class_embed_dim must equal z_dim (the code is [noise | embedding])")
+            raise InputError("biggan: class_embed_dim must equal z_dim (the code is [noise | embedding])")
         self.z_dim = int(cfg.z_dim)
         self.num_classes = int(cfg.num_classes)
         if class_id is not None and not 0 <= int(class_id) < self.num_classes:
-            raise ValueError(f"biggan: class_id must lie in [0, {self.num_classes}), got {class_id}")
+            raise InputError(f"biggan: class_id must lie in [0, {self.num_classes}), got {class_id}")
         self.class_id = None if class_id is None else int(class_id)
         self.dim = 2 * self.z_dim if search == "full" else self.z_dim
         self.channels = 3

@@ -20,8 +20,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from actmax.core.registry import generators
-from actmax.core.weights import load_into, load_state_dict_file, record_random, resolve
+from actmax.core.weights import WeightSpec, load_into, load_state_dict_file, record_random, register_weights, resolve
 from actmax.generators.base import Generator, seeded_normal
+from actmax.core.errors import InputError
 
 RGB_MEAN = (123.0, 117.0, 104.0)
 """ImageNet channel means (R, G, B) on the 0-255 scale, added back to the raw output."""
@@ -85,7 +86,7 @@ def build_upconv(variant: str) -> tuple[nn.Sequential, tuple[int, ...]]:
             ("Rconv8", nn.Conv2d(512, 512, kernel_size=3, stride=1, padding=0)), ("Rrelu8", _act()),
         ]
         return nn.Sequential(OrderedDict(layers + _upsampling_stack(512))), (256, 6, 6)
-    raise ValueError(f"deepsim: unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+    raise InputError(f"deepsim: unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
 
 
 def rename_public_key(key: str) -> str:
@@ -94,6 +95,23 @@ def rename_public_key(key: str) -> str:
         key = key[2:]
     return key.replace(".1.", ".")
 
+
+
+# -- DeePSim's weight files (the kernel's resolver finds them; `actmax weights` lists them) ---------
+DEEPSIM_REPO = "binxu/DeePSim_DosovitskiyBrox2016"
+_DEEPSIM_WHAT = {
+    "fc6": "DeePSim generator inverting CaffeNet fc6 (4096-d code -> RGB 256 px), the lab's default",
+    "fc6_eucl": "DeePSim fc6 generator trained with a Euclidean loss only (4096-d)",
+    "fc7": "DeePSim generator inverting CaffeNet fc7 (4096-d code)",
+    "fc8": "DeePSim generator inverting CaffeNet fc8 (1000-d code)",
+    "pool5": "DeePSim generator inverting CaffeNet pool5 (256x6x6 code)",
+}
+for _variant, _what in _DEEPSIM_WHAT.items():
+    register_weights(WeightSpec(
+        name=f"deepsim-{_variant}", filename=f"upconvGAN_{_variant}.pt", description=_what,
+        env_var=f"ACTMAX_DEEPSIM_{_variant.upper()}_WEIGHTS", hub_repo=DEEPSIM_REPO,
+        legacy=("torch_hub_checkpoints",), option=f"deepsim:variant={_variant},weights=",
+        used_by=f"generator deepsim:variant={_variant}"))
 
 @generators.register("deepsim")
 class DeePSimGenerator(Generator):
@@ -112,7 +130,7 @@ class DeePSimGenerator(Generator):
         self.native_size = 256
         self.image_size = int(size) if size else self.native_size
         if self.image_size < 1:
-            raise ValueError(f"deepsim: size must be positive, got {size}")
+            raise InputError(f"deepsim: size must be positive, got {size}")
         self.init_std = float(init_std)
         # fc6: sigma0 = 3 is the lab's CMA preset for this space; no published preset exists for the
         # other variants, so they start from the same value (override with sigma=...).
@@ -124,7 +142,7 @@ class DeePSimGenerator(Generator):
             self.load_weights(path)
         else:
             if weights:
-                raise ValueError("deepsim: weights= given together with pretrained=False; drop one of them")
+                raise InputError("deepsim: weights= given together with pretrained=False; drop one of them")
             self._calibrate_random_weights(seed=int(init_seed))
             record_random(f"deepsim-{self.variant}", seed=int(init_seed),
                           used_by=f"generator deepsim:variant={self.variant},pretrained=False")

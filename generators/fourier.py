@@ -17,6 +17,7 @@ import torch
 
 from actmax.core.registry import generators
 from actmax.generators.base import Generator, seeded_normal, size_rule_preset
+from actmax.core.errors import InputError
 
 
 @lru_cache(maxsize=1)
@@ -60,11 +61,11 @@ class FourierGenerator(Generator):
                  contrast: float = 1.0) -> None:
         super().__init__()
         if channels not in (1, 3):
-            raise ValueError(f"fourier: channels must be 1 or 3, got {channels}")
+            raise InputError(f"fourier: channels must be 1 or 3, got {channels}")
         if mode not in ("complex", "phase"):
-            raise ValueError(f"fourier: mode must be 'complex' or 'phase', got {mode!r}")
+            raise InputError(f"fourier: mode must be 'complex' or 'phase', got {mode!r}")
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ValueError(f"fourier: size must be an integer >= 1, got {size!r}")
+            raise InputError(f"fourier: size must be an integer >= 1, got {size!r}")
         self.image_size, self.channels, self.mode = int(size), int(channels), mode
         self.spec_shape = (self.channels, self.image_size, self.image_size // 2 + 1)
         n_coef = int(np.prod(self.spec_shape))

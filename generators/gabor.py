@@ -7,6 +7,7 @@ import torch
 
 from actmax.core.registry import generators
 from actmax.generators.base import Generator, seeded_normal, size_rule_preset
+from actmax.core.errors import InputError
 
 PARAMS = ("x", "y", "orientation", "frequency", "phase", "size", "aspect", "contrast")
 
@@ -26,10 +27,10 @@ class GaborGenerator(Generator):
                  min_size: float = 0.03, max_size: float = 0.3) -> None:
         super().__init__()
         if channels not in (1, 3):
-            raise ValueError(f"gabor: channels must be 1 or 3, got {channels}")
+            raise InputError(f"gabor: channels must be 1 or 3, got {channels}")
         for key, value in (("size", size), ("patches", patches)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"gabor: {key} must be an integer >= 1, got {value!r}")
+                raise InputError(f"gabor: {key} must be an integer >= 1, got {value!r}")
         self.image_size, self.channels, self.patches = int(size), int(channels), int(patches)
         self.dim = 8 * self.patches
         self.default_sigma = 0.5

@@ -5,6 +5,7 @@ import torch
 
 from actmax.core.registry import generators
 from actmax.generators.base import Generator, seeded_normal, size_rule_preset
+from actmax.core.errors import InputError
 
 
 @generators.register("pixel")
@@ -15,11 +16,11 @@ class PixelGenerator(Generator):
                  init_std: float = 0.1) -> None:
         super().__init__()
         if channels not in (1, 3):
-            raise ValueError(f"pixel: channels must be 1 or 3, got {channels}")
+            raise InputError(f"pixel: channels must be 1 or 3, got {channels}")
         if squash not in ("sigmoid", "clip"):
-            raise ValueError(f"pixel: squash must be 'sigmoid' or 'clip', got {squash!r}")
+            raise InputError(f"pixel: squash must be 'sigmoid' or 'clip', got {squash!r}")
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ValueError(f"pixel: size must be an integer >= 1, got {size!r}")
+            raise InputError(f"pixel: size must be an integer >= 1, got {size!r}")
         self.image_size, self.channels, self.squash = int(size), int(channels), squash
         self.dim = self.channels * self.image_size ** 2
         self.init_std = float(init_std)

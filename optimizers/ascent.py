@@ -16,6 +16,7 @@ import torch
 from actmax.core.registry import optimizers
 # Re-exported for callers that imported the transforms from here before they moved to the loop.
 from actmax.core.transforms import gaussian_blur, jitter, limit_input  # noqa: F401
+from actmax.core.errors import InputError
 
 
 @optimizers.register("ascent")
@@ -28,13 +29,13 @@ class Ascent:
                  schedule: str = "cosine", normalize: bool = False, decay: float = 0.0,
                  code_clip: float | None = None, seed: int = 0) -> None:
         if method not in ("adam", "sgd"):
-            raise ValueError(f"ascent: method must be 'adam' or 'sgd', got {method!r}")
+            raise InputError(f"ascent: method must be 'adam' or 'sgd', got {method!r}")
         if schedule not in ("cosine", "constant"):
-            raise ValueError(f"ascent: schedule must be 'cosine' or 'constant', got {schedule!r}")
+            raise InputError(f"ascent: schedule must be 'cosine' or 'constant', got {schedule!r}")
         if decay < 0:
-            raise ValueError(f"ascent: decay must be >= 0, got {decay}")
+            raise InputError(f"ascent: decay must be >= 0, got {decay}")
         if steps < 1 or lr <= 0:
-            raise ValueError(f"ascent: need steps >= 1 and lr > 0, got steps={steps}, lr={lr}")
+            raise InputError(f"ascent: need steps >= 1 and lr > 0, got steps={steps}, lr={lr}")
         self.steps, self.lr, self.method, self.schedule = int(steps), float(lr), method, schedule
         #: divide each target's gradient by its RMS before the step (step size independent of the
         #: scorer's response scale; the spatial profile of the gradient is kept, unlike Adam's)
@@ -64,7 +65,7 @@ class Ascent:
         if self.codes is None:
             raise RuntimeError("ascent: call start(codes) before ascend(grad)")
         if grad.shape != self.codes.shape:
-            raise ValueError(f"ascent: gradient shape {tuple(grad.shape)} != codes {tuple(self.codes.shape)}")
+            raise InputError(f"ascent: gradient shape {tuple(grad.shape)} != codes {tuple(self.codes.shape)}")
         if self.normalize:
             grad = grad / grad.pow(2).mean(dim=1, keepdim=True).sqrt().clamp_min(1e-12)
         self.codes.grad = -grad  # torch optimisers minimise
@@ -89,7 +90,7 @@ class Ascent:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("optimizer") != "ascent":
-            raise ValueError("ascent: state dict is not an ascent state")
+            raise InputError("ascent: state dict is not an ascent state")
         self.start(state["codes"])
         self.opt.load_state_dict(state["torch_optimizer"])
         if self.sched is not None and state["scheduler"] is not None:

@@ -19,6 +19,7 @@ import numpy as np
 
 from actmax.core.contracts import ContractError, check_state_roundtrip  # noqa: F401  (re-exported)
 from actmax.core.errors import OptimizerStateError  # noqa: F401  (re-exported for optimizers)
+from actmax.core.errors import InputError
 
 #: codes told back may have gone through float32 (rendering); anything closer than this (relative to
 #: the largest asked entry) to the asked codes counts as "the same codes".
@@ -74,22 +75,22 @@ class Optimizer(ABC):
         where = f"{self.part_name}.tell"
         asked = self._last_asked
         if asked is None:
-            raise ValueError(f"{where}: no population pending; call ask() before tell()")
+            raise InputError(f"{where}: no population pending; call ask() before tell()")
         codes = np.asarray(codes, dtype=np.float64)
         scores = np.asarray(scores, dtype=np.float64).reshape(-1)
         if codes.shape != asked.shape:
-            raise ValueError(f"{where}: codes must have the shape of the last ask() {asked.shape}, "
+            raise InputError(f"{where}: codes must have the shape of the last ask() {asked.shape}, "
                              f"got shape {codes.shape}")
         if scores.shape[0] != codes.shape[0]:
-            raise ValueError(f"{where}: {codes.shape[0]} codes but {scores.shape[0]} scores")
+            raise InputError(f"{where}: {codes.shape[0]} codes but {scores.shape[0]} scores")
         bad = np.flatnonzero(~np.isfinite(scores))
         if bad.size:
-            raise ValueError(f"{where}: non-finite scores at indices {bad[:10].tolist()} "
+            raise InputError(f"{where}: non-finite scores at indices {bad[:10].tolist()} "
                              "(NaN/inf responses cannot guide the search)")
         if not np.array_equal(codes, asked):
             tol = TELL_TOLERANCE * (1.0 + float(np.abs(asked).max(initial=0.0)))
             if not np.all(np.abs(codes - asked) <= tol):
-                raise ValueError(f"{where}: codes must be those returned by the last ask() "
+                raise InputError(f"{where}: codes must be those returned by the last ask() "
                                  f"(within a relative {TELL_TOLERANCE:g}; the update uses the asked codes)")
         self._tell(asked, scores)
         self._last_asked = None

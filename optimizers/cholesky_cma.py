@@ -46,6 +46,7 @@ from actmax.core.registry import optimizers
 from actmax.optimizers.base import Optimizer, rng_from_state, rng_state
 from actmax.optimizers.common import (array, best_state, check_dim, check_shape, check_state,
                                default_popsize, initial_point, load_best, positive, require, tensor)
+from actmax.core.errors import InputError
 
 
 class FactoredCholesky:
@@ -136,10 +137,10 @@ class CholeskyCMA(Optimizer):
         self.seed = int(seed)
         self.popsize = int(popsize) if popsize is not None else default_popsize(n)
         if self.popsize < 2:
-            raise ValueError(f"{where}: popsize must be >= 2, got {self.popsize}")
+            raise InputError(f"{where}: popsize must be >= 2, got {self.popsize}")
         self.mu = int(mu) if mu is not None else self.popsize // 2
         if not 1 <= self.mu <= self.popsize:
-            raise ValueError(f"{where}: mu must be in [1, popsize={self.popsize}], got {self.mu}")
+            raise InputError(f"{where}: mu must be in [1, popsize={self.popsize}], got {self.mu}")
         w = math.log(self.mu + 0.5) - np.log(np.arange(1, self.mu + 1))
         self.weights = w / w.sum()
         self.mueff = float(1.0 / np.sum(self.weights ** 2))
@@ -148,7 +149,7 @@ class CholeskyCMA(Optimizer):
         self.c1 = float(c1) if c1 is not None else 2.0 / (n + math.sqrt(2.0)) ** 2
         for name, value in (("cc", self.cc), ("cs", self.cs), ("c1", self.c1)):
             if not 0 < value < 1:
-                raise ValueError(f"{where}: {name} must be in (0, 1), got {value}")
+                raise InputError(f"{where}: {name} must be in (0, 1), got {value}")
         self.damps = float(damps) if damps is not None else \
             1.0 + self.cs + 2.0 * max(0.0, math.sqrt((self.mueff - 1.0) / (n + 1.0)) - 1.0)
         self.chi_n = math.sqrt(n) * (1.0 - 1.0 / (4.0 * n) + 1.0 / (21.0 * n ** 2))
@@ -157,7 +158,7 @@ class CholeskyCMA(Optimizer):
                             else self.a_update_freq * self.popsize)
         self.max_factors = int(max_factors) if max_factors is not None else max(8, n // 8)
         if self.max_factors < 1:
-            raise ValueError(f"{where}: max_factors must be >= 1, got {self.max_factors}")
+            raise InputError(f"{where}: max_factors must be >= 1, got {self.max_factors}")
         self._reset()
 
     def _reset(self) -> None:

@@ -25,6 +25,7 @@ import torch
 
 from actmax.core.registry import optimizers
 from actmax.optimizers.base import Optimizer, OptimizerStateError
+from actmax.core.errors import InputError
 
 _NUMPY_GLOBAL_RNG = threading.Lock()
 SAMPLERS = ("full", "vd", "vkd")
@@ -43,16 +44,16 @@ class PyCMA(Optimizer):
                  options: dict[str, Any] | None = None) -> None:
         self.dim, self.sigma0, self.seed, self.diagonal = int(dim), float(sigma0), int(seed), bool(diagonal)
         if sampler not in SAMPLERS:
-            raise ValueError(f"cma: sampler must be one of {SAMPLERS}, got {sampler!r}")
+            raise InputError(f"cma: sampler must be one of {SAMPLERS}, got {sampler!r}")
         if sampler != "full" and self.diagonal:
-            raise ValueError(f"cma: sampler={sampler!r} and diagonal=True exclude each other")
+            raise InputError(f"cma: sampler={sampler!r} and diagonal=True exclude each other")
         self.sampler = sampler
         x0 = np.zeros(self.dim) if x0 is None else np.asarray(x0, dtype=np.float64).reshape(-1)
         if x0.shape != (self.dim,):
-            raise ValueError(f"cma: x0 must have {self.dim} entries, got {x0.shape}")
+            raise InputError(f"cma: x0 must have {self.dim} entries, got {x0.shape}")
         self.x0 = x0
         if popsize is not None and (isinstance(popsize, bool) or not isinstance(popsize, int) or popsize < 2):
-            raise ValueError(f"cma: popsize must be an integer >= 2, got {popsize!r}")
+            raise InputError(f"cma: popsize must be an integer >= 2, got {popsize!r}")
         self.popsize = int(popsize) if popsize is not None else 4 + int(3 * np.log(self.dim))
         self.extra_options = dict(options or {})
         self._np_state = np.random.RandomState(self.seed).get_state()
@@ -74,7 +75,7 @@ class PyCMA(Optimizer):
         known = cma.CMAOptions()
         unknown = [k for k in self.extra_options if k not in known]
         if unknown:
-            raise ValueError(f"cma: unknown pycma option {unknown[0]!r}")
+            raise InputError(f"cma: unknown pycma option {unknown[0]!r}")
         opts.update(self.extra_options)
         return opts
 

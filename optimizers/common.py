@@ -11,11 +11,12 @@ import numpy as np
 import torch
 
 from actmax.optimizers.base import OptimizerStateError
+from actmax.core.errors import InputError
 
 
 def check_dim(dim: int, where: str) -> int:
     if int(dim) < 1:
-        raise ValueError(f"{where}: dim must be >= 1, got {dim}")
+        raise InputError(f"{where}: dim must be >= 1, got {dim}")
     return int(dim)
 
 
@@ -27,16 +28,16 @@ def initial_point(x0: Any, dim: int, where: str) -> np.ndarray:
         x0 = x0.detach().cpu().double().numpy()
     x = np.asarray(x0, dtype=np.float64).reshape(-1)
     if x.shape != (dim,):
-        raise ValueError(f"{where}: x0 must have {dim} entries, got {np.asarray(x0).shape}")
+        raise InputError(f"{where}: x0 must have {dim} entries, got {np.asarray(x0).shape}")
     if not np.all(np.isfinite(x)):
-        raise ValueError(f"{where}: x0 contains NaN or inf")
+        raise InputError(f"{where}: x0 contains NaN or inf")
     return x.copy()
 
 
 def positive(value: float, name: str, where: str) -> float:
     value = float(value)
     if not value > 0 or not np.isfinite(value):
-        raise ValueError(f"{where}: {name} must be a positive number, got {value}")
+        raise InputError(f"{where}: {name} must be a positive number, got {value}")
     return value
 
 

@@ -32,6 +32,7 @@ from actmax.core.registry import optimizers
 from actmax.optimizers.base import Optimizer, rng_from_state, rng_state
 from actmax.optimizers.common import (array, best_state, check_dim, check_shape, check_state, initial_point,
                                load_best, positive, require, tensor)
+from actmax.core.errors import InputError
 
 
 @optimizers.register("genetic")
@@ -48,17 +49,17 @@ class Genetic(Optimizer):
         self.dim = check_dim(dim, where)
         self.seed, self.popsize = int(seed), int(popsize)
         if self.popsize < 2:
-            raise ValueError(f"{where}: popsize must be >= 2, got {self.popsize}")
+            raise InputError(f"{where}: popsize must be >= 2, got {self.popsize}")
         self.n_conserve = int(n_conserve) if n_conserve is not None else min(10, max(1, self.popsize // 4))
         if not 0 <= self.n_conserve < self.popsize:
-            raise ValueError(f"{where}: n_conserve must be in [0, popsize), got {self.n_conserve}")
+            raise InputError(f"{where}: n_conserve must be in [0, popsize), got {self.n_conserve}")
         self.mutation_rate, self.parental_skew = float(mutation_rate), float(parental_skew)
         for name, value in (("mutation_rate", self.mutation_rate), ("parental_skew", self.parental_skew)):
             if not 0 <= value <= 1:
-                raise ValueError(f"{where}: {name} must be a probability in [0, 1], got {value}")
+                raise InputError(f"{where}: {name} must be a probability in [0, 1], got {value}")
         self.mutation_size = float(mutation_size)
         if self.mutation_size < 0:
-            raise ValueError(f"{where}: mutation_size must be >= 0, got {self.mutation_size}")
+            raise InputError(f"{where}: mutation_size must be >= 0, got {self.mutation_size}")
         self.kT_multiplier = positive(kT_multiplier, "kT_multiplier", where)
         self.sigma0 = positive(sigma0, "sigma0", where)
         self.init_std = positive(init_std, "init_std", where) if init_std is not None else 1.0
@@ -110,7 +111,7 @@ class Genetic(Optimizer):
         require(state, ("generation", "rng", "population"), where)
         population = check_shape(where, "population", array(state["population"]), (self.popsize, self.dim))
         if population is None:
-            raise ValueError(f"{where}: population is missing")
+            raise InputError(f"{where}: population is missing")
         self.rng = rng_from_state(state["rng"])
         self.population, self.generation = population, int(state["generation"])
         self.kT = None if state.get("kT") is None else float(state["kT"])
@@ -124,5 +125,5 @@ def _prior_population(prior: Callable[[int], Any], n: int, dim: int, where: str)
         codes = codes.detach().cpu().double().numpy()
     codes = np.array(codes, dtype=np.float64, copy=True)
     if codes.shape != (n, dim) or not np.all(np.isfinite(codes)):
-        raise ValueError(f"{where}: prior({n}) must give {n} finite codes of {dim} entries, got {codes.shape}")
+        raise InputError(f"{where}: prior({n}) must give {n} finite codes of {dim} entries, got {codes.shape}")
     return codes

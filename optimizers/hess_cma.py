@@ -31,6 +31,7 @@ from actmax.optimizers.base import Optimizer
 from actmax.optimizers.cholesky_cma import CholeskyCMA
 from actmax.optimizers.common import (array, best_state, check_dim, check_state, default_popsize,
                                initial_point, load_best, positive, require, tensor)
+from actmax.core.errors import InputError, MissingFileError
 
 EIGVEC_KEYS = ("eigvecs", "eigvects")
 
@@ -39,19 +40,19 @@ def _load_array(value: Any, name: str) -> np.ndarray:
     if isinstance(value, (str, Path)):
         path = Path(value)
         if not path.is_file():
-            raise FileNotFoundError(f"hess_cma: {name} file not found: {path}")
+            raise MissingFileError(f"hess_cma: {name} file not found: {path}")
         try:
             loaded = np.load(path, allow_pickle=False)
         except ValueError as exc:
-            raise ValueError(f"hess_cma: cannot read {name} from {path} without unpickling "
+            raise InputError(f"hess_cma: cannot read {name} from {path} without unpickling "
                              f"(save plain numeric arrays): {exc}") from None
         if isinstance(loaded, np.lib.npyio.NpzFile):
-            raise ValueError(f"hess_cma: {path} is an .npz archive; pass it as hessian=... instead of {name}=")
+            raise InputError(f"hess_cma: {path} is an .npz archive; pass it as hessian=... instead of {name}=")
         value = loaded
     try:
         out = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError(f"hess_cma: {name} must be a numeric array or a .npy path") from None
+        raise InputError(f"hess_cma: {name} must be a numeric array or a .npy path") from None
     return out
 
 
@@ -59,31 +60,31 @@ def load_hessian(hessian: Any = None, eigvals: Any = None, eigvecs: Any = None) 
     """(eigvals (k,), eigvecs (dim, k)) from arrays, .npy paths or an .npz archive."""
     if hessian is not None:
         if eigvals is not None or eigvecs is not None:
-            raise ValueError("hess_cma: give either hessian=<.npz> or eigvals=/eigvecs=, not both")
+            raise InputError("hess_cma: give either hessian=<.npz> or eigvals=/eigvecs=, not both")
         path = Path(hessian)
         if not path.is_file():
-            raise FileNotFoundError(f"hess_cma: Hessian file not found: {path}")
+            raise MissingFileError(f"hess_cma: Hessian file not found: {path}")
         try:
             with np.load(path, allow_pickle=False) as data:
                 keys = set(data.files)
                 vec_key = next((k for k in EIGVEC_KEYS if k in keys), None)
                 if "eigvals" not in keys or vec_key is None:
-                    raise ValueError(f"hess_cma: {path} must hold arrays 'eigvals' and 'eigvecs'; "
+                    raise InputError(f"hess_cma: {path} must hold arrays 'eigvals' and 'eigvecs'; "
                                      f"it has {sorted(keys)}")
                 eigvals, eigvecs = data["eigvals"], data[vec_key]
         except ValueError as exc:
             if "hess_cma" in str(exc):
                 raise
-            raise ValueError(f"hess_cma: cannot read {path} as an .npz of plain arrays: {exc}") from None
+            raise InputError(f"hess_cma: cannot read {path} as an .npz of plain arrays: {exc}") from None
     if eigvals is None or eigvecs is None:
-        raise ValueError("hess_cma needs the Hessian's eigendecomposition: hessian=<file.npz> "
+        raise InputError("hess_cma needs the Hessian's eigendecomposition: hessian=<file.npz> "
                          "or eigvals=<array|.npy> and eigvecs=<array|.npy>")
     vals, vecs = _load_array(eigvals, "eigvals").reshape(-1), _load_array(eigvecs, "eigvecs")
     if vecs.ndim != 2 or vecs.shape[1] != vals.shape[0]:
-        raise ValueError(f"hess_cma: eigvecs must have shape (dim, {vals.shape[0]}) (one column per "
+        raise InputError(f"hess_cma: eigvecs must have shape (dim, {vals.shape[0]}) (one column per "
                          f"eigenvalue), got {vecs.shape}")
     if not (np.all(np.isfinite(vals)) and np.all(np.isfinite(vecs))):
-        raise ValueError("hess_cma: eigvals/eigvecs contain NaN or inf")
+        raise InputError("hess_cma: eigvals/eigvecs contain NaN or inf")
     return vals, vecs
 
 
@@ -104,15 +105,15 @@ class HessCMA(Optimizer):
         self.seed, self.expon = int(seed), float(expon)
         vals, vecs = load_hessian(hessian, eigvals, eigvecs)
         if vecs.shape[0] != self.dim:
-            raise ValueError(f"hess_cma: eigenvectors have {vecs.shape[0]} entries, the space has dim {self.dim}")
+            raise InputError(f"hess_cma: eigenvectors have {vecs.shape[0]} entries, the space has dim {self.dim}")
         self.cutoff = int(cutoff) if cutoff is not None else vals.shape[0]
         if not 1 <= self.cutoff <= vals.shape[0]:
-            raise ValueError(f"hess_cma: cutoff must be in [1, {vals.shape[0]}] (number of eigenpairs), "
+            raise InputError(f"hess_cma: cutoff must be in [1, {vals.shape[0]}] (number of eigenpairs), "
                              f"got {self.cutoff}")
         order = np.argsort(-vals, kind="stable")[: self.cutoff]
         kept = vals[order]
         if np.any(kept <= 0):
-            raise ValueError(f"hess_cma: the top {self.cutoff} eigenvalues must be > 0 to scale steps by "
+            raise InputError(f"hess_cma: the top {self.cutoff} eigenvalues must be > 0 to scale steps by "
                              f"eigval^-expon (smallest kept: {kept.min():.3g}); lower cutoff")
         self.eigvals = kept
         self.basis = (kept ** -self.expon)[:, None] * vecs[:, order].T        # (cutoff, dim)
@@ -158,7 +159,7 @@ class HessCMA(Optimizer):
         require(state, ("x0", "core", "pending"), where)
         x0 = array(state["x0"])
         if x0 is None or x0.shape != (self.dim,):
-            raise ValueError(f"{where}: x0 has the wrong shape")
+            raise InputError(f"{where}: x0 has the wrong shape")
         self.core.load_state_dict(state["core"])
         self.x0 = x0
         pending = array(state["pending"])

@@ -14,6 +14,7 @@ from actmax.core.registry import optimizers
 from actmax.optimizers.base import Optimizer, rng_from_state, rng_state
 from actmax.optimizers.common import (array, best_state, check_dim, check_shape, check_state, initial_point,
                                load_best, positive, require, tensor)
+from actmax.core.errors import InputError
 
 
 @optimizers.register("random")
@@ -29,7 +30,7 @@ class RandomSearch(Optimizer):
         self.sigma0 = positive(sigma0, "sigma0", where)
         self.seed, self.popsize = int(seed), int(popsize)
         if self.popsize < 1:
-            raise ValueError(f"{where}: popsize must be >= 1, got {self.popsize}")
+            raise InputError(f"{where}: popsize must be >= 1, got {self.popsize}")
         self.rng = np.random.default_rng(self.seed)
         self.generation = 0
         self._pending: np.ndarray | None = None

@@ -42,6 +42,7 @@ from actmax.core.registry import optimizers
 from actmax.optimizers.base import Optimizer, rng_from_state, rng_state
 from actmax.optimizers.common import (array, best_state, check_dim, check_shape, check_state,
                                initial_point, load_best, positive, require, tensor)
+from actmax.core.errors import InputError
 
 SCHEDULES = ("exp", "inv", "lin")
 
@@ -83,21 +84,21 @@ class SphereCMA(Optimizer):
         where = self.name
         self.dim = check_dim(dim, where)
         if self.dim < 2:
-            raise ValueError(f"{where}: needs dim >= 2 (a sphere of codes), got {self.dim}")
+            raise InputError(f"{where}: needs dim >= 2 (a sphere of codes), got {self.dim}")
         self.seed, self.popsize = int(seed), int(popsize)
         if self.popsize < 2:
-            raise ValueError(f"{where}: popsize must be >= 2 (centre + samples), got {self.popsize}")
+            raise InputError(f"{where}: popsize must be >= 2 (centre + samples), got {self.popsize}")
         self.rankbasis = bool(rankbasis)
         ranked = self.popsize if self.rankbasis else self.popsize - 1
         self.select_size = int(select_size) if select_size is not None else min(20, ranked)
         if not 1 <= self.select_size <= self.popsize:
-            raise ValueError(f"{where}: select_size must be in [1, popsize], got {self.select_size}")
+            raise InputError(f"{where}: select_size must be in [1, popsize], got {self.select_size}")
         self.lr = positive(lr, "lr", where)
         self.n_gen = int(n_gen)
         if self.n_gen < 1:
-            raise ValueError(f"{where}: n_gen must be >= 1, got {self.n_gen}")
+            raise InputError(f"{where}: n_gen must be >= 1, got {self.n_gen}")
         if schedule not in SCHEDULES:
-            raise ValueError(f"{where}: schedule must be one of {SCHEDULES}, got {schedule!r}")
+            raise InputError(f"{where}: schedule must be one of {SCHEDULES}, got {schedule!r}")
         self.schedule = schedule
         self.angle_start = positive(angle_start, "angle_start", where)
         self.angle_end = positive(angle_end, "angle_end", where)

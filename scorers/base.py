@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from actmax.core.contracts import LUMINANCE, check_images, check_scores, to_channels, to_size  # noqa: F401
+from actmax.core.errors import UnitIndexError
 
 
 class Scorer(nn.Module, ABC):
@@ -28,6 +29,13 @@ class Scorer(nn.Module, ABC):
     #: Legacy budget: L2 norm of (image - 0.5) (includes the mean luminance; used only when
     #: ``input_contrast`` is unset, e.g. twins saved before the RMS budget).
     input_norm: float | None = None
+    #: The square input size (px) the scorer is made for, if it has one (e.g. model neurons' RF
+    #: grid); None: any size. Loops use it for reference images and previews.
+    size: int | None = None
+    #: The weight file a live scorer loaded, if any, and what the registry saw it load
+    #: (both go into the provenance of every run the scorer is used in).
+    weights_path: str | None = None
+    weights_used: tuple = ()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         check_images(images, where=f"{type(self).__name__} input")
@@ -44,5 +52,5 @@ class Scorer(nn.Module, ABC):
 
     def check_unit(self, unit: int) -> int:
         if not 0 <= int(unit) < self.units:
-            raise IndexError(f"unit {unit} out of range: {type(self).__name__} has {self.units} units")
+            raise UnitIndexError(f"unit {unit} out of range: {type(self).__name__} has {self.units} units")
         return int(unit)

@@ -9,6 +9,7 @@ import torch
 
 from actmax.core.registry import scorers
 from actmax.scorers.base import Scorer
+from actmax.core.errors import InputError
 
 
 class CallableError(ValueError):
@@ -19,17 +20,17 @@ def import_function(path: str) -> Callable[[torch.Tensor], object]:
     """``"pkg.module:function"`` -> the function (a clear error if it cannot be found)."""
     module_name, sep, attr = path.partition(":")
     if not sep or not module_name or not attr:
-        raise ValueError(f"callable: fn must look like 'package.module:function', got {path!r}")
+        raise InputError(f"callable: fn must look like 'package.module:function', got {path!r}")
     try:
         obj = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ValueError(f"callable: cannot import module {module_name!r}: {exc}") from exc
+        raise InputError(f"callable: cannot import module {module_name!r}: {exc}") from exc
     for part in attr.split("."):
         if not hasattr(obj, part):
-            raise ValueError(f"callable: {module_name!r} has no attribute {attr!r}")
+            raise InputError(f"callable: {module_name!r} has no attribute {attr!r}")
         obj = getattr(obj, part)
     if not callable(obj):
-        raise ValueError(f"callable: {path!r} is not callable")
+        raise InputError(f"callable: {path!r} is not callable")
     return obj
 
 

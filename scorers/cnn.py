@@ -33,8 +33,9 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from actmax.core.errors import WeightsError
+from actmax.core.errors import InputError, WeightsError
 from actmax.core.registry import scorers
+from actmax.core.weights import WeightSpec, register_weights, torchvision_env_var
 from actmax.scorers.base import Scorer, to_channels, to_size
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -45,18 +46,44 @@ class _StopForward(Exception):
     """Raised by the hook to end the forward pass once the layer has run (truncation)."""
 
 
+# -- torchvision's weight files (the kernel's resolver finds them; `actmax weights` lists them) ---------
+TORCHVISION_URL = "https://download.pytorch.org/models/"
+TORCHVISION_FILES = {
+    "alexnet": "alexnet-owt-7be5be79.pth", "vgg16": "vgg16-397923af.pth",
+    "squeezenet1_1": "squeezenet1_1-b8a52dc0.pth", "resnet18": "resnet18-f37072fd.pth",
+    "resnet50": "resnet50-11ad3fa6.pth",
+}
+"""torchvision's default ImageNet weights (torchvision 0.13+ file names; the part after the last
+'-' is the first hex digits of the file's sha256, which torchvision itself checks)."""
+
+
+def torchvision_spec(model_name: str, filename: str, *, description: str | None = None) -> WeightSpec:
+    """The entry of a torchvision model's default ImageNet weight file (used by the ``cnn`` scorer)."""
+    prefix = filename.rsplit("-", 1)[-1].split(".")[0]
+    return WeightSpec(
+        name=f"torchvision-{model_name}", filename=filename,
+        description=description or f"torchvision {model_name} ImageNet weights (cnn scorer)",
+        env_var=torchvision_env_var(model_name), option=f"cnn:model={model_name},weights=",
+        legacy=("torch_hub_checkpoints",), used_by=f"scorer cnn:model={model_name}",
+        url=TORCHVISION_URL + filename, sha256_prefix=prefix if all(c in "0123456789abcdef" for c in prefix) else None)
+
+
+for _model, _file in TORCHVISION_FILES.items():
+    register_weights(torchvision_spec(_model, _file))
+
+
 # -- building networks -------------------------------------------------------------------------
 def torchvision_weight_spec(model_name: str) -> Any:
     """The ``actmax.core.weights`` entry of a torchvision model's default ImageNet weights (registered once)."""
     import torchvision
-    from actmax.core.weights import KNOWN_WEIGHTS, register_weights, torchvision_spec
+    from actmax.core.weights import KNOWN_WEIGHTS, register_weights
 
     if f"torchvision-{model_name}" in KNOWN_WEIGHTS:
         return KNOWN_WEIGHTS[f"torchvision-{model_name}"]
     try:
         enum = torchvision.models.get_model_weights(model_name)
     except (ValueError, KeyError) as exc:
-        raise ValueError(f"cnn: torchvision has no pretrained weights for {model_name!r}: {exc}; "
+        raise InputError(f"cnn: torchvision has no pretrained weights for {model_name!r}: {exc}; "
                          "use weights=/path/to/a/state_dict or weights=random,seed=0") from exc
     default = enum.DEFAULT
     spec = torchvision_spec(model_name, os.path.basename(default.url),
@@ -80,11 +107,11 @@ def build_torchvision(model_name: str, *, weights: str | None = None, seed: int 
     available = torchvision.models.list_models()
     if model_name not in available:
         close = difflib.get_close_matches(model_name, available, n=5)
-        raise ValueError(f"cnn: unknown torchvision model {model_name!r}" +
+        raise InputError(f"cnn: unknown torchvision model {model_name!r}" +
                          (f"; did you mean {close}?" if close else f"; known: {', '.join(available[:20])}..."))
     random_net = str(weights).strip().lower() == RANDOM if weights is not None else False
     if seed is not None and not random_net:
-        raise ValueError("cnn: seed= seeds a random network; it needs weights=random")
+        raise InputError("cnn: seed= seeds a random network; it needs weights=random")
     kwargs: dict[str, Any] = {"weights": None}
     if model_name.startswith(("inception", "googlenet")):
         kwargs.update(aux_logits=False, init_weights=True)
@@ -123,7 +150,7 @@ def find_module(model: nn.Module, layer: str) -> nn.Module:
     names = [n for n in modules if n]
     close = difflib.get_close_matches(layer, names, n=6, cutoff=0.5)
     hint = f"did you mean {close}?" if close else f"some layers: {names[:12]}"
-    raise ValueError(f"cnn: the model has no layer {layer!r}; {hint}")
+    raise InputError(f"cnn: the model has no layer {layer!r}; {hint}")
 
 
 def resize_and_pad(images: torch.Tensor, size: int | Sequence[int], offset: Sequence[int],
@@ -136,7 +163,7 @@ def resize_and_pad(images: torch.Tensor, size: int | Sequence[int], offset: Sequ
     ch, cw = (canvas_size, canvas_size) if isinstance(canvas_size, int) else (int(canvas_size[0]), int(canvas_size[1]))
     top, left = int(offset[0]), int(offset[1])
     if h < 1 or w < 1 or top < 0 or left < 0 or top + h > ch or left + w > cw:
-        raise ValueError(f"resize_and_pad: a {h}x{w} box at (top={top}, left={left}) does not fit a {ch}x{cw} canvas")
+        raise InputError(f"resize_and_pad: a {h}x{w} box at (top={top}, left={left}) does not fit a {ch}x{cw} canvas")
     canvas = images.new_full((images.shape[0], images.shape[1], ch, cw), fill)
     canvas[:, :, top:top + h, left:left + w] = to_size(images, (h, w))
     return canvas
@@ -157,19 +184,19 @@ class CNNScorer(Scorer):
                  truncate: bool = True, device: str = "cpu") -> None:
         super().__init__()
         if pretrained is False:
-            raise ValueError("cnn: pretrained=False is gone (it built an unseeded random network); ask for "
+            raise InputError("cnn: pretrained=False is gone (it built an unseeded random network); ask for "
                              "a seeded random network with weights=random,seed=0, or drop it for ImageNet weights")
         if isinstance(model, str):
             self.model_name = model
             net = build_torchvision(model, weights=weights, seed=seed, download=download)
         elif isinstance(model, nn.Module):
             if weights or seed is not None or download:
-                raise ValueError("cnn: weights/seed/download apply to torchvision names; load a module's weights yourself")
+                raise InputError("cnn: weights/seed/download apply to torchvision names; load a module's weights yourself")
             self.model_name, net = type(model).__name__, model
         else:
-            raise ValueError(f"cnn: model must be a torchvision name or an nn.Module, got {type(model).__name__}")
+            raise InputError(f"cnn: model must be a torchvision name or an nn.Module, got {type(model).__name__}")
         if in_channels not in (1, 3):
-            raise ValueError(f"cnn: in_channels must be 1 or 3, got {in_channels}")
+            raise InputError(f"cnn: in_channels must be 1 or 3, got {in_channels}")
         self.net = net.to(device).eval()
         for p in self.net.parameters():
             p.requires_grad_(False)
@@ -177,7 +204,7 @@ class CNNScorer(Scorer):
         self.input_size, self.normalize, self.in_channels = int(input_size), bool(normalize), int(in_channels)
         self.paste = None if paste is None else [int(v) for v in paste]
         if self.paste is not None and len(self.paste) not in (3, 4):
-            raise ValueError(f"cnn: paste must be [top, left, size] or [top, left, height, width], got {paste}")
+            raise InputError(f"cnn: paste must be [top, left, size] or [top, left, height, width], got {paste}")
         mean = IMAGENET_MEAN if in_channels == 3 else (sum(IMAGENET_MEAN) / 3,)
         std = IMAGENET_STD if in_channels == 3 else (sum(IMAGENET_STD) / 3,)
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
@@ -198,24 +225,24 @@ class CNNScorer(Scorer):
         else:
             chans = [int(c) for c in channels]
         if not chans:
-            raise ValueError("cnn: channels is empty")
+            raise InputError("cnn: channels is empty")
         bad = [c for c in chans if not 0 <= c < n_ch]
         if bad:
-            raise ValueError(f"cnn: channels {bad} out of range: layer {layer!r} has {n_ch} channels")
+            raise InputError(f"cnn: channels {bad} out of range: layer {layer!r} has {n_ch} channels")
         self.channels = chans
         if len(shape) == 3:
             h, w = shape[1], shape[2]
             self.x = h // 2 if x is None else int(x)
             self.y = w // 2 if y is None else int(y)
             if not (0 <= self.x < h and 0 <= self.y < w):
-                raise ValueError(f"cnn: position (x={self.x}, y={self.y}) outside layer {layer!r}'s {h}x{w} map "
+                raise InputError(f"cnn: position (x={self.x}, y={self.y}) outside layer {layer!r}'s {h}x{w} map "
                                  "(x indexes height, y indexes width)")
         elif len(shape) == 1:
             if x is not None or y is not None:
-                raise ValueError(f"cnn: layer {layer!r} has no spatial map (output (B, {n_ch})); drop x/y")
+                raise InputError(f"cnn: layer {layer!r} has no spatial map (output (B, {n_ch})); drop x/y")
             self.x = self.y = None
         else:
-            raise ValueError(f"cnn: layer {layer!r} outputs shape (B, {', '.join(map(str, shape))}); "
+            raise InputError(f"cnn: layer {layer!r} outputs shape (B, {', '.join(map(str, shape))}); "
                              "only (B, C, H, W) and (B, C) layers are supported")
         self.units = len(chans)
         self.register_buffer("channel_index", torch.tensor(chans, dtype=torch.long), persistent=False)
@@ -311,7 +338,7 @@ def receptive_field_box(rf_map: torch.Tensor, *, rel_threshold: float = 0.05) ->
     shifted to lie inside the map: the ``paste`` box for :class:`CNNScorer`."""
     m = rf_map.detach().float()
     if m.ndim != 2 or float(m.max()) <= 0:
-        raise ValueError("receptive_field_box: the map must be 2-D with a positive maximum")
+        raise InputError("receptive_field_box: the map must be 2-D with a positive maximum")
     rows, cols = torch.nonzero(m >= rel_threshold * m.max(), as_tuple=True)
     top, bottom = int(rows.min()), int(rows.max()) + 1
     left, right = int(cols.min()), int(cols.max()) + 1

@@ -51,6 +51,7 @@ import torch.nn.functional as F
 from actmax.core.contracts import check_pole
 from actmax.core.registry import scorers
 from actmax.scorers.base import Scorer, to_channels, to_size
+from actmax.core.errors import InputError
 
 KINDS = ("simple", "complex", "dual", "endstop", "colour", "cnn")
 CLASSIC = KINDS[:3]
@@ -92,9 +93,9 @@ class ModelNeurons(Scorer):
                  gain: float = 10.0) -> None:
         super().__init__()
         if kind not in KINDS + tuple(POPULATIONS):
-            raise ValueError(f"model: kind must be one of {KINDS + tuple(POPULATIONS)}, got {kind!r}")
+            raise InputError(f"model: kind must be one of {KINDS + tuple(POPULATIONS)}, got {kind!r}")
         if n < 1:
-            raise ValueError(f"model: n must be >= 1, got {n}")
+            raise InputError(f"model: n must be >= 1, got {n}")
         self.size, self.units, self.seed = int(size), int(n), int(seed)
         pop = POPULATIONS.get(kind)
         self.kinds = [pop[i % len(pop)] if pop else kind for i in range(self.units)]

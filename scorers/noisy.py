@@ -21,6 +21,7 @@ import torch
 
 from actmax.core.registry import scorers
 from actmax.scorers.base import Scorer
+from actmax.core.errors import InputError
 
 
 @scorers.register("poisson")
@@ -32,7 +33,7 @@ class PoissonSpikes(Scorer):
     def __init__(self, base: Any = "model", rate_scale: float = 1.0, window: float = 0.15, seed: int = 0) -> None:
         super().__init__()
         if rate_scale <= 0 or window <= 0:
-            raise ValueError(f"poisson: rate_scale and window must be > 0, got {rate_scale} and {window}")
+            raise InputError(f"poisson: rate_scale and window must be > 0, got {rate_scale} and {window}")
         self.base = scorers.create(base)
         self.units = int(self.base.units)
         self.rate_scale, self.window, self.seed = float(rate_scale), float(window), int(seed)

@@ -62,6 +62,7 @@ import torch
 
 from actmax.core.registry import scorers
 from actmax.scorers.base import Scorer, to_size
+from actmax.core.errors import InputError
 
 PROTOCOL = "actmax-rig/1"
 MANIFEST = "manifest.json"
@@ -291,15 +292,15 @@ class RigScorer(Scorer):
                  session: str | None = None, max_response_bytes: int = MAX_RESPONSE_BYTES) -> None:
         super().__init__()
         if n_channels is None and channels is None:
-            raise ValueError("rig: give n_channels (what the rig records) and/or channels (what actmax reads)")
+            raise InputError("rig: give n_channels (what the rig records) and/or channels (what actmax reads)")
         if n_channels is not None and n_channels < 1:
-            raise ValueError(f"rig: n_channels must be >= 1, got {n_channels}")
+            raise InputError(f"rig: n_channels must be >= 1, got {n_channels}")
         chans = list(range(n_channels)) if channels is None else (
             [int(channels)] if isinstance(channels, int) else [int(c) for c in channels])
         if not chans or min(chans) < 0 or (n_channels is not None and max(chans) >= n_channels):
-            raise ValueError(f"rig: channels {chans} do not fit n_channels={n_channels}")
+            raise InputError(f"rig: channels {chans} do not fit n_channels={n_channels}")
         if timeout <= 0 or poll <= 0 or retries < 0 or settle < 0 or max_response_bytes < 1:
-            raise ValueError("rig: need timeout > 0, poll > 0, retries >= 0, settle >= 0, max_response_bytes >= 1")
+            raise InputError("rig: need timeout > 0, poll > 0, retries >= 0, settle >= 0, max_response_bytes >= 1")
         self.exchange = Path(exchange)
         self.exchange.mkdir(parents=True, exist_ok=True)
         st = self.exchange.stat()

@@ -30,6 +30,7 @@ import torch
 
 from actmax.scorers.rig import (ABANDONED, ACCEPTED, MANIFEST, REJECTED, RESPONSE_FILES, _BLOCK_RE, RigExchangeError,
                                 _Malformed, atomic_write, read_exchange_file, read_png)
+from actmax.core.errors import InputError
 
 READY = "RESPONDER_READY"   #: written once the responder watches the folder
 MALFORMED_KINDS = ("nan", "missing", "channels", "unknown", "garbage")
@@ -60,7 +61,7 @@ def misbehave(kind: str, ids: list[str], values: np.ndarray) -> tuple[list[str],
     elif kind == "garbage":
         return ids, values, True
     else:
-        raise ValueError(f"unknown malformation {kind!r}; use one of {MALFORMED_KINDS}")
+        raise InputError(f"unknown malformation {kind!r}; use one of {MALFORMED_KINDS}")
     return ids, values, False
 
 

@@ -1,4 +1,7 @@
-"""Layering: the kernel (core/*.py) imports no plugin folder, application or CLI; discovery is lazy."""
+"""Layering, for every folder: the kernel (core/*.py, core/records/, core/runs/) imports no part folder,
+application or CLI; applications (core/apps/) import no CLI; a part folder (generators/, optimizers/,
+scorers/ with scorers/twin/) imports no other part folder, application or CLI; nothing calls
+``matplotlib.use`` (it would switch the caller's backend); discovery is lazy."""
 from __future__ import annotations
 
 import ast
@@ -12,9 +15,19 @@ import pytest
 
 from tests.conftest import REPO
 
-KERNEL = sorted((REPO / "core").glob("*.py"))
+KERNEL = sorted([*(REPO / "core").glob("*.py"), *(REPO / "core" / "records").glob("*.py"),
+                 *(REPO / "core" / "runs").glob("*.py")])
 FORBIDDEN = ("actmax.generators", "actmax.optimizers", "actmax.scorers", "actmax.core.apps", "actmax.core.cli",
              "generators", "optimizers", "scorers", "core.apps", "core.cli")
+PART_FOLDERS = ("generators", "optimizers", "scorers")
+#: folder -> modules it must not import (a part folder: the other part folders, the applications, the CLI)
+RULES = {
+    "core/apps": ("actmax.core.cli", "core.cli"),
+    **{part: tuple(f"{prefix}{other}" for other in PART_FOLDERS if other != part for prefix in ("actmax.", ""))
+       + ("actmax.core.apps", "actmax.core.cli", "core.apps", "core.cli") for part in PART_FOLDERS},
+}
+EVERY_FOLDER = sorted({p.parent.relative_to(REPO).as_posix() for p in REPO.glob("*/**/*.py")
+                       if p.parts[len(REPO.parts)] in ("core", *PART_FOLDERS)})
 
 
 def imported_modules(path: Path) -> list[tuple[int, str]]:
@@ -41,8 +54,36 @@ def _forbidden(module: str) -> bool:
 
 
 def test_kernel_files_exist():
-    names = {p.name for p in KERNEL}
-    assert {"registry.py", "contracts.py", "errors.py", "records.py", "evolve.py", "synthesize.py"} <= names
+    names = {p.relative_to(REPO / "core").as_posix() for p in KERNEL}
+    assert {"registry.py", "contracts.py", "errors.py", "specs.py", "files.py", "records/record.py",
+            "runs/driver.py", "runs/kind.py", "evolve.py", "synthesize.py"} <= names
+
+
+def test_every_folder_has_a_rule():
+    """core/cli may import anything; every other folder of the package is covered by a rule above."""
+    covered = {"core", "core/records", "core/runs", "core/cli", *RULES}
+    loose = [f for f in EVERY_FOLDER if f not in covered and not any(f.startswith(r + "/") for r in RULES)]
+    assert not loose, f"folders without a layering rule: {loose}"
+
+
+def _folder_files(folder: str) -> list[Path]:
+    return sorted((REPO / folder).rglob("*.py"))
+
+
+@pytest.mark.parametrize("folder", sorted(RULES))
+def test_folder_imports_only_what_its_layer_may(folder):
+    forbidden = RULES[folder]
+    bad = [(p.relative_to(REPO).as_posix(), line, m) for p in _folder_files(folder) for line, m in imported_modules(p)
+           if any(m == f or m.startswith(f + ".") for f in forbidden)]
+    assert not bad, f"{folder} imports {bad}"
+
+
+def test_no_library_code_switches_the_matplotlib_backend():
+    hits = [f"{p.relative_to(REPO)}:{i}" for folder in ("core", *PART_FOLDERS) for p in _folder_files(folder)
+            for i, line in enumerate(p.read_text().splitlines(), 1)
+            if "matplotlib.use(" in line and not line.lstrip().startswith(("#", "``", "pyplot"))
+            and '``matplotlib.use' not in line]
+    assert not hits, hits
 
 
 @pytest.mark.parametrize("path", KERNEL, ids=lambda p: p.name)

@@ -496,7 +496,7 @@ def test_run_loop_passes_generations_radius_and_the_spaces_own_start():
     res = evolve("gabor:size=16", "model:n=1,size=16", "sphere_cma:popsize=6", generations=4, seed=0)
     assert len(res.scores) == 24
     gen = generators.create("gabor:size=16")
-    from actmax.core.evolve import _Evolution
+    from actmax.core.runs.evolve import EvolveRun as _Evolution
     ev = _Evolution(["gabor:size=16", "deepsim:pretrained=False,size=16"], "model:n=1,size=16",
                     ["sphere_cma:popsize=6", "genetic:popsize=4"], unit=0, pole="high", generations=9, seed=2,
                     reference_images=None, device=None)

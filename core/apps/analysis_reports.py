@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from actmax.core.errors import RecordError
+from actmax.core.errors import InputError, MissingFileError, RecordError
 
 __all__ = ["read_image", "report_trajectory", "report_images", "report_bidirectional", "report_activation",
            "report_similarity"]
@@ -41,17 +41,17 @@ def read_image(path: str | Path) -> torch.Tensor:
     if p.is_dir():
         stimuli = read_stimuli(p)   # an evolution's come best first; a synthesis has no single best
         if len(stimuli) != 1 and stimuli[0][0] != "best":
-            raise ValueError(f"record {str(p)!r} holds {len(stimuli)} stimuli; give one image file")
+            raise InputError(f"record {str(p)!r} holds {len(stimuli)} stimuli; give one image file")
         return stimuli[0][1]
     if not p.is_file():
-        raise FileNotFoundError(f"image {str(p)!r} does not exist")
+        raise MissingFileError(f"image {str(p)!r} does not exist")
     with Image.open(p) as img:
         img.load()
         text = dict(getattr(img, "text", {}) or {})
         if STIMULUS_KEY in text:
             return _native_stimulus(p, text[STIMULUS_KEY])
         if PREVIEW_KEY in text:
-            raise ValueError(f"{p} is a preview that names no native stimulus ({text[PREVIEW_KEY]}); give one "
+            raise InputError(f"{p} is a preview that names no native stimulus ({text[PREVIEW_KEY]}); give one "
                              "stimulus (a record's best.png or images/<target>.png) or the record folder")
         return torch.from_numpy(_pil_to_array(img, None))
 
@@ -85,19 +85,8 @@ def read_stimuli(record: str | Path) -> list[tuple[str, torch.Tensor]]:
     if not (rec.path / STIMULI).is_file():
         raise RecordError(f"{rec.path} has no {STIMULI} (made by an older actmax?); `actmax resume --repair` "
                           "rebuilds it from the checkpoint")
-    stimuli = rec.stimuli()
-    if kind == "evolve":
-        from safetensors import safe_open
-
-        with safe_open(str(rec.path / STIMULI), "pt") as fh:
-            spaces = (fh.metadata() or {}).get("spaces", "").split(",")
-        return [("best", stimuli["best"])] + [(f"{s}_best", stimuli[f"{s}/best"]) for s in spaces
-                                              if f"{s}/best" in stimuli]
-    if kind == "synthesize":
-        targets = pd.read_csv(rec.path / "targets.csv")
-        return [(f"unit{r.unit:04d}_{'mei' if r.pole == 'high' else 'lei'}_seed{r.seed}", stimuli["images"][i])
-                for i, r in enumerate(targets.itertuples())]
-    raise RecordError(f"{rec.path} is a {kind!r} record; stimuli come from evolve and synthesize records")
+    from actmax.core.runs.kind import run_kind
+    return run_kind(kind, rec.path, "read stimuli of").read_stimuli(rec)
 
 
 def report_trajectory(record: str | Path, *, out: str | Path | None = None, alpha: float = 0.05,
@@ -138,7 +127,7 @@ def report_images(paths: Sequence[str | Path], *, out: str | Path) -> pd.DataFra
     from actmax.core.apps.plots import plot_gabor_comparison
 
     if not paths:
-        raise ValueError("give at least one image file")
+        raise InputError("give at least one image file")
     dest = Path(out)
     rows = []
     for label, name, img in _labelled_images(paths):
@@ -152,26 +141,10 @@ def report_images(paths: Sequence[str | Path], *, out: str | Path) -> pd.DataFra
 def _extremes_from_record(record: Path, units: int) -> tuple[np.ndarray, np.ndarray, str]:
     from actmax.core.records import RunRecord
 
+    from actmax.core.runs.kind import run_kind
+
     kind = RunRecord(record).manifest().get("kind")
-    if kind == "screen":
-        from actmax.core.apps.screen import load_screen
-        _, stats = load_screen(record)
-        if len(stats) != units:
-            raise RecordError(f"{record}: the screen has {len(stats)} units, the scorer {units}")
-        return stats["max"].to_numpy(float), stats["min"].to_numpy(float), "screen extremes"
-    if kind == "synthesize":
-        path = record / "targets.csv"
-        if not path.exists():
-            raise RecordError(f"{record}: targets.csv is missing (an unfinished synthesis?)")
-        t = pd.read_csv(path)
-        mx, mn = np.full(units, np.nan), np.full(units, np.nan)
-        for (u, pole), d in t.groupby(["unit", "pole"]):
-            if pole == "high":
-                mx[int(u)] = d["response"].max()
-            else:
-                mn[int(u)] = d["response"].min()
-        return mx, mn, "MEI/LEI responses"
-    raise RecordError(f"{record}: expected a screen or synthesize record, got {kind!r}")
+    return run_kind(kind, record, "analyse").extremes(Path(record), units)
 
 
 def _record_scorer(record: Path) -> str | None:
@@ -202,7 +175,7 @@ def check_same_scorer(records: Sequence[str | Path], scorer: Any = None) -> Any:
             seen[text] = Path(r)
     if len(seen) > 1:
         (a, ra), (b, rb) = list(seen.items())[:2]
-        raise ValueError(f"records were made with different scorers: {a!r} ({ra}) and {b!r} ({rb}); "
+        raise InputError(f"records were made with different scorers: {a!r} ({ra}) and {b!r} ({rb}); "
                          "their responses are not comparable: analyse each scorer's records separately")
     log = logging.getLogger(__name__)
     if unknown:
@@ -211,7 +184,7 @@ def check_same_scorer(records: Sequence[str | Path], scorer: Any = None) -> Any:
     recorded = next(iter(seen), None)
     if scorer is None:
         if recorded is None:
-            raise ValueError("no scorer spec in the records: give the scorer (--scorer)")
+            raise InputError("no scorer spec in the records: give the scorer (--scorer)")
         return recorded
     given = spec_text(scorer)
     if recorded is not None and given is not None and given != recorded:
@@ -233,7 +206,7 @@ def report_bidirectional(scorer: Any = None, *, records: Sequence[str | Path], o
     from actmax.core.registry import scorers
 
     if not records:
-        raise ValueError("give at least one screen or synthesis record for the units' extremes")
+        raise InputError("give at least one screen or synthesis record for the units' extremes")
     scorer = check_same_scorer(records, scorer)
     s = scorers.create(scorer)
     base = baseline_response(s, level=level)
@@ -324,7 +297,7 @@ def report_similarity(paths: Sequence[str | Path], *, out: str | Path, metric: s
 
     found = _labelled_images(paths)
     if len(found) < 2:
-        raise ValueError("give at least two images to compare (image files or record folders)")
+        raise InputError("give at least two images to compare (image files or record folders)")
     imgs = [img for _, _, img in found]
     chans = 3 if any(i.shape[0] == 3 for i in imgs) else 1
     batch = torch.stack([to_size(to_channels(i[None], chans), size)[0] for i in imgs])
@@ -337,11 +310,11 @@ def report_similarity(paths: Sequence[str | Path], *, out: str | Path, metric: s
         diag = 0.0
     elif metric == "cosine":
         if features is None:
-            raise ValueError("metric 'cosine' needs features= (a scorer spec whose responses are the features)")
+            raise InputError("metric 'cosine' needs features= (a scorer spec whose responses are the features)")
         vals = feature_cosine(batch[ii], batch[jj], features=features)
         diag = 1.0
     else:
-        raise ValueError(f"metric must be 'lpips' or 'cosine', got {metric!r}")
+        raise InputError(f"metric must be 'lpips' or 'cosine', got {metric!r}")
     m = np.full((n, n), diag)
     m[ii, jj] = vals
     m[jj, ii] = vals

@@ -31,6 +31,7 @@ import torch
 
 from actmax.core.registry import generators, optimizers, scorers, spec_text
 from actmax.scorers.base import Scorer
+from actmax.core.errors import InputError
 
 DEFAULT_OPTIMIZERS = ("cholesky_cma", "sphere_cma", "cma", "cma:diagonal=True", "genetic", "random")
 GECCO_SPACE = "deepsim"
@@ -63,7 +64,7 @@ class NoisyResponses(Scorer):
     def __init__(self, base: Scorer, *, sigma: float, seed: int | Sequence[int]) -> None:
         super().__init__()
         if sigma < 0:
-            raise ValueError(f"benchmark: noise sigma must be >= 0, got {sigma}")
+            raise InputError(f"benchmark: noise sigma must be >= 0, got {sigma}")
         self.base, self.sigma = base, float(sigma)
         self.units, self.differentiable = base.units, False
         self.rng = np.random.default_rng(seed)
@@ -98,12 +99,12 @@ class BenchmarkResult:
         spaces = list(dict.fromkeys(self.runs["space"]))
         if space is None:
             if len(spaces) != 1:
-                raise ValueError(f"benchmark: {len(spaces)} spaces ({', '.join(spaces)}); results are per space, "
+                raise InputError(f"benchmark: {len(spaces)} spaces ({', '.join(spaces)}); results are per space, "
                                  "name one: table(space=...)")
             space = spaces[0]
         runs = self.runs[self.runs["space"] == space]
         if runs.empty:
-            raise ValueError(f"benchmark: no runs in space {space!r}; spaces: {', '.join(spaces)}")
+            raise InputError(f"benchmark: no runs in space {space!r}; spaces: {', '.join(spaces)}")
         table = runs.groupby(["optimizer", by], sort=False)["norm_score"].mean().unstack(by)
         return table.reindex(list(dict.fromkeys(runs["optimizer"])))
 
@@ -147,18 +148,18 @@ def run_benchmark(*, optimizer_specs: Sequence[Any] = DEFAULT_OPTIMIZERS, spaces
 
     spaces = default_spaces() if spaces is None else spaces
     if budget < 1 or popsize < 1:
-        raise ValueError(f"benchmark: budget and popsize must be >= 1, got {budget} and {popsize}")
+        raise InputError(f"benchmark: budget and popsize must be >= 1, got {budget} and {popsize}")
     noise = [float(s) for s in noise]
     if any(s < 0 for s in noise):
-        raise ValueError(f"benchmark: noise levels must be >= 0, got {noise}")
+        raise InputError(f"benchmark: noise levels must be >= 0, got {noise}")
     if not optimizer_specs or not spaces or not noise or not seeds:
-        raise ValueError("benchmark: needs at least one optimizer, space, noise level and seed")
+        raise InputError("benchmark: needs at least one optimizer, space, noise level and seed")
     base = scorers.create(scorer).eval()
     units = list(range(base.units)) if units is None else [base.check_unit(u) for u in units]
     gens = [(_label(s), generators.create(s).eval()) for s in spaces]
     opt_labels = [_label(o) for o in optimizer_specs]
     if len(set(opt_labels)) != len(opt_labels) or len({g for g, _ in gens}) != len(gens):
-        raise ValueError("benchmark: optimizer and space specs must be distinct")
+        raise InputError("benchmark: optimizer and space specs must be distinct")
     n_runs = len(gens) * len(units) * len(seeds) * len(noise) * len(opt_labels)
     bar = tqdm(total=n_runs, disable=not progress, desc="benchmark", unit="run")
     rows: list[dict[str, Any]] = []

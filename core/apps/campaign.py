@@ -34,313 +34,27 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import time
-import zlib
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from actmax.core.errors import RecordError
-from actmax.core.registry import spec_text
+from actmax.core.apps.campaign_gather import (CAMPAIGN_FILE, EXECUTED, LOG_FILE, RUNS_DIR, TABLES_DIR,  # noqa: F401
+                                              _campaign_cells, campaign_log, executions, gather, iter_records)
+from actmax.core.apps.campaign_spec import (CELL_KINDS, KINDS, REFERENCE_KEYS, SPEC_KEYS, CampaignSpec, Cell,  # noqa: F401
+                                            _canonical, load_spec)
+from actmax.core.errors import InputError, RecordError
 
 log = logging.getLogger("actmax")
 
 __all__ = ["Cell", "CampaignSpec", "CampaignReport", "load_spec", "run_campaign", "run_cell", "cell_status",
            "gather", "BACKENDS"]
 
-KINDS = ("evolve", "synthesize")
 BACKENDS = ("local", "submitit")
-SPEC_KEYS = {"name", "kind", "scorer", "units", "spaces", "optimizers", "seeds", "poles", "generations",
-             "reference", "image_every", "out", "device", "threads", "cluster", "checkpoint_every", "plots"}
-REFERENCE_KEYS = {"n", "size", "channels", "seed"}
-RUNS_DIR, CAMPAIGN_FILE, LOG_FILE, TABLES_DIR, CLUSTER_DIR = "runs", "campaign.json", "campaign_log.csv", "tables", "cluster"
-EXECUTED = ("ran", "resumed", "restarted")
-
-
-# ============================================================================================
-# Spec and cells
-# ============================================================================================
-def _canonical(spec: Any, what: str) -> str:
-    """Canonical ``name:k=v`` text of a part spec string or dict (options sorted, defaults dropped:
-    equal specs share folders)."""
-    kind = {"space": "generator"}.get(what, what)
-    if isinstance(spec, str):
-        return spec_text(spec, kind)
-    if isinstance(spec, Mapping):
-        if "name" not in spec and "path" not in spec:
-            raise ValueError(f"campaign: {what} spec {dict(spec)!r} has no 'name' key")
-        return spec_text(spec, kind)
-    raise ValueError(f"campaign: {what} must be a 'name:key=value' string or a table with a name, "
-                     f"got {type(spec).__name__}")
-
-
-def _slug(text: str, limit: int = 40) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")[:limit].rstrip("-") or "x"
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One grid cell = one run record."""
-
-    kind: str
-    scorer: str
-    spaces: tuple[str, ...]          # one space, or several for paired evolution
-    optimizer: str
-    seed: int
-    units: tuple[int, ...]           # evolve: exactly one unit; synthesize: the batched units
-    poles: tuple[str, ...]           # evolve: exactly one pole; synthesize: the batched poles
-    generations: int = 0             # evolve only
-    reference: Mapping[str, int] | None = None
-    image_every: int = 0
-    checkpoint_every: int = 25
-    device: str | None = None
-    plots: bool = True               # False: no per-run trajectory.png (saves ~0.2-0.7 s per tiny run)
-
-    def identity(self) -> dict[str, Any]:
-        """Everything that shapes the run's numbers (the folder name hashes this)."""
-        ident = {"kind": self.kind, "scorer": self.scorer, "spaces": list(self.spaces),
-                 "optimizer": self.optimizer, "seed": self.seed, "units": list(self.units),
-                 "poles": list(self.poles)}
-        if self.kind == "evolve":
-            ident.update(generations=self.generations, reference=dict(self.reference) if self.reference else None)
-        return ident
-
-    @property
-    def name(self) -> str:
-        key = zlib.crc32(json.dumps(self.identity(), sort_keys=True).encode())
-        spaces = "+".join(_slug(s, 24) for s in self.spaces)
-        opt = _slug(self.optimizer, 28)
-        if self.kind == "evolve":
-            head = f"u{self.units[0]:04d}-{self.poles[0]}"
-        else:
-            head = f"units{len(self.units)}-{'-'.join(self.poles)}"
-        return f"{head}__{spaces}__{opt}__s{self.seed}__{key:08x}"
-
-    @property
-    def space_label(self) -> str:
-        return "+".join(self.spaces)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["spaces"], d["units"], d["poles"] = list(self.spaces), list(self.units), list(self.poles)
-        d["reference"] = dict(self.reference) if self.reference else None
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Cell":
-        d = dict(d)
-        d["spaces"], d["units"], d["poles"] = tuple(d["spaces"]), tuple(d["units"]), tuple(d["poles"])
-        return cls(**d)
-
-
-@dataclass
-class CampaignSpec:
-    """A parsed, validated campaign spec."""
-
-    scorer: str
-    spaces: list[tuple[str, ...]]
-    optimizers: list[str]
-    units: list[int] | str = "all"
-    seeds: list[int] = field(default_factory=lambda: [0])
-    poles: list[str] = field(default_factory=lambda: ["high"])
-    kind: str = "evolve"
-    generations: int = 75
-    reference: dict[str, int] | None = None
-    image_every: int = 0
-    checkpoint_every: int = 25
-    device: str | None = None
-    threads: int = 1
-    plots: bool = True
-    name: str = "campaign"
-    out: str | None = None
-    cluster: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_mapping(cls, raw: Mapping[str, Any]) -> "CampaignSpec":
-        """Validate a spec table; every problem is one ValueError naming the key."""
-        unknown = sorted(set(raw) - SPEC_KEYS)
-        if unknown:
-            raise ValueError(f"campaign spec: unknown key(s) {unknown}; valid keys: {sorted(SPEC_KEYS)}")
-        for key in ("scorer", "spaces", "optimizers"):
-            if key not in raw:
-                raise ValueError(f"campaign spec: missing required key {key!r}")
-        kind = str(raw.get("kind", "evolve"))
-        if kind not in KINDS:
-            raise ValueError(f"campaign spec: kind must be one of {KINDS}, got {kind!r}")
-        spaces_raw = raw["spaces"]
-        if isinstance(spaces_raw, (str, Mapping)):
-            spaces_raw = [spaces_raw]
-        spaces: list[tuple[str, ...]] = []
-        for entry in spaces_raw:
-            group = entry if isinstance(entry, (list, tuple)) else [entry]
-            if not group:
-                raise ValueError("campaign spec: an entry of 'spaces' is an empty list")
-            if kind == "synthesize" and len(group) > 1:
-                raise ValueError("campaign spec: paired spaces (a list inside 'spaces') need kind = 'evolve'")
-            spaces.append(tuple(_canonical(g, "space") for g in group))
-        opts_raw = raw["optimizers"]
-        if isinstance(opts_raw, (str, Mapping)):
-            opts_raw = [opts_raw]
-        optimizers = [_canonical(o, "optimizer") for o in opts_raw]
-        if not spaces or not optimizers:
-            raise ValueError("campaign spec: 'spaces' and 'optimizers' need at least one entry each")
-        units = raw.get("units", "all")
-        if isinstance(units, str):
-            if units != "all":
-                raise ValueError(f"campaign spec: units must be a list of integers or 'all', got {units!r}")
-        else:
-            units = _int_list(units, "units", 0)
-        seeds_raw = raw.get("seeds", [0])
-        if isinstance(seeds_raw, int) and not isinstance(seeds_raw, bool):
-            seeds = list(range(_strict_int(seeds_raw, "seeds (a count)", 1)))
-        else:
-            seeds = _int_list(seeds_raw, "seeds", 0)
-        poles_raw = raw.get("poles", ["high"])
-        poles = [poles_raw] if isinstance(poles_raw, str) else [str(p) for p in poles_raw]
-        bad = [p for p in poles if p not in ("high", "low")]
-        if bad or not poles:
-            raise ValueError(f"campaign spec: poles must be 'high' and/or 'low', got {poles_raw!r}")
-        generations = _strict_int(raw.get("generations", 75), "generations", 1 if kind == "evolve" else None)
-        reference = raw.get("reference")
-        if reference is not None:
-            if not isinstance(reference, Mapping):
-                raise ValueError("campaign spec: reference must be a table (n, size, channels, seed)")
-            extra = sorted(set(reference) - REFERENCE_KEYS)
-            if extra:
-                raise ValueError(f"campaign spec: unknown reference key(s) {extra}; valid: {sorted(REFERENCE_KEYS)}")
-            if kind != "evolve":
-                raise ValueError("campaign spec: reference images apply to kind = 'evolve' only")
-            reference = {k: _strict_int(v, f"reference.{k}") for k, v in reference.items()}
-            if reference.get("n", 0) < 1:
-                raise ValueError("campaign spec: reference.n (number of natural images) must be >= 1")
-        cluster = raw.get("cluster", {}) or {}
-        if not isinstance(cluster, Mapping):
-            raise ValueError("campaign spec: cluster must be a table of submitit parameters")
-        threads = _strict_int(raw.get("threads", 1), "threads", 1)
-        return cls(scorer=_canonical(raw["scorer"], "scorer"), spaces=spaces, optimizers=optimizers, units=units,
-                   seeds=seeds, poles=poles, kind=kind, generations=generations, reference=reference,
-                   image_every=_strict_int(raw.get("image_every", 0), "image_every", 0),
-                   checkpoint_every=_strict_int(raw.get("checkpoint_every", 25), "checkpoint_every", 1),
-                   device=raw.get("device"), threads=threads, plots=bool(raw.get("plots", True)), name=str(raw.get("name", "campaign")),
-                   out=raw.get("out"), cluster=dict(cluster))
-
-    def validate_parts(self) -> None:
-        """Check every part spec's name and option names against the registry before any cell runs.
-
-        Only signatures are inspected (no generator or scorer is built, so no weights load);
-        a typo such as ``cma:popsiz=4`` is one ValueError naming the part, not N failed cells.
-        """
-        from actmax.core.registry import RegistryError, _parameters, generators, optimizers, parse_spec, scorers
-
-        checks = [(scorers, self.scorer, "scorer")]
-        checks += [(generators, g, "space") for group in self.spaces for g in group]
-        checks += [(optimizers, o, "optimizer") for o in self.optimizers]
-        for registry, text, what in checks:
-            name, options = parse_spec(text)
-            try:
-                entry = registry.entry(name)
-            except RegistryError as exc:
-                raise ValueError(f"campaign spec: {what} {text!r}: {exc}") from None
-            accepted, var_kw = _parameters(entry.factory)
-            unknown = [k for k in options if k not in accepted and not var_kw]
-            if unknown:
-                raise ValueError(f"campaign spec: {what} {text!r} has no option {unknown[0]!r}; valid options: "
-                                 f"{', '.join(sorted(accepted)) or 'none'}")
-            is_gradient = bool(getattr(entry.factory, "gradient_based", False))
-            if what == "optimizer" and self.kind == "synthesize" and not is_gradient:
-                raise ValueError(f"campaign spec: kind 'synthesize' needs the gradient optimizer (ascent), "
-                                 f"got {text!r}")
-            if what == "optimizer" and self.kind == "evolve" and is_gradient:
-                raise ValueError(f"campaign spec: kind 'evolve' needs gradient-free optimizers, got {text!r}")
-
-    def resolved_units(self) -> list[int]:
-        """The unit list (``"all"`` asks the scorer how many units it has)."""
-        from actmax.core.registry import scorers
-
-        scorer = scorers.create(self.scorer)
-        if self.units == "all":
-            return list(range(scorer.units))
-        return [scorer.check_unit(u) for u in self.units]
-
-    def cells(self) -> list[Cell]:
-        """Every grid cell, in a fixed order (unit, pole, space, optimizer, seed)."""
-        units = self.resolved_units()
-        common = dict(kind=self.kind, scorer=self.scorer, reference=self.reference, image_every=self.image_every,
-                      checkpoint_every=self.checkpoint_every, device=self.device, plots=self.plots)
-        out: list[Cell] = []
-        if self.kind == "evolve":
-            for u in units:
-                for pole in self.poles:
-                    for spaces in self.spaces:
-                        for opt in self.optimizers:
-                            for seed in self.seeds:
-                                out.append(Cell(spaces=spaces, optimizer=opt, seed=seed, units=(u,), poles=(pole,),
-                                                generations=self.generations, **common))
-        else:
-            for spaces in self.spaces:
-                for opt in self.optimizers:
-                    for seed in self.seeds:
-                        out.append(Cell(spaces=spaces, optimizer=opt, seed=seed, units=tuple(units),
-                                        poles=tuple(self.poles), **common))
-        names = [c.name for c in out]
-        if len(set(names)) != len(names):
-            dup = next(n for n in names if names.count(n) > 1)
-            raise ValueError(f"campaign spec: the grid repeats a cell ({dup}); remove duplicate entries")
-        return out
-
-
-def _strict_int(value: Any, key: str, minimum: int | None = None) -> int:
-    """An integer option (2.5, "3" or True are errors, not silently coerced)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"campaign spec: {key} must be an integer, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"campaign spec: {key} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def _int_list(values: Any, key: str, minimum: int | None = None) -> list[int]:
-    if isinstance(values, int) and not isinstance(values, bool):
-        values = [values]
-    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
-        raise ValueError(f"campaign spec: {key} must be a list of integers, got {values!r}")
-    out = [_strict_int(v, key, minimum) for v in values]
-    if not out:
-        raise ValueError(f"campaign spec: {key} is empty")
-    if len(set(out)) != len(out):
-        raise ValueError(f"campaign spec: {key} has repeated entries: {values!r}")
-    return out
-
-
-def load_spec(path: str | Path) -> CampaignSpec:
-    """Read a campaign spec from a ``.toml``, ``.yaml``/``.yml`` or ``.json`` file."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"campaign spec {path} does not exist")
-    suffix = path.suffix.lower()
-    if suffix not in (".toml", ".yaml", ".yml", ".json"):
-        raise ValueError(f"campaign spec {path}: unknown format {suffix!r}; use .toml, .yaml/.yml or .json")
-    text = path.read_bytes()
-    try:
-        if suffix == ".toml":
-            try:
-                import tomllib
-            except ModuleNotFoundError:  # Python < 3.11
-                import tomli as tomllib
-            raw = tomllib.loads(text.decode())
-        elif suffix == ".json":
-            raw = json.loads(text)
-        else:
-            import yaml
-            raw = yaml.safe_load(text)
-    except Exception as exc:  # noqa: BLE001 - a parser's own error type (TOMLDecodeError, YAMLError...)
-        raise ValueError(f"campaign spec {path} could not be parsed: {exc}") from exc
-    if not isinstance(raw, Mapping):
-        raise ValueError(f"campaign spec {path} must hold a table of keys, got {type(raw).__name__}")
-    return CampaignSpec.from_mapping(raw)
+CLUSTER_DIR = "cluster"
 
 
 # ============================================================================================
@@ -375,32 +89,23 @@ def _reference_images(ref: Mapping[str, int], scorer_size: int | None) -> Any:
 
 
 def _fresh(cell: Cell, path: Path) -> Any:
-    if cell.kind == "evolve":
-        from actmax.core.evolve import evolve
+    """Run the cell afresh: its run kind built from the cell's run spec, by the one driver."""
+    from actmax.core.runs import execute, run_kind
 
-        reference = None
-        if cell.reference:
-            from actmax.core.registry import scorers
-            size = getattr(scorers.create(cell.scorer), "size", None) if "size" not in cell.reference else None
-            reference = _reference_images(cell.reference, size)
-        return evolve(list(cell.spaces) if len(cell.spaces) > 1 else cell.spaces[0], cell.scorer, cell.optimizer,
-                      unit=cell.units[0], pole=cell.poles[0], generations=cell.generations, seed=cell.seed,
-                      out_dir=path, reference_images=reference, image_every=cell.image_every, device=cell.device,
-                      plots=cell.plots, overwrite=True)
-    from actmax.core.synthesize import synthesize
-
-    return synthesize(cell.spaces[0], cell.scorer, units=list(cell.units), poles=list(cell.poles), seeds=(cell.seed,),
-                      ascent=cell.optimizer, out_dir=path, checkpoint_every=cell.checkpoint_every, device=cell.device,
-                      overwrite=True)
+    live: dict[str, Any] = {}
+    if cell.reference:
+        from actmax.core.registry import scorers
+        size = scorers.create(cell.scorer).size if "size" not in cell.reference else None
+        live["reference_images"] = _reference_images(cell.reference, size)
+    cls = run_kind(cell.kind, path, "run")
+    spec = CELL_KINDS[cell.kind].run_spec(cell)
+    return execute(lambda: cls.from_spec(spec, path, **live), out_dir=path, overwrite=True, progress=False)
 
 
 def _resume(cell: Cell, path: Path) -> Any:
     # trust=True: the cell's spec comes from the campaign spec the user runs, not from the record
-    if cell.kind == "evolve":
-        from actmax.core.evolve import resume_evolution
-        return resume_evolution(path, trust=True)
-    from actmax.core.synthesize import resume_synthesis
-    return resume_synthesis(path, trust=True)
+    from actmax.core.runs import resume
+    return resume(path, kind=cell.kind, trust=True, progress=False)
 
 
 def run_cell(cell: Cell | Mapping[str, Any], root: str | Path, *, threads: int | None = 1) -> dict[str, Any]:
@@ -550,17 +255,17 @@ def run_campaign(spec: CampaignSpec | Mapping[str, Any] | str | Path, *, out: st
     elif isinstance(spec, Mapping):
         spec = CampaignSpec.from_mapping(spec)
     if backend not in BACKENDS:
-        raise ValueError(f"campaign: backend must be one of {BACKENDS}, got {backend!r}")
+        raise InputError(f"campaign: backend must be one of {BACKENDS}, got {backend!r}")
     root_text = out if out is not None else spec.out
     if root_text is None:
-        raise ValueError("campaign: no output folder (give --out or 'out' in the spec)")
+        raise InputError("campaign: no output folder (give --out or 'out' in the spec)")
     root = Path(root_text).resolve()
     spec.validate_parts()
     if backend == "local" and spec.cluster:
         log.warning("campaign: the spec's [cluster] keys (%s) are ignored by the local backend",
                     ", ".join(sorted(spec.cluster)))
     if root.exists() and not root.is_dir():
-        raise ValueError(f"campaign: the output {root} is a file, not a folder")
+        raise InputError(f"campaign: the output {root} is a file, not a folder")
     root.mkdir(parents=True, exist_ok=True)
     cells = spec.cells()
     _write_campaign_file(root, spec, cells)
@@ -584,7 +289,7 @@ def run_campaign(spec: CampaignSpec | Mapping[str, Any] | str | Path, *, out: st
     table = pd.DataFrame(rows)
     order = {c.name: i for i, c in enumerate(cells)}
     table = table.sort_values("name", key=lambda s: s.map(order)).reset_index(drop=True)
-    table.insert(1, "unit", [by_name[n].units[0] if by_name[n].kind == "evolve" else -1 for n in table["name"]])
+    table.insert(1, "unit", [CELL_KINDS[by_name[n].kind].unit(by_name[n]) for n in table["name"]])
     table.insert(2, "space", [by_name[n].space_label for n in table["name"]])
     table.insert(3, "optimizer", [by_name[n].optimizer for n in table["name"]])
     table.insert(4, "seed", [by_name[n].seed for n in table["name"]])
@@ -710,112 +415,3 @@ def _run_submitit(cells: Sequence[Cell], root: Path, *, jobs: int, cluster: str 
     return rows
 
 
-# ============================================================================================
-# Gather
-# ============================================================================================
-def _campaign_cells(root: Path) -> list[Cell]:
-    path = root / CAMPAIGN_FILE
-    if not path.exists():
-        raise RecordError(f"{root} is not a campaign folder: {CAMPAIGN_FILE} is missing")
-    try:
-        data = json.loads(path.read_text())
-        return [Cell.from_dict(c) for c in data["cells"]]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise RecordError(f"{path} is corrupt: {exc}") from exc
-
-
-def _cell_columns(cell: Cell) -> dict[str, Any]:
-    return {"cell": cell.name, "kind": cell.kind, "scorer": cell.scorer, "space_spec": cell.space_label,
-            "optimizer": cell.optimizer, "seed": cell.seed}
-
-
-def gather(root: str | Path, *, out: str | Path | None = None, include_unfinished: bool = False) -> dict[str, pd.DataFrame]:
-    """Merge a campaign's run records into tidy tables, written as parquet to ``out`` (default ``root/tables``).
-
-    * ``runs``: one row per cell (record status, best score, evaluations, elapsed seconds,
-      resumes, and the last invocation's action and error from ``campaign_log.csv``);
-    * ``scores`` (evolve): one row per evaluated image: the cell columns plus the record's
-      generation, thread, space, index, unit, score (reference images have space ``reference``);
-    * ``trajectories`` (evolve): per cell, space and generation: mean, max, min and count;
-    * ``synthesis`` (synthesize): one row per target: unit, pole, seed and final response.
-
-    Only finished runs contribute scores unless ``include_unfinished``.
-    """
-    from actmax.core.records import RunRecord
-
-    root = Path(root)
-    cells = _campaign_cells(root)
-    runs, scores, synth = [], [], []
-    for cell in cells:
-        path = root / RUNS_DIR / cell.name
-        status = cell_status(path)
-        row = {**_cell_columns(cell), "unit": cell.units[0] if cell.kind == "evolve" else -1,
-               "units": ",".join(map(str, cell.units)), "pole": ",".join(cell.poles), "status": status,
-               "generations": cell.generations if cell.kind == "evolve" else None, "path": str(path)}
-        manifest: dict[str, Any] = {}
-        if status in ("finished", "interrupted"):
-            manifest = RunRecord(path).manifest()
-        for key in ("best_score", "best_space", "evaluations", "elapsed_s", "generations_done", "steps_done",
-                    "created", "finished", "resumed"):
-            row[key] = manifest.get(key)
-        row["resumed"] = int(row["resumed"] or 0)
-        runs.append(row)
-        if status != "finished" and not (include_unfinished and status == "interrupted"):
-            continue
-        rec = RunRecord(path)
-        if cell.kind == "evolve":
-            if (path / "scores.parquet").exists():
-                s = rec.scores()
-                for k, v in reversed(list(_cell_columns(cell).items())):
-                    s.insert(0, k, v)
-                s.insert(len(_cell_columns(cell)), "pole", cell.poles[0])
-                scores.append(s)
-        elif (path / "targets.csv").exists():
-            t = pd.read_csv(path / "targets.csv")
-            for k, v in reversed(list(_cell_columns(cell).items())):
-                if k not in t.columns:  # the targets' own seed column stays
-                    t.insert(0, k, v)
-            synth.append(t)
-    runs_table = pd.DataFrame(runs)
-    if (root / LOG_FILE).exists():  # what the last invocation did with each cell (e.g. failed: why)
-        last = campaign_log(root).groupby("name").tail(1).set_index("name")
-        runs_table["last_action"] = runs_table["cell"].map(last["action"])
-        runs_table["last_error"] = runs_table["cell"].map(last["error"])
-    tables: dict[str, pd.DataFrame] = {"runs": runs_table}
-    if scores:
-        s = pd.concat(scores, ignore_index=True)
-        tables["scores"] = s
-        g = s.groupby(["cell", "space", "generation"], sort=False)["score"]
-        traj = g.agg(["mean", "max", "min", "count"]).reset_index()
-        meta = s.drop_duplicates("cell").set_index("cell")[["space_spec", "optimizer", "seed", "unit", "pole"]]
-        tables["trajectories"] = traj.join(meta, on="cell")
-    if synth:
-        tables["synthesis"] = pd.concat(synth, ignore_index=True)
-    out_dir = Path(out) if out is not None else root / TABLES_DIR
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name, table in tables.items():
-        table.to_parquet(out_dir / f"{name}.parquet", index=False)
-    return tables
-
-
-def campaign_log(root: str | Path) -> pd.DataFrame:
-    """Every invocation's per-cell actions (``campaign_log.csv``): how often each cell really ran."""
-    path = Path(root) / LOG_FILE
-    if not path.exists():
-        raise RecordError(f"{root}: {LOG_FILE} is missing (the campaign never ran here)")
-    table = pd.read_csv(path)
-    table["error"] = table["error"].astype(object).where(table["error"].notna(), "").astype(str)
-    return table
-
-
-def executions(root: str | Path) -> pd.Series:
-    """Number of times each cell was executed (ran, resumed or restarted) over all invocations."""
-    log_table = campaign_log(root)
-    return log_table[log_table["action"].isin(EXECUTED)].groupby("name").size()
-
-
-def iter_records(root: str | Path) -> Iterable[tuple[Cell, Path]]:
-    """(cell, record folder) of every cell the campaign folder knows."""
-    root = Path(root)
-    for cell in _campaign_cells(root):
-        yield cell, root / RUNS_DIR / cell.name

@@ -31,6 +31,7 @@ import torch
 
 from actmax.core.registry import scorers
 from actmax.core.synthesize import DEFAULT_RECIPE
+from actmax.core.errors import InputError
 
 
 @dataclass
@@ -90,7 +91,7 @@ def simulate_trials(rates: np.ndarray, trials_per_image: np.ndarray, *, window: 
                     seed: int = 0) -> np.ndarray:
     """Poisson spike counts (max trials, images, units), NaN where an image has fewer trials."""
     if window <= 0:
-        raise ValueError(f"window must be > 0, got {window}")
+        raise InputError(f"window must be > 0, got {window}")
     rng = np.random.default_rng(seed)
     counts = np.asarray(trials_per_image, dtype=int)
     out = np.full((int(counts.max()), rates.shape[0], rates.shape[1]), np.nan)
@@ -132,7 +133,7 @@ def run_closed_loop(config: ClosedLoopConfig | None = None, *, out_dir: str | Pa
     twin = trained.ensemble
     names = list(getattr(neurons, "unit_names", [str(u) for u in range(n_units)]))
     if [str(i) for i in twin.config.neuron_ids] != [str(i) for i in names]:   # matched by name, never by position
-        raise ValueError(f"closed loop: twin neurons {twin.config.neuron_ids[:5]} do not match the recorded "
+        raise InputError(f"closed loop: twin neurons {twin.config.neuron_ids[:5]} do not match the recorded "
                          f"neurons {names[:5]}")
     test = trained.split["test"]
     true_corr = pearson_per_neuron(predict(twin, stimuli[torch.as_tensor(test)]), rates[test])

@@ -8,6 +8,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+from actmax.core.errors import InputError
 
 #: scikit-image photographs of natural scenes and objects (no synthetic or microscopy images).
 GREY_PHOTOS = ("camera", "moon", "coins", "grass", "gravel", "brick", "clock", "page", "text")
@@ -24,7 +25,7 @@ def photographs(channels: int = 1) -> tuple[np.ndarray, ...]:
     import skimage.data
 
     if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 or 3, got {channels}")
+        raise InputError(f"channels must be 1 or 3, got {channels}")
     out = []
     names = RGB_PHOTOS if channels == 3 else RGB_PHOTOS + GREY_PHOTOS
     for name in names:

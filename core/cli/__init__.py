@@ -14,6 +14,7 @@ from typing import List, Optional
 import typer
 
 from actmax.core.cli.options import progress_option
+from actmax.core.errors import InputError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="actmax: most and least exciting inputs (MEIs/LEIs) of visual neurons.")
@@ -96,7 +97,7 @@ def weights_cmd(download: Optional[str] = typer.Option(None, "--download", help=
 def _check_out(out: Path) -> None:
     """``--out`` must be a folder (or not exist yet), never a file."""
     if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file; give a folder for the run record")
+        raise InputError(f"--out {out} is a file; give a folder for the run record")
 
 
 def _int_list(text: str | None) -> list[int] | None:
@@ -105,7 +106,7 @@ def _int_list(text: str | None) -> list[int] | None:
     try:
         return [int(x) for x in text.replace(";", ",").split(",") if x.strip()]
     except ValueError:
-        raise ValueError(f"expected a comma-separated list of integers, got {text!r}") from None
+        raise InputError(f"expected a comma-separated list of integers, got {text!r}") from None
 
 
 @app.command("evolve")
@@ -188,19 +189,16 @@ def resume_cmd(record: Path = typer.Argument(..., help="run record folder of a k
                as_json: bool = typer.Option(False, "--json", help="print the summary as JSON")) -> None:
     """Continue a killed evolution, synthesis or screen from its checkpoint (a finished run is re-verified)."""
     from actmax.core.records import RunRecord
+    from actmax.core.runs import resume
 
     kind = RunRecord(record).manifest().get("kind")
-    if kind == "evolve":
-        from actmax.core.evolve import resume_evolution
-        _print_evolution(resume_evolution(record, progress=progress, trust=trust, repair=repair), as_json)
-    elif kind == "synthesize":
-        from actmax.core.synthesize import resume_synthesis
-        _print_synthesis(resume_synthesis(record, progress=progress, trust=trust, repair=repair), as_json)
-    elif kind == "screen":
-        from actmax.core.apps.screen import resume_screen
-        _print_screen(resume_screen(record, progress=progress, trust=trust, repair=repair), as_json)
-    else:
-        raise ValueError(f"{record}: cannot resume a run of kind {kind!r}")
+    result = resume(record, kind=kind, progress=progress, trust=trust, repair=repair)
+    printers = {"evolve": _print_evolution, "synthesize": _print_synthesis, "screen": _print_screen}
+    printers.get(kind, _print_repr)(result, as_json)
+
+
+def _print_repr(res, as_json: bool) -> None:
+    typer.echo(repr(res))
 
 
 @app.command("demo")
@@ -276,7 +274,7 @@ def screen_cmd(
 
     _check_out(out)
     if size is not None and size < 1:
-        raise ValueError(f"--size must be >= 1, got {size}")
+        raise InputError(f"--size must be >= 1, got {size}")
     res = screen(scorer, images, k=k, batch_size=batch_size, num_workers=num_workers, size=size, channels=channels,
                  key=key, layout=layout, relative_accuracy=relative_accuracy, bins=bins,
                  checkpoint_every=checkpoint_every, out_dir=out,
@@ -391,7 +389,7 @@ def campaign_cmd(
     parsed = load_spec(spec)
     root = out if out is not None else (Path(parsed.out) if parsed.out else None)
     if root is None:
-        raise ValueError("campaign: no output folder (give --out or 'out' in the spec)")
+        raise InputError("campaign: no output folder (give --out or 'out' in the spec)")
     if not gather_only:
         report = run_campaign(parsed, out=root, backend=backend, workers=workers, jobs=jobs, cluster=cluster,
                               progress=progress)
@@ -415,13 +413,22 @@ app.add_typer(twin_app, name="twin")
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the app and turn input errors into one clear line."""
-    from actmax.core.errors import USER_ERRORS
+    """Entry point: run the app; an :class:`ActmaxError` (bad input) becomes one ``error:`` line (exit 2).
+
+    Any other exception is a bug and keeps its traceback; ``ACTMAX_DEBUG=1`` shows the traceback
+    of input errors too.
+    """
+    import os
+
+    from actmax.core.errors import ActmaxError
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    debug = os.environ.get("ACTMAX_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
     try:
         code = app(args=argv, standalone_mode=False)
-    except USER_ERRORS as exc:
+    except ActmaxError as exc:
+        if debug:
+            raise
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt) as exc:
@@ -436,4 +443,3 @@ def main(argv: list[str] | None = None) -> None:
         raise
     if isinstance(code, int) and code != 0:  # click returns 130 after Ctrl-C in non-standalone mode
         sys.exit(code)
-

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from actmax.core.errors import RecordError, WeightsError
+from actmax.core.errors import InputError, RecordError, WeightsError
 from actmax.core.registry import scorers
 from actmax.scorers.base import Scorer, to_channels, to_size
 
@@ -73,22 +73,22 @@ class TwinConfig:
 
     def __post_init__(self) -> None:
         if self.n_neurons < 1:
-            raise ValueError(f"twin: n_neurons must be >= 1, got {self.n_neurons}")
+            raise InputError(f"twin: n_neurons must be >= 1, got {self.n_neurons}")
         if self.channels not in (1, 3):
-            raise ValueError(f"twin: channels must be 1 or 3, got {self.channels}")
+            raise InputError(f"twin: channels must be 1 or 3, got {self.channels}")
         if self.layers < 1 or self.hidden_channels < 1:
-            raise ValueError(f"twin: need layers >= 1 and hidden_channels >= 1, got {self.layers}, "
+            raise InputError(f"twin: need layers >= 1 and hidden_channels >= 1, got {self.layers}, "
                              f"{self.hidden_channels}")
         if self.input_kernel % 2 == 0 or self.hidden_kernel % 2 == 0:
-            raise ValueError(f"twin: kernel sizes must be odd, got {self.input_kernel}, {self.hidden_kernel}")
+            raise InputError(f"twin: kernel sizes must be odd, got {self.input_kernel}, {self.hidden_kernel}")
         if self.stack not in ("all", "last"):
-            raise ValueError(f"twin: stack must be 'all' or 'last', got {self.stack!r}")
+            raise InputError(f"twin: stack must be 'all' or 'last', got {self.stack!r}")
         if self.gauss_type not in GAUSS_TYPES:
-            raise ValueError(f"twin: gauss_type must be one of {GAUSS_TYPES}, got {self.gauss_type!r}")
+            raise InputError(f"twin: gauss_type must be one of {GAUSS_TYPES}, got {self.gauss_type!r}")
         if not self.neuron_ids:
             self.neuron_ids = [str(i) for i in range(self.n_neurons)]
         if len(self.neuron_ids) != self.n_neurons:
-            raise ValueError(f"twin: {len(self.neuron_ids)} neuron ids for {self.n_neurons} neurons")
+            raise InputError(f"twin: {len(self.neuron_ids)} neuron ids for {self.n_neurons} neurons")
         self.neuron_ids = [str(i) for i in self.neuron_ids]
 
     @property
@@ -147,7 +147,7 @@ class GaussianReadout(nn.Module):
                  init_mu_range: float = 0.3, init_sigma: float = 0.1) -> None:
         super().__init__()
         if not 0 < init_mu_range <= 1 or init_sigma <= 0:
-            raise ValueError(f"readout: need 0 < init_mu_range <= 1 and init_sigma > 0, got "
+            raise InputError(f"readout: need 0 < init_mu_range <= 1 and init_sigma > 0, got "
                              f"{init_mu_range}, {init_sigma}")
         self.gauss_type, self.n = gauss_type, n_neurons
         self._mu = nn.Parameter(torch.empty(1, n_neurons, 1, 2).uniform_(-init_mu_range, init_mu_range))
@@ -226,11 +226,11 @@ class TwinEnsemble(nn.Module):
     def __init__(self, members: Sequence[TwinNetwork], *, meta: dict[str, Any] | None = None) -> None:
         super().__init__()
         if not members:
-            raise ValueError("twin ensemble: needs at least one member")
+            raise InputError("twin ensemble: needs at least one member")
         first = members[0].config
         for m in members[1:]:
             if m.config.n_neurons != first.n_neurons:
-                raise ValueError("twin ensemble: members predict different numbers of neurons")
+                raise InputError("twin ensemble: members predict different numbers of neurons")
         self.members = nn.ModuleList(members)
         self.config = first
         self.meta = dict(meta or {})
@@ -265,7 +265,7 @@ def save_twin(directory: str | Path, ensemble: TwinEnsemble | Sequence[TwinNetwo
 
     members = list(ensemble.members) if isinstance(ensemble, TwinEnsemble) else list(ensemble)
     if not members:
-        raise ValueError("save_twin: nothing to save")
+        raise InputError("save_twin: nothing to save")
     meta = dict(ensemble.meta if isinstance(ensemble, TwinEnsemble) else {}, **(meta or {}))
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
@@ -329,7 +329,7 @@ def load_twin(directory: str | Path, *, centered: bool = False, members: Sequenc
     chosen = list(range(len(files))) if members is None else [int(i) for i in members]
     for i in chosen:
         if not 0 <= i < len(files):
-            raise ValueError(f"twin: member {i} out of range; {path} has {len(files)} members")
+            raise InputError(f"twin: member {i} out of range; {path} has {len(files)} members")
     nets = []
     for i in chosen:
         file = path / str(files[i])

@@ -6,6 +6,7 @@ than the most repeated one, or (images, neurons) for trial-averaged data.
 from __future__ import annotations
 
 import numpy as np
+from actmax.core.errors import InputError
 
 
 def as_trials(responses: np.ndarray) -> np.ndarray:
@@ -14,7 +15,7 @@ def as_trials(responses: np.ndarray) -> np.ndarray:
     if r.ndim == 2:
         return r[None]
     if r.ndim != 3:
-        raise ValueError(f"responses must be (images, neurons) or (trials, images, neurons), got shape {r.shape}")
+        raise InputError(f"responses must be (images, neurons) or (trials, images, neurons), got shape {r.shape}")
     return r
 
 
@@ -42,7 +43,7 @@ def pearson_per_neuron(prediction: np.ndarray, target: np.ndarray) -> np.ndarray
     p = np.asarray(prediction, dtype=np.float64)
     t = np.asarray(target, dtype=np.float64)
     if p.shape != t.shape or p.ndim != 2:
-        raise ValueError(f"prediction and target must both be (images, neurons), got {p.shape} and {t.shape}")
+        raise InputError(f"prediction and target must both be (images, neurons), got {p.shape} and {t.shape}")
     out = np.full(p.shape[1], np.nan)
     for j in range(p.shape[1]):
         ok = np.isfinite(p[:, j]) & np.isfinite(t[:, j])
@@ -107,7 +108,7 @@ def select_neurons(scores: np.ndarray, *, threshold: float | None = None, top_k:
         order = order[keep]
     if top_k is not None:
         if top_k < 0:
-            raise ValueError(f"top_k must be >= 0, got {top_k}")
+            raise InputError(f"top_k must be >= 0, got {top_k}")
         order = order[:top_k]
     return order
 

@@ -34,6 +34,7 @@ from actmax.scorers.base import to_channels, to_size
 from actmax.scorers.twin.model import TwinConfig, TwinEnsemble, TwinNetwork, init_bias, load_twin, save_twin
 from actmax.scorers.twin.selection import (as_trials, normalised_correlation, oracle_correlation,
                                     pearson_per_neuron, select_neurons, trial_counts, trial_mean)
+from actmax.core.errors import InputError, MissingFileError
 
 REPORT_JSON = "report.json"
 REPORT_PNG = "report.png"
@@ -49,7 +50,7 @@ def _load_array(path: Path, preferred_key: str) -> np.ndarray:
             return data[preferred_key]
         if len(keys) == 1:
             return data[keys[0]]
-        raise ValueError(f"{path}: npz holds {keys}; name the array {preferred_key!r}")
+        raise InputError(f"{path}: npz holds {keys}; name the array {preferred_key!r}")
 
 
 def images_to_nchw(array: np.ndarray, *, where: str = "images") -> np.ndarray:
@@ -58,11 +59,11 @@ def images_to_nchw(array: np.ndarray, *, where: str = "images") -> np.ndarray:
     if a.ndim == 3:
         a = a[:, None]
     if a.ndim != 4:
-        raise ValueError(f"{where}: expected (N, H, W), (N, C, H, W) or (N, H, W, C), got shape {a.shape}")
+        raise InputError(f"{where}: expected (N, H, W), (N, C, H, W) or (N, H, W, C), got shape {a.shape}")
     if a.shape[1] not in (1, 3) and a.shape[-1] in (1, 3):
         a = a.transpose(0, 3, 1, 2)
     if a.shape[1] not in (1, 3):
-        raise ValueError(f"{where}: expected 1 or 3 channels, got shape {a.shape}")
+        raise InputError(f"{where}: expected 1 or 3 channels, got shape {a.shape}")
     if a.dtype == np.bool_:
         a = a.astype(np.float32)
     elif np.issubdtype(a.dtype, np.integer):
@@ -70,10 +71,10 @@ def images_to_nchw(array: np.ndarray, *, where: str = "images") -> np.ndarray:
     else:
         a = a.astype(np.float32)
         if not np.isfinite(a).all():
-            raise ValueError(f"{where}: contains NaN or inf")
+            raise InputError(f"{where}: contains NaN or inf")
         lo, hi = float(a.min()), float(a.max())
         if lo < -1e-4 or hi > 1 + 1e-4:
-            raise ValueError(f"{where}: float images must lie in [0, 1], got [{lo:.4g}, {hi:.4g}] "
+            raise InputError(f"{where}: float images must lie in [0, 1], got [{lo:.4g}, {hi:.4g}] "
                              "(divide 0-255 data by 255)")
         a = a.clip(0, 1)
     return np.ascontiguousarray(a)
@@ -83,7 +84,7 @@ def load_images(path: str | Path) -> np.ndarray:
     """Images from ``.npy``/``.npz``/``.parquet`` -> float32 (N, C, H, W) in [0, 1]."""
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"images file {p} does not exist")
+        raise MissingFileError(f"images file {p} does not exist")
     if p.suffix in (".npy", ".npz"):
         return images_to_nchw(_load_array(p, "images"), where=str(p))
     if p.suffix == ".parquet":
@@ -95,18 +96,18 @@ def load_images(path: str | Path) -> np.ndarray:
 
             arrays = [np.asarray(Image.open(io.BytesIO(b))) for b in table["png"]]
             if len({a.shape for a in arrays}) > 1:
-                raise ValueError(f"{p}: images have different shapes")
+                raise InputError(f"{p}: images have different shapes")
             return images_to_nchw(np.stack(arrays), where=str(p))
         if {"pixels", "height", "width"} <= set(table.columns):
             chans = table["channels"] if "channels" in table.columns else [1] * len(table)
             arrays = [np.asarray(px, dtype=np.float32).reshape(int(c), int(h), int(w))
                       for px, h, w, c in zip(table["pixels"], table["height"], table["width"], chans)]
             if len({a.shape for a in arrays}) > 1:
-                raise ValueError(f"{p}: images have different shapes")
+                raise InputError(f"{p}: images have different shapes")
             return images_to_nchw(np.stack(arrays), where=str(p))
-        raise ValueError(f"{p}: an image table needs a 'png' bytes column or 'pixels'+'height'+'width' columns; "
+        raise InputError(f"{p}: an image table needs a 'png' bytes column or 'pixels'+'height'+'width' columns; "
                          f"got {list(table.columns)}")
-    raise ValueError(f"images: unsupported file type {p.suffix!r} (use .npy, .npz or .parquet)")
+    raise InputError(f"images: unsupported file type {p.suffix!r} (use .npy, .npz or .parquet)")
 
 
 def _neuron_key(value: Any) -> tuple[int, float, str]:
@@ -127,13 +128,13 @@ def match_neurons(responses: np.ndarray, ids: list[str] | None, twin_ids: Sequen
     twin_ids = [str(i) for i in twin_ids]
     if ids is None:
         if responses.shape[2] != len(twin_ids):
-            raise ValueError(f"the twin predicts {len(twin_ids)} neurons but {where} has {responses.shape[2]} "
+            raise InputError(f"the twin predicts {len(twin_ids)} neurons but {where} has {responses.shape[2]} "
                              "(an array without neuron ids must list the twin's neurons in its order)")
         return responses
     index = {str(n): i for i, n in enumerate(ids)}
     missing = [n for n in twin_ids if n not in index]
     if missing:
-        raise ValueError(f"neuron ids do not match the twin: {where} lacks {missing[:8]}"
+        raise InputError(f"neuron ids do not match the twin: {where} lacks {missing[:8]}"
                          f"{' ...' if len(missing) > 8 else ''} (twin neurons: {twin_ids[:8]}"
                          f"{' ...' if len(twin_ids) > 8 else ''}; table neurons: {[str(i) for i in ids[:8]]})")
     return responses[:, :, [index[n] for n in twin_ids]]
@@ -143,12 +144,12 @@ def load_responses(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
     """Responses -> (float32 (trials, images, neurons) with NaN for missing trials, neuron ids or None)."""
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"responses file {p} does not exist")
+        raise MissingFileError(f"responses file {p} does not exist")
     if p.suffix in (".npy", ".npz"):
         arr = np.asarray(_load_array(p, "responses"), dtype=np.float32)
         return as_trials(arr).astype(np.float32), None
     if p.suffix != ".parquet":
-        raise ValueError(f"responses: unsupported file type {p.suffix!r} (use .npy, .npz or .parquet)")
+        raise InputError(f"responses: unsupported file type {p.suffix!r} (use .npy, .npz or .parquet)")
     import pandas as pd
 
     table = pd.read_parquet(p)
@@ -164,13 +165,13 @@ def load_responses(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
         ni = pd.Index(neurons).get_indexer(table["neuron"])
         out[ti, ii, ni] = table["response"].to_numpy(dtype=np.float32)
         if not np.array_equal(images, np.arange(len(images))):
-            raise ValueError(f"{p}: image indices must be 0..N-1 (rows of the images file), got {images[:5]}...")
+            raise InputError(f"{p}: image indices must be 0..N-1 (rows of the images file), got {images[:5]}...")
         return out, [str(n) for n in neurons]
     id_cols = [c for c in ("image", "trial") if c in table.columns]
     neuron_cols = [c for c in table.columns if c not in id_cols]
     bad = [c for c in neuron_cols if not pd.api.types.is_numeric_dtype(table[c])]
     if bad or not neuron_cols:
-        raise ValueError(f"{p}: a wide response table needs numeric neuron columns (non-numeric: {bad}); "
+        raise InputError(f"{p}: a wide response table needs numeric neuron columns (non-numeric: {bad}); "
                          "or use long form with columns image, neuron, response[, trial]")
     if "image" not in table.columns:
         return as_trials(table[neuron_cols].to_numpy(np.float32)).astype(np.float32), [str(c) for c in neuron_cols]
@@ -194,16 +195,16 @@ def split_images(counts: np.ndarray, *, val_fraction: float = 0.1, test_fraction
     counts = np.asarray(counts)
     n = counts.size
     if test not in ("auto", "repeated", "random"):
-        raise ValueError(f"test must be 'auto', 'repeated' or 'random', got {test!r}")
+        raise InputError(f"test must be 'auto', 'repeated' or 'random', got {test!r}")
     if not (0 < val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise ValueError(f"bad split fractions val={val_fraction}, test={test_fraction}")
+        raise InputError(f"bad split fractions val={val_fraction}, test={test_fraction}")
     rng = np.random.default_rng(seed)
     valid = np.flatnonzero(counts > 0)
     repeated = np.flatnonzero(counts >= 2)
     use_repeated = test == "repeated" or (test == "auto" and 0 < repeated.size <= n // 2)
     if use_repeated:
         if repeated.size == 0:
-            raise ValueError("test='repeated' but no image has two or more trials")
+            raise InputError("test='repeated' but no image has two or more trials")
         test_idx = repeated
         rest = np.setdiff1d(valid, repeated)
     else:
@@ -213,7 +214,7 @@ def split_images(counts: np.ndarray, *, val_fraction: float = 0.1, test_fraction
     rest = rng.permutation(rest)
     k_val = max(1, int(round(val_fraction * (rest.size + test_idx.size))))
     if rest.size - k_val < 8:
-        raise ValueError(f"too few images to train: {rest.size} left after the test split")
+        raise InputError(f"too few images to train: {rest.size} left after the test split")
     return {"train": np.sort(rest[k_val:]), "val": np.sort(rest[:k_val]), "test": np.sort(test_idx)}
 
 
@@ -291,7 +292,7 @@ def estimate_positions(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | No
     spread. Used to start the Gaussian readout near the receptive field, so training spends
     its epochs on the features instead of searching for the position.
     """
-    from actmax.optimizers.ascent import gaussian_blur
+    from actmax.core.transforms import gaussian_blur
 
     grey = x.mean(1)
     c = grey - grey.mean(dim=(1, 2), keepdim=True)
@@ -333,7 +334,7 @@ def _fit_member_seeded(config: TwinConfig, opts: TrainOptions, seed: int, x_trai
     mean_rates = (y_train * m_train).sum(0) / m_train.sum(0).clamp_min(1)
     init_bias(net, mean_rates)
     if opts.init_positions not in ("data", "centre", "random"):
-        raise ValueError(f"init_positions must be data, centre or random, got {opts.init_positions!r}")
+        raise InputError(f"init_positions must be data, centre or random, got {opts.init_positions!r}")
     jitter = (torch.rand(config.n_neurons, 2, generator=torch.Generator().manual_seed(seed)) - 0.5) * 0.05
     if opts.init_positions in ("data", "centre"):
         with torch.no_grad():
@@ -407,19 +408,19 @@ def train_twin(images: np.ndarray | torch.Tensor, responses: np.ndarray, *,
     x_all = torch.as_tensor(images_to_nchw(np.asarray(images), where="images"))
     r = as_trials(np.asarray(responses, dtype=np.float64))
     if r.shape[1] != x_all.shape[0]:
-        raise ValueError(f"{x_all.shape[0]} images but responses have {r.shape[1]} images "
+        raise InputError(f"{x_all.shape[0]} images but responses have {r.shape[1]} images "
                          f"(shape {r.shape}; expected (trials, images, neurons) or (images, neurons))")
     if np.isinf(r).any():
-        raise ValueError("responses contain inf")
+        raise InputError("responses contain inf")
     ids = [str(i) for i in (neuron_ids if neuron_ids is not None else range(r.shape[2]))]
     if len(ids) != r.shape[2]:
-        raise ValueError(f"{len(ids)} neuron ids for {r.shape[2]} neurons")
+        raise InputError(f"{len(ids)} neuron ids for {r.shape[2]} neurons")
     oracle_all = oracle_correlation(r)
     kept = np.arange(r.shape[2])
     if opts.min_oracle is not None:
         kept = np.sort(select_neurons(oracle_all, threshold=opts.min_oracle))
         if kept.size == 0:
-            raise ValueError(f"no neuron has an oracle correlation >= {opts.min_oracle} "
+            raise InputError(f"no neuron has an oracle correlation >= {opts.min_oracle} "
                              f"(best {np.nanmax(oracle_all) if np.isfinite(oracle_all).any() else 'n/a'})")
         r = r[:, :, kept]
         ids = [ids[i] for i in kept]
@@ -529,9 +530,9 @@ def readout_report(ensemble: torch.nn.Module, *, out_dir: str | Path | None = No
                             f"gradient RF centre ({gx:.1f}, {gy:.1f})")
     report = {"image_size": size, "neurons": rows, "warnings": warnings}
     if out_dir is not None:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.patches import Circle
+
+        from actmax.core.run_plots import plt   # headless figures; the caller's pyplot backend is left alone
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -545,7 +546,7 @@ def readout_report(ensemble: torch.nn.Module, *, out_dir: str | Path | None = No
         for u, row in enumerate(rows):
             ax = axes.flat[u]
             ax.imshow(rf[u], cmap="magma")
-            ax.add_patch(plt.Circle((row["x_px"], row["y_px"]), max(row["sigma_px"], 0.5), fill=False, color="cyan"))
+            ax.add_patch(Circle((row["x_px"], row["y_px"]), max(row["sigma_px"], 0.5), fill=False, color="cyan"))
             ax.plot(row["x_px"], row["y_px"], "c+")
             ax.plot(row["grad_rf_x_px"], row["grad_rf_y_px"], "wx")
             bad = row["on_border"] or row["disagrees"]
@@ -568,7 +569,7 @@ def evaluation_report(model: torch.nn.Module, images: torch.Tensor, responses: n
     n_images = r.shape[1]
     test = np.arange(n_images) if split is None else split["test"]
     if test.size < 3:
-        raise ValueError(f"need at least 3 test images to measure correlations, got {test.size}")
+        raise InputError(f"need at least 3 test images to measure correlations, got {test.size}")
     pred = predict(model, images[torch.as_tensor(test)], prepared=prepared)
     target = trial_mean(r[:, test])
     corr = pearson_per_neuron(pred, target)
@@ -651,7 +652,7 @@ def evaluate_saved_twin(twin_dir: str | Path, images_path: str | Path, responses
     responses, ids = load_responses(responses_path)
     responses = match_neurons(responses, ids, ensemble.config.neuron_ids, where=str(responses_path))
     if responses.shape[1] != images.shape[0]:
-        raise ValueError(f"{images.shape[0]} images but {responses.shape[1]} in the responses")
+        raise InputError(f"{images.shape[0]} images but {responses.shape[1]} in the responses")
     report = evaluation_report(ensemble, images, responses)
     report["neuron_ids"] = list(ensemble.config.neuron_ids)
     if out_dir is not None:

@@ -25,267 +25,30 @@ The lifecycle (:class:`RunRecord`), the same for every kind:
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
-import os
-import platform
-import re
-import socket
-import tempfile
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-import numpy as np
 import pandas as pd
 import torch
 
-from actmax.core.errors import RecordError
-from actmax.core.provenance import collect as collect_provenance
-
-MANIFEST, SCORES, CODES, CHECKPOINT, BEST = "manifest.json", "scores.parquet", "codes.safetensors", "checkpoint.pt", "best.png"
-#: the native stimuli (float32, the generator's own resolution and channels): what analyses read
-STIMULI = "stimuli.safetensors"
-#: PNG text keys that mark a record's PNG as a preview and name its native stimulus in STIMULI
-PREVIEW_KEY, STIMULUS_KEY = "actmax-preview", "actmax-stimulus"
-LOCK = ".actmax.lock"
-CHECKPOINT_VERSION = 2
-#: spec entries that name parts (None there means the run was built from a live object)
-PART_KEYS = ("generator", "generators", "scorer", "optimizers", "ascent")
-#: files a record may hold (removed by ``overwrite``; other files in the folder are left alone)
-RECORD_FILES = (MANIFEST, SCORES, CODES, STIMULI, CHECKPOINT, BEST, "best.csv", "trajectory.png", "targets.csv",
-                "reference_images.safetensors", "screen.parquet", "screen.csv", "unit_stats.parquet",
-                "unit_stats.csv", "screen_summary.png", "images")
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a torn one.
-
-    The file gets the permissions of an ordinary new file (0666 minus the umask), not the
-    0600 of a temporary file.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fchmod(fh.fileno(), 0o666 & ~_UMASK)
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, default=_json_default) + "\n").encode())
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return float(obj)
-    if isinstance(obj, (np.ndarray, torch.Tensor)):
-        return np.asarray(obj).tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    return repr(obj)
-
-
-def versions() -> dict[str, str]:
-    """Versions of the software that shapes a run's numbers."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    from actmax.core import __version__
-    try:
-        pycma = version("cma")
-    except PackageNotFoundError:
-        pycma = "not installed"
-    return {"actmax": __version__, "python": platform.python_version(), "torch": torch.__version__,
-            "numpy": np.__version__, "pycma": pycma, "platform": platform.platform()}
-
-
-def now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def spec_hash(spec: Mapping[str, Any]) -> str:
-    """sha256 of a spec's canonical JSON (what a checkpoint cross-checks against the manifest)."""
-    return sha256_bytes(json.dumps(spec, sort_keys=True, default=_json_default).encode())
+from actmax.core.errors import InputError, RecordError
+from actmax.core.files import atomic_write_bytes, atomic_write_json, json_default, now, sha256_bytes, sha256_file, spec_hash, versions
+from actmax.core.records.checkpoint import checkpoint_bytes, load_checkpoint_file
+from actmax.core.records.layout import (CHECKPOINT, CODES, LOCK, MANIFEST, PART_KEYS, RECORD_FILES, SCORES,
+                                        STIMULI)
+from actmax.core.records.lock import RecordLock
+from actmax.core.records.trust import check_trusted
 
 
 def _manifest_digest(manifest: Mapping[str, Any]) -> str:
     body = {k: v for k, v in manifest.items() if k != "sha256"}
-    return sha256_bytes(json.dumps(body, sort_keys=True, default=_json_default).encode())
+    return sha256_bytes(json.dumps(body, sort_keys=True, default=json_default).encode())
 
 
-# ==========================================================================================
-# Locking
-# ==========================================================================================
-_HELD: dict[str, list[Any]] = {}   # real folder path -> [open lock file, nesting count]
-
-
-class RecordLock:
-    """An exclusive, process-reentrant ``flock`` on ``<folder>/.actmax.lock``.
-
-    The kernel drops the lock when the holder exits in any way (SIGKILL included), so a
-    lock file left by a dead process never blocks a new run. The file holds the holder's
-    pid, host and start time, for the error a second writer gets.
-    """
-
-    def __init__(self, folder: str | Path) -> None:
-        self.folder = Path(folder)
-        self._key: str | None = None
-
-    def acquire(self) -> "RecordLock":
-        import fcntl
-
-        if self._key is not None:
-            return self
-        if self.folder.exists() and not self.folder.is_dir():
-            raise RecordError(f"{self.folder} is a file, not a record folder; choose another --out folder")
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-        except (FileExistsError, NotADirectoryError) as exc:
-            raise RecordError(f"cannot create the record folder {self.folder}: {exc}") from None
-        key = os.path.realpath(self.folder)
-        held = _HELD.get(key)
-        if held is not None:
-            held[1] += 1
-            self._key = key
-            return self
-        path = self.folder / LOCK
-        try:   # never through a symlink planted in the folder
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
-        except OSError as exc:
-            raise RecordError(f"cannot open the lock file {path}: {exc.strerror}") from None
-        fh = os.fdopen(fd, "r+")
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            fh.close()
-            raise RecordError(f"{self.folder} is in use by {holder}; wait for that run to end "
-                              "(or stop it) before writing to this record") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()} on host {socket.gethostname()} since {now()}\n")
-        fh.flush()
-        _HELD[key] = [fh, 1]
-        self._key = key
-        return self
-
-    def release(self) -> None:
-        if self._key is None:
-            return
-        held = _HELD.get(self._key)
-        self._key = None
-        if held is None:
-            return
-        held[1] -= 1
-        if held[1] <= 0:
-            _HELD.pop(os.path.realpath(self.folder), None)
-            held[0].close()   # closing the file drops the flock
-
-    @property
-    def held(self) -> bool:
-        return self._key is not None
-
-    def __enter__(self) -> "RecordLock":
-        return self.acquire()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.release()
-
-
-# ==========================================================================================
-# Trust: a record is data
-# ==========================================================================================
-_IMPORT_RE = re.compile(r"^([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*):([A-Za-z_][\w.]*)$")
-
-
-def _plugin_packages() -> set[str]:
-    from importlib.metadata import entry_points
-
-    tops = {"actmax"}
-    for group in ("actmax.generators", "actmax.optimizers", "actmax.scorers"):
-        for ep in entry_points(group=group):
-            tops.add(ep.value.split(":")[0].split(".")[0])
-    return tops
-
-
-def imported_modules(spec: Any) -> list[tuple[str, str]]:
-    """(module, part spec) for every ``module:attribute`` a spec would import (e.g. ``callable:fn=m:f``)."""
-    from actmax.core.registry import RegistryError, parse_spec
-
-    found: list[tuple[str, str]] = []
-
-    def visit(value: Any) -> None:
-        if isinstance(value, str):
-            try:
-                name, options = parse_spec(value)
-            except RegistryError:
-                return
-            for v in [name, *options.values()]:
-                m = _IMPORT_RE.match(str(v).strip()) if isinstance(v, str) else None
-                if m:
-                    found.append((m.group(1), value))
-        elif isinstance(value, Mapping):
-            for v in value.values():
-                visit(v)
-        elif isinstance(value, (list, tuple)):
-            for v in value:
-                visit(v)
-
-    for key in PART_KEYS:
-        visit(spec.get(key))
-    return found
-
-
-def check_trusted(path: str | Path, spec: Mapping[str, Any], trust: bool) -> None:
-    """Refuse to resume a record whose spec imports a module that is not an installed plugin."""
-    if trust:
-        return
-    allowed = _plugin_packages()
-    foreign = [(m, s) for m, s in imported_modules(spec) if m.split(".")[0] not in allowed]
-    if foreign:
-        module, part = foreign[0]
-        raise RecordError(f"{path}: the record's spec imports module {module!r} ({part}), which is not an "
-                          "installed actmax plugin; a record is data and resuming it would run that code. "
-                          "If you trust this record, resume it with --trust (Python: trust=True)")
-
-
-# ==========================================================================================
-# The record folder and its lifecycle
-# ==========================================================================================
 class RunRecord:
     """The folder of one run, and the one lifecycle every run kind goes through.
 
@@ -302,8 +65,14 @@ class RunRecord:
 
     # -- lifecycle ----------------------------------------------------------------------------
     @classmethod
-    def create(cls, path: str | Path, *, kind: str, spec: Mapping[str, Any], overwrite: bool = False) -> "RunRecord":
-        """Lock ``path`` and start a new record there (``overwrite`` replaces an old one)."""
+    def create(cls, path: str | Path, *, kind: str, spec: Mapping[str, Any], overwrite: bool = False,
+               weights_used: Iterable[Mapping[str, Any]] = ()) -> "RunRecord":
+        """Lock ``path`` and start a new record there (``overwrite`` replaces an old one).
+
+        ``weights_used`` is the run's own weight log (its provenance, see :mod:`actmax.core.runs.context`).
+        """
+        from actmax.core.provenance import collect as collect_provenance
+
         rec = cls(path)
         rec.lock()
         try:
@@ -315,7 +84,7 @@ class RunRecord:
             rec._clean_temporaries()
             manifest = {"kind": kind, "spec": dict(spec), "status": "running", "created": now(),
                         "updated": now(), "versions": versions(), "run_id": uuid.uuid4().hex,
-                        "provenance": collect_provenance(spec)}
+                        "provenance": collect_provenance(spec, weights_used)}
             rec.write_manifest(manifest)
             rec.identity = rec._identity(manifest)
         except BaseException:
@@ -506,7 +275,7 @@ class RunRecord:
 
     def write_manifest(self, manifest: Mapping[str, Any]) -> None:
         m = {k: v for k, v in manifest.items() if k != "sha256"}
-        m = json.loads(json.dumps(m, default=_json_default))  # the digest covers what JSON stores
+        m = json.loads(json.dumps(m, default=json_default))  # the digest covers what JSON stores
         m["sha256"] = _manifest_digest(m)
         atomic_write_json(self.path / MANIFEST, m)
 
@@ -547,7 +316,7 @@ class RunRecord:
         record's bytes must not change when it is rebuilt.
         """
         if len(metadata or {}) > 1:
-            raise ValueError("write_stimuli: give at most one metadata entry (several have no fixed byte order)")
+            raise InputError("write_stimuli: give at most one metadata entry (several have no fixed byte order)")
         from safetensors.torch import save
         data = save({k: (v.detach().float() if v.is_floating_point() else v).cpu().contiguous()
                      for k, v in tensors.items()}, metadata=dict(metadata or {}))
@@ -575,123 +344,3 @@ class RunRecord:
 
     def load_checkpoint(self) -> dict[str, Any]:
         return load_checkpoint_file(self.path / CHECKPOINT)
-
-
-def checkpoint_bytes(state: Mapping[str, Any]) -> bytes:
-    """A checkpoint file: the state's ``torch.save`` bytes wrapped with their sha256."""
-    inner = io.BytesIO()
-    torch.save(dict(state), inner)
-    body = inner.getvalue()
-    outer = io.BytesIO()
-    torch.save({"version": CHECKPOINT_VERSION, "sha256": sha256_bytes(body),
-                "body": torch.frombuffer(bytearray(body), dtype=torch.uint8)}, outer)
-    return outer.getvalue()
-
-
-def load_checkpoint_file(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint with ``weights_only=True`` and check its sha256; any damage is one RecordError."""
-    path = Path(path)
-    if not path.exists():
-        raise RecordError(f"checkpoint {path} is missing")
-
-    def load(src: Any) -> Any:
-        return torch.load(src, map_location="cpu", weights_only=True)
-
-    try:
-        outer = load(path)
-        ok = (isinstance(outer, dict) and outer.get("version") == CHECKPOINT_VERSION
-              and isinstance(outer.get("body"), torch.Tensor) and isinstance(outer.get("sha256"), str))
-        if ok:
-            body = outer["body"].numpy().tobytes()
-            if sha256_bytes(body) != outer["sha256"]:
-                raise RecordError(f"checkpoint {path} is corrupt, truncated or edited (sha256 mismatch)")
-            state = load(io.BytesIO(body))
-    except RecordError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - truncated zip, pickle refused, garbage bytes...
-        raise RecordError(f"checkpoint {path} is corrupt, truncated or not an actmax checkpoint "
-                          f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
-    if not ok or not isinstance(state, dict):
-        raise RecordError(f"checkpoint {path} is not an actmax checkpoint of version {CHECKPOINT_VERSION}")
-    return state
-
-
-def state_field(state: Mapping[str, Any], *keys: str, where: str = "checkpoint") -> Any:
-    """``state[k1][k2]...`` or one RecordError naming the missing key (never a bare KeyError)."""
-    value: Any = state
-    for k in keys:
-        if not isinstance(value, Mapping) or k not in value:
-            raise RecordError(f"{where} is missing {'/'.join(keys)} (corrupt or from another kind of run)")
-        value = value[k]
-    return value
-
-
-@dataclass
-class LoadedRun:
-    """A run record read back: its manifest, score table, codes and native stimuli.
-
-    ``stimuli`` holds float32 images at the generator's own resolution (evolve: ``best`` and per
-    space ``<space>/best`` and ``<space>/best_per_generation`` with ``<space>/generations``;
-    synthesize: ``images``, one per row of ``targets.csv``). The PNGs in a record are previews.
-    """
-
-    path: Path
-    manifest: dict[str, Any]
-    scores: pd.DataFrame
-    codes: dict[str, torch.Tensor]
-    stimuli: dict[str, torch.Tensor]
-
-    @property
-    def kind(self) -> str:
-        return str(self.manifest.get("kind"))
-
-    def __repr__(self) -> str:
-        m = self.manifest
-        return (f"LoadedRun({self.kind}, status={m.get('status')!r}, rows={len(self.scores)}, "
-                f"codes={sorted(self.codes)}, stimuli={sorted(self.stimuli)}, path={str(self.path)!r})")
-
-
-def load_run(path: str | Path) -> LoadedRun:
-    """Read a run record folder (evolve, synthesize or screen) for analysis."""
-    rec = RunRecord(path)
-    manifest = rec.manifest()
-    scores = rec.scores() if (rec.path / SCORES).exists() else pd.DataFrame()
-    codes = rec.codes() if (rec.path / CODES).exists() else {}
-    stimuli = rec.stimuli() if (rec.path / STIMULI).exists() else {}
-    return LoadedRun(rec.path, manifest, scores, codes, stimuli)
-
-
-def save_image(image: torch.Tensor, path: str | Path, *, stimulus: str | None = None) -> None:
-    """One (C, H, W) image in [0, 1] as a PNG preview (atomic); ``stimulus`` names its native copy."""
-    save_montage(image[None], path, nrow=1, padding=0, stimulus=stimulus)
-
-
-def save_montage(images: torch.Tensor, path: str | Path, *, nrow: int = 8, padding: int = 2,
-                 upscale_to: int = 96, stimulus: str | None = None) -> None:
-    """A grid of (N, C, H, W) images in [0, 1] as a PNG preview (atomic); small images are upscaled (nearest).
-
-    The PNG's text says it is a preview (8-bit, upscaled) and, with ``stimulus``, which entry of
-    the record's ``stimuli.safetensors`` holds the native image, so analyses read that instead.
-    """
-    import torch.nn.functional as F
-    from PIL import Image
-    from PIL.PngImagePlugin import PngInfo
-    from torchvision.utils import make_grid
-
-    images = images.detach().float().cpu().clamp(0, 1)
-    c, h, w = images.shape[1:]
-    factor = int(np.ceil(upscale_to / w)) if w < upscale_to else 1
-    if factor > 1:
-        images = F.interpolate(images, scale_factor=factor, mode="nearest")
-    grid = make_grid(images, nrow=max(1, nrow), padding=padding, pad_value=1.0)
-    arr = (grid.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
-    if c == 1:
-        arr = arr[..., 0]
-    info = PngInfo()
-    info.add_text(PREVIEW_KEY, f"8-bit preview of {len(images)} stimuli of {c}x{h}x{w}, upscaled x{factor} "
-                               f"(nearest); native float stimuli: {STIMULI}")
-    if stimulus is not None:
-        info.add_text(STIMULUS_KEY, stimulus)
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG", pnginfo=info)
-    atomic_write_bytes(Path(path), buf.getvalue())
