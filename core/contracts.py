@@ -84,13 +84,39 @@ PART_CONTRACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
+#: Optional attributes the loops read, with their defaults (the part base classes declare the same):
+#: a part that lacks one gets the default when it is checked, so loops read ``part.x`` directly.
+PART_DEFAULTS: dict[str, dict[str, Any]] = {
+    "generator": {"optimizer_preset": None, "sphere_norm": None, "code_shape": None, "default_sigma": 1.0,
+                  "weights_path": None, "weights_used": ()},
+    "optimizer": {"gradient_based": False, "popsize": None, "seed": None},
+    "gradient optimizer": {"gradient_based": True, "seed": None},
+    "scorer": {"differentiable": False, "input_contrast": None, "input_contrast_size": None, "input_norm": None,
+               "size": None, "channels": None, "weights_path": None, "weights_used": ()},
+}
+
+
+def _declare_defaults(key: str, part: object, label: str) -> None:
+    defaults = dict(PART_DEFAULTS.get(key, {}))
+    if key == "scorer" and not hasattr(part, "unit_names"):
+        defaults["unit_names"] = [str(i) for i in range(int(part.units))]  # type: ignore[attr-defined]
+    for name, default in defaults.items():
+        if not hasattr(part, name):
+            try:
+                setattr(part, name, default)
+            except (AttributeError, TypeError):
+                raise ContractError(f"{label} ({type(part).__name__}) has no {name!r} and takes no attributes; "
+                                    f"declare {name} = {default!r} on its class (see docs/PLUGINS.md)") from None
+
+
 def check_part(kind: str, part: object, label: str) -> object:
     """Raise one :class:`ContractError` naming ``label`` unless ``part`` has what its kind needs.
 
     Generators need int ``dim``, ``channels``, ``image_size`` and ``forward``/``init_codes``;
     gradient-free optimizers ``ask``/``tell``/``state_dict``/``load_state_dict`` (gradient ones,
     ``gradient_based = True``, ``start``/``step`` instead of ``ask``/``tell``); scorers an int
-    ``units`` and ``forward``.
+    ``units`` and ``forward``. Optional attributes the loops read (:data:`PART_DEFAULTS`) that the
+    part lacks are set to their defaults.
     """
     key = "gradient optimizer" if kind == "optimizer" and getattr(part, "gradient_based", False) else kind
     if key not in PART_CONTRACTS:
@@ -109,6 +135,7 @@ def check_part(kind: str, part: object, label: str) -> object:
     if problems:
         raise ContractError(f"{label} breaks the {key} contract ({type(part).__name__}): "
                             + "; ".join(problems) + " (see docs/PLUGINS.md)")
+    _declare_defaults(key, part, label)
     return part
 
 

@@ -80,8 +80,7 @@ def default_optimizer(dim: int) -> str:
 def space_optimizer(gen: Any) -> Any:
     """The optimizer a space gets when the run names none: the preset the generator declares
     (``optimizer_preset``; the lab's for DeePSim and BigGAN), else :func:`default_optimizer`."""
-    preset = getattr(gen, "optimizer_preset", None)
-    return preset if preset else default_optimizer(gen.dim)
+    return gen.optimizer_preset or default_optimizer(gen.dim)
 
 
 def per_space(optimizer: Any, n_spaces: int) -> list[Any]:
@@ -104,7 +103,7 @@ def optimizer_context(gen: Any, *, seed: int, init_seed: int, generations: int) 
     context: dict[str, Any] = {"dim": gen.dim, "x0": x0, "sigma0": gen.default_sigma, "seed": seed,
                                "n_gen": int(generations),
                                "prior": lambda n: gen.init_codes(int(n), seed=init_seed)}
-    radius = getattr(gen, "sphere_norm", None)
+    radius = gen.sphere_norm
     if radius:
         context["sphere_norm"] = float(radius)
     return context

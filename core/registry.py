@@ -234,8 +234,9 @@ class Registry:
         only if the factory accepts them, and explicit spec options win over them. The new part
         is checked against its kind's contract (a clear error naming the part otherwise).
         """
-        if not isinstance(spec, (str, Mapping)):
-            return spec
+        if not isinstance(spec, (str, Mapping)):   # a live object: checked like a created one
+            from actmax.core.contracts import check_part
+            return check_part(self.kind, spec, f"{self.kind} {type(spec).__name__} (a live object)")
         name, options = parse_spec(spec) if isinstance(spec, str) else _split_mapping(spec)
         entry = self.entry(name)
         accepted, has_var_kw = _parameters(entry.factory)

@@ -78,10 +78,9 @@ def split_recipe(ascent: Any) -> tuple[Any, dict[str, Any]]:
 def budget_from_scorer(scorer: Any) -> dict[str, Any]:
     """The contrast budget a scorer asks for: RMS ``input_contrast`` (at ``input_contrast_size``
     px), else the legacy L2 ``input_norm`` (twins saved before the RMS budget), else none."""
-    contrast = getattr(scorer, "input_contrast", None)
-    if contrast:
-        return {"contrast": float(contrast), "contrast_size": getattr(scorer, "input_contrast_size", None)}
-    norm = getattr(scorer, "input_norm", None)
+    if scorer.input_contrast:
+        return {"contrast": float(scorer.input_contrast), "contrast_size": scorer.input_contrast_size}
+    norm = scorer.input_norm
     return {"norm": float(norm)} if norm else {}
 
 

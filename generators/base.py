@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 import torch
 from torch import nn
 
+from actmax.core.evolve import LARGE_SPACE_DIM, default_optimizer  # noqa: F401  (one size rule, the kernel's)
 from actmax.core.contracts import check_codes
 
 
@@ -25,6 +26,12 @@ class Generator(nn.Module, ABC):
     channels: int
     image_size: int
     default_sigma: float = 1.0
+    #: the shape of one code when it is an image-like array (e.g. Fourier coefficients), for the
+    #: synthesis transforms; None: a flat vector
+    code_shape: tuple[int, ...] | None = None
+    #: the weight file a live generator loaded, and what the registry saw it load (provenance)
+    weights_path: str | None = None
+    weights_used: tuple = ()
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
         check_codes(codes, self.dim, where=f"{type(self).__name__} codes")
@@ -69,11 +76,7 @@ def seeded_normal(n: int, dim: int, seed: int, *, std: float = 1.0) -> torch.Ten
     return torch.randn(n, dim, generator=g) * std
 
 
-#: Above this code dimension the size rule picks CholeskyCMAES over pycma's full CMA-ES (whose
-#: O(dim^2) update and O(dim^3) eigendecomposition dominate a generation there).
-LARGE_SPACE_DIM = 1000
-
-
 def size_rule_preset(dim: int, sigma0: float) -> str:
-    """``cma`` (pycma, full covariance) up to 1000-d, ``cholesky_cma`` above, at ``sigma0``."""
-    return f"{'cholesky_cma' if dim > LARGE_SPACE_DIM else 'cma'}:sigma0={float(sigma0)!r}"
+    """The kernel's size rule (:func:`actmax.core.evolve.default_optimizer`: pycma's full CMA-ES up to
+    1000-d, CholeskyCMAES above) at ``sigma0``."""
+    return f"{default_optimizer(dim)}:sigma0={float(sigma0)!r}"

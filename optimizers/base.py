@@ -41,6 +41,11 @@ class Optimizer(ABC):
 
     dim: int
     generation: int = 0
+    #: ask/tell (False) or the gradient ``ascent`` protocol (True)
+    gradient_based: bool = False
+    #: a fixed population size (None: the optimizer decides per generation)
+    popsize: int | None = None
+    seed: int | None = None
     _last_asked: np.ndarray | None = None
     _best_code: np.ndarray | None = None
     _best_score: float = -np.inf
@@ -58,7 +63,7 @@ class Optimizer(ABC):
         codes = self._ask()
         if not isinstance(codes, np.ndarray):
             codes = np.asarray(codes)
-        pop = getattr(self, "popsize", None)
+        pop = self.popsize
         if codes.ndim != 2 or codes.shape[1] != self.dim or codes.shape[0] < 1 or \
                 (isinstance(pop, int) and codes.shape[0] != pop):
             expected = f"({pop if isinstance(pop, int) else 'pop'}, {self.dim})"

@@ -32,6 +32,8 @@ class Scorer(nn.Module, ABC):
     #: The square input size (px) the scorer is made for, if it has one (e.g. model neurons' RF
     #: grid); None: any size. Loops use it for reference images and previews.
     size: int | None = None
+    #: The number of input channels the scorer is made for (1 grey, 3 RGB), if fixed; None: any.
+    channels: int | None = None
     #: The weight file a live scorer loaded, if any, and what the registry saw it load
     #: (both go into the provenance of every run the scorer is used in).
     weights_path: str | None = None

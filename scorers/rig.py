@@ -310,7 +310,7 @@ class RigScorer(Scorer):
         self.max_response_bytes = int(max_response_bytes)
         self.n_channels, self.channels = n_channels, chans
         self.units = len(chans)
-        self.image_size = image_size
+        self.image_size = self.size = image_size
         self.timeout, self.poll, self.retries, self.settle = float(timeout), float(poll), int(retries), float(settle)
         self.session = session or uuid.uuid4().hex[:12]
         self.events: list[BlockOutcome] = []

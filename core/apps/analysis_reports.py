@@ -218,7 +218,7 @@ def report_bidirectional(scorer: Any = None, *, records: Sequence[str | Path], o
         mn = np.fmin(mn, rmn)
         sources.append(f"{r} ({what})")
     bi = bidirectional_index(maximum=mx, minimum=mn, baseline=base)
-    names = list(getattr(s, "unit_names", [str(i) for i in range(len(base))]))
+    names = list(s.unit_names)
     table = bi.table()
     table.insert(0, "unit", np.arange(len(base)))
     table.insert(1, "unit_name", names)

@@ -202,7 +202,7 @@ def _one_run(evolve: Any, gen: Any, base: Scorer, spec: Any, *, space: str, labe
     n_gen = max(1, budget // popsize)
     context = optimizer_context(gen, seed=seed, init_seed=seed, generations=n_gen)
     opt = optimizers.create(spec, **{**context, "x0": x0, "popsize": popsize})
-    pop = int(getattr(opt, "popsize", popsize))
+    pop = int(opt.popsize or popsize)
     generations = max(1, budget // pop)
     noisy = NoisyResponses(base, sigma=sigma, seed=[seed, unit, int(round(sigma * 1e6)), _key(space)])
     t0 = time.perf_counter()

@@ -118,9 +118,9 @@ def run_closed_loop(config: ClosedLoopConfig | None = None, *, out_dir: str | Pa
     cfg = config or ClosedLoopConfig()
     t0 = time.time()
     neurons = scorers.create(cfg.neurons).eval()
-    size = int(getattr(neurons, "size", 64))
+    size = int(neurons.size or 64)
     n_units = neurons.units
-    channels = int(getattr(neurons, "channels", 1))
+    channels = int(neurons.channels or 1)
     stimuli = natural_stimuli(cfg.n_train + cfg.n_test, size, seed=cfg.patch_seed, aperture=cfg.aperture,
                               norm=cfg.norm, channels=channels)
     rates = noise_free_rates(neurons, stimuli)
@@ -128,10 +128,10 @@ def run_closed_loop(config: ClosedLoopConfig | None = None, *, out_dir: str | Pa
     counts = simulate_trials(rates, trials, window=cfg.window, seed=cfg.noise_seed)
 
     opts = TrainOptions(**{"test_images": "repeated", **cfg.train})
-    trained = train_twin(stimuli.numpy(), counts, neuron_ids=getattr(neurons, "unit_names", None),
+    trained = train_twin(stimuli.numpy(), counts, neuron_ids=neurons.unit_names,
                          architecture=cfg.architecture, options=opts, progress=progress)
     twin = trained.ensemble
-    names = list(getattr(neurons, "unit_names", [str(u) for u in range(n_units)]))
+    names = list(neurons.unit_names)
     if [str(i) for i in twin.config.neuron_ids] != [str(i) for i in names]:   # matched by name, never by position
         raise InputError(f"closed loop: twin neurons {twin.config.neuron_ids[:5]} do not match the recorded "
                          f"neurons {names[:5]}")

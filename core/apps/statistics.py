@@ -126,16 +126,16 @@ def baseline_response(scorer: Any, *, size: int | None = None, channels: int | N
                       level: float = 0.5, device: str | None = None) -> np.ndarray:
     """Response of every unit to a uniform image at ``level`` (default mid-grey), shape (units,).
 
-    ``size``/``channels`` default to the scorer's own (``size``/``image_size``/``channels``
-    attributes) or 64 px grey; scorers resize and convert themselves anyway.
+    ``size``/``channels`` default to the scorer's own (``size``/``channels`` attributes) or 64 px
+    grey; scorers resize and convert themselves anyway.
     """
     from actmax.core.registry import scorers
 
     s = scorers.create(scorer)
     if not 0.0 <= level <= 1.0:
         raise InputError(f"level must lie in [0, 1], got {level}")
-    size = int(size or getattr(s, "size", None) or getattr(s, "image_size", None) or 64)
-    channels = int(channels or getattr(s, "channels", None) or 1)
+    size = int(size or s.size or 64)
+    channels = int(channels or (s.channels if isinstance(s.channels, int) else None) or 1)   # a rig's are recording channels
     dev = torch.device(device) if device else torch.device("cpu")
     s = s.to(dev).eval()
     with torch.no_grad():

@@ -57,7 +57,7 @@ class EvolveRun(BaseRun):
         for t, (gen, ospec) in enumerate(zip(self.gens, opt_specs)):
             opt = optimizers.create(ospec, **optimizer_context(gen, seed=self.seed + t, init_seed=self.seed + 1000 * t,
                                                                generations=self.generations))
-            if getattr(opt, "gradient_based", False):
+            if opt.gradient_based:
                 raise InputError("evolve needs a gradient-free (ask/tell) optimizer; "
                                  "use `actmax synthesize` for gradient ascent")
             self.opts.append(opt)

@@ -43,7 +43,7 @@ class SynthesizeRun(BaseRun):
         self.amp = bool(amp)
         self.gen = generators.create(generator).to(self.device).eval()
         self.scorer = scorers.create(scorer).to(self.device).eval()
-        if not getattr(self.scorer, "differentiable", False):
+        if not self.scorer.differentiable:
             raise InputError(f"scorer {type(self.scorer).__name__} is not differentiable; "
                              "use `actmax evolve` (gradient-free) for it")
         units = list(range(self.scorer.units)) if units is None else [self.scorer.check_unit(u) for u in units]
@@ -54,7 +54,7 @@ class SynthesizeRun(BaseRun):
         opt_spec, options = split_recipe(ascent)
         options.update(dict(transforms or {}))
         self.ascent = optimizers.create(opt_spec, seed=int(seeds[0]) if len(seeds) else 0)
-        if not getattr(self.ascent, "gradient_based", False):
+        if not self.ascent.gradient_based:
             raise InputError("synthesize needs the gradient optimizer (`ascent`); "
                              "gradient-free optimizers run with `actmax evolve`")
         self.budget_source = "recipe"
@@ -63,9 +63,10 @@ class SynthesizeRun(BaseRun):
             options.update(scorer_budget)
             self.budget_source = "scorer" if scorer_budget else "none"
         self.transforms = SynthesisTransforms.from_options(options)
-        self.code_shape = getattr(self.gen, "code_shape", None)
+        self.code_shape = self.gen.code_shape
         # the transforms' random stream (jitter, noise), seeded like the optimiser
-        self.rng = torch.Generator().manual_seed(int(getattr(self.ascent, "seed", seeds[0] if len(seeds) else 0)))
+        seed = self.ascent.seed if self.ascent.seed is not None else (seeds[0] if len(seeds) else 0)
+        self.rng = torch.Generator().manual_seed(int(seed))
         params = list(self.gen.parameters()) + list(self.scorer.parameters())
         self.grad_flags = [(p, p.requires_grad) for p in params]   # restored by restore_grad_flags()
         for p in params:
