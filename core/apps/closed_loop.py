@@ -106,141 +106,198 @@ def contrast_norm(images: torch.Tensor) -> np.ndarray:
     return (images - 0.5).flatten(1).norm(dim=1).double().numpy()
 
 
-def run_closed_loop(config: ClosedLoopConfig | None = None, *, out_dir: str | Path | None = None,
-                    progress: bool = False) -> dict[str, Any]:
-    """Run the whole loop; returns (and with ``out_dir`` writes) the report."""
-    from actmax.core.synthesize import synthesize
-    from actmax.optimizers.ascent import limit_input
-    from actmax.scorers.twin.model import TwinScorer, save_twin
-    from actmax.scorers.twin.selection import pearson_per_neuron, select_neurons
-    from actmax.scorers.twin.train import TrainOptions, predict, readout_report, write_report, train_twin
+@dataclass
+class Recording:
+    """Phase 1: the stimuli shown and what the neurons did (noise-free rates, spike counts per trial)."""
 
-    cfg = config or ClosedLoopConfig()
-    t0 = time.time()
-    neurons = scorers.create(cfg.neurons).eval()
-    size = int(neurons.size or 64)
-    n_units = neurons.units
-    channels = int(neurons.channels or 1)
+    stimuli: torch.Tensor
+    rates: np.ndarray
+    counts: np.ndarray
+
+
+def record_neurons(cfg: ClosedLoopConfig, neurons: Any) -> Recording:
+    """Phase 1: natural stimuli at the neurons' size, and Poisson trials (one per training image, ``repeats`` per test image)."""
+    size, channels = int(neurons.size or 64), int(neurons.channels or 1)
     stimuli = natural_stimuli(cfg.n_train + cfg.n_test, size, seed=cfg.patch_seed, aperture=cfg.aperture,
                               norm=cfg.norm, channels=channels)
     rates = noise_free_rates(neurons, stimuli)
     trials = np.r_[np.ones(cfg.n_train, int), np.full(cfg.n_test, cfg.repeats, int)]
-    counts = simulate_trials(rates, trials, window=cfg.window, seed=cfg.noise_seed)
+    return Recording(stimuli, rates, simulate_trials(rates, trials, window=cfg.window, seed=cfg.noise_seed))
+
+
+def fit_twin(cfg: ClosedLoopConfig, neurons: Any, rec: Recording, *, progress: bool = False) -> tuple[Any, np.ndarray]:
+    """Phase 2: train the twin on the recording; returns it and its correlation to the noise-free test rates."""
+    from actmax.scorers.twin.selection import pearson_per_neuron
+    from actmax.scorers.twin.train import TrainOptions, predict, train_twin
 
     opts = TrainOptions(**{"test_images": "repeated", **cfg.train})
-    trained = train_twin(stimuli.numpy(), counts, neuron_ids=neurons.unit_names,
+    trained = train_twin(rec.stimuli.numpy(), rec.counts, neuron_ids=neurons.unit_names,
                          architecture=cfg.architecture, options=opts, progress=progress)
-    twin = trained.ensemble
     names = list(neurons.unit_names)
-    if [str(i) for i in twin.config.neuron_ids] != [str(i) for i in names]:   # matched by name, never by position
-        raise InputError(f"closed loop: twin neurons {twin.config.neuron_ids[:5]} do not match the recorded "
-                         f"neurons {names[:5]}")
+    if [str(i) for i in trained.ensemble.config.neuron_ids] != [str(i) for i in names]:   # by name, never by position
+        raise InputError(f"closed loop: twin neurons {trained.ensemble.config.neuron_ids[:5]} do not match the "
+                         f"recorded neurons {names[:5]}")
     test = trained.split["test"]
-    true_corr = pearson_per_neuron(predict(twin, stimuli[torch.as_tensor(test)]), rates[test])
-    t_twin = time.time()
+    true_corr = pearson_per_neuron(predict(trained.ensemble, rec.stimuli[torch.as_tensor(test)]), rec.rates[test])
+    return trained, true_corr
 
-    scorer = TwinScorer(twin)
-    ascent = cfg.ascent if "norm=" in cfg.ascent else f"{cfg.ascent},norm={cfg.norm}"
+
+def synthesis_generator(cfg: ClosedLoopConfig, size: int, channels: int) -> str:
+    """The synthesis generator spec at the neurons' own size and channels (unless the config fixes them)."""
     generator = cfg.generator
     if "size=" not in generator and generator.split(":")[0] in ("pixel", "fourier"):
         generator = f"{generator},size={size}" if ":" in generator else f"{generator}:size={size}"
     if channels == 3 and "channels=" not in generator and generator.startswith(("pixel", "fourier")):
         generator = f"{generator},channels=3" if ":" in generator else f"{generator}:channels=3"
-    syn = synthesize(generator, scorer, units=list(range(n_units)), poles=("high", "low"),
+    return generator
+
+
+def synthesize_on_twin(cfg: ClosedLoopConfig, neurons: Any, twin: Any, *, progress: bool = False) -> tuple[Any, torch.Tensor]:
+    """Phase 3: MEIs and LEIs of every neuron on the twin, at the natural stimuli's contrast ``norm``."""
+    from actmax.core.synthesize import synthesize
+    from actmax.core.transforms import limit_input
+    from actmax.scorers.twin.model import TwinScorer
+
+    ascent = cfg.ascent if "norm=" in cfg.ascent else f"{cfg.ascent},norm={cfg.norm}"
+    generator = synthesis_generator(cfg, int(neurons.size or 64), int(neurons.channels or 1))
+    syn = synthesize(generator, TwinScorer(twin), units=list(range(neurons.units)), poles=("high", "low"),
                      seeds=cfg.synthesis_seeds, ascent=ascent, progress=progress)
-    images = limit_input(syn.images.clamp(0, 1), norm=cfg.norm).clamp(0, 1)
-    gt = noise_free_rates(neurons, images)
-    own = np.array([gt[i, t.unit] for i, t in enumerate(syn.targets)])
-    twin_pred = syn.responses.double().numpy()
+    return syn, limit_input(syn.images.clamp(0, 1), norm=cfg.norm).clamp(0, 1)
 
-    def per_unit(pole: str, reduce: Any) -> np.ndarray:
-        vals = np.full(n_units, np.nan)
-        for u in range(n_units):
-            picks = [own[i] for i, t in enumerate(syn.targets) if t.unit == u and t.pole == pole]
-            vals[u] = reduce(picks)
-        return vals
 
-    mei_gt, lei_gt = per_unit("high", max), per_unit("low", min)
-    best_nat, worst_nat = rates.max(0), rates.min(0)
-    best_nat_idx, worst_nat_idx = rates.argmax(0), rates.argmin(0)
-    recorded_best = np.nanargmax(np.where(np.isfinite(counts), counts, -np.inf).max(0), axis=0)
-    optimum = neurons.optimal_response("high").double().numpy() if hasattr(neurons, "optimal_response") else None
-    opt_low = neurons.optimal_response("low").double().numpy() if hasattr(neurons, "optimal_response") else None
-    beats = mei_gt > best_nat
-    below = lei_gt < worst_nat
-    oracle = np.array([np.nan if v is None else v for v in trained.report["oracle_correlation"]], float)
-    reliable = np.sort(select_neurons(oracle, threshold=cfg.reliable_oracle))
-    kinds = list(getattr(neurons, "kinds", ["?"] * n_units))
-    readout = readout_report(twin)
-    scale = size / twin.config.image_size          # twin pixel index -> the neurons' pixel coordinates
-    rf_true = getattr(neurons, "receptive_fields", None)
-    readout_err = np.full(n_units, np.nan)
+def _per_unit(own: np.ndarray, targets: list, n_units: int, pole: str, reduce: Any) -> np.ndarray:
+    vals = np.full(n_units, np.nan)
+    for u in range(n_units):
+        vals[u] = reduce([own[i] for i, t in enumerate(targets) if t.unit == u and t.pole == pole])
+    return vals
+
+
+def _readout_errors(neurons: Any, readout: dict[str, Any], scale: float, n_units: int) -> np.ndarray:
+    rf_true = getattr(neurons, "receptive_fields", None)   # model neurons know their RF centres; others do not
+    err = np.full(n_units, np.nan)
     if rf_true is not None:
         for u, row in enumerate(readout["neurons"]):
-            x, y = (row["x_px"] + 0.5) * scale, (row["y_px"] + 0.5) * scale
-            readout_err[u] = float(np.hypot(x - rf_true[u][0], y - rf_true[u][1]))
-    frac_opt = mei_gt / optimum if optimum is not None else np.full(n_units, np.nan)
+            x, y = (row["x_px"] + 0.5) * scale, (row["y_px"] + 0.5) * scale   # twin pixel -> the neurons' pixels
+            err[u] = float(np.hypot(x - rf_true[u][0], y - rf_true[u][1]))
+    return err
+
+
+def _projections(neurons: Any, images: torch.Tensor, targets: list) -> dict[int, dict[str, list[float]]]:
+    """Why a cell falls short: which feature its MEI/LEI carry (model neurons only)."""
     proj: dict[int, dict[str, list[float]]] = {}
-    if hasattr(neurons, "feature_projections"):   # why a cell falls short: which feature its MEI/LEI carry
+    if hasattr(neurons, "feature_projections"):
         for pole in ("high", "low"):
-            picks = [(i, t.unit) for i, t in enumerate(syn.targets) if t.pole == pole]
+            picks = [(i, t.unit) for i, t in enumerate(targets) if t.pole == pole]
             p = neurons.feature_projections(images[[i for i, _ in picks]], [u for _, u in picks])
             for (_, u), pr in zip(picks, p.tolist()):
                 proj.setdefault(u, {})[pole] = [round(v, 4) for v in pr]
-    report: dict[str, Any] = {
-        "config": _jsonable(asdict(cfg)),
-        "twin": {
-            "median_test_correlation": trained.report["median_test_correlation"],
-            "test_correlation": trained.report["test_correlation"],
-            "oracle_correlation": trained.report["oracle_correlation"],
-            "single_trial_test_correlation": trained.report["single_trial_test_correlation"],
-            "correlation_to_noise_free_rates": _round(true_corr),
-            "median_correlation_to_noise_free_rates": float(np.nanmedian(true_corr)),
-            "split_sizes": trained.report["split_sizes"],
-            "history": trained.report["history"],
-            "train_seconds": trained.report["train_seconds"],
-        },
-        "neurons": [
-            {"unit": u, "kind": kinds[u], "test_correlation": trained.report["test_correlation"][u],
-             "oracle": trained.report["oracle_correlation"][u],
-             "mei_response": round(float(mei_gt[u]), 5), "best_natural_response": round(float(best_nat[u]), 5),
-             "mei_over_best_natural": round(float(mei_gt[u] / best_nat[u]), 4) if best_nat[u] > 0 else None,
-             "mei_beats_best_natural": bool(beats[u]),
-             "lei_response": round(float(lei_gt[u]), 5), "worst_natural_response": round(float(worst_nat[u]), 5),
-             "lei_below_worst_natural": bool(below[u]),
-             "optimum_response": None if optimum is None else round(float(optimum[u]), 5),
-             "mei_fraction_of_optimum": None if optimum is None else round(float(mei_gt[u] / optimum[u]), 4),
-             "floor_response": None if opt_low is None else round(float(opt_low[u]), 5),
-             "best_natural_index": int(best_nat_idx[u]), "best_recorded_index": int(recorded_best[u]),
-             "readout_error_px": None if not np.isfinite(readout_err[u]) else round(float(readout_err[u]), 2),
-             "readout_within_2px": bool(readout_err[u] <= 2.0) if np.isfinite(readout_err[u]) else None,
-             "feature_projections": proj.get(u)}
-            for u in range(n_units)],
-        "per_kind": per_kind_table(kinds, oracle, cfg.reliable_oracle, readout_err, beats, below, frac_opt,
-                                   mei_gt / np.maximum(best_nat, 1e-9)),
-        "readout_warnings": readout["warnings"],
-        "fraction_mei_beats_best_natural": float(beats.mean()),
-        "fraction_lei_below_worst_natural": float(below.mean()),
-        "reliable_neurons": reliable.tolist(),
-        "fraction_mei_beats_best_natural_reliable": float(beats[reliable].mean()) if reliable.size else None,
-        "median_mei_over_best_natural": float(np.median(mei_gt / np.maximum(best_nat, 1e-9))),
-        "contrast": {
-            "natural_l2_norm": _summary(contrast_norm(stimuli)),
-            "synthesised_l2_norm": _summary(contrast_norm(images)),
-            "target_l2_norm": cfg.norm,
-            "images": "all stimuli are [0, 1] grey images at the neurons' native size",
-        },
-        "twin_predicted_mei_response": _round(twin_pred),
-        "seconds": {"twin": round(t_twin - t0, 1), "total": round(time.time() - t0, 1)},
+    return proj
+
+
+def judge_on_truth(cfg: ClosedLoopConfig, neurons: Any, rec: Recording, trained: Any, syn: Any,
+                  images: torch.Tensor) -> dict[str, Any]:
+    """Phase 4: the ground-truth neurons see the MEIs/LEIs; per-neuron measures against the natural extremes."""
+    from actmax.scorers.twin.selection import select_neurons
+    from actmax.scorers.twin.train import readout_report
+
+    n_units = neurons.units
+    gt = noise_free_rates(neurons, images)
+    own = np.array([gt[i, t.unit] for i, t in enumerate(syn.targets)])
+    has_optimum = hasattr(neurons, "optimal_response")   # model neurons know their optimum; others do not
+    m: dict[str, Any] = {
+        "mei": _per_unit(own, syn.targets, n_units, "high", max), "lei": _per_unit(own, syn.targets, n_units, "low", min),
+        "best_nat": rec.rates.max(0), "worst_nat": rec.rates.min(0), "best_nat_idx": rec.rates.argmax(0),
+        "recorded_best": np.nanargmax(np.where(np.isfinite(rec.counts), rec.counts, -np.inf).max(0), axis=0),
+        "optimum": neurons.optimal_response("high").double().numpy() if has_optimum else None,
+        "floor": neurons.optimal_response("low").double().numpy() if has_optimum else None,
+        "oracle": np.array([np.nan if v is None else v for v in trained.report["oracle_correlation"]], float),
+        "kinds": list(getattr(neurons, "kinds", ["?"] * n_units)),   # model neurons' families
+        "readout": readout_report(trained.ensemble), "projections": _projections(neurons, images, syn.targets),
     }
+    m["beats"], m["below"] = m["mei"] > m["best_nat"], m["lei"] < m["worst_nat"]
+    m["reliable"] = np.sort(select_neurons(m["oracle"], threshold=cfg.reliable_oracle))
+    m["readout_err"] = _readout_errors(neurons, m["readout"], int(neurons.size or 64) / trained.ensemble.config.image_size,
+                                       n_units)
+    m["frac_opt"] = m["mei"] / m["optimum"] if m["optimum"] is not None else np.full(n_units, np.nan)
+    return m
+
+
+def _neuron_row(u: int, m: dict[str, Any], trained: Any) -> dict[str, Any]:
+    mei, best, opt, floor, err = m["mei"][u], m["best_nat"][u], m["optimum"], m["floor"], m["readout_err"][u]
+    return {"unit": u, "kind": m["kinds"][u], "test_correlation": trained.report["test_correlation"][u],
+            "oracle": trained.report["oracle_correlation"][u],
+            "mei_response": round(float(mei), 5), "best_natural_response": round(float(best), 5),
+            "mei_over_best_natural": round(float(mei / best), 4) if best > 0 else None,
+            "mei_beats_best_natural": bool(m["beats"][u]),
+            "lei_response": round(float(m["lei"][u]), 5), "worst_natural_response": round(float(m["worst_nat"][u]), 5),
+            "lei_below_worst_natural": bool(m["below"][u]),
+            "optimum_response": None if opt is None else round(float(opt[u]), 5),
+            "mei_fraction_of_optimum": None if opt is None else round(float(mei / opt[u]), 4),
+            "floor_response": None if floor is None else round(float(floor[u]), 5),
+            "best_natural_index": int(m["best_nat_idx"][u]), "best_recorded_index": int(m["recorded_best"][u]),
+            "readout_error_px": None if not np.isfinite(err) else round(float(err), 2),
+            "readout_within_2px": bool(err <= 2.0) if np.isfinite(err) else None,
+            "feature_projections": m["projections"].get(u)}
+
+
+def _report(cfg: ClosedLoopConfig, rec: Recording, trained: Any, true_corr: np.ndarray, syn: Any,
+            images: torch.Tensor, m: dict[str, Any], seconds: dict[str, float]) -> dict[str, Any]:
+    r = trained.report
+    over_nat = m["mei"] / np.maximum(m["best_nat"], 1e-9)
+    return {
+        "config": _jsonable(asdict(cfg)),
+        "twin": {**{k: r[k] for k in ("median_test_correlation", "test_correlation", "oracle_correlation",
+                                      "single_trial_test_correlation")},
+                 "correlation_to_noise_free_rates": _round(true_corr),
+                 "median_correlation_to_noise_free_rates": float(np.nanmedian(true_corr)),
+                 **{k: r[k] for k in ("split_sizes", "history", "train_seconds")}},
+        "neurons": [_neuron_row(u, m, trained) for u in range(len(m["mei"]))],
+        "per_kind": per_kind_table(m["kinds"], m["oracle"], cfg.reliable_oracle, m["readout_err"], m["beats"],
+                                   m["below"], m["frac_opt"], over_nat),
+        "readout_warnings": m["readout"]["warnings"],
+        "fraction_mei_beats_best_natural": float(m["beats"].mean()),
+        "fraction_lei_below_worst_natural": float(m["below"].mean()),
+        "reliable_neurons": m["reliable"].tolist(),
+        "fraction_mei_beats_best_natural_reliable": float(m["beats"][m["reliable"]].mean()) if m["reliable"].size else None,
+        "median_mei_over_best_natural": float(np.median(over_nat)),
+        "contrast": {"natural_l2_norm": _summary(contrast_norm(rec.stimuli)),
+                     "synthesised_l2_norm": _summary(contrast_norm(images)), "target_l2_norm": cfg.norm,
+                     "images": "all stimuli are [0, 1] grey images at the neurons' native size"},
+        "twin_predicted_mei_response": _round(syn.responses.double().numpy()),
+        "seconds": seconds,
+    }
+
+
+def run_closed_loop(config: ClosedLoopConfig | None = None, *, out_dir: str | Path | None = None,
+                    progress: bool = False) -> dict[str, Any]:
+    """Run the whole loop (record, fit the twin, synthesise on it, test on the truth); returns (and with
+    ``out_dir`` writes) the report.
+
+    The four phases are separate functions (:func:`record_neurons`, :func:`fit_twin`,
+    :func:`synthesize_on_twin`, :func:`judge_on_truth`): the seam for a resumable ``closed_loop`` run
+    kind with rounds (one phase per step; register it with :func:`actmax.core.runs.register_kind`).
+    """
+    from actmax.scorers.twin.model import save_twin
+    from actmax.scorers.twin.train import write_report
+
+    cfg = config or ClosedLoopConfig()
+    t0 = time.time()
+    neurons = scorers.create(cfg.neurons).eval()
+    rec = record_neurons(cfg, neurons)
+    trained, true_corr = fit_twin(cfg, neurons, rec, progress=progress)
+    t_twin = time.time()
+    syn, images = synthesize_on_twin(cfg, neurons, trained.ensemble, progress=progress)
+    m = judge_on_truth(cfg, neurons, rec, trained, syn, images)
+    report = _report(cfg, rec, trained, true_corr, syn, images, m,
+                     {"twin": round(t_twin - t0, 1), "total": round(time.time() - t0, 1)})
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        save_twin(out / "twin", twin)
+        save_twin(out / "twin", trained.ensemble)
         write_report(out / "twin", trained.report, title="closed-loop twin")
         (out / "closed_loop.json").write_text(json.dumps(report, indent=2))
-        _plot(out / "closed_loop.png", neurons, stimuli, images, syn.targets, report, best_nat_idx)
-        torch.save({"mei_lei": images, "best_natural": stimuli[torch.as_tensor(best_nat_idx)]},
+        _plot(out / "closed_loop.png", neurons, rec.stimuli, images, syn.targets, report, m["best_nat_idx"])
+        torch.save({"mei_lei": images, "best_natural": rec.stimuli[torch.as_tensor(m["best_nat_idx"])]},
                    out / "images.pt")
     return report
 

@@ -203,9 +203,12 @@ class EvolveRun(BaseRun):
 
     # -- the run-kind protocol --------------------------------------------------------------
     @classmethod
-    def from_spec(cls, spec: Mapping[str, Any], path: Path, **live: Any) -> "EvolveRun":
-        reference = None
-        if spec.get("reference_images"):
+    def from_spec(cls, spec: Mapping[str, Any], path: Path, reference_images: torch.Tensor | None = None,
+                  **live: Any) -> "EvolveRun":
+        """Rebuild from a record's spec (its reference images from the record), or build a new run from a
+        spec in the record's format with ``reference_images`` given (a campaign cell)."""
+        reference = reference_images
+        if reference is None and spec.get("reference_images"):
             from safetensors.torch import load_file
             try:
                 reference = load_file(Path(path) / REFERENCE)["images"]
