@@ -1,8 +1,11 @@
 """Gradient-free optimizer contract: ask/tell, maximising, seeded, with state save/restore.
 
-:class:`Optimizer` is a template: the public :meth:`~Optimizer.ask` and :meth:`~Optimizer.tell`
-check what crosses the boundary and keep the best code told; a subclass implements only the
-algorithm (:meth:`~Optimizer._ask`, :meth:`~Optimizer._tell`) and its state.
+:class:`Optimizer` is a template (as nevergrad's base optimizer): the base owns the generation
+counter, the pending population (asked, not yet told: asking again returns it), the best code
+told so far and the state envelope (configuration, generation, pending population, best). A
+subclass implements only its algorithm: :meth:`~Optimizer._ask` (draw a new population),
+:meth:`~Optimizer._tell` (update with it), :meth:`~Optimizer._config` (what a state must match)
+and its extra state (:meth:`~Optimizer._state`, :meth:`~Optimizer._load_state`).
 
 **The one tell rule** (every optimizer): ``tell(codes, scores)`` takes the codes returned by the
 last ``ask()``, equal to within :data:`TELL_TOLERANCE` (relative to the largest code entry), so
@@ -46,7 +49,7 @@ class Optimizer(ABC):
     #: a fixed population size (None: the optimizer decides per generation)
     popsize: int | None = None
     seed: int | None = None
-    _last_asked: np.ndarray | None = None
+    _asked: np.ndarray | None = None        # the pending population (asked, not yet told)
     _best_code: np.ndarray | None = None
     _best_score: float = -np.inf
 
@@ -60,6 +63,8 @@ class Optimizer(ABC):
     # -- template -----------------------------------------------------------------------------
     def ask(self) -> np.ndarray:
         """Codes of the next population, shape (pop, dim), checked (shape, finite values)."""
+        if self._asked is not None:             # asked, not yet told: the same population again
+            return self._asked.copy()
         codes = self._ask()
         if not isinstance(codes, np.ndarray):
             codes = np.asarray(codes)
@@ -72,13 +77,13 @@ class Optimizer(ABC):
         codes = np.asarray(codes, dtype=np.float64)
         if not np.all(np.isfinite(codes)):
             raise ContractError(f"{self.part_name}: ask() returned NaN or inf codes")
-        self._last_asked = codes.copy()
+        self._asked = codes.copy()
         return codes.copy()
 
     def tell(self, codes: np.ndarray, scores: np.ndarray) -> None:
         """Update with the scores (to maximise) of the codes returned by the last :meth:`ask`."""
         where = f"{self.part_name}.tell"
-        asked = self._last_asked
+        asked = self._asked
         if asked is None:
             raise InputError(f"{where}: no population pending; call ask() before tell()")
         codes = np.asarray(codes, dtype=np.float64)
@@ -97,8 +102,11 @@ class Optimizer(ABC):
             if not np.all(np.abs(codes - asked) <= tol):
                 raise InputError(f"{where}: codes must be those returned by the last ask() "
                                  f"(within a relative {TELL_TOLERANCE:g}; the update uses the asked codes)")
+        before = self.generation
         self._tell(asked, scores)
-        self._last_asked = None
+        self._asked = None
+        if self.generation == before:   # (optimizers written before the base owned the counter count themselves)
+            self.generation += 1
         i = int(np.argmax(scores))
         if scores[i] > self._best_score:
             self._best_score = float(scores[i])
@@ -106,19 +114,43 @@ class Optimizer(ABC):
 
     @abstractmethod
     def _ask(self) -> np.ndarray:
-        """The next population (pop, dim); the same codes until they are told."""
+        """A new population (pop, dim); called once per generation (the base keeps it until it is told)."""
 
     @abstractmethod
     def _tell(self, codes: np.ndarray, scores: np.ndarray) -> None:
-        """Update with the asked codes (float64) and their finite scores (pop,)."""
+        """Update with the asked codes (float64) and their finite scores (pop,); the base counts the generation."""
 
-    @abstractmethod
+    # -- state envelope -----------------------------------------------------------------------
+    def _config(self) -> dict[str, Any]:
+        """What a saved state must match to load here (the setup, not the progress)."""
+        return {"optimizer": getattr(self, "name", type(self).__name__), "dim": self.dim}
+
+    def _state(self) -> dict[str, Any]:
+        """The subclass's own state (tensors, numbers, strings, lists, dicts)."""
+        return {}
+
+    def _load_state(self, state: dict[str, Any], where: str) -> None:
+        """Restore :meth:`_state` (the envelope is restored by the base)."""
+
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue exactly where this optimizer is."""
+        """Everything needed to continue exactly where this optimizer is: the envelope plus :meth:`_state`."""
+        from actmax.optimizers.common import best_state, tensor
+        return {**self._config(), "generation": self.generation, **self._state(), "pending": tensor(self._asked),
+                **best_state(self)}
 
-    @abstractmethod
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a state from :meth:`state_dict`."""
+        """Restore a state from :meth:`state_dict` (one OptimizerStateError if it belongs to another setup)."""
+        from actmax.optimizers.common import array, check_shape, check_state, load_best
+        where = f"{getattr(self, 'name', type(self).__name__)} state"
+        check_state(where, state, self._config())
+        self._load_state(state, where)
+        if "generation" in state:
+            self.generation = int(state["generation"])
+        pending = array(state.get("pending"))
+        if pending is not None and self.popsize is not None:
+            check_shape(where, "pending", pending, (int(self.popsize), self.dim))
+        self._asked = pending
+        load_best(self, state)
 
     # -- best so far --------------------------------------------------------------------------
     @property

@@ -44,8 +44,7 @@ import numpy as np
 
 from actmax.core.registry import optimizers
 from actmax.optimizers.base import Optimizer, rng_from_state, rng_state
-from actmax.optimizers.common import (array, best_state, check_dim, check_shape, check_state,
-                               default_popsize, initial_point, load_best, positive, require, tensor)
+from actmax.optimizers.common import (array, check_dim, check_shape, default_popsize, initial_point, positive, require, tensor)
 from actmax.core.errors import InputError
 
 
@@ -171,22 +170,19 @@ class CholeskyCMA(Optimizer):
         self.counteval = 0
         self.eigeneval = 0
         self.generation = 0
-        self._z: np.ndarray | None = None
-        self._pending: np.ndarray | None = None
-        self._best_code, self._best_score = None, -np.inf
+        self._z: np.ndarray | None = None      # the standard normal samples behind the pending population
+        self._asked, self._best_code, self._best_score = None, None, -np.inf
 
     # -- ask / tell -----------------------------------------------------------------------
     def _ask(self) -> np.ndarray:
-        if self._pending is None:
-            self._z = self.rng.standard_normal((self.popsize, self.dim))
-            self._pending = self.mean + self.sigma * self.factor.apply(self._z)
-            self.counteval += self.popsize
-        return self._pending.copy()
+        self._z = self.rng.standard_normal((self.popsize, self.dim))
+        self.counteval += self.popsize
+        return self.mean + self.sigma * self.factor.apply(self._z)
 
     def _tell(self, codes: np.ndarray, scores: np.ndarray) -> None:
         top = np.argsort(-scores, kind="stable")[: self.mu]
         old_mean = self.mean
-        self.mean = self.weights @ self._pending[top]
+        self.mean = self.weights @ codes[top]
         zw = self.weights @ self._z[top]
         self.ps = (1 - self.cs) * self.ps + math.sqrt(self.cs * (2 - self.cs) * self.mueff) * zw
         # z_w A = (new mean - old mean) / sigma, computed without touching A
@@ -196,8 +192,7 @@ class CholeskyCMA(Optimizer):
         if self.counteval - self.eigeneval > self.update_crit:
             self.eigeneval = self.counteval
             self.factor.rank_one_update(self.pc, self.c1)
-        self._z, self._pending = None, None
-        self.generation += 1
+        self._z = None
 
     # -- introspection --------------------------------------------------------------------
     @property
@@ -215,17 +210,13 @@ class CholeskyCMA(Optimizer):
                 "cc": self.cc, "cs": self.cs, "c1": self.c1, "damps": self.damps,
                 "update_crit": float(self.update_crit), "max_factors": self.max_factors}
 
-    def state_dict(self) -> dict[str, Any]:
-        return {**self._config(), "seed": self.seed, "sigma0": self.sigma0, "x0": tensor(self.x0),
-                "generation": self.generation, "rng": rng_state(self.rng),
+    def _state(self) -> dict[str, Any]:
+        return {"seed": self.seed, "sigma0": self.sigma0, "x0": tensor(self.x0), "rng": rng_state(self.rng),
                 "mean": tensor(self.mean), "sigma": float(self.sigma), "ps": tensor(self.ps),
                 "pc": tensor(self.pc), "counteval": int(self.counteval), "eigeneval": int(self.eigeneval),
-                "factor": self.factor.state_dict(), "z": tensor(self._z), "pending": tensor(self._pending),
-                **best_state(self)}
+                "factor": self.factor.state_dict(), "z": tensor(self._z)}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        where = f"{self.name} state"
-        check_state(where, state, self._config())
+    def _load_state(self, state: dict[str, Any], where: str) -> None:
         require(state, ("generation", "rng", "mean", "sigma", "ps", "pc", "counteval", "eigeneval",
                         "factor", "z", "pending"), where)
         n = self.dim
@@ -233,17 +224,14 @@ class CholeskyCMA(Optimizer):
         ps = check_shape(where, "ps", array(state["ps"]), (n,))
         pc = check_shape(where, "pc", array(state["pc"]), (n,))
         z = check_shape(where, "z", array(state["z"]), (self.popsize, n))
-        pending = check_shape(where, "pending", array(state["pending"]), (self.popsize, n))
         factor = FactoredCholesky(n, self.max_factors)
         factor.load_state_dict(state["factor"], where)
         self.rng = rng_from_state(state["rng"])
         self.mean, self.ps, self.pc, self.factor = mean, ps, pc, factor
         self.sigma = float(state["sigma"])
         self.counteval, self.eigeneval = int(state["counteval"]), int(state["eigeneval"])
-        self.generation = int(state["generation"])
-        self._z, self._pending = z, pending
+        self._z = z
         if "x0" in state:
             self.x0 = array(state["x0"])
         if "sigma0" in state:
             self.sigma0 = float(state["sigma0"])
-        load_best(self, state)

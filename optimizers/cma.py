@@ -59,9 +59,7 @@ class PyCMA(Optimizer):
         self._np_state = np.random.RandomState(self.seed).get_state()
         self._history: list[np.ndarray] = []
         self._digests: list[str] = []
-        self._pending: np.ndarray | None = None
         self._es = self._new_es()
-        self.generation = 0
 
     def _options(self) -> dict[str, Any]:
         import cma
@@ -98,18 +96,14 @@ class PyCMA(Optimizer):
     name = "cma"
 
     def _ask(self) -> np.ndarray:
-        if self._pending is None:
-            with self._own_rng():
-                self._pending = np.asarray(self._es.ask(), dtype=np.float64)
-        return self._pending.copy()
+        with self._own_rng():
+            return np.asarray(self._es.ask(), dtype=np.float64)
 
     def _tell(self, codes: np.ndarray, scores: np.ndarray) -> None:
         with self._own_rng():
             self._es.tell(list(codes), list(-scores))
         self._digests.append(_digest(codes))
         self._history.append(scores.copy())
-        self._pending = None
-        self.generation += 1
 
     @property
     def mean(self) -> np.ndarray:
@@ -135,9 +129,9 @@ class PyCMA(Optimizer):
                                           f"has {getattr(self, key)!r}")
         self.x0 = state["x0"].numpy().astype(np.float64)
         self._np_state = np.random.RandomState(self.seed).get_state()
-        self._history, self._digests, self._pending = [], [], None
+        self._history, self._digests = [], []
         self._es, self.generation = self._new_es(), 0
-        self._last_asked, self._best_code, self._best_score = None, None, -np.inf
+        self._asked, self._best_code, self._best_score = None, None, -np.inf
         for g, (scores, digest) in enumerate(zip(state["scores"], state["digests"])):
             codes = self.ask()
             if _digest(codes) != digest:

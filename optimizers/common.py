@@ -10,8 +10,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from actmax.optimizers.base import OptimizerStateError
-from actmax.core.errors import InputError
+from actmax.core.errors import InputError, OptimizerStateError
 
 
 def check_dim(dim: int, where: str) -> int:

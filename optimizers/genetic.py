@@ -30,8 +30,8 @@ import numpy as np
 
 from actmax.core.registry import optimizers
 from actmax.optimizers.base import Optimizer, rng_from_state, rng_state
-from actmax.optimizers.common import (array, best_state, check_dim, check_shape, check_state, initial_point,
-                               load_best, positive, require, tensor)
+from actmax.optimizers.common import (array, check_dim, check_shape, initial_point,
+                               positive, require, tensor)
 from actmax.core.errors import InputError
 
 
@@ -70,9 +70,7 @@ class Genetic(Optimizer):
         else:
             noise = self.rng.standard_normal((self.popsize, self.dim))
             self.population = x0[None] + self.init_std * noise
-        self.generation = 0
         self.kT: float | None = None
-        self._best_code, self._best_score = None, -np.inf
 
     def _ask(self) -> np.ndarray:
         return self.population.copy()
@@ -93,7 +91,6 @@ class Genetic(Optimizer):
         mutate = self.rng.random((n_children, self.dim)) < self.mutation_rate
         children[mutate] += self.rng.normal(0.0, self.mutation_size, size=int(mutate.sum()))
         self.population = np.vstack([ranked[: self.n_conserve], children])
-        self.generation += 1
 
     def _config(self) -> dict[str, Any]:
         return {"optimizer": self.name, "dim": self.dim, "popsize": self.popsize,
@@ -101,21 +98,17 @@ class Genetic(Optimizer):
                 "kT_multiplier": self.kT_multiplier, "n_conserve": self.n_conserve,
                 "parental_skew": self.parental_skew}
 
-    def state_dict(self) -> dict[str, Any]:
-        return {**self._config(), "seed": self.seed, "generation": self.generation, "rng": rng_state(self.rng),
-                "population": tensor(self.population), "kT": self.kT, **best_state(self)}
+    def _state(self) -> dict[str, Any]:
+        return {"seed": self.seed, "rng": rng_state(self.rng), "population": tensor(self.population), "kT": self.kT}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        where = f"{self.name} state"
-        check_state(where, state, self._config())
+    def _load_state(self, state: dict[str, Any], where: str) -> None:
         require(state, ("generation", "rng", "population"), where)
         population = check_shape(where, "population", array(state["population"]), (self.popsize, self.dim))
         if population is None:
             raise InputError(f"{where}: population is missing")
         self.rng = rng_from_state(state["rng"])
-        self.population, self.generation = population, int(state["generation"])
+        self.population = population
         self.kT = None if state.get("kT") is None else float(state["kT"])
-        load_best(self, state)
 
 
 def _prior_population(prior: Callable[[int], Any], n: int, dim: int, where: str) -> np.ndarray:

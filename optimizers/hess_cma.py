@@ -29,8 +29,8 @@ import numpy as np
 from actmax.core.registry import optimizers
 from actmax.optimizers.base import Optimizer
 from actmax.optimizers.cholesky_cma import CholeskyCMA
-from actmax.optimizers.common import (array, best_state, check_dim, check_state, default_popsize,
-                               initial_point, load_best, positive, require, tensor)
+from actmax.optimizers.common import (array, check_dim, default_popsize,
+                               initial_point, positive, require, tensor)
 from actmax.core.errors import InputError, MissingFileError
 
 EIGVEC_KEYS = ("eigvecs", "eigvects")
@@ -121,12 +121,6 @@ class HessCMA(Optimizer):
         self.popsize = int(popsize) if popsize is not None else default_popsize(self.cutoff)
         self.core = CholeskyCMA(dim=self.cutoff, x0=np.zeros(self.cutoff), sigma0=self.sigma0, seed=self.seed,
                                 popsize=self.popsize, a_update_freq=a_update_freq)
-        self._pending: np.ndarray | None = None
-        self._best_code, self._best_score = None, -np.inf
-
-    @property
-    def generation(self) -> int:  # type: ignore[override]
-        return self.core.generation
 
     @property
     def sigma(self) -> float:
@@ -137,31 +131,23 @@ class HessCMA(Optimizer):
         return self.x0 + self.core.mean @ self.basis
 
     def _ask(self) -> np.ndarray:
-        if self._pending is None:
-            self._pending = self.x0 + self.core.ask() @ self.basis
-        return self._pending.copy()
+        return self.x0 + self.core.ask() @ self.basis
 
     def _tell(self, codes: np.ndarray, scores: np.ndarray) -> None:
-        self.core.tell(self.core.ask(), scores)
-        self._pending = None
+        self.core.tell(self.core.ask(), scores)     # the core's own pending population, in the subspace
 
     def _config(self) -> dict[str, Any]:
         return {"optimizer": self.name, "dim": self.dim, "cutoff": self.cutoff, "expon": self.expon,
                 "popsize": self.popsize, "basis_sha1": self.basis_digest}
 
-    def state_dict(self) -> dict[str, Any]:
-        return {**self._config(), "seed": self.seed, "x0": tensor(self.x0), "core": self.core.state_dict(),
-                "pending": tensor(self._pending), **best_state(self)}
+    def _state(self) -> dict[str, Any]:
+        return {"seed": self.seed, "x0": tensor(self.x0), "core": self.core.state_dict()}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        where = f"{self.name} state"
-        check_state(where, state, self._config())
+    def _load_state(self, state: dict[str, Any], where: str) -> None:
         require(state, ("x0", "core", "pending"), where)
         x0 = array(state["x0"])
         if x0 is None or x0.shape != (self.dim,):
             raise InputError(f"{where}: x0 has the wrong shape")
         self.core.load_state_dict(state["core"])
         self.x0 = x0
-        pending = array(state["pending"])
-        self._pending = None if pending is None else self.x0 + self.core.ask() @ self.basis
-        load_best(self, state)
+        self.generation = self.core.generation     # states saved before the envelope had no generation

@@ -12,7 +12,7 @@ import numpy as np
 
 from actmax.core.registry import optimizers
 from actmax.optimizers.base import Optimizer, rng_from_state, rng_state
-from actmax.optimizers.common import (array, best_state, check_dim, check_shape, check_state, initial_point,
+from actmax.optimizers.common import (array, check_dim, check_shape, initial_point,
                                load_best, positive, require, tensor)
 from actmax.core.errors import InputError
 
@@ -32,32 +32,21 @@ class RandomSearch(Optimizer):
         if self.popsize < 1:
             raise InputError(f"{where}: popsize must be >= 1, got {self.popsize}")
         self.rng = np.random.default_rng(self.seed)
-        self.generation = 0
-        self._pending: np.ndarray | None = None
-        self._best_code, self._best_score = None, -np.inf
 
     def _ask(self) -> np.ndarray:
-        if self._pending is None:
-            self._pending = self.x0 + self.sigma0 * self.rng.standard_normal((self.popsize, self.dim))
-        return self._pending.copy()
+        return self.x0 + self.sigma0 * self.rng.standard_normal((self.popsize, self.dim))
 
     def _tell(self, codes: np.ndarray, scores: np.ndarray) -> None:
-        self._pending = None
-        self.generation += 1
+        """Random search learns nothing from the scores (the base keeps the best code told)."""
 
     def _config(self) -> dict[str, Any]:
         return {"optimizer": self.name, "dim": self.dim, "popsize": self.popsize, "sigma0": self.sigma0}
 
-    def state_dict(self) -> dict[str, Any]:
-        return {**self._config(), "seed": self.seed, "x0": tensor(self.x0), "generation": self.generation,
-                "rng": rng_state(self.rng), "pending": tensor(self._pending), **best_state(self)}
+    def _state(self) -> dict[str, Any]:
+        return {"seed": self.seed, "x0": tensor(self.x0), "rng": rng_state(self.rng)}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        where = f"{self.name} state"
-        check_state(where, state, self._config())
+    def _load_state(self, state: dict[str, Any], where: str) -> None:
         require(state, ("x0", "generation", "rng", "pending"), where)
         self.x0 = check_shape(where, "x0", array(state["x0"]), (self.dim,))
-        self._pending = check_shape(where, "pending", array(state["pending"]), (self.popsize, self.dim))
         self.rng = rng_from_state(state["rng"])
-        self.generation = int(state["generation"])
         load_best(self, state)

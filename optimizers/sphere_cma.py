@@ -40,8 +40,7 @@ import numpy as np
 
 from actmax.core.registry import optimizers
 from actmax.optimizers.base import Optimizer, rng_from_state, rng_state
-from actmax.optimizers.common import (array, best_state, check_dim, check_shape, check_state,
-                               initial_point, load_best, positive, require, tensor)
+from actmax.optimizers.common import (array, check_dim, check_shape, initial_point, positive, require, tensor)
 from actmax.core.errors import InputError
 
 SCHEDULES = ("exp", "inv", "lin")
@@ -110,9 +109,6 @@ class SphereCMA(Optimizer):
         if norm0 == 0:
             x0 = self.rng.standard_normal(self.dim)
         self.center = x0 / np.linalg.norm(x0)      # unit vector; codes are sphere_norm * unit vectors
-        self.generation = 0
-        self._pending: np.ndarray | None = None
-        self._best_code, self._best_score = None, -np.inf
 
     def angle(self, generation: int) -> float:
         """Exploration angle in degrees used for the samples of ``generation`` (0-based)."""
@@ -125,17 +121,14 @@ class SphereCMA(Optimizer):
         return self.angle_start + (self.angle_end - self.angle_start) * frac
 
     def _ask(self) -> np.ndarray:
-        if self._pending is None:
-            u = self.rng.standard_normal((self.popsize - 1, self.dim))
-            u -= np.outer(u @ self.center, self.center)
-            mu = self.angle(self.generation) * math.pi / 180.0 / math.sqrt(self.dim)
-            unit = np.vstack([self.center[None], exp_map(self.center, mu * u)])
-            unit /= np.linalg.norm(unit, axis=1, keepdims=True)
-            self._pending = self.sphere_norm * unit
-        return self._pending.copy()
+        u = self.rng.standard_normal((self.popsize - 1, self.dim))
+        u -= np.outer(u @ self.center, self.center)
+        mu = self.angle(self.generation) * math.pi / 180.0 / math.sqrt(self.dim)
+        unit = np.vstack([self.center[None], exp_map(self.center, mu * u)])
+        unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+        return self.sphere_norm * unit
 
     def _tell(self, codes: np.ndarray, scores: np.ndarray) -> None:
-        codes = self._pending
         first = 0 if self.rankbasis else 1           # row 0 is the centre
         ranked = scores[first:]
         ranks = np.argsort(np.argsort(-ranked, kind="stable"), kind="stable")
@@ -145,8 +138,6 @@ class SphereCMA(Optimizer):
         norm = float(np.linalg.norm(mean))
         if norm > 0:
             self.center = slerp(self.center, mean / norm, self.lr)
-        self._pending = None
-        self.generation += 1
 
     @property
     def mean(self) -> np.ndarray:
@@ -157,16 +148,10 @@ class SphereCMA(Optimizer):
                 "lr": self.lr, "sphere_norm": self.sphere_norm, "n_gen": self.n_gen, "schedule": self.schedule,
                 "angle_start": self.angle_start, "angle_end": self.angle_end, "rankbasis": self.rankbasis}
 
-    def state_dict(self) -> dict[str, Any]:
-        return {**self._config(), "seed": self.seed, "generation": self.generation, "rng": rng_state(self.rng),
-                "center": tensor(self.center), "pending": tensor(self._pending), **best_state(self)}
+    def _state(self) -> dict[str, Any]:
+        return {"seed": self.seed, "rng": rng_state(self.rng), "center": tensor(self.center)}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        where = f"{self.name} state"
-        check_state(where, state, self._config())
+    def _load_state(self, state: dict[str, Any], where: str) -> None:
         require(state, ("generation", "rng", "center", "pending"), where)
-        center = check_shape(where, "center", array(state["center"]), (self.dim,))
-        pending = check_shape(where, "pending", array(state["pending"]), (self.popsize, self.dim))
+        self.center = check_shape(where, "center", array(state["center"]), (self.dim,))
         self.rng = rng_from_state(state["rng"])
-        self.center, self._pending, self.generation = center, pending, int(state["generation"])
-        load_best(self, state)

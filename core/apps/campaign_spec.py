@@ -227,21 +227,7 @@ class CampaignSpec:
         if kind not in CELL_KINDS:
             raise InputError(f"campaign spec: kind must be one of {KINDS}, got {kind!r}")
         ck = CELL_KINDS[kind]
-        spaces_raw = raw["spaces"]
-        if isinstance(spaces_raw, (str, Mapping)):
-            spaces_raw = [spaces_raw]
-        spaces: list[tuple[str, ...]] = []
-        for entry in spaces_raw:
-            group = entry if isinstance(entry, (list, tuple)) else [entry]
-            if not group:
-                raise InputError("campaign spec: an entry of 'spaces' is an empty list")
-            if not ck.paired and len(group) > 1:
-                raise InputError("campaign spec: paired spaces (a list inside 'spaces') need kind = 'evolve'")
-            spaces.append(tuple(_canonical(g, "space") for g in group))
-        opts_raw = raw["optimizers"]
-        if isinstance(opts_raw, (str, Mapping)):
-            opts_raw = [opts_raw]
-        optimizers = [_canonical(o, "optimizer") for o in opts_raw]
+        spaces, optimizers = _spaces(raw["spaces"], ck), _optimizers(raw["optimizers"])
         if not spaces or not optimizers:
             raise InputError("campaign spec: 'spaces' and 'optimizers' need at least one entry each")
         units = raw.get("units", "all")
@@ -261,18 +247,7 @@ class CampaignSpec:
         if bad or not poles:
             raise InputError(f"campaign spec: poles must be 'high' and/or 'low', got {poles_raw!r}")
         generations = _strict_int(raw.get("generations", 75), "generations", 1 if ck.has_generations else None)
-        reference = raw.get("reference")
-        if reference is not None:
-            if not isinstance(reference, Mapping):
-                raise InputError("campaign spec: reference must be a table (n, size, channels, seed)")
-            extra = sorted(set(reference) - REFERENCE_KEYS)
-            if extra:
-                raise InputError(f"campaign spec: unknown reference key(s) {extra}; valid: {sorted(REFERENCE_KEYS)}")
-            if not ck.reference:
-                raise InputError("campaign spec: reference images apply to kind = 'evolve' only")
-            reference = {k: _strict_int(v, f"reference.{k}") for k, v in reference.items()}
-            if reference.get("n", 0) < 1:
-                raise InputError("campaign spec: reference.n (number of natural images) must be >= 1")
+        reference = _reference(raw.get("reference"), ck)
         cluster = raw.get("cluster", {}) or {}
         if not isinstance(cluster, Mapping):
             raise InputError("campaign spec: cluster must be a table of submitit parameters")
@@ -333,6 +308,44 @@ class CampaignSpec:
             dup = next(n for n in names if names.count(n) > 1)
             raise InputError(f"campaign spec: the grid repeats a cell ({dup}); remove duplicate entries")
         return out
+
+
+def _spaces(spaces_raw: Any, ck: CellKind) -> list[tuple[str, ...]]:
+    """The 'spaces' axis: one space or a list (a paired evolution) per entry, as canonical spec text."""
+    if isinstance(spaces_raw, (str, Mapping)):
+        spaces_raw = [spaces_raw]
+    spaces: list[tuple[str, ...]] = []
+    for entry in spaces_raw:
+        group = entry if isinstance(entry, (list, tuple)) else [entry]
+        if not group:
+            raise InputError("campaign spec: an entry of 'spaces' is an empty list")
+        if not ck.paired and len(group) > 1:
+            raise InputError("campaign spec: paired spaces (a list inside 'spaces') need kind = 'evolve'")
+        spaces.append(tuple(_canonical(g, "space") for g in group))
+    return spaces
+
+
+def _optimizers(opts_raw: Any) -> list[str]:
+    if isinstance(opts_raw, (str, Mapping)):
+        opts_raw = [opts_raw]
+    return [_canonical(o, "optimizer") for o in opts_raw]
+
+
+def _reference(reference: Any, ck: CellKind) -> dict[str, int] | None:
+    """The optional natural reference images (n, size, channels, seed) shown in every block."""
+    if reference is None:
+        return None
+    if not isinstance(reference, Mapping):
+        raise InputError("campaign spec: reference must be a table (n, size, channels, seed)")
+    extra = sorted(set(reference) - REFERENCE_KEYS)
+    if extra:
+        raise InputError(f"campaign spec: unknown reference key(s) {extra}; valid: {sorted(REFERENCE_KEYS)}")
+    if not ck.reference:
+        raise InputError("campaign spec: reference images apply to kind = 'evolve' only")
+    reference = {k: _strict_int(v, f"reference.{k}") for k, v in reference.items()}
+    if reference.get("n", 0) < 1:
+        raise InputError("campaign spec: reference.n (number of natural images) must be >= 1")
+    return reference
 
 
 def _strict_int(value: Any, key: str, minimum: int | None = None) -> int:

@@ -1,13 +1,15 @@
 """Example actmax optimizer plugin: a (1, lambda) hill climber with a shrinking step.
 
-Subclass :class:`actmax.optimizers.base.Optimizer` and write only the algorithm: ``_ask()`` returns
-the next population (pop, dim) (the same codes until they are told), ``_tell(codes, scores)`` gets
-the asked float64 codes and finite scores to MAXIMISE. The base class checks shapes, enforces the
-tell rule (the codes of the last ask) and keeps ``best_code`` / ``best_score``.
+Subclass :class:`actmax.optimizers.base.Optimizer` and write only the algorithm: ``_ask()`` draws
+a new population (pop, dim), ``_tell(codes, scores)`` gets the asked float64 codes and finite
+scores to MAXIMISE, ``_config()`` / ``_state()`` / ``_load_state()`` say what a saved state must
+match and what it adds. The base class checks shapes, keeps the pending population (asking again
+before a tell returns it), enforces the tell rule (the codes of the last ask), counts
+``generation``, keeps ``best_code`` / ``best_score`` and writes the state envelope.
 
 The run loop passes these keywords when the constructor accepts them: ``dim``, ``x0`` (start
 code), ``sigma0`` (the generator's step size), ``seed``; the benchmark also ``popsize``, ``n_gen``.
-``state_dict()`` may hold only tensors, int, float, str, bool, None, lists and dicts (it is saved in
+``_state()`` may hold only tensors, int, float, str, bool, None, lists and dicts (it is saved in
 checkpoints and loaded with ``torch.load(weights_only=True)``).
 
 Entry point::
@@ -22,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from actmax.optimizers.base import Optimizer, OptimizerStateError, rng_from_state, rng_state
+from actmax.optimizers.base import Optimizer, rng_from_state, rng_state
 
 
 class HillClimber(Optimizer):
@@ -36,37 +38,27 @@ class HillClimber(Optimizer):
         self.center = np.zeros(self.dim) if x0 is None else np.asarray(x0, dtype=np.float64).reshape(self.dim)
         self.sigma = float(sigma0)
         self.rng = np.random.default_rng(seed)
-        self.generation = 0
-        self._pending: np.ndarray | None = None
 
+    # the base class keeps the pending population, counts generations and keeps the best code told;
+    # this class only draws a population and learns from its scores
     def _ask(self) -> np.ndarray:
-        if self._pending is None:
-            noise = self.rng.standard_normal((self.popsize - 1, self.dim))
-            self._pending = np.vstack([self.center, self.center + self.sigma * noise])   # row 0: the centre
-        return self._pending.copy()
+        noise = self.rng.standard_normal((self.popsize - 1, self.dim))
+        return np.vstack([self.center, self.center + self.sigma * noise])   # row 0: the centre
 
     def _tell(self, codes: np.ndarray, scores: np.ndarray) -> None:
         best = int(np.argmax(scores))
         if best == 0:
             self.sigma *= self.shrink            # no sample beat the centre: search closer
         self.center = codes[best].copy()
-        self._pending = None
-        self.generation += 1
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"optimizer": self.name, "dim": self.dim, "popsize": self.popsize, "sigma": self.sigma,
-                "center": torch.from_numpy(self.center.copy()), "rng": rng_state(self.rng),
-                "generation": self.generation,
-                "pending": None if self._pending is None else torch.from_numpy(self._pending.copy()),
-                "best_code": None if self.best_code is None else torch.from_numpy(self.best_code.copy()),
-                "best_score": float(self.best_score)}
+    # its state: what a saved state must match, and what it adds to the base's envelope
+    def _config(self) -> dict[str, Any]:
+        return {"optimizer": self.name, "dim": self.dim, "popsize": self.popsize}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("optimizer") != self.name or state.get("dim") != self.dim or state.get("popsize") != self.popsize:
-            raise OptimizerStateError(f"{self.name}: state is for another optimizer or configuration")
-        self.sigma, self.generation = float(state["sigma"]), int(state["generation"])
+    def _state(self) -> dict[str, Any]:
+        return {"sigma": self.sigma, "center": torch.from_numpy(self.center.copy()), "rng": rng_state(self.rng)}
+
+    def _load_state(self, state: dict[str, Any], where: str) -> None:
+        self.sigma = float(state["sigma"])
         self.center = state["center"].double().numpy().copy()
         self.rng = rng_from_state(state["rng"])
-        self._pending = None if state["pending"] is None else state["pending"].double().numpy().copy()
-        self._best_code = None if state["best_code"] is None else state["best_code"].double().numpy().copy()
-        self._best_score = float(state["best_score"])
