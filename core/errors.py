@@ -8,7 +8,8 @@ exception is a bug and keeps its traceback (``ACTMAX_DEBUG=1`` shows the traceba
 from __future__ import annotations
 
 __all__ = ["ActmaxError", "InputError", "ContractError", "RegistryError", "OptimizerStateError", "RecordError",
-           "WeightsError", "MissingFileError", "UnitIndexError", "USER_ERRORS"]
+           "WeightsError", "MissingFileError", "UnitIndexError", "CallableError", "RigError", "RigTimeoutError",
+           "RigResponseError", "RigExchangeError", "USER_ERRORS"]
 
 
 class ActmaxError(Exception):
@@ -45,6 +46,26 @@ class MissingFileError(ActmaxError, FileNotFoundError):
 
 class UnitIndexError(ActmaxError, IndexError):
     """A unit index outside the scorer's units."""
+
+
+class CallableError(ActmaxError, ValueError):
+    """A ``callable`` scorer's function raised (reported as one ``error:`` line by the CLI)."""
+
+
+class RigError(ActmaxError, RuntimeError):
+    """The rig did not deliver usable responses (see the message for each block's fate)."""
+
+
+class RigTimeoutError(RigError, TimeoutError, ValueError):
+    """No responses arrived in time, and the retries are used up."""
+
+
+class RigResponseError(RigError, ValueError):
+    """Responses arrived but were malformed or incomplete, and the retries are used up."""
+
+
+class RigExchangeError(RigError, ValueError):
+    """The exchange folder holds something actmax refuses to touch (a symlink, another user's file)."""
 
 
 #: what the CLI reports as one line (kept as a tuple for ``except USER_ERRORS``)

@@ -9,11 +9,7 @@ import torch
 
 from actmax.core.registry import scorers
 from actmax.scorers.base import Scorer
-from actmax.core.errors import InputError
-
-
-class CallableError(ValueError):
-    """The scorer's function raised (reported as one ``error:`` line by the CLI)."""
+from actmax.core.errors import CallableError, InputError  # noqa: F401  (CallableError: defined in the bottom layer)
 
 
 def import_function(path: str) -> Callable[[torch.Tensor], object]:

@@ -62,7 +62,8 @@ import torch
 
 from actmax.core.registry import scorers
 from actmax.scorers.base import Scorer, to_size
-from actmax.core.errors import InputError
+from actmax.core.errors import (InputError, RigError, RigExchangeError, RigResponseError,  # noqa: F401
+                                 RigTimeoutError)
 
 PROTOCOL = "actmax-rig/1"
 MANIFEST = "manifest.json"
@@ -72,22 +73,6 @@ LOG_FILE = "rig_log.jsonl"
 _BLOCK_RE = re.compile(r"^block_(\d+)$")
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-
-
-class RigError(RuntimeError):
-    """The rig did not deliver usable responses (see the message for each block's fate)."""
-
-
-class RigTimeoutError(RigError, TimeoutError, ValueError):
-    """No responses arrived in time, and the retries are used up."""
-
-
-class RigResponseError(RigError, ValueError):
-    """Responses arrived but were malformed or incomplete, and the retries are used up."""
-
-
-class RigExchangeError(RigError, ValueError):
-    """The exchange folder holds something actmax refuses to touch (a symlink, another user's file)."""
 
 
 class _Malformed(Exception):
