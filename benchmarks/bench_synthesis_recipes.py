@@ -217,7 +217,7 @@ def run(families: list[str], tune: set[str], *, units: int, size: int, steps: in
     rows = []
     for family in families:
         scorer = make_family(family, units, size, seed)
-        channels = int(getattr(scorer, "channels", 1))
+        channels = int(scorer.channels or 1)
         crops = torch.from_numpy(sample_patches(patches, size, channels=channels, seed=seed))
         with torch.no_grad():
             nat = torch.cat([scorer(crops[i:i + 250]) for i in range(0, patches, 250)])

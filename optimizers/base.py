@@ -130,7 +130,8 @@ class Optimizer(ABC):
         return {}
 
     def _load_state(self, state: dict[str, Any], where: str) -> None:
-        """Restore :meth:`_state` (the envelope is restored by the base)."""
+        """Restore :meth:`_state` (the envelope is restored by the base); nothing to restore by default."""
+        return None
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly where this optimizer is: the envelope plus :meth:`_state`."""

@@ -86,7 +86,7 @@ def test_sigkill_at_random_points_20_trials(reference, tmp_path):
 @pytest.mark.parametrize("trial", range(20))
 def test_crash_at_random_write_is_atomic(reference, tmp_path, monkeypatch, trial):
     """Crash inside any file write (after a partial temp file) and resume: the record still matches."""
-    import actmax.core.records as records
+    import actmax.core.files as records   # every record write goes through files.atomic_write_bytes
 
     rng = random.Random(trial)
     real = records.atomic_write_bytes

@@ -128,7 +128,7 @@ def test_flipped_bytes_in_every_synthesis_record_file(tmp_path):
 
 def test_flipped_bytes_in_a_killed_run_resume_exactly_or_fail(tmp_path, monkeypatch):
     """Mid-run damage: the resumed record equals the uninterrupted one, or resume stops with an error."""
-    import actmax.core.records as records
+    import actmax.core.files as records   # every record write goes through files.atomic_write_bytes
 
     g = EVOLVE
     ref = tmp_path / "ref"

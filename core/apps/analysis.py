@@ -21,7 +21,7 @@ Coordinates: ``x`` is the column and ``y`` the row index of a pixel, pixel centr
 """
 from __future__ import annotations
 
-from actmax.core.apps.gabor import (GABOR_PARAMS, GaborFit, SpectrumFit, compare_to_gabor, estimate_mask,  # noqa: F401
+from actmax.core.apps.gabor import (GABOR_PARAMS, GaborFit, _grey, SpectrumFit, compare_to_gabor, estimate_mask,  # noqa: F401
                                     fit_gabor, gabor_image, masked_luminance_contrast, radial_power_spectrum,
                                     rotational_symmetry, spectral_symmetry_index, spectral_symmetry_indices)
 from actmax.core.apps.similarity import LPIPS_TRUNKS, LPIPSDistance, feature_cosine, lpips_distance  # noqa: F401

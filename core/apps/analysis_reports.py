@@ -20,8 +20,8 @@ __all__ = ["read_image", "report_trajectory", "report_images", "report_bidirecti
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> Path:
-    from actmax.core.records import atomic_write_bytes
-    atomic_write_bytes(path, df.to_csv(index=False).encode())
+    from actmax.core import files as fileio
+    fileio.atomic_write_bytes(path, df.to_csv(index=False).encode())
     return path
 
 
@@ -281,7 +281,8 @@ def _lpips_or_one_line_error(factory: Any, net: str, trunk_weights: str | None) 
     except WeightsError as exc:
         if trunk_weights or os.environ.get(f"ACTMAX_LPIPS_{net.upper()}_WEIGHTS", "").strip():
             raise  # an explicit path that is wrong: the weights module's message names it
-        filename = LPIPS_TRUNKS[net][1] if net in LPIPS_TRUNKS else "?"
+        from actmax.core.weights import weight_spec
+        filename = weight_spec(LPIPS_TRUNKS[net][0]).filename if net in LPIPS_TRUNKS else "?"
         raise WeightsError(
             f"LPIPS needs the torchvision {net} trunk weights {filename}, not found locally; pass "
             f"--weights /path/to/{filename} (Python: trunk_weights=...) or set ACTMAX_LPIPS_{net.upper()}_WEIGHTS, "

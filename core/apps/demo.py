@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from actmax.core.evolve import EvolutionResult, evolve
-from actmax.core.records import atomic_write_bytes, atomic_write_json
+from actmax.core import files as fileio
 from actmax.core.registry import generators, parse_spec, scorers
 from actmax.core.run_plots import plot_image_rows
 from actmax.core.synthesize import synthesize
@@ -312,8 +312,8 @@ def run_demo(out: str | Path, *, seed: int = 0, replicates: dict[str, int] | Non
         "out": str(out),
     }
     summary["elapsed_s"] = round(time.time() - t0, 1)
-    atomic_write_json(out / "summary.json", summary)
-    atomic_write_bytes(out / "README.txt", readme_text(summary).encode())
+    fileio.atomic_write_json(out / "summary.json", summary)
+    fileio.atomic_write_bytes(out / "README.txt", readme_text(summary).encode())
     return summary
 
 

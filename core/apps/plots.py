@@ -14,14 +14,14 @@ __all__ = ["plot_mai_lai", "plot_screen_summary", "plot_activation_curve", "plot
 
 
 def _save(fig: Any, path: str | Path) -> Path:
-    from actmax.core.records import atomic_write_bytes
+    from actmax.core import files as fileio
     import io
 
     path = Path(path)
     buf = io.BytesIO()
     fig.savefig(buf, format=path.suffix.lstrip(".") or "png")
     plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    fileio.atomic_write_bytes(path, buf.getvalue())
     return path
 
 

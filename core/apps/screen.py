@@ -117,13 +117,13 @@ def _tables(state: StreamingScreen, images: _ImageSet, names: list[str]) -> tupl
 
 
 def _write_tables(rec_path: Path, table: pd.DataFrame, stats: pd.DataFrame) -> None:
-    from actmax.core.files import atomic_write_bytes
+    from actmax.core import files as fileio
 
     for name, df in ((TABLE, table), (STATS, stats)):
         buf = io.BytesIO()
         df.to_parquet(buf, index=False)
-        atomic_write_bytes(rec_path / f"{name}.parquet", buf.getvalue())
-        atomic_write_bytes(rec_path / f"{name}.csv", df.to_csv(index=False).encode())
+        fileio.atomic_write_bytes(rec_path / f"{name}.parquet", buf.getvalue())
+        fileio.atomic_write_bytes(rec_path / f"{name}.csv", df.to_csv(index=False).encode())
 
 
 class ScreenRun(BaseRun):

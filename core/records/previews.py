@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from actmax.core.files import atomic_write_bytes
+from actmax.core import files as fileio
 from actmax.core.records.layout import PREVIEW_KEY, STIMULI, STIMULUS_KEY
 
 
@@ -44,4 +44,4 @@ def save_montage(images: torch.Tensor, path: str | Path, *, nrow: int = 8, paddi
         info.add_text(STIMULUS_KEY, stimulus)
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG", pnginfo=info)
-    atomic_write_bytes(Path(path), buf.getvalue())
+    fileio.atomic_write_bytes(Path(path), buf.getvalue())

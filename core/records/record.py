@@ -36,7 +36,8 @@ import pandas as pd
 import torch
 
 from actmax.core.errors import InputError, RecordError
-from actmax.core.files import atomic_write_bytes, atomic_write_json, json_default, now, sha256_bytes, sha256_file, spec_hash, versions
+from actmax.core.files import json_default, now, sha256_bytes, sha256_file, spec_hash, versions
+from actmax.core import files as fileio
 from actmax.core.records.checkpoint import checkpoint_bytes, load_checkpoint_file
 from actmax.core.records.layout import (CHECKPOINT, CODES, LOCK, MANIFEST, PART_KEYS, RECORD_FILES, SCORES,
                                         STIMULI)
@@ -277,7 +278,7 @@ class RunRecord:
         m = {k: v for k, v in manifest.items() if k != "sha256"}
         m = json.loads(json.dumps(m, default=json_default))  # the digest covers what JSON stores
         m["sha256"] = _manifest_digest(m)
-        atomic_write_json(self.path / MANIFEST, m)
+        fileio.atomic_write_json(self.path / MANIFEST, m)
 
     def update_manifest(self, **fields: Any) -> dict[str, Any]:
         m = self.manifest()
@@ -290,7 +291,7 @@ class RunRecord:
     def write_scores(self, table: pd.DataFrame) -> None:
         buf = io.BytesIO()
         table.to_parquet(buf, index=False)
-        atomic_write_bytes(self.path / SCORES, buf.getvalue())
+        fileio.atomic_write_bytes(self.path / SCORES, buf.getvalue())
 
     def scores(self) -> pd.DataFrame:
         path = self.path / SCORES
@@ -304,7 +305,7 @@ class RunRecord:
     def write_codes(self, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None) -> None:
         from safetensors.torch import save
         data = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata=dict(metadata or {}))
-        atomic_write_bytes(self.path / CODES, data)
+        fileio.atomic_write_bytes(self.path / CODES, data)
 
     def codes(self) -> dict[str, torch.Tensor]:
         return self._tensors(CODES)
@@ -320,7 +321,7 @@ class RunRecord:
         from safetensors.torch import save
         data = save({k: (v.detach().float() if v.is_floating_point() else v).cpu().contiguous()
                      for k, v in tensors.items()}, metadata=dict(metadata or {}))
-        atomic_write_bytes(self.path / STIMULI, data)
+        fileio.atomic_write_bytes(self.path / STIMULI, data)
 
     def stimuli(self) -> dict[str, torch.Tensor]:
         return self._tensors(STIMULI)
@@ -337,7 +338,7 @@ class RunRecord:
 
     # -- checkpoint -----------------------------------------------------------------------
     def save_checkpoint(self, state: Mapping[str, Any]) -> None:
-        atomic_write_bytes(self.path / CHECKPOINT, checkpoint_bytes(state))
+        fileio.atomic_write_bytes(self.path / CHECKPOINT, checkpoint_bytes(state))
 
     def has_checkpoint(self) -> bool:
         return (self.path / CHECKPOINT).exists()

@@ -89,6 +89,10 @@ def resume(path: str | Path, *, progress: bool | None = None, trust: bool = Fals
         finished = manifest.get("status") == "finished"
         bad = rec.verify_finished(repair=repair) if finished else []
         state, meta = rec.resume_state(repair=repair)
+        if finished and not bad and state is not None:   # verified: the stored result if the kind can read it
+            stored = cls.stored_result(rec, manifest, state, meta)
+            if stored is not None:
+                return stored
         try:
             run = cls.from_spec(manifest["spec"], rec.path, **live)
         except (KeyError, TypeError) as exc:

@@ -21,7 +21,8 @@ from actmax.core.contracts import (ContractError, check_asked_codes, check_count
                                    check_pole, check_state_roundtrip)
 from actmax.core.errors import InputError, RecordError
 from actmax.core.evolve import EvolutionResult, optimizer_context, per_space, space_optimizer, space_names
-from actmax.core.records import BEST, RunRecord, atomic_write_bytes, save_image, save_montage, state_field
+from actmax.core.records import BEST, RunRecord, save_image, save_montage, state_field
+from actmax.core import files as fileio
 from actmax.core.registry import generators, optimizers, scorers, spec_text
 from actmax.core.runs.kind import BaseRun
 
@@ -236,7 +237,7 @@ class EvolveRun(BaseRun):
     def on_record(self, rec: RunRecord) -> None:
         if self.reference is not None:
             from safetensors.torch import save
-            atomic_write_bytes(rec.path / REFERENCE, save({"images": self.reference.detach().float().cpu().contiguous()}))
+            fileio.atomic_write_bytes(rec.path / REFERENCE, save({"images": self.reference.detach().float().cpu().contiguous()}))
 
     def on_resumed(self, rec: RunRecord, from_checkpoint: bool) -> None:
         if from_checkpoint:

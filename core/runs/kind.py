@@ -116,6 +116,12 @@ class BaseRun:
     def close(self) -> None:
         self.end_steps()
 
+    @classmethod
+    def stored_result(cls, rec: Any, manifest: Mapping[str, Any], state: Mapping[str, Any],
+                      meta: Mapping[str, Any]) -> Any:
+        """The result of a finished, verified record read from its files (None: rebuild the run to get it)."""
+        return None
+
     # -- what analyses read from a finished record of this kind ------------------------------
     @classmethod
     def read_stimuli(cls, rec: Any) -> list[tuple[str, Any]]:

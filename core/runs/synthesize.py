@@ -16,7 +16,8 @@ import torch
 
 from actmax.core.contracts import ContractError, Target, check_count, check_device, make_targets, shape_checks_only
 from actmax.core.errors import InputError, RecordError
-from actmax.core.records import RunRecord, atomic_write_bytes, save_image, save_montage, state_field
+from actmax.core.records import RunRecord, save_image, save_montage, state_field
+from actmax.core import files as fileio
 from actmax.core.registry import generators, optimizers, scorers, spec_text
 from actmax.core.runs.kind import BaseRun
 from actmax.core.synthesize import SynthesisResult, best_per_target, budget_from_scorer, split_recipe
@@ -221,7 +222,7 @@ class SynthesizeRun(BaseRun):
         images = result.images
         rec.write_scores(self.table())
         rec.write_codes({"codes": result.codes})
-        atomic_write_bytes(rec.path / "targets.csv", result.table.to_csv(index=False).encode())
+        fileio.atomic_write_bytes(rec.path / "targets.csv", result.table.to_csv(index=False).encode())
         rec.write_stimuli({"images": images}, metadata={"rows": "targets.csv"})
         for i, (t, img) in enumerate(zip(self.targets, images)):
             save_image(img, rec.path / "images" / f"{_label(t)}.png", stimulus=f"images[{i}]")
