@@ -12,8 +12,16 @@ import pytest
 
 from tests.conftest import REPO
 
-IGNORE = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "runs",
-                                "demo_out", ".pytest_cache", "output")
+_IGNORE = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__",
+                                 "demo_out", ".pytest_cache", "output")
+
+
+def IGNORE(folder: str, names: list[str]) -> set[str]:
+    """What the copy leaves out: build outputs, and run outputs in the root's runs/ (not the core/runs package)."""
+    out = set(_IGNORE(folder, names))
+    if Path(folder).resolve() == REPO.resolve() and "runs" in names:
+        out.add("runs")
+    return out
 
 
 @pytest.fixture(scope="module")
