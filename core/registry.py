@@ -212,8 +212,9 @@ class Registry:
         if not _IMPORT_PATH.match(path):
             raise RegistryError(f"bad {self.kind} import path {path!r}: expected path=package.module:Class")
         module_name, _, attr = path.partition(":")
+        from actmax.core.trust import import_code   # refuses foreign code inside an untrusted resume
         try:
-            obj: Any = importlib.import_module(module_name)
+            obj: Any = import_code(module_name, f"{self.kind} path={path}")
         except ImportError as exc:
             raise RegistryError(f"cannot import module {module_name!r} for {self.kind} path={path}: {exc}") from None
         for part in attr.split("."):

@@ -394,8 +394,41 @@ def _fresh(cell: Cell, path: Path) -> Any:
                       overwrite=True)
 
 
+class CellSpecError(ValueError):
+    """A cell's record holds another spec than the campaign file's (edited or swapped): never resumed."""
+
+
+def expected_cell_spec(cell: Cell) -> dict[str, Any]:
+    """The part specs (and numbers) a cell's record must hold for the cell to be resumed from it."""
+    from actmax.core.registry import spec_text
+
+    if cell.kind == "evolve":
+        return {"generators": [spec_text(s, "generator") for s in cell.spaces],
+                "scorer": spec_text(cell.scorer, "scorer"),
+                "optimizers": [spec_text(cell.optimizer, "optimizer")] * len(cell.spaces),
+                "unit": cell.units[0], "pole": cell.poles[0], "generations": cell.generations, "seed": cell.seed}
+    return {"generator": spec_text(cell.spaces[0], "generator"), "scorer": spec_text(cell.scorer, "scorer"),
+            "ascent": spec_text(cell.optimizer, "optimizer"), "units": list(cell.units),
+            "poles": list(cell.poles), "seeds": [cell.seed]}
+
+
+def check_cell_spec(cell: Cell, path: Path) -> None:
+    """Refuse to resume a cell whose record's spec is not the campaign file's (it would run the record's code)."""
+    from actmax.core.records import RunRecord
+
+    spec = RunRecord(path).manifest(verify=True).get("spec")
+    if not isinstance(spec, Mapping):
+        raise CellSpecError(f"{path}: the record has no spec; remove the folder to run the cell again")
+    for key, want in expected_cell_spec(cell).items():
+        have = spec.get(key)
+        if have != want:
+            raise CellSpecError(f"{path}: the record's {key} is {have!r}, the campaign file's is {want!r}; a cell "
+                                "resumes only with the campaign's spec (remove the folder to run the cell again)")
+
+
 def _resume(cell: Cell, path: Path) -> Any:
-    # trust=True: the cell's spec comes from the campaign spec the user runs, not from the record
+    # trust=True only after the record's spec was checked to be the campaign file's (the user's) spec
+    check_cell_spec(cell, path)
     if cell.kind == "evolve":
         from actmax.core.evolve import resume_evolution
         return resume_evolution(path, trust=True)
