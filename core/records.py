@@ -428,6 +428,11 @@ class RunRecord:
                               "`actmax resume --repair` rebuilds what it can")
         return bad
 
+    def check_file(self, rel: str) -> Path:
+        """``path/rel`` after checking it (see :func:`actmax.core.integrity.check_record_file`)."""
+        from actmax.core.integrity import check_record_file
+        return check_record_file(self, rel)
+
     def file_digests(self) -> dict[str, str]:
         out = {}
         for p in sorted(self.path.rglob("*")):
@@ -500,8 +505,11 @@ class RunRecord:
         table.to_parquet(buf, index=False)
         atomic_write_bytes(self.path / SCORES, buf.getvalue())
 
-    def scores(self) -> pd.DataFrame:
+    def scores(self, *, verify: bool = True) -> pd.DataFrame:
+        """The scores table; ``verify`` (default) checks it against the finished manifest's sha256 first."""
         path = self.path / SCORES
+        if verify:
+            self.check_file(SCORES)
         if not path.exists():
             raise RecordError(f"{self.path}: {SCORES} is missing")
         try:
@@ -514,7 +522,9 @@ class RunRecord:
         data = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata=dict(metadata or {}))
         atomic_write_bytes(self.path / CODES, data)
 
-    def codes(self) -> dict[str, torch.Tensor]:
+    def codes(self, *, verify: bool = True) -> dict[str, torch.Tensor]:
+        if verify:
+            self.check_file(CODES)
         return self._tensors(CODES)
 
     def write_stimuli(self, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None) -> None:
@@ -530,7 +540,9 @@ class RunRecord:
                      for k, v in tensors.items()}, metadata=dict(metadata or {}))
         atomic_write_bytes(self.path / STIMULI, data)
 
-    def stimuli(self) -> dict[str, torch.Tensor]:
+    def stimuli(self, *, verify: bool = True) -> dict[str, torch.Tensor]:
+        if verify:
+            self.check_file(STIMULI)
         return self._tensors(STIMULI)
 
     def _tensors(self, name: str) -> dict[str, torch.Tensor]:
@@ -628,13 +640,24 @@ class LoadedRun:
                 f"codes={sorted(self.codes)}, stimuli={sorted(self.stimuli)}, path={str(self.path)!r})")
 
 
-def load_run(path: str | Path) -> LoadedRun:
-    """Read a run record folder (evolve, synthesize or screen) for analysis."""
+def load_run(path: str | Path, *, verify: bool = True) -> LoadedRun:
+    """Read a run record folder (evolve, synthesize or screen) for analysis.
+
+    ``verify`` (default): the manifest's own checksum is checked and, for a finished run, every
+    file returned against the manifest's sha256 (a file the manifest lists but that is missing is
+    an error too); any mismatch is one RecordError naming the file, with ``actmax resume --repair``
+    as the fix. ``verify=False`` reads whatever is there (e.g. to inspect a damaged record).
+    """
     rec = RunRecord(path)
-    manifest = rec.manifest()
-    scores = rec.scores() if (rec.path / SCORES).exists() else pd.DataFrame()
-    codes = rec.codes() if (rec.path / CODES).exists() else {}
-    stimuli = rec.stimuli() if (rec.path / STIMULI).exists() else {}
+    manifest = rec.manifest(verify=verify)
+    if verify:
+        from actmax.core.integrity import expected_files
+        wanted = expected_files(manifest, (SCORES, CODES, STIMULI))
+    else:
+        wanted = set()
+    scores = rec.scores(verify=verify) if (rec.path / SCORES).exists() or SCORES in wanted else pd.DataFrame()
+    codes = rec.codes(verify=verify) if (rec.path / CODES).exists() or CODES in wanted else {}
+    stimuli = rec.stimuli(verify=verify) if (rec.path / STIMULI).exists() or STIMULI in wanted else {}
     return LoadedRun(rec.path, manifest, scores, codes, stimuli)
 
 

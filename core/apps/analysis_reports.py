@@ -94,7 +94,7 @@ def read_stimuli(record: str | Path) -> list[tuple[str, torch.Tensor]]:
         return [("best", stimuli["best"])] + [(f"{s}_best", stimuli[f"{s}/best"]) for s in spaces
                                               if f"{s}/best" in stimuli]
     if kind == "synthesize":
-        targets = pd.read_csv(rec.path / "targets.csv")
+        targets = pd.read_csv(rec.check_file("targets.csv"))
         return [(f"unit{r.unit:04d}_{'mei' if r.pole == 'high' else 'lei'}_seed{r.seed}", stimuli["images"][i])
                 for i, r in enumerate(targets.itertuples())]
     raise RecordError(f"{rec.path} is a {kind!r} record; stimuli come from evolve and synthesize records")
@@ -161,8 +161,9 @@ def _extremes_from_record(record: Path, units: int) -> tuple[np.ndarray, np.ndar
         return stats["max"].to_numpy(float), stats["min"].to_numpy(float), "screen extremes"
     if kind == "synthesize":
         path = record / "targets.csv"
-        if not path.exists():
+        if not path.exists() and RunRecord(record).manifest().get("status") != "finished":
             raise RecordError(f"{record}: targets.csv is missing (an unfinished synthesis?)")
+        RunRecord(record).check_file("targets.csv")
         t = pd.read_csv(path)
         mx, mn = np.full(units, np.nan), np.full(units, np.nan)
         for (u, pole), d in t.groupby(["unit", "pole"]):
