@@ -427,6 +427,8 @@ def evolve(generator: Any | Sequence[Any], scorer: Any, optimizer: Any = None, *
     ``progress=None`` shows a bar only on a terminal or in a notebook (see :mod:`actmax.core.progress`).
     """
     gen_specs = list(generator) if isinstance(generator, (list, tuple)) else [generator]
+    if isinstance(image_every, bool) or not isinstance(image_every, int) or image_every < 0:
+        raise ValueError(f"image_every must be a whole number >= 0 (0: no montages), got {image_every!r}")
     if not gen_specs:
         raise ValueError("evolve needs at least one generator")
     ev = _Evolution(gen_specs, scorer, optimizer, unit=unit, pole=pole, generations=generations, seed=seed,

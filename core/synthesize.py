@@ -97,6 +97,10 @@ class _Synthesis:
         self.device = check_device(device)
         for u in (units if units is not None else []):
             check_count(u, "unit", 0)
+        if not len(seeds):
+            raise ValueError("synthesize needs at least one seed (seeds is empty)")
+        if units is not None and not len(units):
+            raise ValueError("synthesize: units is empty; give unit indices (units=None: every unit)")
         for s in seeds:
             check_count(s, "seed", 0)
         self.amp = bool(amp)
