@@ -283,6 +283,8 @@ class RunRecord:
         rec.lock()
         try:
             if (rec.path / MANIFEST).exists():
+                if not overwrite and rec._never_committed():
+                    overwrite = True   # a run stopped before its first checkpoint: nothing to lose, run it again
                 if not overwrite:
                     raise RecordError(f"{rec.path} already holds a run record; use `actmax resume {rec.path}` "
                                       "to continue it, or choose another --out folder")
@@ -293,10 +295,20 @@ class RunRecord:
                         "provenance": collect_provenance(spec)}
             rec.write_manifest(manifest)
             rec.identity = rec._identity(manifest)
+            from actmax.core.interrupts import note_started
+            note_started(rec.path, kind)
         except BaseException:
             rec.close()
             raise
         return rec
+
+    def _never_committed(self) -> bool:
+        """A ``running`` record without a checkpoint (stopped or failed before its first commit)."""
+        try:
+            status = json.loads((self.path / MANIFEST).read_text()).get("status")
+        except (OSError, ValueError, AttributeError):
+            return False
+        return status == "running" and not self.has_checkpoint()
 
     @classmethod
     def open_for_resume(cls, path: str | Path, kind: str, *, trust: bool = False,
@@ -324,6 +336,8 @@ class RunRecord:
                                   "only runs built from specs can be resumed")
             check_trusted(path, spec, trust)
             rec.identity = rec._identity(manifest)
+            from actmax.core.interrupts import note_started
+            note_started(rec.path, kind)
             if manifest.get("status") != "finished":
                 rec._clean_temporaries()
         except BaseException:
@@ -365,6 +379,8 @@ class RunRecord:
                 files[rel] = sha256_file(p)
         meta = {**self.identity, "step": int(step), "elapsed_s": self.elapsed(), "files": files}
         self.save_checkpoint({"meta": meta, "state": dict(state)})
+        from actmax.core.interrupts import note_checkpoint
+        note_checkpoint(self.path, str(self.identity.get("kind")), step)
 
     def resume_state(self, *, repair: bool = False) -> tuple[dict[str, Any] | None, dict[str, Any]]:
         """(state, meta) of the checkpoint, verified against the manifest; (None, {}) if there is none.

@@ -443,8 +443,14 @@ def main(argv: list[str] | None = None) -> None:
         from actmax.core.bounds import os_error_line
         typer.echo(f"error: {os_error_line(exc)}", err=True)
         sys.exit(2)
-    except (typer.Abort, KeyboardInterrupt) as exc:
-        typer.echo(f"aborted{': ' + str(exc) if str(exc) else ''}", err=True)
+    except KeyboardInterrupt:   # Ctrl-C: where the run stopped and how to continue it
+        from actmax.core.interrupts import interrupt_message
+        typer.echo(interrupt_message(), err=True)
+        sys.exit(130)
+    except typer.Abort as exc:   # click turns a Ctrl-C into Abort in non-standalone mode
+        from actmax.core.interrupts import interrupt_message
+        ctrl_c = isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt)
+        typer.echo(interrupt_message() if ctrl_c else f"aborted{': ' + str(exc) if str(exc) else ''}", err=True)
         sys.exit(130)
     except SystemExit:
         raise
@@ -454,5 +460,8 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(exc.exit_code)
         raise
     if isinstance(code, int) and code != 0:  # click returns 130 after Ctrl-C in non-standalone mode
+        if code == 130:
+            from actmax.core.interrupts import interrupt_message
+            typer.echo(interrupt_message(), err=True)
         sys.exit(code)
 
