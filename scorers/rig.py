@@ -35,8 +35,11 @@ Policy for problems (each block outcome is logged to ``EXCHANGE/rig_log.jsonl`` 
 
 Safety: the exchange folder is an interface to another program, so actmax trusts nothing in
 it. Every file is opened with ``O_NOFOLLOW`` (a symbolic link is refused, never followed),
-must be a regular file owned by this user, and a responses file may not exceed
-``max_response_bytes`` (16 MiB by default). Writes (markers, the log) go through a
+must be a regular file owned by this user with a single link (a hard link to another file is
+refused), and a responses file may not exceed ``max_response_bytes`` (16 MiB by default). JSON
+nested too deeply and a CSV field over the csv module's 128 KB limit are malformed blocks
+(rejected and shown again, policy 2). Reasons in ``REJECTED.json`` and the log describe what was
+wrong (a type, a length, a line number) and never quote the file's content. Writes (markers, the log) go through a
 descriptor of the real block folder, so a folder swapped for a symlink is refused
 (:class:`RigExchangeError`) instead of being written through.
 
