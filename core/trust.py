@@ -90,13 +90,31 @@ def is_untrusted() -> bool:
     return _depth > 0
 
 
-def import_code(module_name: str, what: str) -> ModuleType:
-    """Import ``module_name`` (named by ``what``, e.g. ``scorer path=m:C``), unless an untrusted scope forbids it."""
+def check_import(module_name: str, what: str) -> None:
+    """Refuse ``module_name`` inside an untrusted scope unless it belongs to actmax or an installed plugin."""
     if is_untrusted() and not is_allowed(module_name):
         where = _where[-1] if _where else "a record"
         raise UntrustedCodeError(f"{where}: the record's spec names module {module_name!r} ({what}), which is not "
                                  f"an installed actmax plugin; {TRUST_HINT}")
+
+
+def import_code(module_name: str, what: str) -> ModuleType:
+    """Import ``module_name`` (named by ``what``, e.g. ``scorer path=m:C``), unless an untrusted scope forbids it."""
+    check_import(module_name, what)
     return importlib.import_module(module_name)
+
+
+def check_part_target(obj: Any, what: str) -> None:
+    """Inside an untrusted scope a ``path=`` part must be a registered part factory (not any function of a package)."""
+    if not is_untrusted():
+        return
+    from actmax.core.registry import generators, optimizers, scorers
+
+    factories = {e.factory for reg in (generators, optimizers, scorers) for e in reg.details()}
+    if obj not in factories:
+        where = _where[-1] if _where else "a record"
+        raise UntrustedCodeError(f"{where}: the record's spec names {what}, which is not a registered part; "
+                                 f"{TRUST_HINT}")
 
 
 def foreign_modules(spec: Any) -> list[tuple[str, str]]:

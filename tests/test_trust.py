@@ -109,3 +109,16 @@ def test_campaign_cell_resumes_only_with_the_campaign_files_spec(evil, tmp_path)
     row = run_cell(cell, tmp_path / "c")
     assert row["action"] == "failed" and "campaign's spec" in row["error"], row
     assert not marker.exists()
+
+
+def test_untrusted_path_parts_must_be_registered_parts_and_the_cache_is_no_way_round(evil, tmp_path):
+    mod, marker = evil
+    with untrusted("rec"), pytest.raises(UntrustedCodeError, match="not a registered part"):
+        scorers.create(f"path=actmax.core.records:atomic_write_bytes,path='{tmp_path / 'x'}',data=b'1'")
+    assert not (tmp_path / "x").exists()
+    with untrusted("rec"):      # a registered part by import path is fine
+        assert generators.create("path=actmax.generators.fourier:FourierGenerator,size=8").dim > 0
+    scorers.entry(f"{mod}:C")                              # imported and cached while trusted ...
+    marker.unlink()
+    with untrusted("rec"), pytest.raises(UntrustedCodeError):
+        scorers.create(f"path={mod}:C")                    # ... and still refused inside a resume
