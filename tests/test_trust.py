@@ -70,7 +70,9 @@ def _record(path: Path, scorer, kind: str = "evolve") -> Path:
     spec = {"generators": ["fourier:size=8"], "spaces": ["fourier"], "scorer": scorer, "optimizers": ["cma:popsize=4"],
             "unit": 0, "pole": "high", "generations": 2, "seed": 0, "image_every": 0, "plots": False, "device": None,
             "reference_images": None}
-    rec = RunRecord.create(path, kind=kind, spec={**spec, "scorer": "model"})
+    if not (path / "manifest.json").exists():
+        RunRecord.create(path, kind=kind, spec={**spec, "scorer": "model"}).close()
+    rec = RunRecord(path).lock()
     try:     # a record written elsewhere (or edited, checksum redone) naming foreign code
         rec.update_manifest(spec=spec)
     finally:
@@ -83,16 +85,16 @@ def test_resume_refuses_nested_dict_and_path_specs_even_past_the_scan(evil, tmp_
     from actmax.core.evolve import resume_evolution
 
     mod, marker = evil
-    for i, spec in enumerate(_scorer_specs(mod)):
-        out = _record(tmp_path / f"r{i}", spec)
+    scan = records.imported_modules
+    for spec in _scorer_specs(mod):
+        out = _record(tmp_path / "r", spec)
+        monkeypatch.setattr(records, "imported_modules", scan)
         with pytest.raises(RecordError, match="--trust"):
             resume_evolution(out)
-        assert not marker.exists(), spec
-    # even if the up-front scan missed a spelling, the import itself is refused
-    monkeypatch.setattr(records, "imported_modules", lambda spec: [])
-    for i, spec in enumerate(_scorer_specs(mod)):
+        # even if the up-front scan missed a spelling, the import itself is refused
+        monkeypatch.setattr(records, "imported_modules", lambda spec: [])
         with pytest.raises(RegistryError, match="--trust"):
-            resume_evolution(tmp_path / f"r{i}")
+            resume_evolution(out)
         assert not marker.exists(), spec
 
 
