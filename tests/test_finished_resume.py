@@ -30,3 +30,20 @@ def test_finished_resume_returns_the_stored_result_without_building_parts(tmp_pa
     (tmp_path / "r" / "scores.parquet").write_bytes(bytes(data))
     with pytest.raises(RecordError, match="scores.parquet"):
         resume_evolution(tmp_path / "r")
+
+
+def test_finished_synthesis_resume_returns_the_stored_result_without_building_parts(tmp_path, monkeypatch):
+    from actmax.core import synthesize as synthesize_module
+    from actmax.core.synthesize import resume_synthesis, synthesize
+
+    run = synthesize("pixel:size=8", "model:kind=mixed,n=2,size=8", units=[0, 1], poles=("high", "low"),
+                     ascent="ascent:steps=2", out_dir=tmp_path / "s", checkpoint_every=2)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished resume must not build the run")
+
+    monkeypatch.setattr(synthesize_module, "_Synthesis", refuse)
+    again = resume_synthesis(tmp_path / "s")
+    pd.testing.assert_frame_equal(again.table, run.table)
+    assert again.targets == run.targets and torch.equal(again.responses, run.responses)
+    assert torch.equal(again.images, run.images) and torch.equal(again.codes, run.codes)
