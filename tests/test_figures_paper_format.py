@@ -169,7 +169,7 @@ def test_figure3g_paper_csv(tmp_path):
 
 
 # -- Figure 4 --------------------------------------------------------------------------------
-def write_fig4(root: Path, rng) -> dict:
+def write_fig4(root: Path, rng, mask_header: bool = True) -> dict:
     d = root / "Fig4"
     d.mkdir(parents=True)
     lengths = rng.integers(8, BLOCKS + 1, N_EXP)
@@ -179,8 +179,11 @@ def write_fig4(root: Path, rng) -> dict:
     any_s, both_s = rng.random(N_EXP) > 0.2, rng.random(N_EXP) > 0.4
     any_s |= both_s
     rise = 1 - np.exp(-np.arange(BLOCKS) / 4)
-    mean = {"DeePSim": 0.3 + 0.6 * rise[None, :] * rng.uniform(0.5, 1, (N_EXP, 1)),
-            "BigGAN": 0.3 + 0.5 * rise[None, :] * rng.uniform(0.5, 1, (N_EXP, 1))}
+    mean = {"DeePSim": 0.3 + 0.6 * rise[None, :] * rng.uniform(0.5, 1, (N_EXP, 1)) + rng.normal(0, 0.03, (N_EXP, BLOCKS)),
+            "BigGAN": 0.3 + 0.5 * rise[None, :] * rng.uniform(0.5, 1, (N_EXP, 1)) + rng.normal(0, 0.03, (N_EXP, BLOCKS))}
+    for m in mean.values():     # the paper pads a short run with the mean of its last two recorded blocks
+        for i, n in enumerate(lengths):
+            m[i, n:] = m[i, n - 2:n].mean()
     for name, m in mean.items():
         pd.DataFrame(m).to_csv(d / f"Figure4_src_maxnorm_resp_stats_all_exps_{name}_mean_data.csv", index=False)
         pd.DataFrame(np.full_like(m, 0.05)).to_csv(d / f"Figure4_src_maxnorm_resp_stats_all_exps_{name}_sem_data.csv",
@@ -189,7 +192,8 @@ def write_fig4(root: Path, rng) -> dict:
     pd.DataFrame({"Expi": np.arange(N_EXP) + 1, "visual_area": area, "valid": valid, "V1msk": area == "V1",
                   "V4msk": area == "V4", "ITmsk": area == "IT", "anysucc005": any_s, "bothsucc005": both_s}
                  ).to_csv(d / "Figure4_src_exp_masks_and_succ_labels.csv", index=False)
-    pd.DataFrame(recorded).to_csv(d / "Figure4_src_extrapolation_mask_arr.csv", index=False)   # header row 0..n-1
+    # with or without a header row 0..n-1 (DataFrame.to_csv writes one; the paper's script reads header=None)
+    pd.DataFrame(recorded).to_csv(d / "Figure4_src_extrapolation_mask_arr.csv", index=False, header=mask_header)
     rates = pd.DataFrame({"FC_rate": [0.6, 0.7, 0.8], "BG_rate": [0.5, 0.6, 0.3], "FC_CI_1": [0.4, 0.5, 0.6],
                           "FC_CI_2": [0.8, 0.85, 0.9], "BG_CI_1": [0.3, 0.4, 0.1], "BG_CI_2": [0.7, 0.8, 0.5],
                           "FC_suc": [3, 7, 16], "BG_suc": [2, 6, 6], "total": [5, 10, 20]})
@@ -200,7 +204,8 @@ def write_fig4(root: Path, rng) -> dict:
                        "BG_tc0_bslinit": rng.uniform(2, 8, N_EXP), "p_maxinit_0": rng.uniform(0, 0.02, N_EXP),
                        "p_maxinit_1": rng.uniform(0, 0.02, N_EXP)})
     tc.to_csv(d / "Figure4_src_evol_traj_time_constant_w_meta.csv", index=False)
-    return {"mean": mean, "valid": valid, "area": area, "lengths": lengths}
+    return {"mean": mean, "valid": valid, "area": area, "lengths": lengths, "any": any_s, "both": both_s,
+            "tc": tc, "recorded": recorded}
 
 
 def test_figure4_paper_csv(tmp_path):
@@ -226,8 +231,9 @@ def write_fig5(root: Path, rng) -> dict:
     valid = np.ones(N_EXP, bool)
     valid[3] = False
     both = rng.random(N_EXP) > 0.3
+    any_s = both | (rng.random(N_EXP) > 0.5)
     pd.DataFrame({"Expi": np.arange(N_EXP) + 1, "visual_area": area, "V1msk": area == "V1", "V4msk": area == "V4",
-                  "ITmsk": area == "IT", "valid": valid, "anysucc005": True, "bothsucc005": both}
+                  "ITmsk": area == "IT", "valid": valid, "anysucc005": any_s, "bothsucc005": both}
                  ).to_csv(d / "Figure5_src_exp_masks_and_succ_labels.csv", index=False)
     t_ms = np.arange(200)
     for block in (0, 55):
@@ -236,15 +242,18 @@ def write_fig5(root: Path, rng) -> dict:
             psth = np.exp(-0.5 * ((t_ms - peak) / 15) ** 2)[None, :] * rng.uniform(0.5, 1, (N_EXP, 1))
             pd.DataFrame(psth).to_csv(d / f"Figure5A_src_all_exps_maxnorm_mean_psth_per_block{block:02d}_{name}_mean.csv",
                                       index=False)
-    last2 = {}
+    last2, trajs = {}, {}
     for start in range(0, 200, 10):
+        shift = 0.25 * np.tanh((start - 100) / 40)        # DeePSim ahead early, BigGAN ahead late
         for name in ("DeePSim", "BigGAN"):
-            traj = rng.uniform(0.2, 1.0, (N_EXP, BLOCKS))
+            sign = -1 if name == "DeePSim" else 1
+            traj = rng.uniform(0.2, 0.8, (N_EXP, BLOCKS)) + sign * shift * np.linspace(0, 1, BLOCKS)[None, :]
             last2[(start, name)] = traj[:, -2:].mean(1)
+            trajs[(start, name)] = traj
             for stat, arr in (("mean", traj), ("sem", np.full_like(traj, 0.05))):
                 pd.DataFrame(arr).to_csv(d / f"Figure5C_src_normresp_wdw_{start}-{start + 10}_{name}_{stat}.csv",
                                          index=False)
-    return {"area": area, "valid": valid, "both": both, "last2": last2}
+    return {"area": area, "valid": valid, "both": both, "any": any_s, "last2": last2, "traj": trajs}
 
 
 def test_figure5_paper_csv(tmp_path):
