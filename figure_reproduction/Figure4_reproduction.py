@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     variants = [("valid & anysucc005", masks["valid"] & masks["anysucc005"],
                  (("first", 0, first_col), ("last", recorded.shape[1] - 1, last_col)), "")]
     if args.extras:
-        variants.append(("valid (extra)", masks["valid"], (("last", "last recorded", last_recorded),),
+        variants.append(("valid (extra)", masks["valid"], (("last", "last", last_recorded),),
                          "extra: each experiment's last recorded block, all valid experiments"))
     for i, area in enumerate(areas):
         for subset, base, blocks, note in variants:
