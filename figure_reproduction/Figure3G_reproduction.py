@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     d = args.source_data / "Fig3"
     df = _load(d)
     sel = df[df["valid"] & df["both"]]
+    paper = "Exp" not in df          # ours are keyed by Exp; the paper's areas are real ones
     print(f"statistics (Figure 3G): {len(sel)} of {len(df)} experiments valid with both threads successful "
           f"({', '.join(f'{a}: {n}' for a, n in sel['visual_area'].value_counts().sort_index().items())})")
     stats = Stats("Figure3G")
@@ -56,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         for j, (xcol, xlab) in enumerate(X_COLS.items()):
             ax = axes[i, j]
             for area, g in sel.groupby("visual_area"):
-                ax.scatter(g[xcol], g[ycol], s=14, color=AREA_COLORS.get(area, "k"), label=f"{area}-like", alpha=0.8)
+                ax.scatter(g[xcol], g[ycol], s=14, color=AREA_COLORS.get(area, "k"), label=area if paper else f"{area}-like",
+                           alpha=0.8)
             x, y = sel[xcol].to_numpy(float), sel[ycol].to_numpy(float)
             ok = np.isfinite(x) & np.isfinite(y)
             if ok.sum() >= 3 and np.ptp(x[ok]) > 0 and np.ptp(y[ok]) > 0:

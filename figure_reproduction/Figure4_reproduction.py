@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         r = rates[f"{prefix}_rate"].to_numpy()
         err = np.vstack([r - rates[f"{prefix}_CI_1"].to_numpy(), rates[f"{prefix}_CI_2"].to_numpy() - r])
         ax.bar(x + (k - 0.5) * 0.38, r, 0.38, yerr=err, color=SPACE_COLORS[name], label=label(name, data.paper), capsize=3)
-    ax.set_xticks(x, [f"{a}-like\n(n={n})" for a, n in zip(rates.index, rates["total"])])
+    ax.set_xticks(x, [f"{a}{'' if data.paper else '-like'}\n(n={n})" for a, n in zip(rates.index, rates["total"])])
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("success rate (90% CI)")
     ax.set_title(f"A  evolution success ({data.criterion})", fontsize=9)
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                      & (tc[f"t_maxinit_{t}"] > 0)]
             all_vals = sel[f"{prefix}_tc0_bslinit"].to_numpy(float)
             m, lo, hi = mean_ci(all_vals)          # the paper's set: every successful thread
-            print(f"  D {area} {label(name, data.paper)}: tau = {m:.2f} blocks [95% t-CI {lo:.2f}, {hi:.2f}], "
+            print(f"  D {area} {label(name, data.paper)}: tau = {m:.4f} blocks [95% t-CI {lo:.2f}, {hi:.2f}], "
                   f"n = {len(all_vals)} successful (p < .01) threads")
             kept = sel[f"{prefix}_tc0_converged"].astype(bool).to_numpy()
             beyond = all_vals > run_length
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  D {area} {label(name, data.paper)} [extra: converged, tau <= run length]: tau = {m:.2f} "
                       f"blocks [95% CI {lo:.2f}, {hi:.2f}], n = {len(vals)}; {int(beyond.sum())} with tau > the "
                       f"run's {run_length} blocks" + (f" (max {all_vals.max():.0f})" if beyond.any() else ""))
-    ax.set_xticks(range(len(areas)), [f"{a}-like" for a in areas])
+    ax.set_xticks(range(len(areas)), [a if data.paper else f"{a}-like" for a in areas])
     ax.set_ylabel("time constant (blocks)")
     ax.set_ylim(0, run_length * 1.08)
     ax.set_title(f"D  time constant, threads with p < .01\n(\u25b3: tau > run length of {run_length} blocks"

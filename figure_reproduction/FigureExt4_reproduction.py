@@ -95,7 +95,7 @@ def panel_b(ax: plt.Axes, tsr: np.ndarray, meta: pd.DataFrame, area: str, bin_ms
     ax.axhline(0, color="k", ls="--", lw=0.8)
     ax.set_xlim(0, SPAN_MS)
     ax.set_ylim(top=top * 1.45)          # room for the legend above the significance dots
-    ax.set_title(f"B  {area}-like, {bin_ms} ms bins", fontsize=9)
+    ax.set_title(f"B  {area}{'' if PAPER['file_set'] else '-like'}, {bin_ms} ms bins", fontsize=9)
     ax.set_xlabel("time after image onset (ms)")
     ax.set_ylabel("share of activation gain")
     if any(len(g) for g in groups):
@@ -182,7 +182,7 @@ def figure_c(d: Path, meta: pd.DataFrame, areas: list[str], out: Path) -> None:
                 ax.set_xlim(-0.5, len(blocks) - 0.5)
                 ax.set_title(f"[{a}, {a + n}) ms", fontsize=8)
                 if c == 0:
-                    ax.set_ylabel(f"{area}-like (n = {msk.sum()})\nmax-normalised response", fontsize=8)
+                    ax.set_ylabel(f"{area}{'' if PAPER['file_set'] else '-like'} (n = {msk.sum()})\nmax-normalised response", fontsize=8)
                 if r == len(areas) - 1:
                     ax.set_xlabel("block")
                 last = f"last block DeePSim {np.nanmean(fc[:, -1]):.3f}, BigGAN {np.nanmean(bg[:, -1]):.3f}"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -259,6 +258,11 @@ def test_figure4_paper_csv(tmp_path):
         m, se = fc_all[sel].mean(0), fc_all[sel].std(0) / np.sqrt(sel.sum())
         assert (f"C {area} DeePSim (valid & both successful, n = {sel.sum()}): block 0 {m[0]:.4f} +/- {se[0]:.4f}, "
                 f"last block {m[-1]:.4f} +/- {se[-1]:.4f}") in res.stdout
+        # D: mean time constant of every valid thread with p_maxinit < .01 (none left out)
+        tc = f["tc"]
+        for t, (prefix, name) in enumerate((("FC", "DeePSim"), ("BG", "BigGAN"))):
+            sel = (tc["visual_area"] == area).to_numpy() & f["valid"] & (tc[f"p_maxinit_{t}"] < 0.01).to_numpy()
+            assert f"D {area} {name}: tau = {tc.loc[sel, f'{prefix}_tc0_bslinit'].mean():.4f} blocks" in res.stdout
 
 
 # -- Figure 5 --------------------------------------------------------------------------------
@@ -329,7 +333,7 @@ def test_figure5_paper_csv(tmp_path):
     assert n_sig > 0                                          # the fixture has effects in both directions
     # 5A: valid & anysucc005
     sel = (f["area"] == "IT") & f["valid"] & f["any"]
-    assert f"A IT DeePSim block 0: peak " in res.stdout and f"(mean over n = {sel.sum()} valid & any-success" in res.stdout
+    assert "A IT DeePSim block 0: peak " in res.stdout and f"(mean over n = {sel.sum()} valid & any-success" in res.stdout
 
 
 # -- Figure 6 --------------------------------------------------------------------------------
@@ -382,7 +386,7 @@ def test_figure6_paper_csv(tmp_path):
     axis = pd.concat([sgtr.query("space_name == 'noise' and eig_id == 1"), sgtr.query("lin_dist == 0")])
     p = f_oneway(*[g["pref_unit_resp"] for _, g in axis.groupby("lin_dist")]).pvalue   # origin trials added
     p_text = f"{p:.2e}" if p < 1e-3 else f"{p:.3f}"
-    assert f"C noise axis 1: ANOVA F = " in res.stdout and f"p = {p_text}" in res.stdout
+    assert [x for x in res.stdout.splitlines() if x.startswith("  C noise axis 1: ANOVA F = ") and f"p = {p_text};" in x]
     # the example axis, class 0 (its origin trials are in the table)
     ex = sgtr.query("space_name == 'class' and eig_id == 0")
     x, y = ex["lin_dist"].to_numpy(float), ex["pref_unit_resp"].to_numpy(float)
