@@ -19,7 +19,8 @@ tuning of axes with ``p_value`` < .01 peaks (``max_resp_lin_dist_bin``), proport
 
 Differences from the paper's script, deliberate: the CI of the E shape fractions is a Wilson interval
 (the paper draws a seaborn bootstrap CI, random); the GP's restarts use a fixed seed (the paper's are
-unseeded); the ANOVA is also run on every other axis of the example (``6C`` rows with note "extra").
+unseeded). ``--extras`` also runs the ANOVA on every other axis of the example and the fits on axis 0
+of the other space (``6C`` rows with note "extra").
 
 Our in-silico tables (``make_source_data.py``): spaces fourier/gabor, positions ``step`` (equal
 pixel change), D = normalised averages over experiments, E grouped by space with peaks = GP peak
@@ -188,11 +189,13 @@ def main(argv: list[str] | None = None) -> int:
                 f_val, p = float("nan"), 1.0
             example = k == sub["eig_id"].min()
             extra = "" if example and j == 0 else "extra: the paper tests its example axis (class 0) only"
+            if extra and not args.extras:
+                continue
             stats.add("6C", "one-way ANOVA across positions", f_val, p, len(g), bool(p < 0.01), area=space, block=int(k),
                       correction="none (p < .01)", subset=exp, note=extra)
             print(f"  C {space} axis {k}: ANOVA F = {f_val:.4f}, p = {fmt_p(p)}; range of code distance "
                   f"[{g['lin_dist'].min():.3g}, {g['lin_dist'].max():.3g}]")
-            if example:          # the paper's three curve fits on the example axis
+            if example and (j == 0 or args.extras):     # the paper's three curve fits on its example axis
                 x, y = g["x"].to_numpy(float), g["pref_unit_resp"].to_numpy(float)
                 params, r2_gauss = fit_gaussian(x, y)
                 slope, icpt, r2_ols = fit_ols(x, y)

@@ -21,8 +21,9 @@ FIG_DIR = REPO / "figure_reproduction"
 SOURCE = REPO / "source_data"
 
 
-def run_script(name: str, out: Path, source: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(FIG_DIR / f"{name}.py"), "--source-data", str(source), "--out", str(out)],
+def run_script(name: str, out: Path, source: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(FIG_DIR / f"{name}.py"), "--source-data", str(source), "--out", str(out),
+                           *extra],
                           capture_output=True, text=True, cwd=REPO, timeout=300,
                           env={"PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"})
 
@@ -195,7 +196,7 @@ def write_paper_ext5(d: Path, rng: np.random.Generator) -> None:
 def test_ext5_runs_on_the_papers_layout(tmp_path):
     root = tmp_path / "sd"
     write_paper_ext5(root / "ExtendedFig5", np.random.default_rng(0))
-    res = run_script("FigureExt5_reproduction", tmp_path / "figs", root)
+    res = run_script("FigureExt5_reproduction", tmp_path / "figs", root, "--extras")
     assert res.returncode == 0, res.stderr[-3000:]
     assert "statistics" in res.stdout and "Traceback" not in res.stderr
     assert_figures(tmp_path / "figs", ["FigureExt5C_reproduction", "FigureExt5D_reproduction", "FigureExt5E_reproduction"])

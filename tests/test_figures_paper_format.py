@@ -98,8 +98,7 @@ def _fig2_expected(tables, psth) -> list[str]:
     for t in (0, 1):
         evol = tables[f"thread{t}_resp_df"]
         init, final = evol[evol.gen <= 1].resp, evol[evol.gen >= BLOCKS - 2].resp
-        out.append(f"generations 0-1 {init.mean():.2f} Hz -> last two {final.mean():.2f} Hz "
-                   f"(t = {ttest_ind(final, init).statistic:.2f}")
+        out.append(f"generations 0-1 {init.mean():.2f} Hz -> last two {final.mean():.2f} Hz")
     # D is read by name: BigGAN's last-block peak comes from slice 1 of psth_arr / the BigGAN_mean CSV
     out.append(f"PSTH BigGAN: peak {psth[0, 1].max():.2f} Hz at 90 ms in block 0, "
                f"{psth[-1, 1].max():.2f} Hz at 90 ms in block {BLOCKS - 1}")
@@ -109,7 +108,7 @@ def _fig2_expected(tables, psth) -> list[str]:
 
 def test_figure2_paper_csv(tmp_path):
     tables, psth = write_fig2_csv(tmp_path / "sd", np.random.default_rng(0))
-    res = run("Figure2_reproduction", tmp_path / "sd", tmp_path / "out")
+    res = run("Figure2_reproduction", tmp_path / "sd", tmp_path / "out", "--extras")
     assert_figure(res, tmp_path / "out", "Figure2_reproduction")
     for line in _fig2_expected(tables, psth):
         assert line in res.stdout, res.stdout
@@ -121,7 +120,8 @@ def test_figure2_paper_csv(tmp_path):
         evol = tables[f"thread{t}_resp_df"]
         want = ttest_ind(evol[evol.gen >= BLOCKS - 2].resp, evol[evol.gen <= 1].resp)
         row = stats[stats["test"].str.contains(f"({name})", regex=False)].iloc[0]
-        assert row["panel"] == "2B" and row["n"] == 80
+        assert row["panel"] == "2B" and row["n"] == 80 and "extra" in row["note"]
+        assert f"[extra: ttest_ind t = {want.statistic:.2f}, p = " in res.stdout
         assert np.isclose(row["statistic"], want.statistic) and np.isclose(row["pvalue"], want.pvalue)
 
 
@@ -131,6 +131,7 @@ def test_figure2_paper_pickles_with_allow_pickle(tmp_path):
     assert_figure(res, tmp_path / "out", "Figure2_reproduction")
     for line in _fig2_expected(tables, psth):
         assert line in res.stdout, res.stdout
+    assert read_stats(tmp_path / "out", "Figure2").empty and "extra" not in res.stdout   # the paper runs no test
 
 
 def test_figure2_pickle_without_flag_is_refused_unread(tmp_path):
@@ -378,10 +379,12 @@ def test_figure6_paper_csv(tmp_path):
     from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
 
     f = write_fig6(tmp_path / "sd", np.random.default_rng(6))
-    res = run("Figure6_reproduction", tmp_path / "sd", tmp_path / "out")
+    res = run("Figure6_reproduction", tmp_path / "sd", tmp_path / "out", "--extras")
     assert_figure(res, tmp_path / "out", "Figure6_reproduction")
     assert "example B07092020" in res.stdout
     stats = read_stats(tmp_path / "out", "Figure6")
+    anova = stats[stats["test"] == "one-way ANOVA across positions"]
+    assert len(anova) == 6 and (anova["note"] == "").sum() == 1      # the paper's test; 5 extras (--extras)
     sgtr = f["sgtr"]
     axis = pd.concat([sgtr.query("space_name == 'noise' and eig_id == 1"), sgtr.query("lin_dist == 0")])
     p = f_oneway(*[g["pref_unit_resp"] for _, g in axis.groupby("lin_dist")]).pvalue   # origin trials added
