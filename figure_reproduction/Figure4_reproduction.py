@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     stat, p = float("nan"), float("nan")
                 stats.add("4B", "ttest_rel DeePSim vs BigGAN", stat, p, len(fc), bool(p < 0.05), area=area,
-                          block=which if which == "first" else block, correction="none (p < .05)", subset=subset,
+                          block=block, correction="none (p < .05)", subset=subset,
                           note=note)
                 tag = "" if not note else " [extra: last recorded block, valid]"
                 print(f"  B {area} {which} block{tag}: DeePSim {np.mean(fc):.3f} vs BigGAN {np.mean(bg):.3f} "

@@ -240,7 +240,7 @@ def test_figure4_paper_csv(tmp_path):
     fc_all, bg_all = f["mean"]["DeePSim"], f["mean"]["BigGAN"]
     for area in ("V1", "V4", "IT"):
         sel = (f["area"] == area) & f["valid"] & f["any"]
-        for block, col in (("first", 0), (str(BLOCKS - 1), BLOCKS - 1)):
+        for block, col in (("0", 0), (str(BLOCKS - 1), BLOCKS - 1)):
             want = ttest_rel(fc_all[sel, col], bg_all[sel, col])
             row = paper[(paper["area"] == area) & (paper["block"] == block)].iloc[0]
             assert row["n"] == sel.sum()
