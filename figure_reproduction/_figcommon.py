@@ -189,7 +189,7 @@ class Stats:
             old = pd.read_csv(path, dtype=str, keep_default_na=False)
             if "figure" in old:
                 mine = pd.concat([old[old["figure"] != self.figure], mine.astype(str)], ignore_index=True)
-        mine.to_csv(path, index=False)
+        mine[list(STATS_COLUMNS)].to_csv(path, index=False)
         print(f"wrote {path} ({len(self.rows)} tests of {self.figure})")
         return path
 
