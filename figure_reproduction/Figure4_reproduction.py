@@ -217,9 +217,12 @@ def main(argv: list[str] | None = None) -> int:
             if beyond.any():
                 ax.scatter(np.full(int(beyond.sum()), pos), np.full(int(beyond.sum()), run_length), marker="^", s=14,
                            facecolors="none", edgecolors=SPACE_COLORS[name])
-            if np.isfinite(m):
+            if np.isfinite(m) and m <= run_length:
                 ax.errorbar(pos, m, yerr=[[m - lo], [hi - m]] if np.isfinite(lo) else None, fmt="o",
                             color="k", ms=4, capsize=3)
+            elif np.isfinite(m):     # a mean beyond the run (taus that never level off): named at the top
+                ax.annotate(f"mean {m:.0f}", (pos, run_length), textcoords="offset points", xytext=(0, 2),
+                            ha="center", fontsize=6)
             if args.extras:
                 print(f"  D {area} {label(name, data.paper)} [extra: converged, tau <= run length]: tau = {m:.2f} "
                       f"blocks [95% CI {lo:.2f}, {hi:.2f}], n = {len(vals)}; {int(beyond.sum())} with tau > the "
