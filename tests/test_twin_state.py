@@ -234,3 +234,22 @@ def test_closed_loop_on_neurons_with_state_trains_a_state_twin_and_tests_at_its_
     assert len(state["eye"]["value"]) == 2 and len(state["behavior"]["value"]) == 3
     assert state["eye"]["value"] != [0.0, 0.0]                 # drawn eye positions: the mean is not the centre
     assert all(row["optimum_response"] > 0 for row in rep["neurons"])
+
+
+def test_twin_eval_predicts_each_trial_at_its_state(tmp_path):
+    from actmax.scorers.twin.train import evaluate_saved_twin
+
+    twin = state_twin()
+    save_twin(tmp_path / "t", twin)
+    x = torch.rand(6, 1, 16, 16)
+    eye = np.stack([np.linspace(-2, 2, 6), np.linspace(2, -2, 6)], 1)[None].repeat(2, 0)
+    beh = np.tile([1.0, 0.0, 2.0], (2, 6, 1))
+    with torch.no_grad():
+        rates = torch.stack([twin(x, eye=torch.tensor(eye[t], dtype=torch.float32),
+                                  behavior=torch.tensor(beh[t], dtype=torch.float32)) for t in range(2)]).numpy()
+    for name, arr in (("images", x.numpy()), ("responses", rates), ("eye", eye), ("behavior", beh)):
+        np.save(tmp_path / f"{name}.npy", arr)
+    rep = evaluate_saved_twin(tmp_path / "t", tmp_path / "images.npy", tmp_path / "responses.npy",
+                              eye_path=tmp_path / "eye.npy", behavior_path=tmp_path / "behavior.npy")
+    assert rep["predicted_at"] == ["behavior", "eye"]
+    assert rep["median_single_trial_test_correlation"] == pytest.approx(1.0, abs=1e-5)
