@@ -124,3 +124,13 @@ def test_untrusted_path_parts_must_be_registered_parts_and_the_cache_is_no_way_r
     marker.unlink()
     with untrusted("rec"), pytest.raises(UntrustedCodeError):
         scorers.create(f"path={mod}:C")                    # ... and still refused inside a resume
+
+
+def test_analyze_bidirectional_does_not_run_a_records_scorer_code_without_trust(evil, tmp_path):
+    from actmax.core.apps.analysis_reports import report_bidirectional
+
+    mod, marker = evil
+    rec = _record(tmp_path / "syn", f"poisson:base=callable:fn={mod}:f", kind="synthesize")
+    with pytest.raises(UntrustedCodeError, match="--trust"):
+        report_bidirectional(records=[rec], out=tmp_path / "a")
+    assert not marker.exists()

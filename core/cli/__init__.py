@@ -347,11 +347,12 @@ def analyze_bidirectional_cmd(records: List[Path] = typer.Argument(..., help="sc
                               scorer: Optional[str] = typer.Option(None, "--scorer", "-s", help="scorer spec (default: the one the records were made with; records of different scorers are refused)"),
                               out: Path = typer.Option(Path("analysis_out"), "--out", help="output folder"),
                               level: float = typer.Option(0.5, help="grey level of the baseline image"),
+                              trust: bool = typer.Option(False, "--trust", help="allow the records' scorer spec to import a module that is not an installed plugin (runs that code)"),
                               as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """Baseline (grey) and how far each unit is driven above and below it."""
     from actmax.core.apps.analysis_reports import report_bidirectional
 
-    _echo_table(report_bidirectional(scorer, records=records, out=out, level=level), as_json, out)
+    _echo_table(report_bidirectional(scorer, records=records, out=out, level=level, trust=trust), as_json, out)
 
 
 @analyze_app.command("activation")
