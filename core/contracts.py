@@ -92,7 +92,7 @@ PART_DEFAULTS: dict[str, dict[str, Any]] = {
     "optimizer": {"gradient_based": False, "popsize": None, "seed": None},
     "gradient optimizer": {"gradient_based": True, "seed": None},
     "scorer": {"differentiable": False, "input_contrast": None, "input_contrast_size": None, "input_norm": None,
-               "size": None, "channels": None, "weights_path": None, "weights_used": ()},
+               "size": None, "channels": None, "weights_path": None, "weights_used": (), "state": None},
 }
 
 

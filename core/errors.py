@@ -7,9 +7,9 @@ exception is a bug and keeps its traceback (``ACTMAX_DEBUG=1`` shows the traceba
 """
 from __future__ import annotations
 
-__all__ = ["ActmaxError", "InputError", "ContractError", "RegistryError", "OptimizerStateError", "RecordError",
-           "WeightsError", "MissingFileError", "UnitIndexError", "CallableError", "RigError", "RigTimeoutError",
-           "RigResponseError", "RigExchangeError", "USER_ERRORS"]
+__all__ = ["ActmaxError", "InputError", "ContractError", "RegistryError", "UntrustedCodeError", "OptimizerStateError",
+           "RecordError", "WeightsError", "MissingFileError", "UnitIndexError", "CellSpecError", "CallableError",
+           "RigError", "RigTimeoutError", "RigResponseError", "RigExchangeError", "USER_ERRORS"]
 
 
 class ActmaxError(Exception):
@@ -26,6 +26,10 @@ class ContractError(ActmaxError, ValueError):
 
 class RegistryError(ActmaxError, ValueError):
     """An unknown part name, a bad option, a bad import path or a name collision."""
+
+
+class UntrustedCodeError(RegistryError):
+    """A spec read from a record names a module that is not an installed plugin, and trust was not given."""
 
 
 class OptimizerStateError(ActmaxError, ValueError):
@@ -46,6 +50,10 @@ class MissingFileError(ActmaxError, FileNotFoundError):
 
 class UnitIndexError(ActmaxError, IndexError):
     """A unit index outside the scorer's units."""
+
+
+class CellSpecError(ActmaxError, ValueError):
+    """A campaign cell's record holds another spec than the campaign file's (edited or swapped): never resumed."""
 
 
 class CallableError(ActmaxError, ValueError):

@@ -128,6 +128,8 @@ def evolve(generator: Any | Sequence[Any], scorer: Any, optimizer: Any = None, *
     from actmax.core.runs.evolve import EvolveRun
 
     gen_specs = list(generator) if isinstance(generator, (list, tuple)) else [generator]
+    if isinstance(image_every, bool) or not isinstance(image_every, int) or image_every < 0:
+        raise InputError(f"image_every must be a whole number >= 0 (0: no montages), got {image_every!r}")
     if not gen_specs:
         raise InputError("evolve needs at least one generator")
     return execute(lambda: EvolveRun(gen_specs, scorer, optimizer, unit=unit, pole=pole, generations=generations,

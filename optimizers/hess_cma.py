@@ -29,7 +29,7 @@ import numpy as np
 from actmax.core.registry import optimizers
 from actmax.optimizers.base import Optimizer
 from actmax.optimizers.cholesky_cma import CholeskyCMA
-from actmax.optimizers.common import (array, check_dim, default_popsize,
+from actmax.optimizers.common import (whole, array, check_dim, default_popsize,
                                initial_point, positive, require, tensor)
 from actmax.core.errors import InputError, MissingFileError
 
@@ -118,7 +118,7 @@ class HessCMA(Optimizer):
         self.eigvals = kept
         self.basis = (kept ** -self.expon)[:, None] * vecs[:, order].T        # (cutoff, dim)
         self.basis_digest = hashlib.sha1(np.ascontiguousarray(self.basis).tobytes()).hexdigest()
-        self.popsize = int(popsize) if popsize is not None else default_popsize(self.cutoff)
+        self.popsize = whole(popsize, "popsize", "hess_cma", 2) if popsize is not None else default_popsize(self.cutoff)
         self.core = CholeskyCMA(dim=self.cutoff, x0=np.zeros(self.cutoff), sigma0=self.sigma0, seed=self.seed,
                                 popsize=self.popsize, a_update_freq=a_update_freq)
 

@@ -38,6 +38,8 @@ class Scorer(nn.Module, ABC):
     #: (both go into the provenance of every run the scorer is used in).
     weights_path: str | None = None
     weights_used: tuple = ()
+    #: The state the scorer responds at, if it has one (a twin's eye position / behaviour), for the manifest.
+    state: dict | None = None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         check_images(images, where=f"{type(self).__name__} input")

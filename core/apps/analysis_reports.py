@@ -194,12 +194,14 @@ def check_same_scorer(records: Sequence[str | Path], scorer: Any = None) -> Any:
 
 
 def report_bidirectional(scorer: Any = None, *, records: Sequence[str | Path], out: str | Path,
-                         level: float = 0.5) -> pd.DataFrame:
+                         level: float = 0.5, trust: bool = False) -> pd.DataFrame:
     """Baseline (uniform grey at ``level``) and bidirectional index of every unit of ``scorer``.
 
     The maximum and minimum of each unit are the most extreme responses over the given screen
     and/or synthesis records (MEI/LEI responses), and the baseline itself. All records must
-    come from one scorer (``scorer=None``: the records' own; see :func:`check_same_scorer`).
+    come from one scorer (``scorer=None``: the records' own; see :func:`check_same_scorer`). A
+    scorer spec read from the records is data: a module it names that is not an installed plugin
+    is refused unless ``trust`` (see :mod:`actmax.core.trust`).
     """
     from actmax.core.apps.analysis import baseline_response, bidirectional_index
     from actmax.core.apps.plots import plot_bidirectional
@@ -207,8 +209,12 @@ def report_bidirectional(scorer: Any = None, *, records: Sequence[str | Path], o
 
     if not records:
         raise InputError("give at least one screen or synthesis record for the units' extremes")
+    from actmax.core.trust import untrusted
+
+    from_records = scorer is None
     scorer = check_same_scorer(records, scorer)
-    s = scorers.create(scorer)
+    with untrusted(f"{records[0]}", trusted=trust or not from_records):
+        s = scorers.create(scorer)
     base = baseline_response(s, level=level)
     mx, mn = base.copy(), base.copy()
     sources = []

@@ -46,7 +46,7 @@ from actmax.core.apps.campaign_gather import (CAMPAIGN_FILE, EXECUTED, LOG_FILE,
                                               _campaign_cells, campaign_log, executions, gather, iter_records)
 from actmax.core.apps.campaign_spec import (CELL_KINDS, KINDS, REFERENCE_KEYS, SPEC_KEYS, CampaignSpec, Cell,  # noqa: F401
                                             _canonical, load_spec)
-from actmax.core.errors import InputError, RecordError
+from actmax.core.errors import CellSpecError, InputError, RecordError  # noqa: F401  (CellSpecError re-exported)
 
 log = logging.getLogger("actmax")
 
@@ -102,8 +102,28 @@ def _fresh(cell: Cell, path: Path) -> Any:
     return execute(lambda: cls.from_spec(spec, path, **live), out_dir=path, overwrite=True, progress=False)
 
 
+def expected_cell_spec(cell: Cell) -> dict[str, Any]:
+    """The part specs (and numbers) a cell's record must hold for the cell to be resumed from it."""
+    return CELL_KINDS[cell.kind].expected_spec(cell)
+
+
+def check_cell_spec(cell: Cell, path: Path) -> None:
+    """Refuse to resume a cell whose record's spec is not the campaign file's (it would run the record's code)."""
+    from actmax.core.records import RunRecord
+
+    spec = RunRecord(path).manifest(verify=True).get("spec")
+    if not isinstance(spec, Mapping):
+        raise CellSpecError(f"{path}: the record has no spec; remove the folder to run the cell again")
+    for key, want in expected_cell_spec(cell).items():
+        have = spec.get(key)
+        if have != want:
+            raise CellSpecError(f"{path}: the record's {key} is {have!r}, the campaign file's is {want!r}; a cell "
+                                "resumes only with the campaign's spec (remove the folder to run the cell again)")
+
+
 def _resume(cell: Cell, path: Path) -> Any:
-    # trust=True: the cell's spec comes from the campaign spec the user runs, not from the record
+    # trust=True only after the record's spec was checked to be the campaign file's (the user's) spec
+    check_cell_spec(cell, path)
     from actmax.core.runs import resume
     return resume(path, kind=cell.kind, trust=True, progress=False)
 
@@ -135,6 +155,7 @@ def run_cell(cell: Cell | Mapping[str, Any], root: str | Path, *, threads: int |
     try:
         status = cell_status(path)
         if status == "finished":
+            verify_finished_cell(path, row)
             return row
         t0 = time.time()
         _execute(cell, path, status, row)
@@ -160,6 +181,18 @@ def _execute(cell: Cell, path: Path, status: str, row: dict[str, Any]) -> None:
             row["action"] = "ran" if status == "new" else "restarted"
     except Exception as exc:  # noqa: BLE001 - reported per cell, the campaign goes on
         row.update(action="failed", error=f"{type(exc).__name__}: {exc}")
+
+
+def verify_finished_cell(path: Path, row: dict[str, Any]) -> bool:
+    """A finished cell is skipped only once every file matches its manifest; else the row fails, naming the file."""
+    from actmax.core.records import RunRecord
+
+    try:
+        RunRecord(path).verify_finished()
+    except RecordError as exc:
+        row.update(action="failed", error=f"RecordError: {exc}")
+        return False
+    return True
 
 
 def run_cells(cells: Sequence[Mapping[str, Any]], root: str, threads: int | None = 1) -> list[dict[str, Any]]:
@@ -274,7 +307,9 @@ def run_campaign(spec: CampaignSpec | Mapping[str, Any] | str | Path, *, out: st
     pending = []
     for cell in cells:
         if cell_status(root / RUNS_DIR / cell.name) == "finished":
-            rows.append({"name": cell.name, "action": "skipped", "seconds": 0.0, "error": "", "pid": os.getpid()})
+            row = {"name": cell.name, "action": "skipped", "seconds": 0.0, "error": "", "pid": os.getpid()}
+            verify_finished_cell(root / RUNS_DIR / cell.name, row)   # skipped only if intact, else failed
+            rows.append(row)
         else:
             pending.append(cell)
     if pending:

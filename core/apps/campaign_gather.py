@@ -62,7 +62,7 @@ def gather(root: str | Path, *, out: str | Path | None = None, include_unfinishe
                "path": str(path)}
         manifest: dict[str, Any] = {}
         if status in ("finished", "interrupted"):
-            manifest = RunRecord(path).manifest()
+            manifest = RunRecord(path).manifest(verify=True)
         for key in ("best_score", "best_space", "evaluations", "elapsed_s", "generations_done", "steps_done",
                     "created", "finished", "resumed"):
             row[key] = manifest.get(key)
@@ -70,7 +70,7 @@ def gather(root: str | Path, *, out: str | Path | None = None, include_unfinishe
         runs.append(row)
         if status != "finished" and not (include_unfinished and status == "interrupted"):
             continue
-        got = CELL_KINDS[cell.kind].gather(cell, path, _cell_columns(cell))
+        got = CELL_KINDS[cell.kind].gather(cell, path, _cell_columns(cell), status)
         if got is not None:
             (scores if got[0] == "scores" else synth).append(got[1])
     runs_table = pd.DataFrame(runs)

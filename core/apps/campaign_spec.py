@@ -54,8 +54,12 @@ class CellKind:
         """The cell as a record spec (what the run kind's ``from_spec`` reads)."""
         raise NotImplementedError
 
-    def gather(self, cell: "Cell", path: Path, columns: dict[str, Any]) -> tuple[str, pd.DataFrame] | None:
-        """(table name, rows) this finished cell adds to the gathered tables."""
+    def expected_spec(self, cell: "Cell") -> dict[str, Any]:
+        """The part specs (and numbers) the cell's record must hold for the cell to be resumed from it."""
+        raise NotImplementedError
+
+    def gather(self, cell: "Cell", path: Path, columns: dict[str, Any], status: str) -> tuple[str, pd.DataFrame] | None:
+        """(table name, rows) this cell's record adds to the gathered tables (read verified)."""
         return None
 
 
@@ -85,12 +89,18 @@ class EvolveCells(CellKind):
                 "unit": cell.units[0], "pole": cell.poles[0], "generations": cell.generations, "seed": cell.seed,
                 "image_every": cell.image_every, "plots": cell.plots, "device": cell.device}
 
-    def gather(self, cell: "Cell", path: Path, columns: dict[str, Any]) -> tuple[str, pd.DataFrame] | None:
+    def expected_spec(self, cell: "Cell") -> dict[str, Any]:
+        return {"generators": [spec_text(s, "generator") for s in cell.spaces],
+                "scorer": spec_text(cell.scorer, "scorer"),
+                "optimizers": [spec_text(cell.optimizer, "optimizer")] * len(cell.spaces),
+                "unit": cell.units[0], "pole": cell.poles[0], "generations": cell.generations, "seed": cell.seed}
+
+    def gather(self, cell: "Cell", path: Path, columns: dict[str, Any], status: str) -> tuple[str, pd.DataFrame] | None:
         from actmax.core.records import RunRecord
 
-        if not (path / "scores.parquet").exists():
+        if not ((path / "scores.parquet").exists() or status == "finished"):
             return None
-        s = RunRecord(path).scores()
+        s = RunRecord(path).scores()   # verified against the manifest (a damaged cell is an error, not merged)
         for k, v in reversed(list(columns.items())):
             s.insert(0, k, v)
         s.insert(len(columns), "pole", cell.poles[0])
@@ -105,10 +115,17 @@ class SynthesizeCells(CellKind):
                 "poles": list(cell.poles), "seeds": [cell.seed], "ascent": cell.optimizer, "device": cell.device,
                 "amp": False, "checkpoint_every": cell.checkpoint_every}
 
-    def gather(self, cell: "Cell", path: Path, columns: dict[str, Any]) -> tuple[str, pd.DataFrame] | None:
-        if not (path / "targets.csv").exists():
+    def expected_spec(self, cell: "Cell") -> dict[str, Any]:
+        return {"generator": spec_text(cell.spaces[0], "generator"), "scorer": spec_text(cell.scorer, "scorer"),
+                "ascent": spec_text(cell.optimizer, "optimizer"), "units": list(cell.units),
+                "poles": list(cell.poles), "seeds": [cell.seed]}
+
+    def gather(self, cell: "Cell", path: Path, columns: dict[str, Any], status: str) -> tuple[str, pd.DataFrame] | None:
+        from actmax.core.records import RunRecord
+
+        if not ((path / "targets.csv").exists() or status == "finished"):
             return None
-        t = pd.read_csv(path / "targets.csv")
+        t = pd.read_csv(RunRecord(path).check_file("targets.csv"))
         for k, v in reversed(list(columns.items())):
             if k not in t.columns:  # the targets' own seed column stays
                 t.insert(0, k, v)

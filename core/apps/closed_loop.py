@@ -7,7 +7,9 @@
 2. **Recording**: ground-truth model neurons (:mod:`scorers.model_neurons`) give noise-free
    rates; a trial is a Poisson spike count ``Poisson(rate * window)``. Training images get
    one trial, test images ``repeats`` trials (the oracle set).
-3. **Twin**: :func:`scorers.twin.train.train_twin` on (stimuli, counts).
+3. **Twin**: :func:`scorers.twin.train.train_twin` on (stimuli, counts). Neurons with state
+   (``model_behaving``) are recorded at a random eye position and behaviour per trial; their twin
+   gets a shifter and a modulator and steps 4-5 run at its training-mean state.
 4. **Synthesis**: MEIs and LEIs of every neuron on the twin
    (:func:`actmax.core.synthesize.synthesize`), with the scorer's input limited to the same L2
    contrast ``norm`` as the natural stimuli.
@@ -113,6 +115,8 @@ class Recording:
     stimuli: torch.Tensor
     rates: np.ndarray
     counts: np.ndarray
+    #: per-trial eye position and behaviour of neurons with state (``model_behaving``); empty otherwise
+    state: dict[str, Any] = field(default_factory=dict)
 
 
 def record_neurons(cfg: ClosedLoopConfig, neurons: Any) -> Recording:
@@ -122,17 +126,28 @@ def record_neurons(cfg: ClosedLoopConfig, neurons: Any) -> Recording:
                               norm=cfg.norm, channels=channels)
     rates = noise_free_rates(neurons, stimuli)
     trials = np.r_[np.ones(cfg.n_train, int), np.full(cfg.n_test, cfg.repeats, int)]
+    # issue 24: neurons with state (model_behaving) are recorded at a random eye position and behaviour per
+    # trial, the twin gets a shifter and a modulator, and everything after training (best natural patch,
+    # MEIs on the truth) is at the twin's training-mean state, the scorer's default
+    if hasattr(neurons, "draw_states"):
+        got = neurons.record(stimuli, trials, window=cfg.window, seed=cfg.noise_seed)
+        return Recording(stimuli, rates, got["responses"], {"eye": got["eye"], "behavior": got["behavior"]})
     return Recording(stimuli, rates, simulate_trials(rates, trials, window=cfg.window, seed=cfg.noise_seed))
 
 
 def fit_twin(cfg: ClosedLoopConfig, neurons: Any, rec: Recording, *, progress: bool = False) -> tuple[Any, np.ndarray]:
-    """Phase 2: train the twin on the recording; returns it and its correlation to the noise-free test rates."""
+    """Phase 2: train the twin on the recording; returns it and its correlation to the noise-free test rates.
+
+    Neurons with state are then set to the twin's training-mean state, and ``rec.rates`` re-measured there."""
     from actmax.scorers.twin.selection import pearson_per_neuron
     from actmax.scorers.twin.train import TrainOptions, predict, train_twin
 
     opts = TrainOptions(**{"test_images": "repeated", **cfg.train})
     trained = train_twin(rec.stimuli.numpy(), rec.counts, neuron_ids=neurons.unit_names,
-                         architecture=cfg.architecture, options=opts, progress=progress)
+                         architecture=cfg.architecture, options=opts, progress=progress, **rec.state)
+    if rec.state:
+        neurons.set_state(eye=trained.ensemble.config.eye_mean, behavior=trained.ensemble.config.behavior_mean)
+        rec.rates = noise_free_rates(neurons, rec.stimuli)
     names = list(neurons.unit_names)
     if [str(i) for i in trained.ensemble.config.neuron_ids] != [str(i) for i in names]:   # by name, never by position
         raise InputError(f"closed loop: twin neurons {trained.ensemble.config.neuron_ids[:5]} do not match the "
@@ -152,17 +167,20 @@ def synthesis_generator(cfg: ClosedLoopConfig, size: int, channels: int) -> str:
     return generator
 
 
-def synthesize_on_twin(cfg: ClosedLoopConfig, neurons: Any, twin: Any, *, progress: bool = False) -> tuple[Any, torch.Tensor]:
-    """Phase 3: MEIs and LEIs of every neuron on the twin, at the natural stimuli's contrast ``norm``."""
+def synthesize_on_twin(cfg: ClosedLoopConfig, neurons: Any, twin: Any, *,
+                       progress: bool = False) -> tuple[Any, torch.Tensor, dict | None]:
+    """Phase 3: MEIs and LEIs of every neuron on the twin, at the natural stimuli's contrast ``norm``;
+    returns the synthesis, the images at that contrast and the twin scorer's state."""
     from actmax.core.synthesize import synthesize
     from actmax.core.transforms import limit_input
     from actmax.scorers.twin.model import TwinScorer
 
     ascent = cfg.ascent if "norm=" in cfg.ascent else f"{cfg.ascent},norm={cfg.norm}"
     generator = synthesis_generator(cfg, int(neurons.size or 64), int(neurons.channels or 1))
-    syn = synthesize(generator, TwinScorer(twin), units=list(range(neurons.units)), poles=("high", "low"),
+    scorer = TwinScorer(twin)
+    syn = synthesize(generator, scorer, units=list(range(neurons.units)), poles=("high", "low"),
                      seeds=cfg.synthesis_seeds, ascent=ascent, progress=progress)
-    return syn, limit_input(syn.images.clamp(0, 1), norm=cfg.norm).clamp(0, 1)
+    return syn, limit_input(syn.images.clamp(0, 1), norm=cfg.norm).clamp(0, 1), scorer.state
 
 
 def _per_unit(own: np.ndarray, targets: list, n_units: int, pole: str, reduce: Any) -> np.ndarray:
@@ -241,7 +259,8 @@ def _neuron_row(u: int, m: dict[str, Any], trained: Any) -> dict[str, Any]:
 
 
 def _report(cfg: ClosedLoopConfig, rec: Recording, trained: Any, true_corr: np.ndarray, syn: Any,
-            images: torch.Tensor, m: dict[str, Any], seconds: dict[str, float]) -> dict[str, Any]:
+            images: torch.Tensor, m: dict[str, Any], seconds: dict[str, float],
+            twin_state: dict | None = None) -> dict[str, Any]:
     r = trained.report
     over_nat = m["mei"] / np.maximum(m["best_nat"], 1e-9)
     return {
@@ -264,6 +283,7 @@ def _report(cfg: ClosedLoopConfig, rec: Recording, trained: Any, true_corr: np.n
                      "synthesised_l2_norm": _summary(contrast_norm(images)), "target_l2_norm": cfg.norm,
                      "images": "all stimuli are [0, 1] grey images at the neurons' native size"},
         "twin_predicted_mei_response": _round(syn.responses.double().numpy()),
+        "twin_state": twin_state,
         "seconds": seconds,
     }
 
@@ -286,10 +306,10 @@ def run_closed_loop(config: ClosedLoopConfig | None = None, *, out_dir: str | Pa
     rec = record_neurons(cfg, neurons)
     trained, true_corr = fit_twin(cfg, neurons, rec, progress=progress)
     t_twin = time.time()
-    syn, images = synthesize_on_twin(cfg, neurons, trained.ensemble, progress=progress)
+    syn, images, syn_state = synthesize_on_twin(cfg, neurons, trained.ensemble, progress=progress)
     m = judge_on_truth(cfg, neurons, rec, trained, syn, images)
     report = _report(cfg, rec, trained, true_corr, syn, images, m,
-                     {"twin": round(t_twin - t0, 1), "total": round(time.time() - t0, 1)})
+                     {"twin": round(t_twin - t0, 1), "total": round(time.time() - t0, 1)}, twin_state=syn_state)
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

@@ -37,11 +37,22 @@ class LoadedRun:
                 f"codes={sorted(self.codes)}, stimuli={sorted(self.stimuli)}, path={str(self.path)!r})")
 
 
-def load_run(path: str | Path) -> LoadedRun:
-    """Read a run record folder (evolve, synthesize or screen) for analysis."""
+def load_run(path: str | Path, *, verify: bool = True) -> LoadedRun:
+    """Read a run record folder (evolve, synthesize or screen) for analysis.
+
+    ``verify`` (default): the manifest's own checksum is checked and, for a finished run, every
+    file returned against the manifest's sha256 (a file the manifest lists but that is missing is
+    an error too); any mismatch is one RecordError naming the file, with ``actmax resume --repair``
+    as the fix. ``verify=False`` reads whatever is there (e.g. to inspect a damaged record).
+    """
     rec = RunRecord(path)
-    manifest = rec.manifest()
-    scores = rec.scores() if (rec.path / SCORES).exists() else pd.DataFrame()
-    codes = rec.codes() if (rec.path / CODES).exists() else {}
-    stimuli = rec.stimuli() if (rec.path / STIMULI).exists() else {}
+    manifest = rec.manifest(verify=verify)
+    if verify:
+        from actmax.core.integrity import expected_files
+        wanted = expected_files(manifest, (SCORES, CODES, STIMULI))
+    else:
+        wanted = set()
+    scores = rec.scores(verify=verify) if (rec.path / SCORES).exists() or SCORES in wanted else pd.DataFrame()
+    codes = rec.codes(verify=verify) if (rec.path / CODES).exists() or CODES in wanted else {}
+    stimuli = rec.stimuli(verify=verify) if (rec.path / STIMULI).exists() or STIMULI in wanted else {}
     return LoadedRun(rec.path, manifest, scores, codes, stimuli)

@@ -63,6 +63,7 @@ class RunRecord:
         self._t0 = time.time()
         self._elapsed_before = 0.0
         self.identity: dict[str, Any] = {}
+        self._untrusted = False
 
     # -- lifecycle ----------------------------------------------------------------------------
     @classmethod
@@ -78,6 +79,8 @@ class RunRecord:
         rec.lock()
         try:
             if (rec.path / MANIFEST).exists():
+                if not overwrite and rec._never_committed():
+                    overwrite = True   # a run stopped before its first checkpoint: nothing to lose, run it again
                 if not overwrite:
                     raise RecordError(f"{rec.path} already holds a run record; use `actmax resume {rec.path}` "
                                       "to continue it, or choose another --out folder")
@@ -88,10 +91,20 @@ class RunRecord:
                         "provenance": collect_provenance(spec, weights_used)}
             rec.write_manifest(manifest)
             rec.identity = rec._identity(manifest)
+            from actmax.core.interrupts import note_started
+            note_started(rec.path, kind)
         except BaseException:
             rec.close()
             raise
         return rec
+
+    def _never_committed(self) -> bool:
+        """A ``running`` record without a checkpoint (stopped or failed before its first commit)."""
+        try:
+            status = json.loads((self.path / MANIFEST).read_text()).get("status")
+        except (OSError, ValueError, AttributeError):
+            return False
+        return status == "running" and not self.has_checkpoint()
 
     @classmethod
     def open_for_resume(cls, path: str | Path, kind: str, *, trust: bool = False,
@@ -101,6 +114,10 @@ class RunRecord:
         if not (rec.path / MANIFEST).exists():
             raise RecordError(f"{rec.path} is not a run record: {MANIFEST} is missing")
         rec.lock()
+        if not trust:   # until close(): code named by the record is refused where it would be imported
+            from actmax.core.trust import enter_untrusted
+            enter_untrusted(str(rec.path))
+            rec._untrusted = True
         try:
             manifest = rec.manifest(verify=True)
             if manifest.get("kind") != kind:
@@ -115,6 +132,8 @@ class RunRecord:
                                   "only runs built from specs can be resumed")
             check_trusted(path, spec, trust)
             rec.identity = rec._identity(manifest)
+            from actmax.core.interrupts import note_started
+            note_started(rec.path, kind)
             if manifest.get("status") != "finished":
                 rec._clean_temporaries()
         except BaseException:
@@ -130,7 +149,11 @@ class RunRecord:
         return self
 
     def close(self) -> None:
-        """Release the folder's lock (the end of the process releases it too)."""
+        """Release the folder's lock (the end of the process releases it too) and leave the untrusted scope."""
+        if self._untrusted:
+            from actmax.core.trust import leave_untrusted
+            self._untrusted = False
+            leave_untrusted()
         self._lock.release()
 
     def start_clock(self, elapsed_before: float = 0.0) -> None:
@@ -152,6 +175,8 @@ class RunRecord:
                 files[rel] = sha256_file(p)
         meta = {**self.identity, "step": int(step), "elapsed_s": self.elapsed(), "files": files}
         self.save_checkpoint({"meta": meta, "state": dict(state)})
+        from actmax.core.interrupts import note_checkpoint
+        note_checkpoint(self.path, str(self.identity.get("kind")), step)
 
     def resume_state(self, *, repair: bool = False) -> tuple[dict[str, Any] | None, dict[str, Any]]:
         """(state, meta) of the checkpoint, verified against the manifest; (None, {}) if there is none.
@@ -220,6 +245,11 @@ class RunRecord:
                               f"{'' if len(bad) == 1 else f'; {len(bad)} files in all'}); "
                               "`actmax resume --repair` rebuilds what it can")
         return bad
+
+    def check_file(self, rel: str) -> Path:
+        """``path/rel`` after checking it (see :func:`actmax.core.integrity.check_record_file`)."""
+        from actmax.core.integrity import check_record_file
+        return check_record_file(self, rel)
 
     def file_digests(self) -> dict[str, str]:
         out = {}
@@ -293,8 +323,11 @@ class RunRecord:
         table.to_parquet(buf, index=False)
         fileio.atomic_write_bytes(self.path / SCORES, buf.getvalue())
 
-    def scores(self) -> pd.DataFrame:
+    def scores(self, *, verify: bool = True) -> pd.DataFrame:
+        """The scores table; ``verify`` (default) checks it against the finished manifest's sha256 first."""
         path = self.path / SCORES
+        if verify:
+            self.check_file(SCORES)
         if not path.exists():
             raise RecordError(f"{self.path}: {SCORES} is missing")
         try:
@@ -307,7 +340,9 @@ class RunRecord:
         data = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata=dict(metadata or {}))
         fileio.atomic_write_bytes(self.path / CODES, data)
 
-    def codes(self) -> dict[str, torch.Tensor]:
+    def codes(self, *, verify: bool = True) -> dict[str, torch.Tensor]:
+        if verify:
+            self.check_file(CODES)
         return self._tensors(CODES)
 
     def write_stimuli(self, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None) -> None:
@@ -323,7 +358,9 @@ class RunRecord:
                      for k, v in tensors.items()}, metadata=dict(metadata or {}))
         fileio.atomic_write_bytes(self.path / STIMULI, data)
 
-    def stimuli(self) -> dict[str, torch.Tensor]:
+    def stimuli(self, *, verify: bool = True) -> dict[str, torch.Tensor]:
+        if verify:
+            self.check_file(STIMULI)
         return self._tensors(STIMULI)
 
     def _tensors(self, name: str) -> dict[str, torch.Tensor]:

@@ -279,6 +279,36 @@ class EvolveRun(BaseRun):
             self.pool.shutdown()
 
     @classmethod
+    def stored_result(cls, rec: RunRecord, manifest: Mapping[str, Any], state: Mapping[str, Any],
+                      meta: Mapping[str, Any]) -> EvolutionResult:
+        """The result of a finished, verified record read from its files and final checkpoint.
+
+        No part is built and no optimizer is restored: resuming a finished run costs a few file reads
+        (checksums included), not a replay of the run.
+        """
+        spec = manifest["spec"]
+        try:
+            generations, spaces, pole = int(spec["generations"]), list(spec["spaces"]), spec["pole"]
+            best = state_field(state, "best")
+            thread, score, code = int(best["thread"]), float(best["score"]), best["code"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RecordError(f"{rec.path}: the manifest's spec or the checkpoint lacks {exc}") from None
+        if int(meta.get("step", -1)) != generations or int(state_field(state, "generation")) != generations:
+            raise RecordError(f"{rec.path}: finished manifest, but the checkpoint holds {meta.get('step')} of "
+                              f"{generations} generations")
+        if not 0 <= thread < len(spaces) or code is None:
+            raise RecordError(f"{rec.path}: the checkpoint's best entry is inconsistent")
+        sign = 1.0 if pole == "high" else -1.0
+        table = rec.scores()
+        stimuli = rec.stimuli()
+        if "best" not in stimuli:
+            raise RecordError(f"{rec.path}: stimuli.safetensors has no 'best' entry; `actmax resume --repair {rec.path}`")
+        traj = _trajectory(table[table["thread"] >= 0], sign)
+        return EvolutionResult(scores=table, best_score=sign * score, best_image=stimuli["best"],
+                               best_code=code.numpy() if isinstance(code, torch.Tensor) else np.asarray(code),
+                               best_space=spaces[thread], trajectory=traj, out_dir=rec.path, spaces=spaces)
+
+    @classmethod
     def read_stimuli(cls, rec: RunRecord) -> list[tuple[str, torch.Tensor]]:
         """The overall best, then each space's best."""
         from safetensors import safe_open

@@ -39,6 +39,10 @@ class SynthesizeRun(BaseRun):
         self.device = check_device(device)
         for u in (units if units is not None else []):
             check_count(u, "unit", 0)
+        if not len(seeds):
+            raise InputError("synthesize needs at least one seed (seeds is empty)")
+        if units is not None and not len(units):
+            raise InputError("synthesize: units is empty; give unit indices (units=None: every unit)")
         for s in seeds:
             check_count(s, "seed", 0)
         self.amp = bool(amp)
@@ -116,8 +120,11 @@ class SynthesizeRun(BaseRun):
         """What the loop applied (for the manifest): optimiser, transforms, contrast budget."""
         opt = {k: getattr(self.ascent, k) for k in ("steps", "lr", "method", "schedule", "normalize", "decay")
                if hasattr(self.ascent, k)}
-        return {"optimizer": opt, "transforms": self.transforms.options(),
-                "contrast_budget": {**self.transforms.budget(), "source": self.budget_source}}
+        out = {"optimizer": opt, "transforms": self.transforms.options(),
+               "contrast_budget": {**self.transforms.budget(), "source": self.budget_source}}
+        if isinstance(self.scorer.state, dict):       # a twin's eye position / behaviour (issue 24)
+            out["scorer_state"] = self.scorer.state
+        return out
 
     def table(self) -> pd.DataFrame:
         n_steps, n_t = len(self.rows), len(self.targets)
@@ -236,10 +243,27 @@ class SynthesizeRun(BaseRun):
         self.restore_grad_flags()           # the modules passed in are not left frozen
 
     @classmethod
+    def stored_result(cls, rec: RunRecord, manifest: Mapping[str, Any], state: Mapping[str, Any],
+                      meta: Mapping[str, Any]) -> SynthesisResult:
+        """The result of a finished, verified synthesis read from its files (no part built, no step re-run)."""
+        try:
+            table = pd.read_csv(rec.check_file("targets.csv"))
+            table = table.astype({"index": "int64", "unit": "int64", "seed": "int64", "response": "float32"})
+            images, codes = rec.stimuli()["images"], rec.codes()["codes"]
+            targets = [Target(int(r.unit), str(r.pole), int(r.seed)) for r in table.itertuples()]
+        except (KeyError, ValueError, AttributeError) as exc:
+            raise RecordError(f"{rec.path}: the finished record lacks {exc}; `actmax resume --repair {rec.path}`") from None
+        if len(images) != len(table) or len(codes) != len(table):
+            raise RecordError(f"{rec.path}: stimuli, codes and targets.csv disagree in length; "
+                              f"`actmax resume --repair {rec.path}`")
+        return SynthesisResult(images=images, codes=codes, targets=targets,
+                               responses=torch.tensor(table["response"].to_numpy()), table=table, out_dir=rec.path)
+
+    @classmethod
     def read_stimuli(cls, rec: RunRecord) -> list[tuple[str, torch.Tensor]]:
         """Every target of ``targets.csv``, labelled like its PNG preview (``unit0003_mei_seed0``)."""
         stimuli = rec.stimuli()
-        targets = pd.read_csv(rec.path / "targets.csv")
+        targets = pd.read_csv(rec.check_file("targets.csv"))
         return [(f"unit{r.unit:04d}_{'mei' if r.pole == 'high' else 'lei'}_seed{r.seed}", stimuli["images"][i])
                 for i, r in enumerate(targets.itertuples())]
 
@@ -247,8 +271,9 @@ class SynthesizeRun(BaseRun):
     def extremes(cls, record: Path, units: int) -> tuple[np.ndarray, np.ndarray, str]:
         """The MEI (highest) and LEI (lowest) response per unit."""
         path = record / "targets.csv"
-        if not path.exists():
+        if not path.exists() and RunRecord(record).manifest().get("status") != "finished":
             raise RecordError(f"{record}: targets.csv is missing (an unfinished synthesis?)")
+        RunRecord(record).check_file("targets.csv")
         t = pd.read_csv(path)
         mx, mn = np.full(units, np.nan), np.full(units, np.nan)
         for (u, pole), d in t.groupby(["unit", "pole"]):
