@@ -81,7 +81,7 @@ def _record(path: Path, scorer, kind: str = "evolve") -> Path:
 
 
 def test_resume_refuses_nested_dict_and_path_specs_even_past_the_scan(evil, tmp_path, monkeypatch):
-    from actmax.core import records
+    from actmax.core.records import trust as records   # the scan lives in actmax.core.records.trust
     from actmax.core.evolve import resume_evolution
 
     mod, marker = evil
