@@ -186,7 +186,7 @@ def test_ext5_runs_on_the_papers_layout(tmp_path):
     cma = pd.read_csv(root / "ExtendedFig5" / "FigureExt5C_realnvp_layer_dim_cmaes_optim_result_logscale_quad_case.csv")
     g = cma[cma["dimension"] == 128]
     rho = spearmanr(g["stack_size"], g["gaussian_value"])[0]
-    assert f"C paper CMA-ES dimension 128: " in res.stdout
+    assert "C paper CMA-ES dimension 128: " in res.stdout
     assert f"Spearman rho(depth, score) = {rho:.4f}" in line(res.stdout, "C paper CMA-ES dimension 128")
 
 
