@@ -5,6 +5,7 @@ import io
 import logging
 import os
 import random
+import runpy
 import subprocess
 import sys
 import tempfile
@@ -49,17 +50,12 @@ def _show_warning(stream):
     return show
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-            timeout: float = 600) -> subprocess.CompletedProcess:
-    """``actmax ARGS`` run by ``actmax.core.cli.main`` in this interpreter, with a subprocess's result.
+def _in_process(main, argv: list[str], env: dict[str, str] | None, cwd: Path | None) -> tuple[int, str, str]:
+    """``main(argv)`` with what a fresh interpreter would give it; returns (exit code, stdout, stderr).
 
-    stdout, stderr and the exit code come back as from ``run_cli_subprocess`` (an uncaught exception is
-    exit 1 with its traceback on stderr). What one run could leak into the next is set up fresh and put
-    back: environment, working folder, logging handlers (the CLI's ``%(message)s`` lines go to stderr),
-    warning filters (Python's defaults, shown on stderr), torch threads and the global RNGs.
-    ``timeout`` is accepted for the subprocess signature; pytest-timeout bounds the test instead."""
-    from actmax.core.cli import main
-
+    What one run could leak into the next is set up fresh and put back: environment, working folder,
+    logging handlers (``%(message)s`` lines go to stderr), warning filters (Python's defaults, shown on
+    stderr), torch threads and the global RNGs. An uncaught exception is exit 1 with its traceback."""
     out, err = io.StringIO(), io.StringIO()
     root = logging.getLogger()
     saved_handlers, saved_level = root.handlers[:], root.level
@@ -78,7 +74,8 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
         os.chdir(cwd or REPO)
         try:
             with redirect_stdout(out), redirect_stderr(err):
-                main(list(args))
+                result = main(argv)
+            code = result if isinstance(result, int) else 0
         except SystemExit as exc:
             if exc.code is None or isinstance(exc.code, int):
                 code = exc.code or 0
@@ -96,7 +93,35 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
             random.setstate(rng[0])
             np.random.set_state(rng[1])
             torch.set_rng_state(rng[2])
-    return subprocess.CompletedProcess(["actmax", *args], code, out.getvalue(), err.getvalue())
+    return code, out.getvalue(), err.getvalue()
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+            timeout: float = 600) -> subprocess.CompletedProcess:
+    """``actmax ARGS`` run by ``actmax.core.cli.main`` in this interpreter, with a subprocess's result
+    (see ``_in_process``). ``timeout`` is accepted for the subprocess signature; pytest-timeout bounds
+    the test instead."""
+    from actmax.core.cli import main
+
+    code, out, err = _in_process(main, list(args), env, cwd)
+    return subprocess.CompletedProcess(["actmax", *args], code, out, err)
+
+
+def run_script(script: Path, *args: str, env: dict[str, str] | None = None,
+               cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """``python SCRIPT ARGS`` run as ``__main__`` in this interpreter (a figure script's start-up costs
+    more than its figure), with a subprocess's result; the script's folder is importable, as it would be."""
+    def main(argv: list[str]) -> None:
+        saved_argv, saved_path = sys.argv[:], sys.path[:]
+        sys.argv = [str(script), *argv]
+        sys.path.insert(0, str(Path(script).parent))
+        try:
+            runpy.run_path(str(script), run_name="__main__")
+        finally:
+            sys.argv, sys.path[:] = saved_argv, saved_path
+
+    code, out, err = _in_process(main, list(args), env, cwd)
+    return subprocess.CompletedProcess([sys.executable, str(script), *args], code, out, err)
 
 
 @pytest.fixture

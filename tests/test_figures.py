@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from tests.conftest import REPO
+from tests.conftest import run_script as run_figure_script
 
 FIG_DIR = REPO / "figure_reproduction"
 SOURCE = REPO / "source_data"
@@ -22,9 +23,9 @@ sys.path.insert(0, str(FIG_DIR))
 
 
 def run_script(name: str, out: Path, source: Path = SOURCE) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(FIG_DIR / f"{name}.py"), "--source-data", str(source), "--out", str(out)],
-                          capture_output=True, text=True, cwd=REPO, timeout=300,
-                          env={"PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"})
+    """The figure script, in this interpreter (tests/conftest.py: run_script), as `python SCRIPT ...` would run it."""
+    return run_figure_script(FIG_DIR / f"{name}.py", "--source-data", str(source), "--out", str(out),
+                             env={"MPLBACKEND": "Agg"})
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
