@@ -147,13 +147,8 @@ def run_benchmark(*, optimizer_specs: Sequence[Any] = DEFAULT_OPTIMIZERS, spaces
     from tqdm.auto import tqdm
 
     spaces = default_spaces() if spaces is None else spaces
-    if budget < 1 or popsize < 1:
-        raise InputError(f"benchmark: budget and popsize must be >= 1, got {budget} and {popsize}")
     noise = [float(s) for s in noise]
-    if any(s < 0 for s in noise):
-        raise InputError(f"benchmark: noise levels must be >= 0, got {noise}")
-    if not optimizer_specs or not spaces or not noise or not seeds:
-        raise InputError("benchmark: needs at least one optimizer, space, noise level and seed")
+    _check_benchmark_args(budget, popsize, noise, optimizer_specs, spaces, seeds)
     base = scorers.create(scorer).eval()
     units = list(range(base.units)) if units is None else [base.check_unit(u) for u in units]
     gens = [(_label(s), generators.create(s).eval()) for s in spaces]
@@ -183,16 +178,29 @@ def run_benchmark(*, optimizer_specs: Sequence[Any] = DEFAULT_OPTIMIZERS, spaces
     trajectory = pd.concat(traj, ignore_index=True)
     _normalise(runs, trajectory)
     summary = _summary(runs)
-    out = None
-    if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        runs.to_parquet(out / "runs.parquet", index=False)
-        runs.to_csv(out / "runs.csv", index=False)
-        trajectory.to_parquet(out / "trajectory.parquet", index=False)
-        summary.to_csv(out / "summary.csv", index=False)
-        plot_benchmark(runs, trajectory, out / "benchmark.png")
+    out = None if out_dir is None else _write_benchmark(Path(out_dir), runs, trajectory, summary)
     return BenchmarkResult(runs=runs, trajectory=trajectory, summary=summary, out_dir=out)
+
+
+def _check_benchmark_args(budget: int, popsize: int, noise: list[float], optimizer_specs: Sequence[Any],
+                          spaces: Sequence[Any], seeds: Sequence[int]) -> None:
+    if budget < 1 or popsize < 1:
+        raise InputError(f"benchmark: budget and popsize must be >= 1, got {budget} and {popsize}")
+    if any(s < 0 for s in noise):
+        raise InputError(f"benchmark: noise levels must be >= 0, got {noise}")
+    if not optimizer_specs or not spaces or not noise or not seeds:
+        raise InputError("benchmark: needs at least one optimizer, space, noise level and seed")
+
+
+def _write_benchmark(out: Path, runs: pd.DataFrame, trajectory: pd.DataFrame, summary: pd.DataFrame) -> Path:
+    """The benchmark's tables (parquet and CSV) and its figure."""
+    out.mkdir(parents=True, exist_ok=True)
+    runs.to_parquet(out / "runs.parquet", index=False)
+    runs.to_csv(out / "runs.csv", index=False)
+    trajectory.to_parquet(out / "trajectory.parquet", index=False)
+    summary.to_csv(out / "summary.csv", index=False)
+    plot_benchmark(runs, trajectory, out / "benchmark.png")
+    return out
 
 
 def _one_run(evolve: Any, gen: Any, base: Scorer, spec: Any, *, space: str, label: str, unit: int, seed: int,
