@@ -26,6 +26,7 @@ from actmax.core.errors import RecordError
 from actmax.core.progress import progress_bar
 from actmax.core.records import BEST, RunRecord, save_image, save_montage, state_field
 from actmax.core.registry import generators, optimizers, parse_spec, scorers, spec_text
+from actmax.core.threads import intra_op_threads
 from actmax.core.weights import record_use, take_used
 
 PartSpec = "str | Mapping[str, Any] | Any"
@@ -382,6 +383,8 @@ def _run(ev: _Evolution, rec: RunRecord | None, *, progress: bool | None, image_
     the checkpoint that claims them (so a kill never leaves a checkpoint ahead of its files)."""
     bar = progress_bar(progress, total=ev.generations, initial=ev.generation, desc="evolve", unit="gen",
                        leave=False)
+    threads = intra_op_threads(len(ev.gens))   # paired spaces: one torch intra-op thread each (core/threads.py)
+    threads.__enter__()
     try:
         while ev.generation < ev.generations:
             ev.step()
@@ -397,6 +400,7 @@ def _run(ev: _Evolution, rec: RunRecord | None, *, progress: bool | None, image_
             bar.set_postfix(best=f"{ev.sign * ev.best['score']:.4g}")
     finally:
         bar.close()
+        threads.__exit__(None, None, None)
         if ev.pool is not None:
             ev.pool.shutdown()
     res, traj, _ = _result(ev, rec)

@@ -21,6 +21,7 @@ factory's defaults dropped), which records store and campaigns use as folder ide
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import inspect
 import logging
@@ -80,8 +81,10 @@ def _actmax_version() -> str:
     return __version__
 
 
+@functools.lru_cache(maxsize=None)
 def _distribution_of(module: str) -> str | None:
-    """``"name version"`` of the installed distribution that provides ``module`` (None if unknown)."""
+    """``"name version"`` of the installed distribution that provides ``module`` (None if unknown;
+    looked up once per process per module)."""
     if module == "actmax" or module.startswith("actmax."):
         return f"actmax {_actmax_version()}"
     try:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -30,13 +30,14 @@ from actmax.core.evolve import EvolutionResult, evolve
 from actmax.core.records import atomic_write_bytes, atomic_write_json
 from actmax.core.registry import generators, parse_spec, scorers
 from actmax.core.run_plots import plot_image_rows
-from actmax.core.synthesize import synthesize
+from actmax.core.synthesize import DEFAULT_RECIPE, synthesize
 
 #: One unit of each kind of model neuron (adding a kind to ``scorers/model_neurons.py`` = one line here).
 DEMO_KINDS: tuple[str, ...] = ("simple", "complex", "dual")
 SIZE = 64
 GENERATOR = f"pixel:size={SIZE}"
-ASCENT = "ascent:steps=300,lr=0.05,jitter=1"
+#: The synthesis recipe and budget `actmax synthesize` uses by default (what users' own runs make).
+ASCENT = DEFAULT_RECIPE
 #: Weight-free spaces of the paired evolution: 8-d Gabor (contains the optimum) vs 288-d Fourier.
 SPACES: tuple[str, ...] = (f"gabor:size={SIZE}", "fourier:size=16")
 OPTIMIZER = "cma:popsize=40"
@@ -186,7 +187,8 @@ def _space_bests(res: EvolutionResult, gens: dict[str, Any], model: Any) -> dict
 
 def _evolutions(kind: str, index: int, model: Any, truth: dict[str, Any], mei_response: float,
                 spaces: list[tuple[str, str]], gens: dict[str, Any], out: Path, seed: int,
-                n_seeds: dict[str, int], progress: bool | None) -> tuple[dict[str, Any], dict[str, Any]]:
+                n_seeds: dict[str, int], progress: bool | None,
+                stage: Callable[[str], None] = lambda _: None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Paired evolutions, clean and noisy; per space the median over replicates (and each replicate).
 
     The replicates of a condition run as extra threads of one evolution (space 1, space 2, space 1,
@@ -198,6 +200,7 @@ def _evolutions(kind: str, index: int, model: Any, truth: dict[str, Any], mei_re
     span = truth["optimum"] - truth["baseline"]
     for condition, scorer in (("clean", _model(kind, index)), ("noisy", _noisy(_model(kind, index)))):
         n = n_seeds[condition]
+        stage(f"{kind} cell: paired evolution, {condition} ({n} x {len(spaces)} threads x {GENERATIONS} generations)")
         specs = [s for _ in range(n) for s, _ in spaces]
         res = evolve(specs, scorer, [o for _ in range(n) for _, o in spaces], unit=0, pole="high",
                      generations=GENERATIONS, seed=seed, out_dir=out / "records" / f"evolution_{kind}_{condition}",
@@ -240,31 +243,50 @@ def _natural(model: Any, patches: torch.Tensor, k: int = 3) -> tuple[dict[str, A
 
 
 # -- the demo --------------------------------------------------------------------------------
+class _Stages:
+    """One line per stage, ``[i/n] what (elapsed CPU-s)``, to ``log`` (nothing without one)."""
+
+    def __init__(self, log: Callable[[str], None] | None, n: int) -> None:
+        self.log, self.n, self.i = log, n, 0
+        self.cpu0 = time.process_time()
+
+    def __call__(self, text: str) -> None:
+        self.i += 1
+        if self.log is not None:
+            self.log(f"demo [{self.i}/{self.n}] {text} (at {time.process_time() - self.cpu0:.0f} CPU-s)")
+
+
 def run_demo(out: str | Path, *, seed: int = 0, replicates: dict[str, int] | None = None,
              progress: bool | None = None,
-             kinds: tuple[str, ...] = DEMO_KINDS, overwrite: bool = False) -> dict[str, Any]:
-    """Run the demo into ``out``; return the summary (also written to ``out/summary.json``)."""
+             kinds: tuple[str, ...] = DEMO_KINDS, overwrite: bool = False,
+             log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run the demo into ``out``; return the summary (also written to ``out/summary.json``).
+
+    ``log`` receives one line per stage (the CLI prints them on stderr when no progress bar is drawn)."""
     import actmax.generators  # noqa: F401  (registers the parts)
     import actmax.scorers  # noqa: F401
     from actmax.core.apps.natural_images import sample_patches
 
     t0 = time.time()
+    stage = _Stages(log, n=1 + 3 * len(kinds) + 1)
     replicates = {**REPLICATES, **(replicates or {})}
     out = Path(out)
     _clear_previous_demo(out, overwrite)
     spaces, skipped = available_spaces()
+    stage(f"building the spaces ({', '.join(_space_name(sp) for sp, _ in spaces)}) and {NATURAL_PATCHES} natural patches")
     gens = {_space_name(s): generators.create(s).eval() for s, _ in spaces}
     patches = torch.from_numpy(sample_patches(NATURAL_PATCHES, SIZE, seed=seed))
     units, rows_mei, caps_mei, rows_nat, caps_nat = [], [], [], [], []
     for index, kind in enumerate(kinds):
         model = scorers.create(_model(kind, index)).eval()
         truth = _ground_truth(model)
+        stage(f"{kind} cell: gradient MEI and LEI ({GENERATOR})")
         syn = synthesize(GENERATOR, _model(kind, index), units=[0], poles=("high", "low"), seeds=(seed,),
                          ascent=ASCENT, out_dir=out / "records" / f"synthesis_{kind}", progress=progress,
                          overwrite=True)
         grad = _gradient(kind, model, truth, syn)
         evo, details = _evolutions(kind, index, model, truth, grad["mei"]["response"], spaces, gens, out,
-                                     seed, replicates, progress)
+                                     seed, replicates, progress, stage)
         nat, top, bottom, _ = _natural(model, patches)
         nat["mei_over_best_natural"] = _r(grad["mei"]["response"] / nat["best"]) if nat["best"] > 0 else None
         nat["lei_below_worst_natural"] = bool(grad["lei"]["response"] <= nat["worst"] + 1e-6)
@@ -285,6 +307,7 @@ def run_demo(out: str | Path, *, seed: int = 0, replicates: dict[str, int] | Non
         rows_nat.append(nat_imgs)
         caps_nat.append([f"r={_fmt(v)}" for v in rn])
         _plot_evolution(kind, truth, grad, mei, details, evo, out / f"evolution_{kind}.png")
+    stage("pictures, summary.json and README.txt")
     notes = "\n".join(f"{u['kind']}: MEI {u['mei']['note']}; LEI {u['lei']['note']}" for u in units)
     plot_image_rows(rows_mei, out / "mei_lei.png", row_labels=[f"{u['unit']}:{u['kind']}" for u in units],
                     col_labels=["gradient MEI", "known optimum", "gradient LEI", "known floor (LEI optimum)"],

@@ -28,11 +28,21 @@ KINDS = ("generators", "optimizers", "scorers")
 
 @app.command("list")
 def list_parts(kind: Optional[str] = typer.Argument(None, help="generators, optimizers or scorers (default: all)"),
+               name: Optional[str] = typer.Argument(None, help="one part: its options (type, default, meaning), "
+                                                             "docstring, optimizer preset and weight files"),
                verbose: bool = typer.Option(False, "--verbose", "-v",
                                             help="also show each part's source and distribution (name, version)"),
                as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
-    """List registered parts (built-in and plugins) with a one-line description each."""
+    """List registered parts (built-in and plugins) with a one-line description each;
+    `actmax list KIND NAME` describes one part (e.g. `actmax list generators fourier`)."""
     from actmax.core.registry import registry_for
+
+    if name is not None:   # one part (core/describe.py)
+        from actmax.core.describe import describe, format_description
+
+        d = describe(kind or "", name)
+        typer.echo(json.dumps(d.to_dict(), indent=2) if as_json else format_description(d))
+        return
 
     kinds = [kind] if kind else list(KINDS)
     regs = {(k if k.endswith("s") else k + "s"): registry_for(k) for k in kinds}
@@ -210,8 +220,10 @@ def demo_cmd(out: Path = typer.Option(Path("demo_out"), "--out", help="output fo
     """The in-silico lab in about a minute, no downloads: gradient MEIs/LEIs of model neurons vs their known
     optima, a paired evolution in two generator spaces (clean and Poisson-noisy), and natural-image baselines."""
     from actmax.core.apps.demo import format_summary, run_demo, summary_json
+    from actmax.core.progress import stderr_is_terminal
 
-    summary = run_demo(out, progress=progress and not as_json, overwrite=True)
+    log = None if stderr_is_terminal() else (lambda line: typer.echo(line, err=True))  # logs: one line per stage
+    summary = run_demo(out, progress=progress and not as_json, overwrite=True, log=log)
     typer.echo(summary_json(summary) if as_json else format_summary(summary))
 
 
