@@ -194,7 +194,7 @@ class _Evolution:
         if self.pool is not None:
             rendered = list(self.pool.map(self._render, range(len(self.gens))))
         else:
-            rendered = [self._render(0)]
+            rendered = [self._render(t) for t in range(len(self.gens))]
         blocks = [imgs for _, imgs in rendered] + ([self.reference] if self.reference is not None else [])
         size = max(b.shape[-1] for b in blocks)
         channels = max(b.shape[1] for b in blocks)
@@ -383,7 +383,7 @@ def _run(ev: _Evolution, rec: RunRecord | None, *, progress: bool | None, image_
     the checkpoint that claims them (so a kill never leaves a checkpoint ahead of its files)."""
     bar = progress_bar(progress, total=ev.generations, initial=ev.generation, desc="evolve", unit="gen",
                        leave=False)
-    threads = intra_op_threads(len(ev.gens))   # paired spaces: one torch intra-op thread each (core/threads.py)
+    threads = intra_op_threads(len(ev.gens) if ev.pool is not None else 1)   # one torch thread per space thread
     threads.__enter__()
     try:
         while ev.generation < ev.generations:

@@ -109,6 +109,9 @@ class Registry:
         self.plugin_errors: dict[str, str] = {}
         #: plugins skipped because their name was taken: name -> warning text
         self.skipped: dict[str, str] = {}
+        #: turns a live object passed instead of a spec into a part (set by the kind's package, e.g.
+        #: actmax.scorers wraps plain modules and functions); None: live objects pass through as they are
+        self.adapter: Callable[[Any], Any] | None = None
 
     # -- registration -------------------------------------------------------
     def register(self, name: str, *, description: str | None = None,
@@ -242,8 +245,9 @@ class Registry:
         only if the factory accepts them, and explicit spec options win over them. The new part
         is checked against its kind's contract (a clear error naming the part otherwise).
         """
-        if not isinstance(spec, (str, Mapping)):
-            return spec
+        if not isinstance(spec, (str, Mapping)):   # a live object; the kind's adapter may wrap it
+            self._ensure_loaded()                   # (scorers: a plain nn.Module or function -> a scorer)
+            return self.adapter(spec) if self.adapter is not None else spec
         name, options = parse_spec(spec) if isinstance(spec, str) else _split_mapping(spec)
         entry = self.entry(name)
         accepted, has_var_kw = _parameters(entry.factory)

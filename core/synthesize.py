@@ -103,8 +103,9 @@ class _Synthesis:
         self.gen = generators.create(generator).to(self.device).eval()
         self.scorer = scorers.create(scorer).to(self.device).eval()
         if not getattr(self.scorer, "differentiable", False):
-            raise ValueError(f"scorer {type(self.scorer).__name__} is not differentiable; "
-                             "use `actmax evolve` (gradient-free) for it")
+            why = getattr(self.scorer, "not_differentiable_why", "")   # a wrapped module says why
+            raise ValueError(f"scorer {getattr(self.scorer, 'fn_name', type(self.scorer).__name__)} is not "
+                             f"differentiable{': ' + why if why else ''}; use `actmax evolve` (gradient-free) for it")
         units = list(range(self.scorer.units)) if units is None else [self.scorer.check_unit(u) for u in units]
         if not units:
             raise ValueError("synthesize needs at least one unit")

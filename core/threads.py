@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 import torch
 
-__all__ = ["intra_op_threads", "user_set_threads"]
+__all__ = ["intra_op_threads", "single_threaded", "user_set_threads"]
 
 #: torch's intra-op thread count as first seen by actmax (before any cap): a count that differs
 #: from it later was set by the user.
@@ -37,15 +37,24 @@ def user_set_threads() -> bool:
     return _ACTIVE == 0 and torch.get_num_threads() != _DEFAULT
 
 
-@contextlib.contextmanager
-def intra_op_threads(parallel: int) -> Iterator[None]:
-    """Cap torch and BLAS at one thread while ``parallel`` > 1 Python threads run torch code.
+def intra_op_threads(parallel: int) -> contextlib.AbstractContextManager[None]:
+    """Cap torch and BLAS at one thread while ``parallel`` > 1 Python threads run torch code
+    (:func:`single_threaded`); nothing for ``parallel <= 1``."""
+    return single_threaded() if parallel > 1 else contextlib.nullcontext()
 
-    Nested or concurrent uses share one cap; the count in force before the first is restored
-    when the last ends. Does nothing for ``parallel <= 1`` or when the user set the thread count.
+
+@contextlib.contextmanager
+def single_threaded() -> Iterator[None]:
+    """Torch and the BLAS pools at one thread each, unless the user set a thread count.
+
+    For work made of many tiny operations (the demo's 64 px model neurons, paired evolutions):
+    on a busy machine a second intra-op thread spins waiting for its partner and multiplies the
+    CPU time (the demo: 159 CPU-s with torch's two threads at load 10 on 2 cores). Nested or
+    concurrent uses share one cap; the counts in force before the first are restored when the
+    last ends.
     """
     global _ACTIVE, _SAVED, _BLAS
-    if parallel <= 1 or user_set_threads():
+    if user_set_threads():
         yield
         return
     with _LOCK:
