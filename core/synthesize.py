@@ -88,6 +88,18 @@ def budget_from_scorer(scorer: Any) -> dict[str, Any]:
     return {"norm": float(norm)} if norm else {}
 
 
+def _check_gradient_optimizer(opt_spec: Any) -> None:
+    """A gradient-free optimizer named as the recipe is one clear error before it is built (it would
+    otherwise fail on a missing ``dim``, which only evolution supplies)."""
+    name = opt_spec.get("name") if isinstance(opt_spec, Mapping) else None
+    if not isinstance(name, str):
+        return
+    factory = optimizers.entry(name).factory
+    if not getattr(factory, "gradient_based", False):
+        raise ValueError(f"synthesis needs a gradient optimizer (`ascent`, e.g. {DEFAULT_RECIPE!r}); "
+                         f"{name!r} is gradient-free: run it with `actmax evolve`")
+
+
 class _Synthesis:
     def __init__(self, generator: Any, scorer: Any, *, units: Sequence[int] | None, poles: Sequence[str],
                  seeds: Sequence[int], ascent: Any, device: str | None, amp: bool = False,
@@ -113,6 +125,7 @@ class _Synthesis:
         self.per_unit = len(poles) * len(seeds)
         opt_spec, options = split_recipe(ascent)
         options.update(dict(transforms or {}))
+        _check_gradient_optimizer(opt_spec)
         self.ascent = optimizers.create(opt_spec, seed=int(seeds[0]) if len(seeds) else 0)
         if not getattr(self.ascent, "gradient_based", False):
             raise ValueError("synthesize needs the gradient optimizer (`ascent`); "
