@@ -26,6 +26,7 @@ from actmax.core.errors import RecordError
 from actmax.core.progress import progress_bar
 from actmax.core.records import BEST, RunRecord, save_image, save_montage, state_field
 from actmax.core.registry import generators, optimizers, parse_spec, scorers, spec_text
+from actmax.core import paired
 from actmax.core.threads import intra_op_threads
 from actmax.core.weights import record_use, take_used
 
@@ -48,6 +49,11 @@ class EvolutionResult:
     @property
     def evaluations(self) -> int:
         return int((self.scores["space"] != "reference").sum())
+
+    @property
+    def evaluations_per_space(self) -> dict[str, int]:
+        """Images shown per space: paired spaces are compared per image, not per generation."""
+        return paired.evaluations_per_space(self.scores)
 
     def __repr__(self) -> str:
         units = sorted(set(self.scores["unit"].tolist())) if "unit" in self.scores else []
@@ -359,7 +365,7 @@ def _write_final_files(rec: RunRecord, ev: _Evolution, traj: pd.DataFrame, best_
 
 def _result(ev: _Evolution, rec: RunRecord | None) -> tuple[EvolutionResult, pd.DataFrame, torch.Tensor]:
     table = ev.table()
-    traj = _trajectory(table[table["thread"] >= 0], ev.sign)
+    traj = paired.with_images_shown(_trajectory(table[table["thread"] >= 0], ev.sign), table)
     best_image = ev.best_image()
     res = EvolutionResult(scores=table, best_score=ev.sign * ev.best["score"], best_image=best_image,
                           best_code=ev.best["code"], best_space=ev.spaces[ev.best["thread"]],
@@ -374,6 +380,7 @@ def _finish(rec: RunRecord, ev: _Evolution, *, image_every: int, plots: bool, re
     if checkpoint:   # a repair keeps the verified final checkpoint as it is
         rec.checkpoint(ev.state(), step=ev.generation, claims=_claims(ev, image_every, reference))
     rec.finish(generations_done=ev.generation, evaluations=int((table["thread"] >= 0).sum()),
+               evaluations_per_space=paired.evaluations_per_space(table),
                best_score=res.best_score, best_space=res.best_space)
 
 
@@ -435,6 +442,9 @@ def evolve(generator: Any | Sequence[Any], scorer: Any, optimizer: Any = None, *
         raise ValueError("evolve needs at least one generator")
     ev = _Evolution(gen_specs, scorer, optimizer, unit=unit, pole=pole, generations=generations, seed=seed,
                     reference_images=reference_images, device=device)
+    if len(ev.gens) > 1:   # paired spaces: say where budgets or settings differ (core/paired.py)
+        paired.warn(paired.preset_override_warning(ev.spaces, [space_optimizer(g) for g in ev.gens], optimizer))
+        paired.warn(paired.popsize_warning(ev.spaces, [getattr(o, "popsize", None) for o in ev.opts]))
     rec = None
     if out_dir is not None:
         opt_list = ev.optimizer_specs

@@ -146,13 +146,15 @@ def evolve_cmd(
 
 
 def _print_evolution(res, as_json: bool) -> None:
+    per_space = res.evaluations_per_space
     summary = {"record": str(res.out_dir), "best_score": res.best_score, "best_space": res.best_space,
-               "evaluations": res.evaluations, "spaces": res.spaces}
+               "evaluations": res.evaluations, "evaluations_per_space": per_space, "spaces": res.spaces}
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
     else:
+        each = f" ({', '.join(f'{s} {n}' for s, n in per_space.items())})" if len(per_space) > 1 else ""
         typer.echo(f"best score {res.best_score:.4g} in space {res.best_space} after {res.evaluations} "
-                   f"evaluations; record in {res.out_dir}")
+                   f"evaluations{each}; record in {res.out_dir}")
 
 
 @app.command("synthesize")
