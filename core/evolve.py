@@ -350,7 +350,8 @@ def _write_final_files(rec: RunRecord, ev: _Evolution, traj: pd.DataFrame, best_
             codes = np.stack(ev.best_codes[t])
             picks = np.unique(np.linspace(0, len(codes) - 1, min(16, len(codes))).round().astype(int))
             imgs = ev.gens[t](torch.as_tensor(codes[picks], dtype=torch.float32, device=ev.device)).cpu()
-            save_montage(imgs, rec.path / "images" / f"best_per_generation_{space}.png", nrow=8)
+            save_montage(imgs, rec.path / "images" / f"best_per_generation_{space}.png", nrow=8,
+                         labels=[f"gen {int(g)}" for g in picks], title=f"{space}: best image of each generation shown")
             per_gen = traj[traj["space"] == space].sort_values("generation")["best"].to_numpy()
             top = int(np.argmax(ev.sign * per_gen))
             stimuli[f"{space}/best"] = ev.gens[t](torch.as_tensor(codes[top:top + 1], dtype=torch.float32,
@@ -419,7 +420,8 @@ def _run(ev: _Evolution, rec: RunRecord | None, *, progress: bool | None, image_
 def _save_generation_montages(ev: _Evolution, rec: RunRecord) -> None:
     g = ev.generation - 1
     for space, imgs in zip(ev.spaces, ev.last_images):
-        save_montage(imgs.cpu(), rec.path / _montage_name(space, g), nrow=10)
+        save_montage(imgs.cpu(), rec.path / _montage_name(space, g), nrow=10,
+                     title=f"{space}, generation {g}: {len(imgs)} images")
 
 
 def evolve(generator: Any | Sequence[Any], scorer: Any, optimizer: Any = None, *, unit: int = 0,
