@@ -71,8 +71,8 @@ def single_threaded() -> Iterator[None]:
         with _LOCK:
             _ACTIVE -= 1
             if _ACTIVE == 0 and _SAVED is not None:
-                torch.set_num_threads(_SAVED)
-                _SAVED = None
-                if _BLAS is not None:
+                if _BLAS is not None:   # first: restoring MKL's count can change torch's (torch uses MKL)
                     _BLAS.restore_original_limits()
                     _BLAS = None
+                torch.set_num_threads(_SAVED)
+                _SAVED = None
