@@ -367,7 +367,14 @@ def _load_checked(net: nn.Module, state: dict[str, torch.Tensor], file: Path) ->
 # -- scorer --------------------------------------------------------------------------------------
 @scorers.register("twin")
 class TwinScorer(Scorer):
-    """A trained digital twin (conv core + Gaussian readout, ensemble mean), from a folder."""
+    """A trained digital twin (conv core + Gaussian readout, ensemble mean), from a folder.
+
+    Options:
+        path: twin folder written by `actmax twin train` (twin.json + member_*.safetensors)
+        centered: every neuron reads the centre of the feature map (its MEI centred in the image)
+        members: indices of the ensemble members to average (default: all)
+        device: torch device of the twin
+    """
 
     differentiable = True
 
