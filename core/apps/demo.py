@@ -419,7 +419,7 @@ def _plot_evolution(kind: str, truth: dict[str, Any], grad: dict[str, Any], mei:
     spaces = list(details["clean"])
     colors = dict(zip(spaces, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
     n_img = 2 * len(spaces) + 2
-    fig = plt.figure(figsize=(max(8.0, 1.35 * n_img), 6.3), dpi=120)
+    fig = plt.figure(figsize=(max(8.0, 1.35 * n_img), 6.9), dpi=120)
     grid = fig.add_gridspec(3, n_img, height_ratios=[2.3, 0.36, 0.75])
     half = n_img // 2
     axes = [fig.add_subplot(grid[0, :half]), fig.add_subplot(grid[0, half:])]
@@ -486,7 +486,7 @@ def _plot_evolution(kind: str, truth: dict[str, Any], grad: dict[str, Any], mei:
     fig.text(0.01, 0.005, _wrap("Noisy panel: best-so-far is the highest *observed* count rate, which noise inflates "
                                 "(it can exceed the optimum); the dotted line re-scores each generation's best image "
                                 "on the clean neuron." + note, 170), fontsize=6)
-    fig.tight_layout(rect=(0, 0.04, 1, 0.97))
+    fig.tight_layout(rect=(0, 0.085, 1, 0.97))
     fig.savefig(path)
     plt.close(fig)
 
