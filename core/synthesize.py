@@ -186,8 +186,12 @@ class _Synthesis:
         """What the loop applied (for the manifest): optimiser, transforms, contrast budget."""
         opt = {k: getattr(self.ascent, k) for k in ("steps", "lr", "method", "schedule", "normalize", "decay")
                if hasattr(self.ascent, k)}
-        return {"optimizer": opt, "transforms": self.transforms.options(),
-                "contrast_budget": {**self.transforms.budget(), "source": self.budget_source}}
+        out = {"optimizer": opt, "transforms": self.transforms.options(),
+               "contrast_budget": {**self.transforms.budget(), "source": self.budget_source}}
+        state = getattr(self.scorer, "state", None)      # a twin's eye position / behaviour (issue 24)
+        if isinstance(state, dict):
+            out["scorer_state"] = state
+        return out
 
     def table(self) -> pd.DataFrame:
         n_steps, n_t = len(self.rows), len(self.targets)

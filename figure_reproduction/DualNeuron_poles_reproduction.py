@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-from _figcommon import arguments, need, plt, read_csv, save
+from _figcommon import Stats, arguments, need, plt, read_csv, save
 
 COLUMNS = (("mei", "MEI"), ("lei", "LEI"), ("mai", "best natural"), ("lai", "worst natural"))
 
@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
           "similarity is not meaningful)")
     fig.tight_layout()
     save(fig, args.out, "DualNeuron_poles_reproduction")
+    Stats("DualNeuron_poles").write(args.out)   # no statistical test in this figure: the contract's file, no rows
     return 0
 
 

@@ -12,7 +12,9 @@ Two file sets are read into the same form (``_load``): ours
 ``Figure2D_src_psth_<exp>_meta.txt``. CSVs are preferred; pickles are read only with ``--allow-pickle``.
 PSTH slices are taken by name, never by position (the reference stacked the four CSV slices in one
 order and read them in another). The paper's ``psth_arr`` is (blocks, 4, 200) in the order its
-plotting code reads it: DeePSim mean, BigGAN mean, DeePSim SEM, BigGAN SEM.
+plotting code reads it: DeePSim mean, BigGAN mean, DeePSim SEM, BigGAN SEM. Like the paper's script,
+Figure 2 runs no statistical test (``stats.csv`` has no rows); ``--extras`` adds a t-test of the last
+two generations against the first two for each thread. Labels are the paper's on its file set.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import ttest_ind
 
-from _figcommon import (SPACE_COLORS, arguments, fail, fmt_p, label, need, plt, read_csv, read_json, read_pickle,
+from _figcommon import (SPACE_COLORS, Stats, arguments, fail, fmt_p, label, need, plt, read_csv, read_json, read_pickle,
                         save)
 
 THREAD_LABELS = {0: "DeePSim", 1: "BigGAN"}
@@ -37,6 +39,7 @@ class Example:
     """One experiment in the internal form: per thread (evolved, natural-reference) tables and PSTH slices."""
     exp: str
     title: str
+    paper: bool                            # the paper's file set (labels "DeePSim", "BigGAN")
     resp: dict[int, tuple[pd.DataFrame, pd.DataFrame]]
     psth: dict[str, np.ndarray]            # "<space>_<mean|sem>" -> blocks x time
     time0_ms: float                        # time of PSTH column 0
@@ -92,7 +95,7 @@ def _load(d: Path, allow_pickle: bool) -> Example:
         title = f"{exp}: {meta['kind']} cell ({meta['visual_area']}-like)"
     else:
         title = str(meta.get("expstr", exp))
-    return Example(exp=exp, title=title, resp=_responses(d, exp, allow_pickle), psth=psth,
+    return Example(exp=exp, title=title, paper="kind" not in meta, resp=_responses(d, exp, allow_pickle), psth=psth,
                    time0_ms=float(meta.get("offset_ms", 0)), stack_step=meta.get("offset"))
 
 
@@ -106,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     ex = _load(args.source_data / "Fig2", args.allow_pickle)
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), gridspec_kw={"width_ratios": [1.3, 1, 1]})
     print(f"statistics (Figure 2, {ex.title}):")
+    stats = Stats("Figure2")
     ax = axes[0]
     bsl_all = []
     shared_natref = ex.resp[0][1]["resp"].equals(ex.resp[1][1]["resp"])
@@ -113,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         evol, natref = ex.resp[t]
         color = SPACE_COLORS[name]
         m, se = _mean_se(evol, "resp")
-        ax.plot(m.index, m, color=color, label=f"{label(name)} evolved")
+        ax.plot(m.index, m, color=color, label=f"{label(name, ex.paper)} evolved")
         ax.fill_between(m.index, m - se, m + se, color=color, alpha=0.25, lw=0)
         if t == 0 or not shared_natref:  # in silico both threads show the same references: drawn once
             mr, ser = _mean_se(natref, "resp")
@@ -126,9 +130,16 @@ def main(argv: list[str] | None = None) -> int:
         last = evol["gen"].max()
         init = evol[evol["gen"] <= 1]["resp"]
         final = evol[evol["gen"] >= last - 1]["resp"]
-        res = ttest_ind(final, init)
-        print(f"  thread {t} {label(name)}: generations 0-1 {init.mean():.2f} Hz -> last two {final.mean():.2f} Hz "
-              f"(t = {res.statistic:.2f}, p = {fmt_p(res.pvalue)}, n = {len(init)}/{len(final)})")
+        line = (f"  thread {t} {label(name, ex.paper)}: generations 0-1 {init.mean():.2f} Hz -> last two "
+                f"{final.mean():.2f} Hz")
+        if args.extras:     # the paper's Figure 2 draws these curves without a test
+            res = ttest_ind(final, init)
+            stats.add("2B", f"ttest_ind last two vs first two generations ({name})", res.statistic, res.pvalue,
+                      len(init) + len(final), bool(res.pvalue < 0.05), area=str(ex.title), block="last",
+                      correction="none (p < .05)", subset=f"thread {t} evolved images",
+                      note="extra: the paper's Figure 2 script draws these curves without a test")
+            line += f" [extra: ttest_ind t = {res.statistic:.2f}, p = {fmt_p(res.pvalue)}, n = {len(init)}/{len(final)}]"
+        print(line)
     bsl = np.concatenate(bsl_all)
     ax.axhline(bsl.mean(), color="0.5", lw=1, ls=":", label="baseline (0-45 ms)")
     print(f"  baseline: {bsl.mean():.2f} +/- {bsl.std(ddof=1) / np.sqrt(bsl.size):.2f} Hz (mean +/- SE, {bsl.size} trials)")
@@ -152,12 +163,13 @@ def main(argv: list[str] | None = None) -> int:
         x_bar = time_ms[0] + 0.03 * (time_ms[-1] - time_ms[0])
         ax.plot([x_bar, x_bar], [0, bar], color="k", lw=2)
         ax.text(x_bar, bar / 2, f" {bar:g} spikes/s", fontsize=6, va="center")
-        ax.set_title(f"D  {label(name)}: PSTH per block (first at bottom)", fontsize=9)
+        ax.set_title(f"D  {label(name, ex.paper)}: PSTH per block (first at bottom)", fontsize=9)
         peak0, peak1 = mean[0].max(), mean[-1].max()
-        print(f"  PSTH {label(name)}: peak {peak0:.2f} Hz at {int(time_ms[mean[0].argmax()])} ms in block 0, "
+        print(f"  PSTH {label(name, ex.paper)}: peak {peak0:.2f} Hz at {int(time_ms[mean[0].argmax()])} ms in block 0, "
               f"{peak1:.2f} Hz at {int(time_ms[mean[-1].argmax()])} ms in block {mean.shape[0] - 1}")
     fig.tight_layout()
     save(fig, args.out, "Figure2_reproduction")
+    stats.write(args.out)
     return 0
 
 

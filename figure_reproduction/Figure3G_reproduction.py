@@ -19,7 +19,7 @@ from scipy.stats import pearsonr
 
 import pandas as pd
 
-from _figcommon import arguments, as_bool, fail, fmt_p, plt, read_csv, save
+from _figcommon import Stats, arguments, as_bool, fail, fmt_p, plt, read_csv, save
 
 X_COLS = {"cosine_reevol_resnet_avgpool": "feature cosine distance",
           "reevol_pix_RNrobust_L4focus": "RF pixel distance (1 - r)"}
@@ -48,18 +48,23 @@ def main(argv: list[str] | None = None) -> int:
     d = args.source_data / "Fig3"
     df = _load(d)
     sel = df[df["valid"] & df["both"]]
+    paper = "Exp" not in df          # ours are keyed by Exp; the paper's areas are real ones
     print(f"statistics (Figure 3G): {len(sel)} of {len(df)} experiments valid with both threads successful "
           f"({', '.join(f'{a}: {n}' for a, n in sel['visual_area'].value_counts().sort_index().items())})")
+    stats = Stats("Figure3G")
     fig, axes = plt.subplots(len(Y_COLS), len(X_COLS), figsize=(8, 6.5))
     for i, (ycol, ylab) in enumerate(Y_COLS.items()):
         for j, (xcol, xlab) in enumerate(X_COLS.items()):
             ax = axes[i, j]
             for area, g in sel.groupby("visual_area"):
-                ax.scatter(g[xcol], g[ycol], s=14, color=AREA_COLORS.get(area, "k"), label=f"{area}-like", alpha=0.8)
+                ax.scatter(g[xcol], g[ycol], s=14, color=AREA_COLORS.get(area, "k"), label=area if paper else f"{area}-like",
+                           alpha=0.8)
             x, y = sel[xcol].to_numpy(float), sel[ycol].to_numpy(float)
             ok = np.isfinite(x) & np.isfinite(y)
             if ok.sum() >= 3 and np.ptp(x[ok]) > 0 and np.ptp(y[ok]) > 0:
                 r, p = pearsonr(x[ok], y[ok])
+                stats.add("3G", f"pearsonr {ycol} vs {xcol}", r, p, int(ok.sum()), bool(p < 0.05), area="all",
+                          correction="none (p < .05)", subset="valid & both p_maxinit < .05")
                 text = f"r = {r:.2f}, p = {fmt_p(p)}, n = {ok.sum()}"
                 slope, icpt = np.polyfit(x[ok], y[ok], 1)
                 xs = np.linspace(x[ok].min(), x[ok].max(), 2)
@@ -75,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     fig.suptitle("G  prototype image distance vs response difference (both threads successful)", fontsize=10)
     fig.tight_layout()
     save(fig, args.out, "Figure3G_reproduction")
+    stats.write(args.out)
     return 0
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import false_discovery_control, ttest_ind, ttest_rel
 
-from _figcommon import SPACE_COLORS, arguments, fail, fmt_p, label, plt, read_csv, save
+from _figcommon import SPACE_COLORS, Stats, arguments, fail, fmt_p, label, plt, read_csv, save
 
 SPACES = ("DeePSim", "BigGAN")
 AREAS = ("V1", "V4", "IT")
@@ -32,6 +32,12 @@ WINDOW_LENGTHS = (10, 20, 25, 50)
 SUCCESS_P = 0.01
 FDR_ALPHA = 0.05
 SPAN_MS = 200
+STATS = Stats("FigureExt4")
+PAPER = {"file_set": False}      # set in main: the paper's tables (real labels) or ours (stand-in names)
+
+
+def space_label(space: str) -> str:
+    return label(space, PAPER["file_set"])
 
 
 def bh_reject(pvals: np.ndarray) -> np.ndarray:
@@ -63,7 +69,7 @@ def panel_b(ax: plt.Axes, tsr: np.ndarray, meta: pd.DataFrame, area: str, bin_ms
         groups.append(rows)
         if len(rows):
             m, se = rows.mean(0), rows.std(0) / np.sqrt(len(rows))
-            ax.plot(ticks, m, color=SPACE_COLORS[space], label=f"{label(space)} n = {len(rows)}")
+            ax.plot(ticks, m, color=SPACE_COLORS[space], label=f"{space_label(space)} n = {len(rows)}")
             ax.fill_between(ticks, m - se, m + se, color=SPACE_COLORS[space], alpha=0.3)
             k = int(np.argmax(m))
             parts.append(f"{space} n = {len(rows)}, peak share {m[k]:.4f} in bin {ticks[k] - bin_ms / 2:g}-"
@@ -75,6 +81,11 @@ def panel_b(ax: plt.Axes, tsr: np.ndarray, meta: pd.DataFrame, area: str, bin_ms
     pvals = np.array([float(r.pvalue) if r is not None else np.nan for r in tests])
     tvals = np.array([float(r.statistic) if r is not None else np.nan for r in tests])
     fdr = bh_reject(pvals)
+    for i in range(len(ticks)):
+        STATS.add("Ext4B", "ttest_ind DeePSim vs BigGAN (successful threads)", tvals[i], pvals[i],
+                  len(a) + len(b), bool(fdr[i]), area=area, window_ms=f"{ticks[i] - bin_ms / 2:g}-{ticks[i] + bin_ms / 2:g}",
+                  correction="BH-FDR .05 across bins", subset="valid & thread p_maxinit < .01",
+                  note=("" if not fdr[i] else "DeePSim > BigGAN" if tvals[i] > 0 else "BigGAN > DeePSim"))
     top = max([g.mean(0).max() for g in groups if len(g)], default=1.0)
     for k, (sig, name) in enumerate(((np.nan_to_num(pvals, nan=1) < 0.05, "p < .05"), (fdr, "FDR < .05"))):
         y = top * (1.08 + 0.08 * k)
@@ -84,7 +95,7 @@ def panel_b(ax: plt.Axes, tsr: np.ndarray, meta: pd.DataFrame, area: str, bin_ms
     ax.axhline(0, color="k", ls="--", lw=0.8)
     ax.set_xlim(0, SPAN_MS)
     ax.set_ylim(top=top * 1.45)          # room for the legend above the significance dots
-    ax.set_title(f"B  {area}-like, {bin_ms} ms bins", fontsize=9)
+    ax.set_title(f"B  {area}{'' if PAPER['file_set'] else '-like'}, {bin_ms} ms bins", fontsize=9)
     ax.set_xlabel("time after image onset (ms)")
     ax.set_ylabel("share of activation gain")
     if any(len(g) for g in groups):
@@ -127,6 +138,8 @@ def figure_c(d: Path, meta: pd.DataFrame, areas: list[str], out: Path) -> None:
     counts = {a: int((both & (meta["visual_area"] == a).to_numpy()).sum()) for a in areas}
     print(f"  C experiments where both threads succeeded: {counts}")
     areas = [a for a in areas if counts[a]]
+    if PAPER["file_set"]:     # the paper's script draws and tests V4 and IT only
+        areas = [a for a in areas if a != "V1"]
     lengths = [n for n in WINDOW_LENGTHS
                if all(path(a, a + n, s).exists() for a in range(0, SPAN_MS, n) for s in SPACES)]
     absent = [n for n in WINDOW_LENGTHS if n not in lengths]
@@ -149,7 +162,7 @@ def figure_c(d: Path, meta: pd.DataFrame, areas: list[str], out: Path) -> None:
                 blocks = np.arange(fc.shape[1])
                 for x, space in ((fc, "DeePSim"), (bg, "BigGAN")):
                     m, se = np.nanmean(x, 0), np.nanstd(x, 0) / np.sqrt(len(x))
-                    ax.plot(blocks, m, color=SPACE_COLORS[space], lw=1.5, label=label(space))
+                    ax.plot(blocks, m, color=SPACE_COLORS[space], lw=1.5, label=space_label(space))
                     ax.fill_between(blocks, m - se, m + se, color=SPACE_COLORS[space], alpha=0.25)
                 if len(fc) > 1:
                     res = ttest_rel(fc, bg, axis=0, nan_policy="omit")
@@ -157,6 +170,11 @@ def figure_c(d: Path, meta: pd.DataFrame, areas: list[str], out: Path) -> None:
                 else:
                     pvals = tvals = np.full(len(blocks), np.nan)
                 sig = bh_reject(pvals)
+                for k in range(len(blocks)):
+                    STATS.add("Ext4C", "ttest_rel DeePSim vs BigGAN", tvals[k], pvals[k], int(msk.sum()), bool(sig[k]),
+                              area=area, block=k, window_ms=f"{a}-{a + n}", correction="BH-FDR .05 across blocks",
+                              subset="valid & both p_maxinit < .01",
+                              note=("" if not sig[k] else "DeePSim > BigGAN" if tvals[k] > 0 else "BigGAN > DeePSim"))
                 for sign, space in ((1, "DeePSim"), (-1, "BigGAN")):
                     hit = sig & (np.sign(tvals) == sign)
                     ax.plot(blocks[hit], np.full(hit.sum(), 1.22), ".", color=SPACE_COLORS[space], ms=3)
@@ -164,7 +182,7 @@ def figure_c(d: Path, meta: pd.DataFrame, areas: list[str], out: Path) -> None:
                 ax.set_xlim(-0.5, len(blocks) - 0.5)
                 ax.set_title(f"[{a}, {a + n}) ms", fontsize=8)
                 if c == 0:
-                    ax.set_ylabel(f"{area}-like (n = {msk.sum()})\nmax-normalised response", fontsize=8)
+                    ax.set_ylabel(f"{area}{'' if PAPER['file_set'] else '-like'} (n = {msk.sum()})\nmax-normalised response", fontsize=8)
                 if r == len(areas) - 1:
                     ax.set_xlabel("block")
                 last = f"last block DeePSim {np.nanmean(fc[:, -1]):.3f}, BigGAN {np.nanmean(bg[:, -1]):.3f}"
@@ -181,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     args = arguments(__doc__.splitlines()[0], argv)
     d = args.source_data / "ExtendedFig4"
     meta = read_meta(d)
+    PAPER["file_set"] = "kind" not in meta      # ours carry the model neuron's kind
     areas = [a for a in AREAS if ((meta["visual_area"] == a) & meta["valid"]).any()]
     if not areas:
         fail(f"no valid experiment in V1, V4 or IT in {d / 'FigureExt4_meta_df.csv'}")
@@ -188,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
           f"areas shown {areas}, absent (no experiments): {[a for a in AREAS if a not in areas] or 'none'}")
     figure_b(d, meta, areas, args.out)
     figure_c(d, meta, areas, args.out)
+    STATS.write(args.out)
     return 0
 
 

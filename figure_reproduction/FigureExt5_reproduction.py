@@ -7,7 +7,8 @@ and skipped):
 * C (paper): optimised score (``gaussian_value``) vs RealNVP depth (``stack_size``), one line
   per ``dimension``, for Adam (``FigureExt5C_Adam_optim_score_as_function_of_depth_and_dim_logscale_quad_case.csv``)
   and CMA-ES (``FigureExt5C_realnvp_layer_dim_cmaes_optim_result_logscale_quad_case.csv``);
-  Spearman correlation of score with depth per dimension.
+  with ``--extras`` also the Spearman correlation of score with depth per dimension (the paper's
+  script draws the lines without a test).
 * C (in-silico analogue, ``FigureExt5C_insilico_optimizer_score_vs_dimension.csv`` from
   ``make_source_data.py``): fraction of a model neuron's known optimum each optimizer reaches
   in ``fourier:size=N`` spaces of growing dimension, for a fixed budget; Spearman correlation
@@ -27,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from _figcommon import arguments, fail, fmt_p, plt, read_csv, save
+from _figcommon import Stats, arguments, fail, fmt_p, plt, read_csv, save
 
 PAPER_C = {"Adam": "FigureExt5C_Adam_optim_score_as_function_of_depth_and_dim_logscale_quad_case.csv",
            "CMA-ES": "FigureExt5C_realnvp_layer_dim_cmaes_optim_result_logscale_quad_case.csv"}
@@ -38,6 +39,7 @@ LINEARITY = {"D": ("BigGAN", "FigureExt6D_BigGAN_Caffenet_latent_code_linearity_
                    ("Test_R2", "Test_R2_top_Hess512", "Test_R2_null_Hess512"))}
 MATCHED_UNITS = 96       # units drawn per layer in the paper's unit matching
 DRAWS = 100
+STATS = Stats("FigureExt5")
 
 
 def require(df: pd.DataFrame, cols: set[str], name: str) -> None:
@@ -46,14 +48,20 @@ def require(df: pd.DataFrame, cols: set[str], name: str) -> None:
         fail(f"{name} lacks columns {sorted(missing)}")
 
 
-def paper_c(ax: plt.Axes, df: pd.DataFrame, optimizer: str) -> list[str]:
+def paper_c(ax: plt.Axes, df: pd.DataFrame, optimizer: str, extras: bool = False) -> list[str]:
     """Score vs RealNVP depth, one line per dimension; Spearman of score with depth per dimension."""
     lines = []
     for k, (dim, g) in enumerate(df.groupby("dimension", sort=True)):
         m = g.groupby("stack_size")["gaussian_value"].agg(["mean", "sem"])
         ax.errorbar(m.index, m["mean"], yerr=m["sem"].fillna(0), fmt="o-", ms=3, capsize=2, color=f"C{k}",
                     label=f"dim {dim}")
+        if not extras:      # the paper's script draws these lines without a test
+            lines.append(f"  C paper {optimizer} dimension {dim}: score {m['mean'].iloc[0]:.4g} at depth {m.index[0]}, "
+                         f"{m['mean'].iloc[-1]:.4g} at depth {m.index[-1]} ({len(g)} runs)")
+            continue
         rho, p = spearmanr(g["stack_size"], g["gaussian_value"])
+        STATS.add("Ext5C", f"spearmanr depth vs score ({optimizer}, dimension {dim})", rho, p, len(g), bool(p < 0.05),
+                  correction="none (p < .05)", note="extra: the paper's script draws these lines without a test")
         lines.append(f"  C paper {optimizer} dimension {dim}: score {m['mean'].iloc[0]:.4g} at depth {m.index[0]}, "
                      f"{m['mean'].iloc[-1]:.4g} at depth {m.index[-1]}; Spearman rho(depth, score) = {rho:.4f}, "
                      f"p = {fmt_p(p)} ({len(g)} runs)")
@@ -71,6 +79,8 @@ def insilico_c(ax: plt.Axes, df: pd.DataFrame) -> list[str]:
         m = g.groupby("dimension")["fraction_of_optimum"].agg(["mean", "sem", "count"])
         ax.errorbar(m.index, m["mean"], yerr=m["sem"].fillna(0), fmt="o-", ms=3, capsize=2, color=f"C{k}", label=opt)
         rho, p = spearmanr(g["dimension"], g["fraction_of_optimum"])
+        STATS.add("Ext5C", f"spearmanr dimension vs fraction of optimum ({opt})", rho, p, len(g), bool(p < 0.05),
+                  correction="none (p < .05)", note="in-silico analogue")
         per_dim = ", ".join(f"{d}-d {v:.4f}" for d, v in m["mean"].items())
         lines.append(f"  C in silico {opt}: mean fraction of optimum {per_dim}; Spearman rho(dimension, fraction) = "
                      f"{rho:.4f}, p = {fmt_p(p)} ({len(g)} runs, {int(m['count'].iloc[0])} units per dimension)")
@@ -116,6 +126,9 @@ def linearity(axes: np.ndarray, df: pd.DataFrame, panel: str, gan: str, metrics:
             for patch in box["boxes"]:
                 patch.set_facecolor(f"C{k}")
             r, p, n = unit_matched_spearman(part, metric, rng)
+            STATS.add(f"Ext5{panel}", f"spearmanr Layer_index vs {metric} ({gan}, {name} layers)", r, p,
+                      n * len(layers), bool(p < 0.05), correction="none; mean r and mean p over draws",
+                      subset=f"{n} units per layer, {DRAWS} draws")
             ax.text(0.02, 0.97 - 0.06 * k, f"{metric}: r = {r:.3f}", color=f"C{k}", transform=ax.transAxes,
                     fontsize=7, va="top")
             lines.append(f"  {panel} {gan} {name} layers: Spearman r(Layer_index, {metric}) = {r:.4f} "
@@ -140,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             df = read_csv(d / name)
             require(df, {"gaussian_value", "stack_size", "dimension"}, name)
             c_tables.append((f"C paper {optimizer} (RealNVP depth x dimension)", lambda ax, df=df, o=optimizer:
-                             paper_c(ax, df, o)))
+                             paper_c(ax, df, o, args.extras)))
         else:
             absent.append(f"C paper {optimizer} ({name})")
     if (d / INSILICO_C).exists():
@@ -173,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     print("  panels shown: " + "; ".join(shown))
     print("  panels absent (no table): " + ("; ".join(absent) or "none"))
     print("\n".join(stats))
+    STATS.write(args.out)
     return 0
 
 

@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-from _figcommon import arguments, need, plt, read_csv, save
+from _figcommon import Stats, arguments, need, plt, read_csv, save
 
 IMAGE_TYPES = (("optimum", "known optimum"), ("mei", "MEI"), ("mai", "best natural patch"))
 
@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{meis['spectrum_peak'].median():.3f} cycles/px; 2-fold symmetry median {meis['symmetry_2'].median():.2f}")
     fig.tight_layout()
     save(fig, args.out, "MEI_vs_Gabor_reproduction")
+    Stats("MEI_vs_Gabor").write(args.out)   # no statistical test in this figure: the contract's file, no rows
     return 0
 
 

@@ -34,6 +34,9 @@ def arguments(description: str, argv: list[str] | None = None) -> argparse.Names
     ap.add_argument("--allow-pickle", action="store_true",
                     help="read pickled source files (.pkl) of the paper's download; pickles can run code, "
                          "so only for files you trust")
+    ap.add_argument("--extras", action="store_true",
+                    help="also compute and draw our alternative definitions next to the paper's (masking padded "
+                         "blocks, ddof 1, ...): extra, labelled lines and stats.csv rows; the default is the paper's")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     return args
@@ -147,9 +150,64 @@ def save(fig: plt.Figure, out: Path, name: str) -> None:
     print(f"wrote {out / name}.png and .pdf")
 
 
-def label(space: str) -> str:
-    """'DeePSim (fourier)' — the paper's name and what stands in for it here."""
-    return f"{space} ({STAND_IN[space]})" if space in STAND_IN else space
+def label(space: str, paper: bool = False) -> str:
+    """The paper's name ('DeePSim') on the paper's file set; 'DeePSim (fourier)' (name and stand-in) on ours."""
+    return space if paper or space not in STAND_IN else f"{space} ({STAND_IN[space]})"
+
+
+STATS_COLUMNS = ("figure", "panel", "area", "test", "block", "window_ms", "statistic", "pvalue", "n", "significant",
+                 "correction", "subset", "ci_low", "ci_high", "note")
+
+
+class Stats:
+    """The statistical tests of one figure script, one row each, written to ``stats.csv`` beside its PNG.
+
+    ``stats.csv`` is a contract (other tools read it): columns ``STATS_COLUMNS``; ``panel`` in the paper's
+    naming (``4B``, ``5C``), ``block`` the 0-based column of the source array or ``first`` / ``last``,
+    ``window_ms`` such as ``20-30`` (empty where none), ``significant`` after the panel's own correction
+    (named in ``correction``); ``statistic`` is the test's (t, F, r) or, for a fit or a proportion, its R^2 or
+    fraction (then ``pvalue`` is empty and ``ci_low`` / ``ci_high`` may hold an interval). Several scripts may share one output folder: each replaces only the rows of
+    its own ``figure``.
+    """
+
+    def __init__(self, figure: str):
+        self.figure = figure
+        self.rows: list[dict] = []
+
+    def add(self, panel: str, test: str, statistic: float, pvalue: float, n: int, significant: bool | str = "",
+            area: str = "", block: int | str = "", window_ms: str = "", correction: str = "", subset: str = "",
+            ci_low: float = float("nan"), ci_high: float = float("nan"), note: str = "") -> None:
+        self.rows.append({"figure": self.figure, "panel": panel, "area": area, "test": test, "block": block,
+                          "window_ms": window_ms, "statistic": float(statistic), "pvalue": float(pvalue), "n": int(n),
+                          "significant": significant, "correction": correction, "subset": subset,
+                          "ci_low": float(ci_low), "ci_high": float(ci_high), "note": note})
+
+    def write(self, out: Path) -> Path:
+        path = out / "stats.csv"
+        mine = pd.DataFrame(self.rows, columns=list(STATS_COLUMNS))
+        if path.exists():
+            old = pd.read_csv(path, dtype=str, keep_default_na=False)
+            if "figure" in old:
+                mine = pd.concat([old[old["figure"] != self.figure], mine.astype(str)], ignore_index=True)
+        mine[list(STATS_COLUMNS)].to_csv(path, index=False)
+        print(f"wrote {path} ({len(self.rows)} tests of {self.figure})")
+        return path
+
+
+def bh_fdr(pvals) -> tuple[np.ndarray, np.ndarray]:
+    """Benjamini-Hochberg adjusted p-values and rejections at alpha .05 over one family (NaN = not tested).
+
+    Equal to ``statsmodels.stats.multitest.multipletests(p, alpha=.05, method='fdr_bh')`` (the paper's)
+    on finite p-values.
+    """
+    from scipy.stats import false_discovery_control
+
+    p = np.asarray(pvals, dtype=float)
+    q = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        q[ok] = false_discovery_control(p[ok], method="bh")
+    return q, np.isfinite(q) & (q <= 0.05)
 
 
 def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:

@@ -43,6 +43,7 @@ e so the optima above are exact. R is chosen per unit so that the optimum lies i
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -389,3 +390,128 @@ def _pearson(a: torch.Tensor, b: torch.Tensor) -> float:
     a, b = a - a.mean(), b - b.mean()
     denom = a.norm() * b.norm()
     return float((a * b).sum() / denom) if denom > 0 else 0.0
+
+
+# -- a family with state: eye position and behaviour (issue 24) -------------------------------------
+BEHAVIOR_NAMES = ("pupil", "dpupil", "run")
+
+
+def fourier_shift(images: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Translate images (B, C, H, W) by ``shift`` (B, 2) = (dx, dy) pixels (subpixel, circular, exact
+    for band-limited content: the phase ramp of the Fourier transform)."""
+    h, w = images.shape[-2:]
+    fy = torch.fft.fftfreq(h, dtype=torch.float64)[:, None]
+    fx = torch.fft.fftfreq(w, dtype=torch.float64)[None, :]
+    s = shift.to(torch.float64)
+    ramp = torch.exp(-2j * math.pi * (fx[None] * s[:, 0, None, None] + fy[None] * s[:, 1, None, None]))
+    out = torch.fft.ifft2(torch.fft.fft2(images.to(torch.float64)) * ramp[:, None]).real
+    return out.to(images.dtype)
+
+
+@scorers.register("model_behaving")
+class BehavingNeurons(ModelNeurons):
+    """Ground-truth neurons whose RF moves with eye position and whose gain depends on behaviour.
+
+    A unit of the base ``kind`` (any closed-form family: simple, complex, dual, endstop, colour)
+    looks at the stimulus translated by the eye position: at eye position ``e`` (x, y in pixels of
+    the stimulus, relative to its centre) its receptive field sits ``eye_gain * e`` pixels away
+    from where it sits at the centre (a subpixel Fourier translation, so the response at ``e`` to
+    the optimum translated by ``eye_gain * e`` equals the base optimum's exactly). Its rate is
+    then multiplied by a positive gain, ``exp(w_u . z(b))`` with ``z`` = ((pupil - 1) / 0.25,
+    dpupil / 0.1, run / 6) and per-unit weights ``w_u`` (pupil U(0.1, 0.3), derivative
+    U(-0.1, 0.1), running U(0, 0.3)): 1 when still, pupil 1, derivative 0.
+
+    ``respond`` answers at the state set with :meth:`set_state` (default: centre, gain 1);
+    :meth:`rates` at per-image states; :meth:`draw_states` draws the recording's per-trial states
+    (eye ~ N(eye_mean_px, eye_sd_px) per axis; arousal a ~ N(0, 1): pupil = 1 + 0.25 a, dpupil ~
+    N(0, 0.1), run = max(0, 6 (a + 0.5 N(0, 1)))); :meth:`record` simulates Poisson trials at them.
+    ``optimal_stimulus`` / ``optimal_response`` are the known optimum at the current state.
+    """
+
+    def __init__(self, kind: str = "mixed", n: int = 3, size: int = 64, seed: int = 0, gain: float = 10.0,
+                 eye_gain: float = 1.0, eye_mean_px: tuple[float, float] = (0.04, -0.03),
+                 eye_sd_px: float = 0.05) -> None:
+        base_kinds = POPULATIONS.get(kind, (kind,))
+        if "cnn" in base_kinds:
+            raise ValueError("model_behaving: the cnn family has no closed-form optimum; use simple, complex, "
+                             "dual, endstop, colour or mixed")
+        super().__init__(kind=kind, n=n, size=size, seed=seed, gain=gain)
+        rng = np.random.default_rng(seed + 7919)
+        w = np.stack([rng.uniform(0.1, 0.3, self.units), rng.uniform(-0.1, 0.1, self.units),
+                      rng.uniform(0.0, 0.3, self.units)], axis=1)
+        self.register_buffer("behavior_weights", torch.tensor(w, dtype=torch.float32))   # (U, 3)
+        self.eye_gain = float(eye_gain)
+        #: eye distribution of recordings, in pixels (given as fractions of ``size``)
+        self.eye_mean = (float(eye_mean_px[0]) * self.size, float(eye_mean_px[1]) * self.size)
+        self.eye_sd = float(eye_sd_px) * self.size
+        self.register_buffer("state_eye", torch.zeros(1, 2))
+        self.register_buffer("state_behavior", torch.tensor([[1.0, 0.0, 0.0]]))
+
+    def set_state(self, eye: Any = None, behavior: Any = None) -> "BehavingNeurons":
+        """The state ``respond`` and the optimum use (None leaves a variable as it is)."""
+        if eye is not None:
+            self.state_eye = torch.as_tensor(eye, dtype=torch.float32).reshape(1, 2).to(self.state_eye.device)
+        if behavior is not None:
+            self.state_behavior = torch.as_tensor(behavior, dtype=torch.float32).reshape(1, 3).to(
+                self.state_behavior.device)
+        return self
+
+    def true_shift(self, eye: torch.Tensor) -> torch.Tensor:
+        """RF displacement (B, 2) in stimulus pixels for eye positions (B, 2)."""
+        return self.eye_gain * torch.as_tensor(eye, dtype=torch.float32).reshape(-1, 2)
+
+    def behavior_gain(self, behavior: torch.Tensor) -> torch.Tensor:
+        """Per-unit gain (B, U) at behaviour (B, 3)."""
+        b = torch.as_tensor(behavior, dtype=torch.float32).reshape(-1, 3).to(self.behavior_weights)
+        z = torch.stack([(b[:, 0] - 1.0) / 0.25, b[:, 1] / 0.1, b[:, 2] / 6.0], dim=1)
+        return torch.exp(z @ self.behavior_weights.T)
+
+    def rates(self, images: torch.Tensor, eye: torch.Tensor, behavior: torch.Tensor) -> torch.Tensor:
+        """Noise-free rates (B, U), image i at eye position eye[i] and behaviour behavior[i]."""
+        x = to_size(to_channels(images.float(), self.channels), self.size)
+        shift = self.true_shift(eye).to(x).expand(x.shape[0], -1)
+        seen = 0.5 + fourier_shift(x - 0.5, -shift)          # the RF moves by +shift
+        return super().respond(seen) * self.behavior_gain(behavior).to(x).expand(x.shape[0], -1)
+
+    def respond(self, images: torch.Tensor) -> torch.Tensor:
+        return self.rates(images, self.state_eye, self.state_behavior)
+
+    def optimal_stimulus(self, pole: str = "high", units: list[int] | None = None) -> torch.Tensor:
+        """The base optimum translated to where the RFs sit at the current eye position."""
+        base = super().optimal_stimulus(pole, units)
+        shift = self.true_shift(self.state_eye).expand(base.shape[0], -1)
+        return (0.5 + fourier_shift(base - 0.5, shift)).clamp(0, 1)
+
+    def draw_states(self, n: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Per-trial eye positions (n, 2) and behaviour (n, 3) of a recording."""
+        rng = np.random.default_rng(seed)
+        eye = np.asarray(self.eye_mean) + self.eye_sd * rng.standard_normal((n, 2))
+        arousal = rng.standard_normal(n)
+        pupil = 1.0 + 0.25 * arousal
+        dpupil = 0.1 * rng.standard_normal(n)
+        run = np.maximum(0.0, 6.0 * (arousal + 0.5 * rng.standard_normal(n)))
+        return eye, np.stack([pupil, dpupil, run], axis=1)
+
+    def record(self, images: torch.Tensor, trials_per_image: np.ndarray, *, window: float = 10.0,
+               seed: int = 0) -> dict[str, np.ndarray]:
+        """A simulated recording: Poisson counts (trials, images, U) at a random state per trial, the
+        eye (trials, images, 2) and behaviour (trials, images, 3) arrays and the noise-free rates,
+        NaN where an image has fewer trials."""
+        counts_per = np.asarray(trials_per_image, dtype=int)
+        t_max, n_img = int(counts_per.max()), images.shape[0]
+        t_idx, i_idx = np.nonzero(np.arange(t_max)[:, None] < counts_per[None, :])
+        eye, beh = self.draw_states(t_idx.size, seed=seed)
+        rates = np.empty((t_idx.size, self.units))
+        with torch.no_grad():
+            for a in range(0, t_idx.size, 512):
+                sl = slice(a, a + 512)
+                rates[sl] = self.rates(images[torch.as_tensor(i_idx[sl])], torch.as_tensor(eye[sl]),
+                                       torch.as_tensor(beh[sl])).double().numpy()
+        rng = np.random.default_rng(seed + 1)
+        out = {k: np.full((t_max, n_img, d), np.nan) for k, d in (("responses", self.units), ("rates", self.units),
+                                                                   ("eye", 2), ("behavior", 3))}
+        out["responses"][t_idx, i_idx] = rng.poisson(np.clip(rates, 0, None) * window)
+        out["rates"][t_idx, i_idx] = rates * window
+        out["eye"][t_idx, i_idx] = eye
+        out["behavior"][t_idx, i_idx] = beh
+        return out

@@ -29,6 +29,7 @@ GENERATOR_SPECS: dict[str, Any] = {
 }
 SCORER_SPECS: dict[str, Any] = {
     "model": "model:kind=mixed,n=3,size=16",
+    "model_behaving": "model_behaving:kind=mixed,n=3,size=16",
     "poisson": "poisson:base='model:kind=simple,n=2,size=16'",
     "cnn": "cnn:model=alexnet,layer=features.3,channels=[0,1],weights=random,seed=0,input_size=64",
     "callable": "callable:fn=tests.helpers.slow_neurons:crashing,units=3,differentiable=True",

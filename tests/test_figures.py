@@ -19,12 +19,37 @@ SOURCE = REPO / "source_data"
 SCRIPTS = ["Figure2_reproduction", "Figure3G_reproduction", "Figure4_reproduction", "Figure5_reproduction",
            "Figure6_reproduction", "DualNeuron_poles_reproduction", "MEI_vs_Gabor_reproduction"]
 sys.path.insert(0, str(FIG_DIR))
+FIGURE_OF = {"Figure2_reproduction": "Figure2", "Figure3G_reproduction": "Figure3G", "Figure4_reproduction": "Figure4",
+             "Figure5_reproduction": "Figure5", "Figure6_reproduction": "Figure6",
+             "DualNeuron_poles_reproduction": "DualNeuron_poles", "MEI_vs_Gabor_reproduction": "MEI_vs_Gabor",
+             "FigureExt4_reproduction": "FigureExt4", "FigureExt5_reproduction": "FigureExt5"}
+CONTRACT = ["panel", "area", "test", "block", "window_ms", "statistic", "pvalue", "n", "significant"]
 
 
 def run_script(name: str, out: Path, source: Path = SOURCE) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(FIG_DIR / f"{name}.py"), "--source-data", str(source), "--out", str(out)],
                           capture_output=True, text=True, cwd=REPO, timeout=300,
                           env={"PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"})
+
+
+def read_stats(out: Path, figure: str) -> pd.DataFrame:
+    """``stats.csv`` of one figure: the contract's columns, one row per test (no repeated key), typed values."""
+    path = out / "stats.csv"
+    assert path.exists(), f"{path} missing"
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert set(CONTRACT) <= set(df.columns), df.columns
+    df = df[df["figure"] == figure].copy()
+    key = ["panel", "area", "test", "block", "window_ms", "subset"]
+    assert not df.duplicated(key).any(), df[df.duplicated(key, keep=False)]
+    for col in ("statistic", "pvalue", "ci_low", "ci_high"):
+        df[col] = df[col].replace("", "nan").astype(float)
+    df["n"] = df["n"].astype(int)
+    p = df["pvalue"].dropna()
+    assert ((p >= 0) & (p <= 1)).all()
+    for alpha in (0.05, 0.01):      # an uncorrected panel's "significant" is its own threshold on p
+        plain = df[df["correction"] == f"none (p < .{str(alpha)[2:]})"]
+        assert (plain["significant"] == (plain["pvalue"] < alpha).astype(str)).all()
+    return df
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
@@ -37,6 +62,12 @@ def test_figure_script_runs_on_committed_data(name, tmp_path):
     assert "statistics" in res.stdout
     assert re.search(r"\d\.\d", res.stdout), res.stdout   # numbers were printed
     assert "Traceback" not in res.stderr
+    stats = read_stats(tmp_path, FIGURE_OF[name])            # the contract file, also where a figure has no test
+    if name in ("DualNeuron_poles_reproduction", "MEI_vs_Gabor_reproduction", "Figure2_reproduction"):
+        assert stats.empty           # no test in the figure (Figure 2's t-test is an --extras line)
+    else:
+        assert len(stats) > 0 and stats["pvalue"].notna().any()
+    assert "(fourier)" in res.stdout or "DeePSim" not in res.stdout   # in silico: the stand-in is named
 
 
 def test_committed_source_data_is_small_and_pickle_free():
@@ -192,3 +223,26 @@ def test_wilson_interval_contains_the_proportion_at_the_ends():
         lo, hi = wilson(k, n)
         assert 0.0 <= lo <= k / n <= hi <= 1.0
     assert wilson(0, 6)[0] == 0.0 and wilson(6, 6)[1] == 1.0
+
+
+def test_citation_cff_is_valid_and_names_the_papers_reproduced():
+    """CFF 1.2.0's required keys and the reproduced papers, in CITATION.cff and in the README."""
+    import yaml
+
+    cff = yaml.safe_load((REPO / "CITATION.cff").read_text())
+    assert cff["cff-version"] == "1.2.0"
+    assert {"message", "title", "authors"} <= set(cff) and cff["authors"]
+    allowed = {"cff-version", "message", "title", "abstract", "type", "authors", "version", "license", "keywords",
+               "references", "doi", "url", "repository-code", "date-released", "preferred-citation", "contact",
+               "identifiers", "license-url", "repository", "repository-artifact", "commit"}
+    assert set(cff) <= allowed, set(cff) - allowed
+    for ref in cff["references"]:
+        assert {"type", "title", "authors"} <= set(ref) and ref["authors"]
+        for who in ref["authors"]:
+            assert "family-names" in who or "name" in who
+    titles = " | ".join(ref["title"] for ref in cff["references"])
+    readme = (REPO / "README.md").read_text()
+    for needle in ("object and texture manifolds", "Dual-feature selectivity", "Inception loops", "microns-vei"):
+        assert needle in titles
+        assert needle in readme
+    assert "## Papers reproduced" in readme and "stats.csv" in readme

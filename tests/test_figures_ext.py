@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import spearmanr, ttest_rel
+from scipy.stats import spearmanr, ttest_ind, ttest_rel
 
 from tests.conftest import REPO
 
@@ -21,8 +21,9 @@ FIG_DIR = REPO / "figure_reproduction"
 SOURCE = REPO / "source_data"
 
 
-def run_script(name: str, out: Path, source: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(FIG_DIR / f"{name}.py"), "--source-data", str(source), "--out", str(out)],
+def run_script(name: str, out: Path, source: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(FIG_DIR / f"{name}.py"), "--source-data", str(source), "--out", str(out),
+                           *extra],
                           capture_output=True, text=True, cwd=REPO, timeout=300,
                           env={"PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"})
 
@@ -101,6 +102,28 @@ def test_ext4_runs_on_the_papers_layout(tmp_path):
     assert wins > 0
     c = line(res.stdout, "C 50 ms [0-50) IT")
     assert f"(n = {both.sum()}): blocks with DeePSim > BigGAN at FDR .05: {wins}," in c
+    # stats.csv: every test of the paper's script, one row each, with its BH-FDR family
+    from tests.test_figures import read_stats
+
+    stats = read_stats(tmp_path / "figs", "FigureExt4")
+    rows = stats[(stats["panel"] == "Ext4C") & (stats["area"] == "IT") & (stats["window_ms"] == "0-50")]
+    assert list(rows["block"]) == [str(k) for k in range(12)]
+    assert np.allclose(rows["statistic"], t) and np.allclose(rows["pvalue"], p)
+    assert list(rows["significant"]) == [str(x) for x in bh(p) <= 0.05]
+    assert set(stats.loc[stats["panel"] == "Ext4C", "area"]) <= {"V4", "IT"}     # the paper tests V4 and IT
+    n_c = sum(200 // n for n in (10, 20, 25, 50)) * 12
+    assert len(stats[stats["panel"] == "Ext4C"]) == n_c * stats.loc[stats["panel"] == "Ext4C", "area"].nunique()
+    att = {s: pd.read_csv(root / "ExtendedFig4" / f"FigureExt4B_{s}_diff_attrib_norm_bin_tsr_25ms.csv",
+                          index_col=0).to_numpy() for s in ("DeePSim", "BigGAN")}
+    base = ((meta["visual_area"] == "V1") & meta["valid"]).to_numpy()
+    a = att["DeePSim"][base & (meta["p_maxinit_0"] < 0.01).to_numpy()]
+    b = att["BigGAN"][base & (meta["p_maxinit_1"] < 0.01).to_numpy()]
+    t, p = ttest_ind(a, b, axis=0)
+    rows = stats[(stats["panel"] == "Ext4B") & (stats["area"] == "V1") & stats["window_ms"].isin(
+        [f"{k * 25}-{k * 25 + 25}" for k in range(8)])]
+    assert len(rows) == 8 and np.allclose(rows["statistic"], t) and np.allclose(rows["pvalue"], p)
+    assert list(rows["significant"]) == [str(x) for x in bh(p) <= 0.05]
+    assert len(stats[stats["panel"] == "Ext4B"]) == 3 * sum(200 // n for n in (5, 10, 20, 25, 50))
 
 
 def test_ext4_names_what_is_absent(tmp_path):
@@ -173,7 +196,7 @@ def write_paper_ext5(d: Path, rng: np.random.Generator) -> None:
 def test_ext5_runs_on_the_papers_layout(tmp_path):
     root = tmp_path / "sd"
     write_paper_ext5(root / "ExtendedFig5", np.random.default_rng(0))
-    res = run_script("FigureExt5_reproduction", tmp_path / "figs", root)
+    res = run_script("FigureExt5_reproduction", tmp_path / "figs", root, "--extras")
     assert res.returncode == 0, res.stderr[-3000:]
     assert "statistics" in res.stdout and "Traceback" not in res.stderr
     assert_figures(tmp_path / "figs", ["FigureExt5C_reproduction", "FigureExt5D_reproduction", "FigureExt5E_reproduction"])
@@ -186,8 +209,16 @@ def test_ext5_runs_on_the_papers_layout(tmp_path):
     cma = pd.read_csv(root / "ExtendedFig5" / "FigureExt5C_realnvp_layer_dim_cmaes_optim_result_logscale_quad_case.csv")
     g = cma[cma["dimension"] == 128]
     rho = spearmanr(g["stack_size"], g["gaussian_value"])[0]
-    assert f"C paper CMA-ES dimension 128: " in res.stdout
+    assert "C paper CMA-ES dimension 128: " in res.stdout
     assert f"Spearman rho(depth, score) = {rho:.4f}" in line(res.stdout, "C paper CMA-ES dimension 128")
+    from tests.test_figures import read_stats
+
+    stats = read_stats(tmp_path / "figs", "FigureExt5")
+    assert len(stats) == 6 + 12         # C: 2 optimizers x 3 dimensions (our extra); D, E: 2 splits x 3 metrics
+    row = stats[stats["test"] == "spearmanr Layer_index vs Test_R2 (BigGAN, non-ReLU layers)"].iloc[0]
+    assert row["panel"] == "Ext5D" and np.isclose(row["statistic"], r) and row["n"] == 96 * 3
+    row = stats[stats["test"] == "spearmanr depth vs score (CMA-ES, dimension 128)"].iloc[0]
+    assert np.isclose(row["statistic"], rho) and "extra" in row["note"]
 
 
 def test_ext5_runs_on_committed_data_and_says_what_is_missing(tmp_path):

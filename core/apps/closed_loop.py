@@ -7,7 +7,9 @@
 2. **Recording**: ground-truth model neurons (:mod:`scorers.model_neurons`) give noise-free
    rates; a trial is a Poisson spike count ``Poisson(rate * window)``. Training images get
    one trial, test images ``repeats`` trials (the oracle set).
-3. **Twin**: :func:`scorers.twin.train.train_twin` on (stimuli, counts).
+3. **Twin**: :func:`scorers.twin.train.train_twin` on (stimuli, counts). Neurons with state
+   (``model_behaving``) are recorded at a random eye position and behaviour per trial; their twin
+   gets a shifter and a modulator and steps 4-5 run at its training-mean state.
 4. **Synthesis**: MEIs and LEIs of every neuron on the twin
    (:func:`actmax.core.synthesize.synthesize`), with the scorer's input limited to the same L2
    contrast ``norm`` as the natural stimuli.
@@ -124,12 +126,23 @@ def run_closed_loop(config: ClosedLoopConfig | None = None, *, out_dir: str | Pa
                               norm=cfg.norm, channels=channels)
     rates = noise_free_rates(neurons, stimuli)
     trials = np.r_[np.ones(cfg.n_train, int), np.full(cfg.n_test, cfg.repeats, int)]
-    counts = simulate_trials(rates, trials, window=cfg.window, seed=cfg.noise_seed)
+    # issue 24: neurons with state (model_behaving) are recorded at a random eye position and behaviour per
+    # trial, the twin gets a shifter and a modulator, and everything after training (best natural patch,
+    # MEIs on the truth) is at the twin's training-mean state, the scorer's default
+    state: dict[str, Any] = {}
+    if hasattr(neurons, "draw_states"):
+        rec = neurons.record(stimuli, trials, window=cfg.window, seed=cfg.noise_seed)
+        counts, state = rec["responses"], {"eye": rec["eye"], "behavior": rec["behavior"]}
+    else:
+        counts = simulate_trials(rates, trials, window=cfg.window, seed=cfg.noise_seed)
 
     opts = TrainOptions(**{"test_images": "repeated", **cfg.train})
     trained = train_twin(stimuli.numpy(), counts, neuron_ids=getattr(neurons, "unit_names", None),
-                         architecture=cfg.architecture, options=opts, progress=progress)
+                         architecture=cfg.architecture, options=opts, progress=progress, **state)
     twin = trained.ensemble
+    if state:
+        neurons.set_state(eye=twin.config.eye_mean, behavior=twin.config.behavior_mean)
+        rates = noise_free_rates(neurons, stimuli)
     names = list(getattr(neurons, "unit_names", [str(u) for u in range(n_units)]))
     if [str(i) for i in twin.config.neuron_ids] != [str(i) for i in names]:   # matched by name, never by position
         raise ValueError(f"closed loop: twin neurons {twin.config.neuron_ids[:5]} do not match the recorded "
@@ -230,6 +243,7 @@ def run_closed_loop(config: ClosedLoopConfig | None = None, *, out_dir: str | Pa
             "images": "all stimuli are [0, 1] grey images at the neurons' native size",
         },
         "twin_predicted_mei_response": _round(twin_pred),
+        "twin_state": scorer.state,
         "seconds": {"twin": round(t_twin - t0, 1), "total": round(time.time() - t0, 1)},
     }
     if out_dir is not None:

@@ -28,9 +28,20 @@ def _architecture(image_size: Optional[int], hidden_channels: int, layers: int, 
 
 @twin_app.command("train")
 def twin_train_cmd(
-    images: Path = typer.Option(..., "--images", help="images: .npy/.npz (N,[C,]H,W[,C]) or .parquet"),
-    responses: Path = typer.Option(..., "--responses", help="responses: (trials,) images x neurons as .npy/.npz/.parquet"),
+    images: Optional[Path] = typer.Option(None, "--images", help="images: .npy/.npz (N,[C,]H,W[,C]) or .parquet"),
+    responses: Optional[Path] = typer.Option(None, "--responses",
+                                             help="responses: (trials,) images x neurons as .npy/.npz/.parquet"),
     out: Path = typer.Option(..., "--out", help="twin folder (twin.json + member_*.safetensors + report)"),
+    eye: Optional[Path] = typer.Option(None, "--eye", help="eye position per trial: .npy (trials, images, 2), x, y in "
+                                                           "stimulus pixels from the centre, NaN where no trial; "
+                                                           "adds a shifter"),
+    behavior: Optional[Path] = typer.Option(None, "--behavior", help="behaviour per trial: .npy (trials, images, 3): "
+                                                                     "pupil dilation, its derivative, treadmill "
+                                                                     "speed, NaN where no trial; adds a modulator"),
+    sensorium: Optional[Path] = typer.Option(None, "--sensorium", help="a sensorium-style folder (data/, meta/) "
+                                                                       "instead of --images/--responses; its "
+                                                                       "pupil_center and behavior are used, its "
+                                                                       "tiers give the split"),
     members: int = typer.Option(1, help="ensemble members (different seeds, averaged)"),
     epochs: int = typer.Option(80, help="maximum epochs per member"),
     batch_size: int = typer.Option(64, help="batch size"),
@@ -56,26 +67,38 @@ def twin_train_cmd(
     as_json: bool = typer.Option(False, "--json", help="print the report summary as JSON"),
 ) -> None:
     """Train a twin (conv core + Gaussian readout, Poisson loss, early stopping) on recordings."""
-    from actmax.scorers.twin.train import TrainOptions, train_from_files
+    from actmax.scorers.twin.train import TrainOptions, train_from_files, train_from_sensorium
+
+    if sensorium is not None and any(v is not None for v in (images, responses, eye, behavior)):
+        raise ValueError("--sensorium reads images, responses, eye position and behaviour from the folder; "
+                         "drop --images/--responses/--eye/--behavior")
+    if sensorium is None and (images is None or responses is None):
+        raise ValueError("give --images and --responses (or --sensorium FOLDER)")
 
     opts = TrainOptions(max_epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, members=members,
                         test_images=test, min_oracle=min_oracle, seed=seed, device=device,
                         init_positions=init_positions, border_guard=border_guard,
                         position_lr_scale=position_lr_scale, position_warmup=position_warmup)
-    res = train_from_files(images, responses, out, options=opts, progress=progress,
-                           architecture=_architecture(image_size, hidden_channels, layers, input_kernel,
-                                                      hidden_kernel, gauss_type))
+    arch = _architecture(image_size, hidden_channels, layers, input_kernel, hidden_kernel, gauss_type)
+    if sensorium is not None:
+        res = train_from_sensorium(sensorium, out, options=opts, progress=progress, architecture=arch)
+    else:
+        res = train_from_files(images, responses, out, options=opts, progress=progress, architecture=arch,
+                               eye_path=eye, behavior_path=behavior)
     _print_report(res.report, out, as_json)
 
 
 def _print_report(report: dict, out: Optional[Path], as_json: bool) -> None:
     keys = ("n_images", "n_neurons", "split_sizes", "median_test_correlation", "mean_test_correlation",
-            "median_oracle")
+            "median_single_trial_test_correlation", "median_oracle")
     summary = {k: report.get(k) for k in keys}
     readout = report.get("readout")
     if as_json:
         extra = {"readout": readout} if readout else {}
+        if report.get("state"):
+            extra["state"] = report["state"]
         typer.echo(json.dumps({**summary, "test_correlation": report["test_correlation"],
+                               "single_trial_test_correlation": report["single_trial_test_correlation"],
                                "oracle_correlation": report["oracle_correlation"], **extra}, indent=2))
         return
     if readout:
@@ -86,8 +109,10 @@ def _print_report(report: dict, out: Optional[Path], as_json: bool) -> None:
         for w in readout["warnings"]:
             typer.echo(f"warning: {w}", err=True)
     med, oracle = summary["median_test_correlation"], summary["median_oracle"]
+    single = summary["median_single_trial_test_correlation"]
     typer.echo(f"{summary['n_neurons']} neurons, {summary['n_images']} images {summary['split_sizes']}: "
                f"median test correlation {med if med is None else round(med, 3)}, "
+               f"single-trial {single if single is None else round(single, 3)}, "
                f"median oracle {oracle if oracle is None else round(oracle, 3)}")
     if out is not None:
         typer.echo(f"written to {out}")
@@ -99,12 +124,15 @@ def twin_eval_cmd(
     images: Path = typer.Option(..., "--images", help="images file"),
     responses: Path = typer.Option(..., "--responses", help="responses file"),
     out: Optional[Path] = typer.Option(None, "--out", help="folder for report.json / report.png"),
+    eye: Optional[Path] = typer.Option(None, "--eye", help="eye position per trial (.npy, trials x images x 2)"),
+    behavior: Optional[Path] = typer.Option(None, "--behavior", help="behaviour per trial (.npy, trials x images x 3)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Correlation of a saved twin with recorded responses (and the recordings' oracle)."""
     from actmax.scorers.twin.train import evaluate_saved_twin
 
-    _print_report(evaluate_saved_twin(twin, images, responses, out_dir=out), out, as_json)
+    _print_report(evaluate_saved_twin(twin, images, responses, out_dir=out, eye_path=eye, behavior_path=behavior),
+                  out, as_json)
 
 
 @twin_app.command("closed-loop")

@@ -14,9 +14,21 @@ The architecture follows neuralpredictors' ``Stacked2dCore`` + ``FullGaussian2d`
 * output: ``ELU(x) + 1`` (positive firing rates).
 
 ``centered=True`` sets every ``mu`` to 0 so all neurons read the centre of the map and their
-MEIs come out centred (DualNeuron's synthesis setting). A shifter or modulator (eye position,
-behaviour) is **not** implemented: the recordings this toolkit trains on carry no
-behavioural variables, so there is nothing to fix at a training mean.
+MEIs come out centred (DualNeuron's synthesis setting).
+
+Optional parts for recordings with per-trial eye position and behaviour (the mouse labs' twins,
+issue 24; trained jointly with the rest, see :mod:`scorers.twin.train`):
+
+* shifter (``config.shifter``): a small MLP from the eye position (x, y, z-scored with the
+  training statistics) to one shift (dx, dy) in grid units added to *every* neuron's read
+  position. It is anchored: ``shift(e) = f(e) - f(training mean)``, so at the training-mean eye
+  position the readout reads at ``mu`` (the shift is identified only up to a constant);
+* modulator (``config.modulator``): a small MLP from behaviour (pupil dilation, its derivative,
+  treadmill speed; z-scored) to one log-gain per neuron; the firing rate (after ELU + 1) is
+  multiplied by ``exp(g(b) - g(training mean))``, a positive per-cell gain that is 1 at the
+  training-mean behaviour.
+
+Without a state (``eye=None`` / ``behavior=None``) a part is skipped: no shift, gain 1.
 
 Twins are stored as a folder: ``twin.json`` (architecture, preprocessing, neuron ids, member
 files, training summary) and one ``member_<k>.safetensors`` per ensemble member. Nothing is
@@ -70,6 +82,22 @@ class TwinConfig:
     #: median RMS contrast (pixel std about the image mean) of the training images at
     #: ``data_size``: the synthesis contrast budget (twins saved without it fall back to input_norm)
     input_contrast: float | None = None
+    #: eye-position shifter and behavioural modulator (issue 24); twins saved without these
+    #: keys load with both off
+    shifter: bool = False
+    modulator: bool = False
+    shifter_hidden: int = 8
+    modulator_hidden: int = 8
+    #: training statistics of the state variables (per variable): z-scoring and the range a
+    #: state chosen for synthesis must lie in
+    eye_mean: list[float] | None = None
+    eye_std: list[float] | None = None
+    eye_min: list[float] | None = None
+    eye_max: list[float] | None = None
+    behavior_mean: list[float] | None = None
+    behavior_std: list[float] | None = None
+    behavior_min: list[float] | None = None
+    behavior_max: list[float] | None = None
 
     def __post_init__(self) -> None:
         if self.n_neurons < 1:
@@ -90,6 +118,11 @@ class TwinConfig:
         if len(self.neuron_ids) != self.n_neurons:
             raise ValueError(f"twin: {len(self.neuron_ids)} neuron ids for {self.n_neurons} neurons")
         self.neuron_ids = [str(i) for i in self.neuron_ids]
+        for part, var, dims in (("shifter", "eye", 2), ("modulator", "behavior", 3)):
+            if getattr(self, part):
+                stats = [getattr(self, f"{var}_{k}") for k in ("mean", "std", "min", "max")]
+                if any(v is None or len(v) != dims for v in stats):
+                    raise ValueError(f"twin: a {part} needs {var}_mean/std/min/max with {dims} values each")
 
     @property
     def core_channels(self) -> int:
@@ -174,11 +207,14 @@ class GaussianReadout(nn.Module):
         with torch.no_grad():
             self._mu.zero_()
 
-    def sample_grid(self, batch: int, *, sample: bool) -> torch.Tensor:
-        """Read positions (batch, n, 1, 2): ``mu + sigma * N`` if ``sample`` else ``mu``."""
+    def sample_grid(self, batch: int, *, sample: bool, shift: torch.Tensor | None = None) -> torch.Tensor:
+        """Read positions (batch, n, 1, 2): ``mu + sigma * N`` if ``sample`` else ``mu``, plus the
+        shifter's ``shift`` (batch, 2) shared by every neuron."""
         with torch.no_grad():
             self._mu.clamp_(-1.0, 1.0)
         mu = self._mu.expand(batch, -1, -1, -1)
+        if shift is not None:
+            mu = (mu + shift.to(mu)[:, None, None, :]).clamp(-1.0, 1.0)
         if not sample:
             return mu
         noise = torch.randn(batch, self.n, 1, 2, device=mu.device, dtype=mu.dtype)
@@ -188,9 +224,10 @@ class GaussianReadout(nn.Module):
             offset = noise * self.sigma
         return (mu + offset).clamp(-1.0, 1.0)
 
-    def forward(self, x: torch.Tensor, *, sample: bool | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *, sample: bool | None = None,
+                shift: torch.Tensor | None = None) -> torch.Tensor:
         sample = self.training if sample is None else sample
-        grid = self.sample_grid(x.shape[0], sample=sample)
+        grid = self.sample_grid(x.shape[0], sample=sample, shift=shift)
         y = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
         # (B, c, n, 1) * (1, c, 1, n) -> summed over channels
         y = (y.squeeze(-1) * self._features.squeeze(2)).sum(1)
@@ -200,8 +237,41 @@ class GaussianReadout(nn.Module):
         return self._features.abs().sum() / self.n
 
 
+class _StateMLP(nn.Module):
+    """z-scored state -> tanh hidden layer -> outputs, anchored so the training mean maps to 0."""
+
+    def __init__(self, inputs: int, hidden: int, outputs: int, mean: Sequence[float], std: Sequence[float]) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(inputs, hidden), nn.Tanh(), nn.Linear(hidden, outputs))
+        with torch.no_grad():                      # starts near 0: no shift, gain 1
+            self.net[2].weight.mul_(0.1)
+        self.register_buffer("mean", torch.tensor([float(v) for v in mean]), persistent=False)
+        self.register_buffer("std", torch.tensor([max(float(v), 1e-6) for v in std]), persistent=False)
+
+    def forward(self, state: torch.Tensor) -> torch.Tensor:
+        z = (state.to(self.mean) - self.mean) / self.std
+        return self.net(z) - self.net(torch.zeros_like(z[:1]))
+
+
+class Shifter(_StateMLP):
+    """Eye position (B, 2) -> one readout shift (B, 2) in grid units, 0 at the training-mean eye position."""
+
+    def __init__(self, config: TwinConfig) -> None:
+        super().__init__(2, config.shifter_hidden, 2, config.eye_mean, config.eye_std)
+
+
+class Modulator(_StateMLP):
+    """Behaviour (B, 3) -> a positive gain per neuron (B, n), 1 at the training-mean behaviour."""
+
+    def __init__(self, config: TwinConfig) -> None:
+        super().__init__(3, config.modulator_hidden, config.n_neurons, config.behavior_mean, config.behavior_std)
+
+    def forward(self, state: torch.Tensor) -> torch.Tensor:
+        return torch.exp(super().forward(state).clamp(-10.0, 10.0))
+
+
 class TwinNetwork(nn.Module):
-    """One twin: preprocessing -> core -> Gaussian readout -> ELU + 1."""
+    """One twin: preprocessing -> core -> Gaussian readout (moved by the shifter) -> ELU + 1 (x modulator gain)."""
 
     def __init__(self, config: TwinConfig) -> None:
         super().__init__()
@@ -209,15 +279,26 @@ class TwinNetwork(nn.Module):
         self.core = ConvCore(config)
         self.readout = GaussianReadout(config.core_channels, config.n_neurons, gauss_type=config.gauss_type,
                                        init_mu_range=config.init_mu_range, init_sigma=config.init_sigma)
+        self.shifter = Shifter(config) if config.shifter else None
+        self.modulator = Modulator(config) if config.modulator else None
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """Images in [0, 1] -> the core's input (channels, size, z-scored with training stats)."""
         x = to_size(to_channels(images, self.config.channels), self.config.image_size)
         return (x - self.config.input_mean) / self.config.input_std
 
-    def forward(self, images: torch.Tensor, *, prepared: bool = False) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, *, prepared: bool = False, eye: torch.Tensor | None = None,
+                behavior: torch.Tensor | None = None) -> torch.Tensor:
+        """Rates (B, n); ``eye`` (B or 1, 2) and ``behavior`` (B or 1, 3) in the recording's units
+        drive the shifter and modulator (None: no shift, gain 1; ignored by a twin without them)."""
         x = images if prepared else self.prepare(images)
-        return F.elu(self.readout(self.core(x))) + 1.0
+        shift = None
+        if self.shifter is not None and eye is not None:
+            shift = self.shifter(eye.reshape(-1, 2)).expand(x.shape[0], -1)
+        rate = F.elu(self.readout(self.core(x), shift=shift)) + 1.0
+        if self.modulator is not None and behavior is not None:
+            rate = rate * self.modulator(behavior.reshape(-1, 3)).to(rate)
+        return rate
 
 
 class TwinEnsemble(nn.Module):
@@ -235,10 +316,11 @@ class TwinEnsemble(nn.Module):
         self.config = first
         self.meta = dict(meta or {})
 
-    def forward(self, images: torch.Tensor, *, prepared: bool = False) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, *, prepared: bool = False, eye: torch.Tensor | None = None,
+                behavior: torch.Tensor | None = None) -> torch.Tensor:
         if not prepared:
             images = self.members[0].prepare(images)      # members share the preprocessing
-        return torch.stack([m(images, prepared=True) for m in self.members]).mean(0)
+        return torch.stack([m(images, prepared=True, eye=eye, behavior=behavior) for m in self.members]).mean(0)
 
     def center(self) -> None:
         for m in self.members:
@@ -369,17 +451,27 @@ def _load_checked(net: nn.Module, state: dict[str, torch.Tensor], file: Path) ->
 class TwinScorer(Scorer):
     """A trained digital twin (conv core + Gaussian readout, ensemble mean), from a folder.
 
+    A twin trained with eye positions / behaviour is evaluated at one chosen state: ``eye``
+    (``centre``, ``training_mean`` or ``X;Y``) and ``behavior`` (``none``, ``training_mean`` or
+    ``P;DP;RUN``); see :mod:`scorers.twin.state`. The resolved state is :attr:`state` (written to
+    a synthesis manifest's ``recipe``).
+
     Options:
         path: twin folder written by `actmax twin train` (twin.json + member_*.safetensors)
         centered: every neuron reads the centre of the feature map (its MEI centred in the image)
         members: indices of the ensemble members to average (default: all)
         device: torch device of the twin
+        eye: eye position the twin is evaluated at: centre, training_mean or 'X;Y'
+        behavior: behavioural state: none, training_mean or 'P;DP;RUN'
     """
 
     differentiable = True
 
     def __init__(self, path: str | Path | TwinEnsemble, centered: bool = False,
-                 members: Sequence[int] | None = None, device: str = "cpu") -> None:
+                 members: Sequence[int] | None = None, device: str = "cpu", eye: Any = "training_mean",
+                 behavior: Any = "training_mean") -> None:
+        from actmax.scorers.twin.state import resolve_state
+
         super().__init__()
         if isinstance(path, TwinEnsemble):
             model = path.to(device).eval()
@@ -394,6 +486,15 @@ class TwinScorer(Scorer):
         self.centered = bool(centered)
         self.units = model.config.n_neurons
         cfg = model.config
+        eye_state = resolve_state("eye", eye, has_part=cfg.shifter, mean=cfg.eye_mean, low=cfg.eye_min,
+                                  high=cfg.eye_max)
+        behavior_state = resolve_state("behavior", behavior, has_part=cfg.modulator, mean=cfg.behavior_mean,
+                                       low=cfg.behavior_min, high=cfg.behavior_max)
+        #: the state MEIs are made at (None where the twin has no shifter / modulator)
+        self.state = {"eye": eye_state, "behavior": behavior_state} if (cfg.shifter or cfg.modulator) else None
+        for name, st in (("eye", eye_state), ("behavior", behavior_state)):
+            value = None if st is None or st["value"] is None else torch.tensor([st["value"]], dtype=torch.float32)
+            self.register_buffer(f"_{name}", value, persistent=False)
         self.input_norm = cfg.input_norm
         self.input_contrast, self.input_contrast_size = cfg.input_contrast, cfg.data_size
         self._names = list(cfg.neuron_ids)
@@ -412,7 +513,7 @@ class TwinScorer(Scorer):
 
     def respond(self, images: torch.Tensor) -> torch.Tensor:
         dev = next(self.model.parameters()).device
-        return self.model(images.to(dev)).to(images.device)
+        return self.model(images.to(dev), eye=self._eye, behavior=self._behavior).to(images.device)
 
 
 def describe_readout(ensemble: TwinEnsemble) -> dict[str, Any]:

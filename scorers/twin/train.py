@@ -268,8 +268,10 @@ def poisson_loss(rate: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -
 
 
 def predict(model: torch.nn.Module, images: torch.Tensor, *, prepared: bool = False,
-            batch_size: int = 256) -> np.ndarray:
-    """Deterministic (eval-mode) predictions (images, neurons) as numpy."""
+            batch_size: int = 256, eye: torch.Tensor | None = None,
+            behavior: torch.Tensor | None = None) -> np.ndarray:
+    """Deterministic (eval-mode) predictions (images, neurons) as numpy; ``eye`` / ``behavior``
+    (one row per image) give each image's state to a twin with a shifter / modulator."""
     was_training = model.training
     model.eval()
     outs = []
@@ -277,7 +279,12 @@ def predict(model: torch.nn.Module, images: torch.Tensor, *, prepared: bool = Fa
     with torch.no_grad():
         for i in range(0, images.shape[0], batch_size):
             x = images[i:i + batch_size].to(dev)
-            outs.append((model(x, prepared=True) if prepared else model(x)).cpu())
+            state = {}
+            if eye is not None:
+                state["eye"] = eye[i:i + batch_size].to(dev)
+            if behavior is not None:
+                state["behavior"] = behavior[i:i + batch_size].to(dev)
+            outs.append(model(x, prepared=prepared, **state).cpu())
     model.train(was_training)
     return torch.cat(outs).numpy().astype(np.float64)
 
@@ -325,7 +332,8 @@ def _fit_member(config: TwinConfig, opts: TrainOptions, seed: int, *args: Any,
 
 def _fit_member_seeded(config: TwinConfig, opts: TrainOptions, seed: int, x_train: torch.Tensor,
                        y_train: torch.Tensor, m_train: torch.Tensor, x_val: torch.Tensor, y_val: np.ndarray,
-                       *, progress: bool, label: str) -> tuple[TwinNetwork, list[dict[str, float]]]:
+                       *, progress: bool, label: str, state_train: dict[str, torch.Tensor] | None = None,
+                       state_val: dict[str, torch.Tensor] | None = None) -> tuple[TwinNetwork, list[dict[str, float]]]:
     from tqdm.auto import tqdm
 
     torch.manual_seed(seed)
@@ -367,7 +375,7 @@ def _fit_member_seeded(config: TwinConfig, opts: TrainOptions, seed: int, x_trai
             if idx.numel() < 2:
                 continue
             x = x_train[idx].to(opts.device)
-            rate = net(x, prepared=True)
+            rate = net(x, prepared=True, **{k: v[idx].to(opts.device) for k, v in (state_train or {}).items()})
             loss = poisson_loss(rate, y_train[idx].to(opts.device), m_train[idx].to(opts.device))
             reg = opts.gamma_readout * net.readout.feature_l1() + opts.gamma_input * net.core.laplace_penalty()
             optim.zero_grad(set_to_none=True)
@@ -375,7 +383,7 @@ def _fit_member_seeded(config: TwinConfig, opts: TrainOptions, seed: int, x_trai
             optim.step()
             total += float(loss.detach())
             batches += 1
-        val_corr = pearson_per_neuron(predict(net, x_val, prepared=True), y_val)
+        val_corr = pearson_per_neuron(predict(net, x_val, prepared=True, **(state_val or {})), y_val)
         score = float(np.nanmean(val_corr)) if np.isfinite(val_corr).any() else -1.0
         history.append({"epoch": epoch + 1, "train_loss": total / max(batches, 1), "val_correlation": score,
                         "lr": lr})
@@ -401,8 +409,17 @@ def _fit_member_seeded(config: TwinConfig, opts: TrainOptions, seed: int, x_trai
 def train_twin(images: np.ndarray | torch.Tensor, responses: np.ndarray, *,
                out_dir: str | Path | None = None, neuron_ids: Sequence[str] | None = None,
                architecture: dict[str, Any] | None = None, options: TrainOptions | None = None,
-               progress: bool = False) -> TrainResult:
-    """Fit a twin (ensemble of ``options.members``) and, with ``out_dir``, save it with a report."""
+               progress: bool = False, eye: np.ndarray | None = None, behavior: np.ndarray | None = None,
+               split: dict[str, np.ndarray] | None = None) -> TrainResult:
+    """Fit a twin (ensemble of ``options.members``) and, with ``out_dir``, save it with a report.
+
+    ``eye`` (trials, images, 2) and ``behavior`` (trials, images, 3) (see :mod:`scorers.twin.io`)
+    give the twin a shifter and a modulator; it is then trained on single trials, each at its own
+    state, instead of on trial means. ``split`` (train/val/test image indices, e.g. from a
+    sensorium folder's tiers) replaces the automatic split.
+    """
+    from actmax.scorers.twin.io import check_state
+
     opts = options or TrainOptions()
     x_all = torch.as_tensor(images_to_nchw(np.asarray(images), where="images"))
     r = as_trials(np.asarray(responses, dtype=np.float64))
@@ -411,6 +428,8 @@ def train_twin(images: np.ndarray | torch.Tensor, responses: np.ndarray, *,
                          f"(shape {r.shape}; expected (trials, images, neurons) or (images, neurons))")
     if np.isinf(r).any():
         raise ValueError("responses contain inf")
+    states = {name: check_state(arr, r, name) for name, arr in (("eye", eye), ("behavior", behavior))
+              if arr is not None}
     ids = [str(i) for i in (neuron_ids if neuron_ids is not None else range(r.shape[2]))]
     if len(ids) != r.shape[2]:
         raise ValueError(f"{len(ids)} neuron ids for {r.shape[2]} neurons")
@@ -424,8 +443,11 @@ def train_twin(images: np.ndarray | torch.Tensor, responses: np.ndarray, *,
         r = r[:, :, kept]
         ids = [ids[i] for i in kept]
     counts = trial_counts(r)
-    split = split_images(counts, val_fraction=opts.val_fraction, test_fraction=opts.test_fraction,
-                         test=opts.test_images, seed=opts.seed)
+    if split is None:
+        split = split_images(counts, val_fraction=opts.val_fraction, test_fraction=opts.test_fraction,
+                             test=opts.test_images, seed=opts.seed)
+    else:
+        split = _check_split(split, r.shape[1], counts)
     mean = trial_mean(r)                                        # (images, neurons)
 
     arch = dict(architecture or {})
@@ -439,31 +461,52 @@ def train_twin(images: np.ndarray | torch.Tensor, responses: np.ndarray, *,
                 input_norm=float(norms[torch.as_tensor(split["train"])].median()),
                 data_size=int(x_all.shape[-1]) if x_all.shape[-1] == x_all.shape[-2] else None,
                 input_contrast=float(rms_contrast(x_all[torch.as_tensor(split["train"])]).median()))
+    has_trial = np.isfinite(r).any(axis=2)                      # (trials, images)
+    for name, arr in states.items():                           # statistics over the training trials
+        rows = arr[:, split["train"]][has_trial[:, split["train"]]]
+        part = "shifter" if name == "eye" else "modulator"
+        arch.update({part: True, f"{name}_mean": rows.mean(0).tolist(), f"{name}_std": rows.std(0).tolist(),
+                     f"{name}_min": rows.min(0).tolist(), f"{name}_max": rows.max(0).tolist()})
     config = TwinConfig(**arch)
     x_prep = (resized - config.input_mean) / config.input_std
 
-    def pick(idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        y = torch.as_tensor(mean[idx], dtype=torch.float32)
-        m = torch.isfinite(y).float()
-        return x_prep[torch.as_tensor(idx)], torch.nan_to_num(y, nan=0.0), m
+    if states:                                                  # single trials, each at its own state
+        def pick_trials(idx: np.ndarray) -> tuple[torch.Tensor, np.ndarray, dict[str, torch.Tensor]]:
+            t, i = np.nonzero(has_trial[:, idx])
+            i = idx[i]
+            st = {k: torch.as_tensor(v[t, i], dtype=torch.float32) for k, v in states.items()}
+            return x_prep[torch.as_tensor(i)], r[t, i], st
 
-    x_tr, y_tr, m_tr = pick(split["train"])
-    x_va = x_prep[torch.as_tensor(split["val"])]
+        x_tr, y_np, st_tr = pick_trials(split["train"])
+        y_tr = torch.as_tensor(y_np, dtype=torch.float32)
+        m_tr = torch.isfinite(y_tr).float()
+        y_tr = torch.nan_to_num(y_tr, nan=0.0)
+        x_va, y_va, st_va = pick_trials(split["val"])
+    else:
+        y_tr = torch.as_tensor(mean[split["train"]], dtype=torch.float32)
+        m_tr = torch.isfinite(y_tr).float()
+        y_tr = torch.nan_to_num(y_tr, nan=0.0)
+        x_tr = x_prep[torch.as_tensor(split["train"])]
+        x_va, y_va, st_tr, st_va = x_prep[torch.as_tensor(split["val"])], mean[split["val"]], None, None
     members, histories = [], []
     start = time.time()
     for k in range(opts.members):
-        net, hist = _fit_member(config, opts, opts.seed * 1000 + k, x_tr, y_tr, m_tr, x_va, mean[split["val"]],
-                                progress=progress, label=f"twin member {k + 1}/{opts.members}")
+        net, hist = _fit_member(config, opts, opts.seed * 1000 + k, x_tr, y_tr, m_tr, x_va, y_va,
+                                progress=progress, label=f"twin member {k + 1}/{opts.members}",
+                                state_train=st_tr, state_val=st_va)
         members.append(net)
         histories.append(hist)
     ensemble = TwinEnsemble(members).eval()
-    report = evaluation_report(ensemble, x_prep, r, split, prepared=True)
+    report = evaluation_report(ensemble, x_prep, r, split, prepared=True, **states)
     report.update({
         "neuron_ids": ids, "kept_neurons": kept.tolist(), "oracle_all_neurons": _clean(oracle_all),
         "train_seconds": round(time.time() - start, 2), "history": histories,
         "options": asdict(opts), "config": config.to_dict(),
+        "state": {"shifter": config.shifter, "modulator": config.modulator,
+                  "trained_on": "single trials at their own state" if states else "trial means"},
     })
     ensemble.meta = {"summary": {k: report[k] for k in ("median_test_correlation", "mean_test_correlation",
+                                                        "median_single_trial_test_correlation",
                                                         "median_oracle", "n_images", "split_sizes")}}
     result = TrainResult(ensemble, report, split)
     if out_dir is not None:
@@ -475,6 +518,26 @@ def train_twin(images: np.ndarray | torch.Tensor, responses: np.ndarray, *,
     else:
         report["readout"] = readout_report(ensemble)
     return result
+
+
+def _check_split(split: dict[str, Any], n_images: int, counts: np.ndarray) -> dict[str, np.ndarray]:
+    """A given split: train/val/test image indices, disjoint, in range, train and test non-empty."""
+    out = {}
+    for name in ("train", "val", "test"):
+        idx = np.asarray(split.get(name, []), dtype=int).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= n_images):
+            raise ValueError(f"split: {name} indices out of range 0..{n_images - 1}")
+        out[name] = np.sort(idx[counts[idx] > 0])
+    if len(np.concatenate(list(out.values()))) != len(set(np.concatenate(list(out.values())).tolist())):
+        raise ValueError("split: train, val and test share images")
+    if out["train"].size < 8 or out["test"].size < 3:
+        raise ValueError(f"split: too few images (train {out['train'].size}, test {out['test'].size})")
+    if out["val"].size == 0:                      # no validation tier: hold out 10 % of train
+        rng = np.random.default_rng(0)
+        perm = rng.permutation(out["train"])
+        k = max(1, int(round(0.1 * perm.size)))
+        out["val"], out["train"] = np.sort(perm[:k]), np.sort(perm[k:])
+    return out
 
 
 BORDER_PX, DISAGREE_PX = 1.5, 3.0
@@ -562,22 +625,40 @@ def _clean(values: np.ndarray) -> list[float | None]:
 
 
 def evaluation_report(model: torch.nn.Module, images: torch.Tensor, responses: np.ndarray,
-                      split: dict[str, np.ndarray] | None = None, *, prepared: bool = False) -> dict[str, Any]:
-    """Per-neuron test correlation (to trial means), single-trial correlation and oracle."""
+                      split: dict[str, np.ndarray] | None = None, *, prepared: bool = False,
+                      eye: np.ndarray | None = None, behavior: np.ndarray | None = None) -> dict[str, Any]:
+    """Per-neuron test correlation (to trial means), single-trial correlation and oracle.
+
+    With ``eye`` / ``behavior`` (trials, images, dims) a twin with a shifter / modulator predicts
+    every test trial at its own state: the single-trial correlation compares those predictions
+    with the trials, the test correlation compares their per-image mean with the trial means.
+    Otherwise every trial of an image gets the same (stateless) prediction.
+    """
     r = as_trials(responses)
     n_images = r.shape[1]
     test = np.arange(n_images) if split is None else split["test"]
     if test.size < 3:
         raise ValueError(f"need at least 3 test images to measure correlations, got {test.size}")
-    pred = predict(model, images[torch.as_tensor(test)], prepared=prepared)
-    target = trial_mean(r[:, test])
+    rt = r[:, test]
+    cfg = getattr(model, "config", None)
+    use = {k: v for k, v in (("eye", eye), ("behavior", behavior))
+           if v is not None and cfg is not None and getattr(cfg, "shifter" if k == "eye" else "modulator", False)}
+    has_trial = np.isfinite(rt).any(axis=2)
+    if use:
+        t, i = np.nonzero(has_trial)
+        st = {k: torch.as_tensor(as_state(v)[:, test][t, i], dtype=torch.float32) for k, v in use.items()}
+        per_trial = predict(model, images[torch.as_tensor(test[i])], prepared=prepared, **st)
+        trial_pred = np.full((*rt.shape[:2], rt.shape[2]), np.nan)
+        trial_pred[t, i] = per_trial
+        pred = trial_mean(trial_pred)
+    else:
+        pred = predict(model, images[torch.as_tensor(test)], prepared=prepared)
+        trial_pred = np.where(has_trial[..., None], pred[None], np.nan)
+    target = trial_mean(rt)
     corr = pearson_per_neuron(pred, target)
-    counts = trial_counts(r[:, test])
-    oracle = oracle_correlation(r[:, test])
-    single = np.full(r.shape[2], np.nan)
-    if counts.max() >= 2:
-        rep = np.broadcast_to(pred[None], r[:, test].shape).reshape(-1, r.shape[2])
-        single = pearson_per_neuron(rep, r[:, test].reshape(-1, r.shape[2]))
+    counts = trial_counts(rt)
+    oracle = oracle_correlation(rt)
+    single = pearson_per_neuron(trial_pred.reshape(-1, r.shape[2]), rt.reshape(-1, r.shape[2]))
     out: dict[str, Any] = {
         "n_images": int(n_images), "n_neurons": int(r.shape[2]),
         "split_sizes": {k: int(v.size) for k, v in (split or {"test": test}).items()},
@@ -589,9 +670,17 @@ def evaluation_report(model: torch.nn.Module, images: torch.Tensor, responses: n
         "fraction_of_oracle": _clean(normalised_correlation(single, oracle)),
         "median_test_correlation": _nan_stat(np.nanmedian, corr),
         "mean_test_correlation": _nan_stat(np.nanmean, corr),
+        "median_single_trial_test_correlation": _nan_stat(np.nanmedian, single),
         "median_oracle": _nan_stat(np.nanmedian, oracle),
+        "predicted_at": sorted(use) or "no state",
     }
     return out
+
+
+def as_state(array: np.ndarray) -> np.ndarray:
+    """A state array (images, d) -> (1, images, d); (trials, images, d) passes through."""
+    a = np.asarray(array, dtype=np.float64)
+    return a[None] if a.ndim == 2 else a
 
 
 def _nan_stat(fn: Any, values: np.ndarray) -> float | None:
@@ -644,15 +733,22 @@ def write_report(out_dir: str | Path, report: dict[str, Any], *, title: str = "t
 
 
 def evaluate_saved_twin(twin_dir: str | Path, images_path: str | Path, responses_path: str | Path, *,
-                        out_dir: str | Path | None = None, members: Sequence[int] | None = None) -> dict[str, Any]:
-    """``actmax twin eval``: correlations of a saved twin on a (held-out) recording."""
+                        out_dir: str | Path | None = None, members: Sequence[int] | None = None,
+                        eye_path: str | Path | None = None,
+                        behavior_path: str | Path | None = None) -> dict[str, Any]:
+    """``actmax twin eval``: correlations of a saved twin on a (held-out) recording (at each
+    trial's state when eye / behaviour files are given and the twin has a shifter / modulator)."""
+    from actmax.scorers.twin.io import check_state, load_state_file
+
     ensemble = load_twin(twin_dir, members=members)
     images = torch.as_tensor(load_images(images_path))
     responses, ids = load_responses(responses_path)
     responses = match_neurons(responses, ids, ensemble.config.neuron_ids, where=str(responses_path))
     if responses.shape[1] != images.shape[0]:
         raise ValueError(f"{images.shape[0]} images but {responses.shape[1]} in the responses")
-    report = evaluation_report(ensemble, images, responses)
+    states = {name: check_state(load_state_file(path, name), responses, name)
+              for name, path in (("eye", eye_path), ("behavior", behavior_path)) if path is not None}
+    report = evaluation_report(ensemble, images, responses, **states)
     report["neuron_ids"] = list(ensemble.config.neuron_ids)
     if out_dir is not None:
         write_report(out_dir, report, title="twin evaluation")
@@ -661,9 +757,33 @@ def evaluate_saved_twin(twin_dir: str | Path, images_path: str | Path, responses
 
 def train_from_files(images_path: str | Path, responses_path: str | Path, out_dir: str | Path, *,
                      architecture: dict[str, Any] | None = None, options: TrainOptions | None = None,
-                     progress: bool = True) -> TrainResult:
+                     progress: bool = True, eye_path: str | Path | None = None,
+                     behavior_path: str | Path | None = None) -> TrainResult:
     """``actmax twin train``: load the files, train, save the twin and its report."""
+    from actmax.scorers.twin.io import load_state_file
+
     images = load_images(images_path)
     responses, ids = load_responses(responses_path)
+    eye = load_state_file(eye_path, "eye") if eye_path is not None else None
+    behavior = load_state_file(behavior_path, "behavior") if behavior_path is not None else None
     return train_twin(images, responses, out_dir=out_dir, neuron_ids=ids, architecture=architecture,
-                      options=options, progress=progress)
+                      options=options, progress=progress, eye=eye, behavior=behavior)
+
+
+def train_from_sensorium(folder: str | Path, out_dir: str | Path, *, architecture: dict[str, Any] | None = None,
+                         options: TrainOptions | None = None, progress: bool = True, eye: bool = True,
+                         behavior: bool = True) -> TrainResult:
+    """``actmax twin train --sensorium DIR``: a sensorium-style folder (its tiers give the split)."""
+    from actmax.scorers.twin.io import read_sensorium
+
+    rec = read_sensorium(folder, eye=eye, behavior=behavior)
+    result = train_twin(rec.images, rec.responses, out_dir=None, neuron_ids=rec.neuron_ids,
+                        architecture=architecture, options=options, progress=progress, eye=rec.eye,
+                        behavior=rec.behavior, split=rec.split)
+    result.report["source"] = {"sensorium": str(folder), **{k: v for k, v in rec.notes.items() if k != "image_ids"}}
+    out = Path(out_dir)
+    save_twin(out, result.ensemble)
+    result.report["readout"] = readout_report(result.ensemble, out_dir=out)
+    write_report(out, result.report)
+    result.out_dir = out
+    return result
