@@ -440,6 +440,8 @@ def evolve(generator: Any | Sequence[Any], scorer: Any, optimizer: Any = None, *
     ``progress=None`` shows a bar only on a terminal or in a notebook (see :mod:`actmax.core.progress`).
     """
     gen_specs = list(generator) if isinstance(generator, (list, tuple)) else [generator]
+    if isinstance(image_every, bool) or not isinstance(image_every, int) or image_every < 0:
+        raise ValueError(f"image_every must be a whole number >= 0 (0: no montages), got {image_every!r}")
     if not gen_specs:
         raise ValueError("evolve needs at least one generator")
     ev = _Evolution(gen_specs, scorer, optimizer, unit=unit, pole=pole, generations=generations, seed=seed,
@@ -488,6 +490,36 @@ def resume_evolution(out_dir: str | Path, *, progress: bool | None = None, trust
         rec.close()
 
 
+def stored_result(rec: RunRecord, manifest: Mapping[str, Any], state: Mapping[str, Any],
+                  meta: Mapping[str, Any]) -> EvolutionResult:
+    """The result of a finished, verified record read from its files and final checkpoint.
+
+    No part is built and no optimizer is restored: resuming a finished run costs a few file reads
+    (checksums included), not a replay of the run.
+    """
+    spec = manifest["spec"]
+    try:
+        generations, spaces, pole = int(spec["generations"]), list(spec["spaces"]), spec["pole"]
+        best = state_field(state, "best")
+        thread, score, code = int(best["thread"]), float(best["score"]), best["code"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RecordError(f"{rec.path}: the manifest's spec or the checkpoint lacks {exc}") from None
+    if int(meta.get("step", -1)) != generations or int(state_field(state, "generation")) != generations:
+        raise RecordError(f"{rec.path}: finished manifest, but the checkpoint holds {meta.get('step')} of "
+                          f"{generations} generations")
+    if not 0 <= thread < len(spaces) or code is None:
+        raise RecordError(f"{rec.path}: the checkpoint's best entry is inconsistent")
+    sign = 1.0 if pole == "high" else -1.0
+    table = rec.scores()
+    stimuli = rec.stimuli()
+    if "best" not in stimuli:
+        raise RecordError(f"{rec.path}: stimuli.safetensors has no 'best' entry; `actmax resume --repair {rec.path}`")
+    traj = _trajectory(table[table["thread"] >= 0], sign)
+    return EvolutionResult(scores=table, best_score=sign * score, best_image=stimuli["best"],
+                           best_code=code.numpy() if isinstance(code, torch.Tensor) else np.asarray(code),
+                           best_space=spaces[thread], trajectory=traj, out_dir=rec.path, spaces=spaces)
+
+
 def _resume(rec: RunRecord, manifest: dict[str, Any], *, progress: bool | None, repair: bool) -> EvolutionResult:
     spec = manifest["spec"]
     finished = manifest.get("status") == "finished"
@@ -498,6 +530,8 @@ def _resume(rec: RunRecord, manifest: dict[str, Any], *, progress: bool | None, 
         unit, pole, generations, seed = spec["unit"], spec["pole"], spec["generations"], spec["seed"]
     except (KeyError, TypeError) as exc:
         raise RecordError(f"{rec.path}: the manifest's spec lacks {exc}") from None
+    if finished and not bad and state is not None:   # verified: the stored result, nothing rebuilt or replayed
+        return stored_result(rec, manifest, state, meta)
     has_ref = bool(spec.get("reference_images"))
     reference = None
     if has_ref:

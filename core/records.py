@@ -77,8 +77,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     0600 of a temporary file.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:   # read-only or full disk: name the record file
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -86,6 +89,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.fchmod(fh.fileno(), 0o666 & ~_UMASK)
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:   # name the record file (not the temporary) in the error
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -229,58 +235,26 @@ class RecordLock:
 # ==========================================================================================
 # Trust: a record is data
 # ==========================================================================================
-_IMPORT_RE = re.compile(r"^([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*):([A-Za-z_][\w.]*)$")
-
-
-def _plugin_packages() -> set[str]:
-    from importlib.metadata import entry_points
-
-    tops = {"actmax"}
-    for group in ("actmax.generators", "actmax.optimizers", "actmax.scorers"):
-        for ep in entry_points(group=group):
-            tops.add(ep.value.split(":")[0].split(".")[0])
-    return tops
-
-
 def imported_modules(spec: Any) -> list[tuple[str, str]]:
-    """(module, part spec) for every ``module:attribute`` a spec would import (e.g. ``callable:fn=m:f``)."""
-    from actmax.core.registry import RegistryError, parse_spec
-
-    found: list[tuple[str, str]] = []
-
-    def visit(value: Any) -> None:
-        if isinstance(value, str):
-            try:
-                name, options = parse_spec(value)
-            except RegistryError:
-                return
-            for v in [name, *options.values()]:
-                m = _IMPORT_RE.match(str(v).strip()) if isinstance(v, str) else None
-                if m:
-                    found.append((m.group(1), value))
-        elif isinstance(value, Mapping):
-            for v in value.values():
-                visit(v)
-        elif isinstance(value, (list, tuple)):
-            for v in value:
-                visit(v)
-
-    for key in PART_KEYS:
-        visit(spec.get(key))
-    return found
+    """(module, where) for every module outside the installed plugins that the spec's parts name."""
+    from actmax.core.trust import foreign_modules
+    return foreign_modules({k: spec.get(k) for k in PART_KEYS if k in spec})
 
 
 def check_trusted(path: str | Path, spec: Mapping[str, Any], trust: bool) -> None:
-    """Refuse to resume a record whose spec imports a module that is not an installed plugin."""
+    """Refuse (before anything is built) a record whose spec names a module that is not an installed plugin.
+
+    The decisive check is at import time (:func:`actmax.core.trust.import_code`, inside the
+    :func:`actmax.core.trust.untrusted` scope every resume enters); this one fails early and names the part.
+    """
     if trust:
         return
-    allowed = _plugin_packages()
-    foreign = [(m, s) for m, s in imported_modules(spec) if m.split(".")[0] not in allowed]
+    from actmax.core.trust import TRUST_HINT
+    foreign = imported_modules(spec)
     if foreign:
         module, part = foreign[0]
         raise RecordError(f"{path}: the record's spec imports module {module!r} ({part}), which is not an "
-                          "installed actmax plugin; a record is data and resuming it would run that code. "
-                          "If you trust this record, resume it with --trust (Python: trust=True)")
+                          f"installed actmax plugin; {TRUST_HINT}")
 
 
 # ==========================================================================================
@@ -299,6 +273,7 @@ class RunRecord:
         self._t0 = time.time()
         self._elapsed_before = 0.0
         self.identity: dict[str, Any] = {}
+        self._untrusted = False
 
     # -- lifecycle ----------------------------------------------------------------------------
     @classmethod
@@ -308,6 +283,8 @@ class RunRecord:
         rec.lock()
         try:
             if (rec.path / MANIFEST).exists():
+                if not overwrite and rec._never_committed():
+                    overwrite = True   # a run stopped before its first checkpoint: nothing to lose, run it again
                 if not overwrite:
                     raise RecordError(f"{rec.path} already holds a run record; use `actmax resume {rec.path}` "
                                       "to continue it, or choose another --out folder")
@@ -318,10 +295,20 @@ class RunRecord:
                         "provenance": collect_provenance(spec)}
             rec.write_manifest(manifest)
             rec.identity = rec._identity(manifest)
+            from actmax.core.interrupts import note_started
+            note_started(rec.path, kind)
         except BaseException:
             rec.close()
             raise
         return rec
+
+    def _never_committed(self) -> bool:
+        """A ``running`` record without a checkpoint (stopped or failed before its first commit)."""
+        try:
+            status = json.loads((self.path / MANIFEST).read_text()).get("status")
+        except (OSError, ValueError, AttributeError):
+            return False
+        return status == "running" and not self.has_checkpoint()
 
     @classmethod
     def open_for_resume(cls, path: str | Path, kind: str, *, trust: bool = False,
@@ -331,6 +318,10 @@ class RunRecord:
         if not (rec.path / MANIFEST).exists():
             raise RecordError(f"{rec.path} is not a run record: {MANIFEST} is missing")
         rec.lock()
+        if not trust:   # until close(): code named by the record is refused where it would be imported
+            from actmax.core.trust import enter_untrusted
+            enter_untrusted(str(rec.path))
+            rec._untrusted = True
         try:
             manifest = rec.manifest(verify=True)
             if manifest.get("kind") != kind:
@@ -345,6 +336,8 @@ class RunRecord:
                                   "only runs built from specs can be resumed")
             check_trusted(path, spec, trust)
             rec.identity = rec._identity(manifest)
+            from actmax.core.interrupts import note_started
+            note_started(rec.path, kind)
             if manifest.get("status") != "finished":
                 rec._clean_temporaries()
         except BaseException:
@@ -360,7 +353,11 @@ class RunRecord:
         return self
 
     def close(self) -> None:
-        """Release the folder's lock (the end of the process releases it too)."""
+        """Release the folder's lock (the end of the process releases it too) and leave the untrusted scope."""
+        if self._untrusted:
+            from actmax.core.trust import leave_untrusted
+            self._untrusted = False
+            leave_untrusted()
         self._lock.release()
 
     def start_clock(self, elapsed_before: float = 0.0) -> None:
@@ -382,6 +379,8 @@ class RunRecord:
                 files[rel] = sha256_file(p)
         meta = {**self.identity, "step": int(step), "elapsed_s": self.elapsed(), "files": files}
         self.save_checkpoint({"meta": meta, "state": dict(state)})
+        from actmax.core.interrupts import note_checkpoint
+        note_checkpoint(self.path, str(self.identity.get("kind")), step)
 
     def resume_state(self, *, repair: bool = False) -> tuple[dict[str, Any] | None, dict[str, Any]]:
         """(state, meta) of the checkpoint, verified against the manifest; (None, {}) if there is none.
@@ -450,6 +449,11 @@ class RunRecord:
                               f"{'' if len(bad) == 1 else f'; {len(bad)} files in all'}); "
                               "`actmax resume --repair` rebuilds what it can")
         return bad
+
+    def check_file(self, rel: str) -> Path:
+        """``path/rel`` after checking it (see :func:`actmax.core.integrity.check_record_file`)."""
+        from actmax.core.integrity import check_record_file
+        return check_record_file(self, rel)
 
     def file_digests(self) -> dict[str, str]:
         out = {}
@@ -523,8 +527,11 @@ class RunRecord:
         table.to_parquet(buf, index=False)
         atomic_write_bytes(self.path / SCORES, buf.getvalue())
 
-    def scores(self) -> pd.DataFrame:
+    def scores(self, *, verify: bool = True) -> pd.DataFrame:
+        """The scores table; ``verify`` (default) checks it against the finished manifest's sha256 first."""
         path = self.path / SCORES
+        if verify:
+            self.check_file(SCORES)
         if not path.exists():
             raise RecordError(f"{self.path}: {SCORES} is missing")
         try:
@@ -537,7 +544,9 @@ class RunRecord:
         data = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata=dict(metadata or {}))
         atomic_write_bytes(self.path / CODES, data)
 
-    def codes(self) -> dict[str, torch.Tensor]:
+    def codes(self, *, verify: bool = True) -> dict[str, torch.Tensor]:
+        if verify:
+            self.check_file(CODES)
         return self._tensors(CODES)
 
     def write_stimuli(self, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None) -> None:
@@ -553,7 +562,9 @@ class RunRecord:
                      for k, v in tensors.items()}, metadata=dict(metadata or {}))
         atomic_write_bytes(self.path / STIMULI, data)
 
-    def stimuli(self) -> dict[str, torch.Tensor]:
+    def stimuli(self, *, verify: bool = True) -> dict[str, torch.Tensor]:
+        if verify:
+            self.check_file(STIMULI)
         return self._tensors(STIMULI)
 
     def _tensors(self, name: str) -> dict[str, torch.Tensor]:
@@ -651,13 +662,24 @@ class LoadedRun:
                 f"codes={sorted(self.codes)}, stimuli={sorted(self.stimuli)}, path={str(self.path)!r})")
 
 
-def load_run(path: str | Path) -> LoadedRun:
-    """Read a run record folder (evolve, synthesize or screen) for analysis."""
+def load_run(path: str | Path, *, verify: bool = True) -> LoadedRun:
+    """Read a run record folder (evolve, synthesize or screen) for analysis.
+
+    ``verify`` (default): the manifest's own checksum is checked and, for a finished run, every
+    file returned against the manifest's sha256 (a file the manifest lists but that is missing is
+    an error too); any mismatch is one RecordError naming the file, with ``actmax resume --repair``
+    as the fix. ``verify=False`` reads whatever is there (e.g. to inspect a damaged record).
+    """
     rec = RunRecord(path)
-    manifest = rec.manifest()
-    scores = rec.scores() if (rec.path / SCORES).exists() else pd.DataFrame()
-    codes = rec.codes() if (rec.path / CODES).exists() else {}
-    stimuli = rec.stimuli() if (rec.path / STIMULI).exists() else {}
+    manifest = rec.manifest(verify=verify)
+    if verify:
+        from actmax.core.integrity import expected_files
+        wanted = expected_files(manifest, (SCORES, CODES, STIMULI))
+    else:
+        wanted = set()
+    scores = rec.scores(verify=verify) if (rec.path / SCORES).exists() or SCORES in wanted else pd.DataFrame()
+    codes = rec.codes(verify=verify) if (rec.path / CODES).exists() or CODES in wanted else {}
+    stimuli = rec.stimuli(verify=verify) if (rec.path / STIMULI).exists() or STIMULI in wanted else {}
     return LoadedRun(rec.path, manifest, scores, codes, stimuli)
 
 

@@ -213,13 +213,17 @@ class Registry:
             raise RegistryError(f"unknown {self.kind} {name!r}; known: {known}") from None
 
     def _path_entry(self, path: str) -> Entry:
+        from actmax.core.trust import check_import, check_part_target   # refused inside an untrusted resume
+        check_import(path.partition(":")[0], f"{self.kind} path={path}")
         if path in self._paths:
+            check_part_target(self._paths[path].factory, f"{self.kind} path={path}")
             return self._paths[path]
         if not _IMPORT_PATH.match(path):
             raise RegistryError(f"bad {self.kind} import path {path!r}: expected path=package.module:Class")
         module_name, _, attr = path.partition(":")
+        from actmax.core.trust import import_code
         try:
-            obj: Any = importlib.import_module(module_name)
+            obj: Any = import_code(module_name, f"{self.kind} path={path}")
         except ImportError as exc:
             raise RegistryError(f"cannot import module {module_name!r} for {self.kind} path={path}: {exc}") from None
         for part in attr.split("."):
@@ -229,6 +233,7 @@ class Registry:
                 raise RegistryError(f"module {module_name!r} has no {attr!r} ({self.kind} path={path})") from None
         if not callable(obj):
             raise RegistryError(f"{self.kind} path={path} is not a class or factory function")
+        check_part_target(obj, f"{self.kind} path={path}")
         entry = Entry(path, obj, _first_doc_line(obj), path, _distribution_of(module_name), "path")
         self._paths[path] = entry
         return entry

@@ -109,6 +109,10 @@ class _Synthesis:
         self.device = check_device(device)
         for u in (units if units is not None else []):
             check_count(u, "unit", 0)
+        if not len(seeds):
+            raise ValueError("synthesize needs at least one seed (seeds is empty)")
+        if units is not None and not len(units):
+            raise ValueError("synthesize: units is empty; give unit indices (units=None: every unit)")
         for s in seeds:
             check_count(s, "seed", 0)
         self.amp = bool(amp)
@@ -360,6 +364,22 @@ def synthesize(generator: Any, scorer: Any, *, units: Sequence[int] | None = Non
             rec.close()
 
 
+def stored_result(rec: RunRecord, meta: Mapping[str, Any]) -> SynthesisResult:
+    """The result of a finished, verified synthesis read from its files (no part built, no step re-run)."""
+    try:
+        table = pd.read_csv(rec.check_file("targets.csv"))
+        table = table.astype({"index": "int64", "unit": "int64", "seed": "int64", "response": "float32"})
+        images, codes = rec.stimuli()["images"], rec.codes()["codes"]
+        targets = [Target(int(r.unit), str(r.pole), int(r.seed)) for r in table.itertuples()]
+    except (KeyError, ValueError, AttributeError) as exc:
+        raise RecordError(f"{rec.path}: the finished record lacks {exc}; `actmax resume --repair {rec.path}`") from None
+    if len(images) != len(table) or len(codes) != len(table):
+        raise RecordError(f"{rec.path}: stimuli, codes and targets.csv disagree in length; "
+                          f"`actmax resume --repair {rec.path}`")
+    return SynthesisResult(images=images, codes=codes, targets=targets,
+                           responses=torch.tensor(table["response"].to_numpy()), table=table, out_dir=rec.path)
+
+
 def resume_synthesis(out_dir: str | Path, *, progress: bool | None = None, trust: bool = False,
                      repair: bool = False) -> SynthesisResult:
     """Continue a killed synthesis from its last checkpoint (same rules as :func:`actmax.core.evolve.resume_evolution`).
@@ -373,6 +393,8 @@ def resume_synthesis(out_dir: str | Path, *, progress: bool | None = None, trust
         finished = manifest.get("status") == "finished"
         bad = rec.verify_finished(repair=repair) if finished else []
         state, meta = rec.resume_state(repair=repair)
+        if finished and not bad and state is not None:   # verified: the stored result, nothing rebuilt
+            return stored_result(rec, meta)
         try:
             syn = _Synthesis(spec["generator"], spec["scorer"], units=spec["units"], poles=spec["poles"],
                              seeds=spec["seeds"], ascent=spec["ascent"], device=spec.get("device"),

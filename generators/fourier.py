@@ -72,6 +72,8 @@ class FourierGenerator(Generator):
             raise ValueError(f"fourier: mode must be 'complex' or 'phase', got {mode!r}")
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ValueError(f"fourier: size must be an integer >= 1, got {size!r}")
+        from actmax.core.bounds import check_memory   # the prior's interpolation grid: ~48 bytes per coefficient
+        check_memory(48.0 * channels * size * (size // 2 + 1), f"fourier: size={size}")
         self.image_size, self.channels, self.mode = int(size), int(channels), mode
         self.spec_shape = (self.channels, self.image_size, self.image_size // 2 + 1)
         n_coef = int(np.prod(self.spec_shape))

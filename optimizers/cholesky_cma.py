@@ -44,7 +44,7 @@ import numpy as np
 
 from actmax.core.registry import optimizers
 from actmax.optimizers.base import Optimizer, rng_from_state, rng_state
-from actmax.optimizers.common import (array, best_state, check_dim, check_shape, check_state,
+from actmax.optimizers.common import (whole, array, best_state, check_dim, check_shape, check_state,
                                default_popsize, initial_point, load_best, positive, require, tensor)
 
 
@@ -149,7 +149,7 @@ class CholeskyCMA(Optimizer):
         self.x0 = initial_point(x0, n, where)
         self.sigma0 = positive(sigma0, "sigma0", where)
         self.seed = int(seed)
-        self.popsize = int(popsize) if popsize is not None else default_popsize(n)
+        self.popsize = whole(popsize, "popsize", "cholesky_cma", 2) if popsize is not None else default_popsize(n)
         if self.popsize < 2:
             raise ValueError(f"{where}: popsize must be >= 2, got {self.popsize}")
         self.mu = int(mu) if mu is not None else self.popsize // 2

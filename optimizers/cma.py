@@ -25,6 +25,7 @@ import torch
 
 from actmax.core.registry import optimizers
 from actmax.optimizers.base import Optimizer, OptimizerStateError
+from actmax.optimizers.common import positive
 
 _NUMPY_GLOBAL_RNG = threading.Lock()
 SAMPLERS = ("full", "vd", "vkd")
@@ -52,7 +53,7 @@ class PyCMA(Optimizer):
     def __init__(self, *, dim: int, x0: Any = None, sigma0: float = 1.0, popsize: int | None = None,
                  diagonal: bool = False, sampler: str = "full", seed: int = 0,
                  options: dict[str, Any] | None = None) -> None:
-        self.dim, self.sigma0, self.seed, self.diagonal = int(dim), float(sigma0), int(seed), bool(diagonal)
+        self.dim, self.sigma0, self.seed, self.diagonal = int(dim), positive(sigma0, "sigma0", "cma"), int(seed), bool(diagonal)
         if sampler not in SAMPLERS:
             raise ValueError(f"cma: sampler must be one of {SAMPLERS}, got {sampler!r}")
         if sampler != "full" and self.diagonal:

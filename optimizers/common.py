@@ -40,6 +40,17 @@ def positive(value: float, name: str, where: str) -> float:
     return value
 
 
+def whole(value: Any, name: str, where: str, minimum: int | None = None) -> int:
+    """``value`` as an int; a fractional number (``popsize=7.5``), a bool or text is an error, never truncated."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(value) or float(value) != int(value):
+        raise ValueError(f"{where}: {name} must be a whole number, got {value!r}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{where}: {name} must be >= {minimum}, got {value}")
+    return value
+
+
 def default_popsize(dim: int) -> int:
     """The CMA-ES default population 4 + floor(3 log2 N) (as the lab's CholeskyCMAES)."""
     return 4 + int(np.floor(3 * np.log2(dim))) if dim > 1 else 4

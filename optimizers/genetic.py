@@ -30,7 +30,7 @@ import numpy as np
 
 from actmax.core.registry import optimizers
 from actmax.optimizers.base import Optimizer, rng_from_state, rng_state
-from actmax.optimizers.common import (array, best_state, check_dim, check_shape, check_state, initial_point,
+from actmax.optimizers.common import (whole, array, best_state, check_dim, check_shape, check_state, initial_point,
                                load_best, positive, require, tensor)
 
 
@@ -61,7 +61,7 @@ class Genetic(Optimizer):
                  prior: Callable[[int], Any] | None = None) -> None:
         where = self.name
         self.dim = check_dim(dim, where)
-        self.seed, self.popsize = int(seed), int(popsize)
+        self.seed, self.popsize = int(seed), whole(popsize, "popsize", where)
         if self.popsize < 2:
             raise ValueError(f"{where}: popsize must be >= 2, got {self.popsize}")
         self.n_conserve = int(n_conserve) if n_conserve is not None else min(10, max(1, self.popsize // 4))

@@ -29,7 +29,7 @@ import numpy as np
 from actmax.core.registry import optimizers
 from actmax.optimizers.base import Optimizer
 from actmax.optimizers.cholesky_cma import CholeskyCMA
-from actmax.optimizers.common import (array, best_state, check_dim, check_state, default_popsize,
+from actmax.optimizers.common import (whole, array, best_state, check_dim, check_state, default_popsize,
                                initial_point, load_best, positive, require, tensor)
 
 EIGVEC_KEYS = ("eigvecs", "eigvects")
@@ -117,7 +117,7 @@ class HessCMA(Optimizer):
         self.eigvals = kept
         self.basis = (kept ** -self.expon)[:, None] * vecs[:, order].T        # (cutoff, dim)
         self.basis_digest = hashlib.sha1(np.ascontiguousarray(self.basis).tobytes()).hexdigest()
-        self.popsize = int(popsize) if popsize is not None else default_popsize(self.cutoff)
+        self.popsize = whole(popsize, "popsize", "hess_cma", 2) if popsize is not None else default_popsize(self.cutoff)
         self.core = CholeskyCMA(dim=self.cutoff, x0=np.zeros(self.cutoff), sigma0=self.sigma0, seed=self.seed,
                                 popsize=self.popsize, a_update_freq=a_update_freq)
         self._pending: np.ndarray | None = None

@@ -12,7 +12,7 @@ import numpy as np
 
 from actmax.core.registry import optimizers
 from actmax.optimizers.base import Optimizer, rng_from_state, rng_state
-from actmax.optimizers.common import (array, best_state, check_dim, check_shape, check_state, initial_point,
+from actmax.optimizers.common import (whole, array, best_state, check_dim, check_shape, check_state, initial_point,
                                load_best, positive, require, tensor)
 
 
@@ -35,7 +35,7 @@ class RandomSearch(Optimizer):
         self.dim = check_dim(dim, where)
         self.x0 = initial_point(x0, self.dim, where)
         self.sigma0 = positive(sigma0, "sigma0", where)
-        self.seed, self.popsize = int(seed), int(popsize)
+        self.seed, self.popsize = int(seed), whole(popsize, "popsize", "random")
         if self.popsize < 1:
             raise ValueError(f"{where}: popsize must be >= 1, got {self.popsize}")
         self.rng = np.random.default_rng(self.seed)

@@ -40,7 +40,7 @@ import numpy as np
 
 from actmax.core.registry import optimizers
 from actmax.optimizers.base import Optimizer, rng_from_state, rng_state
-from actmax.optimizers.common import (array, best_state, check_dim, check_shape, check_state,
+from actmax.optimizers.common import (whole, array, best_state, check_dim, check_shape, check_state,
                                initial_point, load_best, positive, require, tensor)
 
 SCHEDULES = ("exp", "inv", "lin")
@@ -84,7 +84,7 @@ class SphereCMA(Optimizer):
         self.dim = check_dim(dim, where)
         if self.dim < 2:
             raise ValueError(f"{where}: needs dim >= 2 (a sphere of codes), got {self.dim}")
-        self.seed, self.popsize = int(seed), int(popsize)
+        self.seed, self.popsize = int(seed), whole(popsize, "popsize", "sphere_cma")
         if self.popsize < 2:
             raise ValueError(f"{where}: popsize must be >= 2 (centre + samples), got {self.popsize}")
         self.rankbasis = bool(rankbasis)

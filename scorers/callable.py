@@ -1,7 +1,6 @@
 """Any Python function as a scorer: ``callable:fn=package.module:function,units=N``."""
 from __future__ import annotations
 
-import importlib
 from typing import Callable
 
 import numpy as np
@@ -20,8 +19,9 @@ def import_function(path: str) -> Callable[[torch.Tensor], object]:
     module_name, sep, attr = path.partition(":")
     if not sep or not module_name or not attr:
         raise ValueError(f"callable: fn must look like 'package.module:function', got {path!r}")
+    from actmax.core.trust import import_code   # refuses foreign code inside an untrusted resume
     try:
-        obj = importlib.import_module(module_name)
+        obj = import_code(module_name, f"callable:fn={path}")
     except ImportError as exc:
         raise ValueError(f"callable: cannot import module {module_name!r}: {exc}") from exc
     for part in attr.split("."):

@@ -105,6 +105,10 @@ class ModelNeurons(Scorer):
             raise ValueError(f"model: kind must be one of {KINDS + tuple(POPULATIONS)}, got {kind!r}")
         if n < 1:
             raise ValueError(f"model: n must be >= 1, got {n}")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"model: size must be an integer >= 1, got {size!r}")
+        from actmax.core.bounds import check_memory   # ~8 float32 filters of size x size per unit, built in a loop
+        check_memory(8 * 4.0 * 3 * n * size * size, f"model: n={n}, size={size}")
         self.size, self.units, self.seed = int(size), int(n), int(seed)
         pop = POPULATIONS.get(kind)
         self.kinds = [pop[i % len(pop)] if pop else kind for i in range(self.units)]

@@ -35,8 +35,11 @@ Policy for problems (each block outcome is logged to ``EXCHANGE/rig_log.jsonl`` 
 
 Safety: the exchange folder is an interface to another program, so actmax trusts nothing in
 it. Every file is opened with ``O_NOFOLLOW`` (a symbolic link is refused, never followed),
-must be a regular file owned by this user, and a responses file may not exceed
-``max_response_bytes`` (16 MiB by default). Writes (markers, the log) go through a
+must be a regular file owned by this user with a single link (a hard link to another file is
+refused), and a responses file may not exceed ``max_response_bytes`` (16 MiB by default). JSON
+nested too deeply and a CSV field over the csv module's 128 KB limit are malformed blocks
+(rejected and shown again, policy 2). Reasons in ``REJECTED.json`` and the log describe what was
+wrong (a type, a length, a line number) and never quote the file's content. Writes (markers, the log) go through a
 descriptor of the real block folder, so a folder swapped for a symlink is refused
 (:class:`RigExchangeError`) instead of being written through.
 
@@ -134,6 +137,8 @@ def read_exchange_file(path: str | Path, max_bytes: int = MAX_RESPONSE_BYTES) ->
             raise _Malformed(f"{path.name} is not a regular file (refused)")
         if hasattr(os, "getuid") and st.st_uid != os.getuid():
             raise _Malformed(f"{path.name} is owned by uid {st.st_uid}, not by this user (refused)")
+        if st.st_nlink > 1:   # a hard link to another file of this user: its content is never read
+            raise _Malformed(f"{path.name} has {st.st_nlink} hard links (refused: write a new file, then rename it)")
         if st.st_size > max_bytes:
             raise _Malformed(f"{path.name} is too large ({st.st_size} bytes > {max_bytes})")
         chunks, total = [], 0
@@ -229,6 +234,17 @@ def append_line(path: Path, line: str) -> None:
         os.close(dfd)
 
 
+def _describe(value: object) -> str:
+    """What a value from the exchange folder is, without echoing its content into markers or logs."""
+    if isinstance(value, str):
+        return f"a string of {len(value)} characters"
+    if isinstance(value, (list, dict)):
+        return f"a {type(value).__name__} of {len(value)} entries"
+    if isinstance(value, (int, float, bool)) or value is None:
+        return repr(value)
+    return type(value).__name__
+
+
 def parse_responses(path: Path, *, block: int | None = None,
                     max_bytes: int = MAX_RESPONSE_BYTES) -> dict[str, list[float]]:
     """A responses file -> {image id: [channel values]} (raises _Malformed with the reason)."""
@@ -237,11 +253,13 @@ def parse_responses(path: Path, *, block: int | None = None,
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise _Malformed(f"{path.name} is not valid JSON ({exc})") from None
+            raise _Malformed(f"{path.name} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+        except (RecursionError, MemoryError):
+            raise _Malformed(f"{path.name} is nested too deeply to be a responses file") from None
         if not isinstance(doc, dict) or "responses" not in doc:
             raise _Malformed(f"{path.name} must be a JSON object with a 'responses' entry")
         if block is not None and "block" in doc and doc["block"] != block:
-            raise _Malformed(f"{path.name} is for block {doc['block']!r}, not block {block}")
+            raise _Malformed(f"{path.name} is for another block ({_describe(doc['block'])}), not block {block}")
         resp = doc["responses"]
         if isinstance(resp, dict):
             items = list(resp.items())
@@ -255,15 +273,18 @@ def parse_responses(path: Path, *, block: int | None = None,
             try:
                 out[str(key)] = [float("nan") if v is None else float(v) for v in values]
             except (TypeError, ValueError):
-                raise _Malformed(f"{path.name}: non-numeric response for id {key!r}: {value!r}") from None
+                raise _Malformed(f"{path.name}: non-numeric response (entry {len(out) + 1}: {_describe(value)})") from None
         return out
-    rows = list(csv.reader(io.StringIO(text)))
+    try:
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error as exc:   # e.g. a field over the csv module's 128 KB limit
+        raise _Malformed(f"{path.name} is not a readable CSV ({str(exc).split(' (')[0]})") from None
     rows = [r for r in rows if r and any(cell.strip() for cell in r)]
     if not rows:
         raise _Malformed(f"{path.name} is empty")
     header = [h.strip() for h in rows[0]]
     if header[0].lower() not in ("image_id", "id", "image"):
-        raise _Malformed(f"{path.name}: the first CSV column must be 'image_id', got {header[0]!r}")
+        raise _Malformed(f"{path.name}: the first CSV column must be 'image_id', got {_describe(header[0])}")
     sums: dict[str, np.ndarray] = {}
     counts: dict[str, int] = {}
     for n, row in enumerate(rows[1:], start=2):
@@ -272,7 +293,7 @@ def parse_responses(path: Path, *, block: int | None = None,
         try:
             values = np.array([float(v) if v.strip() not in ("", "nan", "NaN", "NA") else np.nan for v in row[1:]])
         except ValueError:
-            raise _Malformed(f"{path.name}: line {n} has a non-numeric value: {row[1:]}") from None
+            raise _Malformed(f"{path.name}: line {n} has a non-numeric value") from None
         key = row[0].strip()
         sums[key] = sums.get(key, 0.0) + values
         counts[key] = counts.get(key, 0) + 1
@@ -366,7 +387,7 @@ class RigScorer(Scorer):
             try:
                 return parse_responses(path, block=block, max_bytes=self.max_response_bytes)
             except UnicodeDecodeError as exc:
-                raise _Malformed(f"{path.name} is not text ({exc})") from None
+                raise _Malformed(f"{path.name} is not UTF-8 text (at byte {exc.start})") from None
 
     def _wait(self, block: int) -> Path | None:
         folder = self.exchange / block_name(block)
@@ -391,7 +412,7 @@ class RigScorer(Scorer):
         known = set(ids)
         unknown = [k for k in parsed if k not in known]
         if unknown:
-            raise _Malformed(f"unknown image ids {unknown[:5]} (not in this block's manifest)")
+            raise _Malformed(f"{len(unknown)} unknown image id(s) (not in this block's manifest)")
         widths = {len(v) for v in parsed.values()}
         if self.n_channels is not None:
             wrong = sorted(w for w in widths if w != self.n_channels)

@@ -100,7 +100,7 @@ def test_policy_nan_and_missing_ids_reshow_only_those_images(tmp_path):
 @pytest.mark.parametrize("text, expected", [
     ("{ not json", "not valid JSON"),
     (json.dumps({"block": 1, "responses": {"b0001_i000": [1, 2]}}), "wrong channel count"),
-    (json.dumps({"block": 1, "responses": {"b0001_i000": 1, "zzz": 2}}), "unknown image ids"),
+    (json.dumps({"block": 1, "responses": {"b0001_i000": 1, "zzz": 2}}), "unknown image id"),
     (json.dumps({"block": 9, "responses": {"b0001_i000": 1}}), "not block 1"),
 ])
 def test_policy_malformed_block_is_rejected_then_error_when_retries_run_out(tmp_path, text, expected):
@@ -266,3 +266,43 @@ def test_responder_refuses_image_paths_outside_the_block_and_symlinked_blocks(tm
     assert [b for b, _ in blocks] == [2]          # the symlinked block is never entered
     responder.answer(*blocks[0])
     assert not any(bad.glob("responses.*")) and list(outside.iterdir()) == [outside / MANIFEST]
+
+
+@pytest.mark.parametrize("name, text, expected", [
+    ("responses.json", "[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ("responses.csv", "image_id,ch0\n\"" + "x" * 200_000 + "\",1\n", "not a readable CSV"),
+])
+def test_deep_json_and_huge_csv_field_are_rejected_and_the_block_shown_again(tmp_path, name, text, expected):
+    rig = RigScorer(tmp_path, n_channels=1, timeout=5, poll=0.01, retries=1, settle=0.01)
+    t1 = _answer_in_thread(tmp_path, 1, text, name=name)
+    t2 = _answer_in_thread(tmp_path, 2, json.dumps({"block": 2, "responses": {"b0002_i000": 3.0}}))
+    assert rig(_images(1)).tolist() == [[3.0]]        # rejected, shown again, answered
+    t1.join(), t2.join()
+    assert expected in json.loads((tmp_path / "block_0001" / REJECTED).read_text())["reason"]
+    assert [e.event for e in rig.events] == ["rejected", "accepted"]
+
+
+def test_hard_linked_or_hostile_files_never_echo_their_content(tmp_path):
+    exchange, secret = tmp_path / "ex", tmp_path / "secret.txt"
+    exchange.mkdir()
+    secret.write_text("image_id,ch0\nTOP-SECRET-ID,1\n")
+
+    def plant() -> None:
+        folder = exchange / block_name(1)
+        while not (folder / MANIFEST).is_file():
+            time.sleep(0.01)
+        os.link(secret, folder / "responses.csv")
+
+    t = threading.Thread(target=plant, daemon=True)
+    t.start()
+    # hostile content in a file of its own: a header, an id and a block number that carry the secret
+    t2 = _answer_in_thread(exchange, 2, "TOP-SECRET-HEADER,ch0\nx,1\n", name="responses.csv")
+    t3 = _answer_in_thread(exchange, 3, json.dumps({"block": "TOP-SECRET-BLOCK", "responses": {}}))
+    rig = RigScorer(exchange, n_channels=1, timeout=5, poll=0.01, retries=2, settle=0.01)
+    with pytest.raises(RigResponseError, match="hard link"):
+        rig(_images(1))
+    t.join(), t2.join(), t3.join()
+    logs = [(exchange / f"block_000{b}" / REJECTED).read_text() for b in (1, 2, 3)]
+    logs.append((exchange / "rig_log.jsonl").read_text())
+    assert not any("TOP-SECRET" in text for text in logs), logs
+    assert "hard links" in logs[0]

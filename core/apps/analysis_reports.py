@@ -94,7 +94,7 @@ def read_stimuli(record: str | Path) -> list[tuple[str, torch.Tensor]]:
         return [("best", stimuli["best"])] + [(f"{s}_best", stimuli[f"{s}/best"]) for s in spaces
                                               if f"{s}/best" in stimuli]
     if kind == "synthesize":
-        targets = pd.read_csv(rec.path / "targets.csv")
+        targets = pd.read_csv(rec.check_file("targets.csv"))
         return [(f"unit{r.unit:04d}_{'mei' if r.pole == 'high' else 'lei'}_seed{r.seed}", stimuli["images"][i])
                 for i, r in enumerate(targets.itertuples())]
     raise RecordError(f"{rec.path} is a {kind!r} record; stimuli come from evolve and synthesize records")
@@ -161,8 +161,9 @@ def _extremes_from_record(record: Path, units: int) -> tuple[np.ndarray, np.ndar
         return stats["max"].to_numpy(float), stats["min"].to_numpy(float), "screen extremes"
     if kind == "synthesize":
         path = record / "targets.csv"
-        if not path.exists():
+        if not path.exists() and RunRecord(record).manifest().get("status") != "finished":
             raise RecordError(f"{record}: targets.csv is missing (an unfinished synthesis?)")
+        RunRecord(record).check_file("targets.csv")
         t = pd.read_csv(path)
         mx, mn = np.full(units, np.nan), np.full(units, np.nan)
         for (u, pole), d in t.groupby(["unit", "pole"]):
@@ -221,12 +222,14 @@ def check_same_scorer(records: Sequence[str | Path], scorer: Any = None) -> Any:
 
 
 def report_bidirectional(scorer: Any = None, *, records: Sequence[str | Path], out: str | Path,
-                         level: float = 0.5) -> pd.DataFrame:
+                         level: float = 0.5, trust: bool = False) -> pd.DataFrame:
     """Baseline (uniform grey at ``level``) and bidirectional index of every unit of ``scorer``.
 
     The maximum and minimum of each unit are the most extreme responses over the given screen
     and/or synthesis records (MEI/LEI responses), and the baseline itself. All records must
-    come from one scorer (``scorer=None``: the records' own; see :func:`check_same_scorer`).
+    come from one scorer (``scorer=None``: the records' own; see :func:`check_same_scorer`). A
+    scorer spec read from the records is data: a module it names that is not an installed plugin
+    is refused unless ``trust`` (see :mod:`actmax.core.trust`).
     """
     from actmax.core.apps.analysis import baseline_response, bidirectional_index
     from actmax.core.apps.plots import plot_bidirectional
@@ -234,8 +237,12 @@ def report_bidirectional(scorer: Any = None, *, records: Sequence[str | Path], o
 
     if not records:
         raise ValueError("give at least one screen or synthesis record for the units' extremes")
+    from actmax.core.trust import untrusted
+
+    from_records = scorer is None
     scorer = check_same_scorer(records, scorer)
-    s = scorers.create(scorer)
+    with untrusted(f"{records[0]}", trusted=trust or not from_records):
+        s = scorers.create(scorer)
     base = baseline_response(s, level=level)
     mx, mn = base.copy(), base.copy()
     sources = []

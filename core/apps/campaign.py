@@ -394,8 +394,41 @@ def _fresh(cell: Cell, path: Path) -> Any:
                       overwrite=True)
 
 
+class CellSpecError(ValueError):
+    """A cell's record holds another spec than the campaign file's (edited or swapped): never resumed."""
+
+
+def expected_cell_spec(cell: Cell) -> dict[str, Any]:
+    """The part specs (and numbers) a cell's record must hold for the cell to be resumed from it."""
+    from actmax.core.registry import spec_text
+
+    if cell.kind == "evolve":
+        return {"generators": [spec_text(s, "generator") for s in cell.spaces],
+                "scorer": spec_text(cell.scorer, "scorer"),
+                "optimizers": [spec_text(cell.optimizer, "optimizer")] * len(cell.spaces),
+                "unit": cell.units[0], "pole": cell.poles[0], "generations": cell.generations, "seed": cell.seed}
+    return {"generator": spec_text(cell.spaces[0], "generator"), "scorer": spec_text(cell.scorer, "scorer"),
+            "ascent": spec_text(cell.optimizer, "optimizer"), "units": list(cell.units),
+            "poles": list(cell.poles), "seeds": [cell.seed]}
+
+
+def check_cell_spec(cell: Cell, path: Path) -> None:
+    """Refuse to resume a cell whose record's spec is not the campaign file's (it would run the record's code)."""
+    from actmax.core.records import RunRecord
+
+    spec = RunRecord(path).manifest(verify=True).get("spec")
+    if not isinstance(spec, Mapping):
+        raise CellSpecError(f"{path}: the record has no spec; remove the folder to run the cell again")
+    for key, want in expected_cell_spec(cell).items():
+        have = spec.get(key)
+        if have != want:
+            raise CellSpecError(f"{path}: the record's {key} is {have!r}, the campaign file's is {want!r}; a cell "
+                                "resumes only with the campaign's spec (remove the folder to run the cell again)")
+
+
 def _resume(cell: Cell, path: Path) -> Any:
-    # trust=True: the cell's spec comes from the campaign spec the user runs, not from the record
+    # trust=True only after the record's spec was checked to be the campaign file's (the user's) spec
+    check_cell_spec(cell, path)
     if cell.kind == "evolve":
         from actmax.core.evolve import resume_evolution
         return resume_evolution(path, trust=True)
@@ -430,6 +463,7 @@ def run_cell(cell: Cell | Mapping[str, Any], root: str | Path, *, threads: int |
     try:
         status = cell_status(path)
         if status == "finished":
+            verify_finished_cell(path, row)
             return row
         t0 = time.time()
         _execute(cell, path, status, row)
@@ -455,6 +489,18 @@ def _execute(cell: Cell, path: Path, status: str, row: dict[str, Any]) -> None:
             row["action"] = "ran" if status == "new" else "restarted"
     except Exception as exc:  # noqa: BLE001 - reported per cell, the campaign goes on
         row.update(action="failed", error=f"{type(exc).__name__}: {exc}")
+
+
+def verify_finished_cell(path: Path, row: dict[str, Any]) -> bool:
+    """A finished cell is skipped only once every file matches its manifest; else the row fails, naming the file."""
+    from actmax.core.records import RunRecord
+
+    try:
+        RunRecord(path).verify_finished()
+    except RecordError as exc:
+        row.update(action="failed", error=f"RecordError: {exc}")
+        return False
+    return True
 
 
 def run_cells(cells: Sequence[Mapping[str, Any]], root: str, threads: int | None = 1) -> list[dict[str, Any]]:
@@ -569,7 +615,9 @@ def run_campaign(spec: CampaignSpec | Mapping[str, Any] | str | Path, *, out: st
     pending = []
     for cell in cells:
         if cell_status(root / RUNS_DIR / cell.name) == "finished":
-            rows.append({"name": cell.name, "action": "skipped", "seconds": 0.0, "error": "", "pid": os.getpid()})
+            row = {"name": cell.name, "action": "skipped", "seconds": 0.0, "error": "", "pid": os.getpid()}
+            verify_finished_cell(root / RUNS_DIR / cell.name, row)   # skipped only if intact, else failed
+            rows.append(row)
         else:
             pending.append(cell)
     if pending:
@@ -754,7 +802,7 @@ def gather(root: str | Path, *, out: str | Path | None = None, include_unfinishe
                "generations": cell.generations if cell.kind == "evolve" else None, "path": str(path)}
         manifest: dict[str, Any] = {}
         if status in ("finished", "interrupted"):
-            manifest = RunRecord(path).manifest()
+            manifest = RunRecord(path).manifest(verify=True)
         for key in ("best_score", "best_space", "evaluations", "elapsed_s", "generations_done", "steps_done",
                     "created", "finished", "resumed"):
             row[key] = manifest.get(key)
@@ -764,14 +812,14 @@ def gather(root: str | Path, *, out: str | Path | None = None, include_unfinishe
             continue
         rec = RunRecord(path)
         if cell.kind == "evolve":
-            if (path / "scores.parquet").exists():
-                s = rec.scores()
+            if (path / "scores.parquet").exists() or status == "finished":
+                s = rec.scores()   # verified against the manifest (a damaged cell is an error, not merged)
                 for k, v in reversed(list(_cell_columns(cell).items())):
                     s.insert(0, k, v)
                 s.insert(len(_cell_columns(cell)), "pole", cell.poles[0])
                 scores.append(s)
-        elif (path / "targets.csv").exists():
-            t = pd.read_csv(path / "targets.csv")
+        elif (path / "targets.csv").exists() or status == "finished":
+            t = pd.read_csv(rec.check_file("targets.csv"))
             for k, v in reversed(list(_cell_columns(cell).items())):
                 if k not in t.columns:  # the targets' own seed column stays
                     t.insert(0, k, v)

@@ -969,8 +969,13 @@ def _resume(rec: Any, manifest: dict[str, Any], *, scorer: Any, progress: bool, 
 
 def load_screen(out_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The (MAI/LAI table, unit statistics) of a finished screen record."""
+    from actmax.core.records import RunRecord
+
     p = Path(out_dir)
     paths = [p / f"{TABLE}.parquet", p / f"{STATS}.parquet"]
+    if (p / "manifest.json").exists() and RunRecord(p).manifest().get("status") == "finished":
+        for path in paths:   # a finished screen's tables must match the manifest's sha256
+            RunRecord(p).check_file(path.name)
     for path in paths:
         if not path.exists():
             raise RecordError(f"{p}: {path.name} is missing (not a finished screen?)")

@@ -109,13 +109,27 @@ def _check_out(out: Path) -> None:
         raise ValueError(f"--out {out} is a file; give a folder for the run record")
 
 
-def _int_list(text: str | None) -> list[int] | None:
-    if text is None or text.strip().lower() in ("", "all"):
+def _int_list(text: str | None, option: str = "the list") -> list[int] | None:
+    """``"0,3,5"`` -> [0, 3, 5]; None or ``all`` -> None (every one); an empty list is an error, never "all"."""
+    if text is None or text.strip().lower() == "all":
         return None
     try:
-        return [int(x) for x in text.replace(";", ",").split(",") if x.strip()]
+        values = [int(x) for x in text.replace(";", ",").split(",") if x.strip()]
     except ValueError:
-        raise ValueError(f"expected a comma-separated list of integers, got {text!r}") from None
+        raise ValueError(f"{option}: expected a comma-separated list of integers, got {text!r}") from None
+    if not values:
+        raise ValueError(f"{option} is empty; give comma-separated integers (or leave the option out)")
+    return values
+
+
+def reject_empty_arguments(argv: list[str]) -> None:
+    """An empty argument (``--out ""``, ``--units ""``, ``--units=``) is an error, never a default or ``.``."""
+    for i, arg in enumerate(argv):
+        if arg.startswith("--") and arg.endswith("=") and len(arg) > 3:
+            raise ValueError(f"{arg[:-1]} was given an empty value")
+        if arg.strip() == "":
+            after = f" after {argv[i - 1]}" if i else ""
+            raise ValueError(f"an empty argument was given{after}; give a value (or leave the option out)")
 
 
 @app.command("evolve")
@@ -162,7 +176,7 @@ def synthesize_cmd(
     generator: str = typer.Option("pixel", "--generator", "-g", help="generator spec, e.g. fourier:size=64"),
     scorer: str = typer.Option("model", "--scorer", "-s", help="differentiable scorer spec"),
     units: Optional[str] = typer.Option(None, help="comma-separated unit indices (default: all)"),
-    poles: str = typer.Option("high,low", help="high (MEI), low (LEI) or both"),
+    poles: str = typer.Option("high,low", help="comma-separated poles: high (MEI), low (LEI), or high,low for both"),
     seeds: str = typer.Option("0", help="comma-separated seeds"),
     ascent: Optional[str] = typer.Option(None, help="synthesis recipe: optimiser options + loop transforms "
                                          "(jitter, blur_sigma, precondition, contrast, norm); default: the "
@@ -178,8 +192,8 @@ def synthesize_cmd(
     from actmax.core.synthesize import DEFAULT_RECIPE, synthesize
 
     _check_out(out)
-    res = synthesize(generator, scorer, units=_int_list(units), poles=[p.strip() for p in poles.split(",")],
-                     seeds=_int_list(seeds) or [0], ascent=ascent or DEFAULT_RECIPE, out_dir=out, device=device,
+    res = synthesize(generator, scorer, units=_int_list(units, "--units"), poles=[p.strip() for p in poles.split(",")],
+                     seeds=_int_list(seeds, "--seeds") or [0], ascent=ascent or DEFAULT_RECIPE, out_dir=out, device=device,
                      amp=amp, overwrite=overwrite, progress=progress)
     _print_synthesis(res, as_json)
 
@@ -252,7 +266,7 @@ def benchmark_cmd(
         typer.echo(f"space: {spaces[0]}" + ("" if spaces[0] == "deepsim" else
                                             " (4096-d stand-in for DeePSim fc6, whose weights were not found)"))
     res = run_benchmark(optimizer_specs=optimizer or DEFAULT_OPTIMIZERS, spaces=spaces,
-                        scorer=scorer, units=_int_list(units), budget=budget, popsize=popsize,
+                        scorer=scorer, units=_int_list(units, "--units"), budget=budget, popsize=popsize,
                         noise=noise or NOISE_LEVELS, seeds=range(seeds), out_dir=out, progress=progress,
                         threads=threads)
     for name, table in res.tables().items():
@@ -348,11 +362,12 @@ def analyze_bidirectional_cmd(records: List[Path] = typer.Argument(..., help="sc
                               scorer: Optional[str] = typer.Option(None, "--scorer", "-s", help="scorer spec (default: the one the records were made with; records of different scorers are refused)"),
                               out: Path = typer.Option(Path("analysis_out"), "--out", help="output folder"),
                               level: float = typer.Option(0.5, help="grey level of the baseline image"),
+                              trust: bool = typer.Option(False, "--trust", help="allow the records' scorer spec to import a module that is not an installed plugin (runs that code)"),
                               as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """Baseline (grey) and how far each unit is driven above and below it."""
     from actmax.core.apps.analysis_reports import report_bidirectional
 
-    _echo_table(report_bidirectional(scorer, records=records, out=out, level=level), as_json, out)
+    _echo_table(report_bidirectional(scorer, records=records, out=out, level=level, trust=trust), as_json, out)
 
 
 @analyze_app.command("activation")
@@ -435,12 +450,23 @@ def main(argv: list[str] | None = None) -> None:
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
+        reject_empty_arguments(list(sys.argv[1:] if argv is None else argv))
         code = app(args=argv, standalone_mode=False)
     except USER_ERRORS as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    except (typer.Abort, KeyboardInterrupt) as exc:
-        typer.echo(f"aborted{': ' + str(exc) if str(exc) else ''}", err=True)
+    except OSError as exc:   # a read-only or full disk, permissions: one line with the path and the free space
+        from actmax.core.bounds import os_error_line
+        typer.echo(f"error: {os_error_line(exc)}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:   # Ctrl-C: where the run stopped and how to continue it
+        from actmax.core.interrupts import interrupt_message
+        typer.echo(interrupt_message(), err=True)
+        sys.exit(130)
+    except typer.Abort as exc:   # click turns a Ctrl-C into Abort in non-standalone mode
+        from actmax.core.interrupts import interrupt_message
+        ctrl_c = isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt)
+        typer.echo(interrupt_message() if ctrl_c else f"aborted{': ' + str(exc) if str(exc) else ''}", err=True)
         sys.exit(130)
     except SystemExit:
         raise
@@ -450,5 +476,8 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(exc.exit_code)
         raise
     if isinstance(code, int) and code != 0:  # click returns 130 after Ctrl-C in non-standalone mode
+        if code == 130:
+            from actmax.core.interrupts import interrupt_message
+            typer.echo(interrupt_message(), err=True)
         sys.exit(code)
 
