@@ -1,4 +1,4 @@
-"""The main job on the embedded in-silico lab: what actmax is for, in about 22 CPU-s, no downloads.
+"""The main job on the embedded in-silico lab: what actmax is for, in about 20 CPU-s, no downloads.
 
 Ground-truth model neurons (``scorers/model_neurons.py``; one unit per kind in
 :data:`DEMO_KINDS`) stand in for recorded neurons whose optimal stimuli are known. For every

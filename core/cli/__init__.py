@@ -233,7 +233,7 @@ def resume_cmd(record: Path = typer.Argument(..., help="run record folder of a k
 def demo_cmd(out: Path = typer.Option(Path("demo_out"), "--out", help="output folder (an earlier demo there is replaced)"),
              as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
              progress: bool = progress_option()) -> None:
-    """The in-silico lab, no downloads, about 22 CPU-s (measured on a 2-core machine): gradient MEIs/LEIs of
+    """The in-silico lab, no downloads, about 20 CPU-s (19-22 measured on a 2-core machine): gradient MEIs/LEIs of
     model neurons vs their known optima, a paired evolution in two generator spaces (clean and Poisson-noisy)
     with the budget at which each succeeds, and natural-image baselines."""
     from actmax.core.apps.demo import format_summary, run_demo, summary_json
