@@ -30,7 +30,6 @@ import io
 import json
 import os
 import platform
-import re
 import socket
 import tempfile
 import time

@@ -312,7 +312,7 @@ def _finish(rec: RunRecord, syn: _Synthesis, result: SynthesisResult, checkpoint
     """Derived files (all rebuildable from the final checkpoint), final checkpoint, sealed manifest."""
     from actmax.core.records import atomic_write_bytes
 
-    images, resp = result.images, result.responses
+    images = result.images
     rec.write_scores(syn.table())
     rec.write_codes({"codes": result.codes})
     atomic_write_bytes(rec.path / "targets.csv", result.table.to_csv(index=False).encode())

@@ -257,7 +257,8 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc to find the worker processes")
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "parent_killed"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, pytest.param(signal.SIGKILL, marks=pytest.mark.slow)],
+                         ids=["sigterm", "parent_killed"])   # each ~25 CPU-s of worker processes
 def test_sigterm_stops_every_worker_and_the_rerun_equals_an_uninterrupted_campaign(tmp_path, monkeypatch, sig):
     import torch
 
@@ -336,6 +337,7 @@ def test_campaign_spec_values_are_not_coerced(bad, message):
         CampaignSpec.from_mapping({**TINY, **bad})
 
 
+@pytest.mark.slow   # a second submitit local run (~10 CPU-s); the executor test above stays fast
 def test_submitit_local_run_leaves_no_percent_j_folder(tmp_path):
     pytest.importorskip("submitit")
     spec = {**TINY, "units": [0], "optimizers": ["cma:popsize=4"], "spaces": ["gabor:size=16"], "seeds": [0]}

@@ -62,6 +62,7 @@ def test_small_closed_loop_twin_mei_beats_best_natural_patch(tmp_path):
         assert (tmp_path / f).stat().st_size > 100, f
 
 
+@pytest.mark.slow   # six families, 800 images, a twin and MEIs each: ~30 CPU-s (the small loop above stays fast)
 def test_closed_loop_on_every_family_reports_a_per_kind_table(tmp_path):
     """All six families (RGB patches for the colour cell): per-kind rows, readout errors, fractions."""
     from dataclasses import replace

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli_subprocess as run_cli   # the demo's CPU time is measured as a child's
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +30,11 @@ def demo(tmp_path_factory):
 
 @pytest.mark.slow
 def test_demo_cost_and_one_progress_line_per_stage(demo):
-    """The README states ~30 CPU-s on a quiet machine; a loaded one inflates CPU time too (threads wait
+    """The README states about 20 CPU-s (19-22 measured); a loaded machine inflates CPU time too (threads wait
     on each other), so the tight bound applies only when the machine is quiet."""
     _, _, (elapsed, cpu) = demo
     busy = os.getloadavg()[0] > 2.5  # the 2 cores are shared
-    assert cpu < 45 or busy, f"demo used {cpu:.0f} CPU-s on a quiet machine (README: about 30)"
+    assert cpu < 45 or busy, f"demo used {cpu:.0f} CPU-s on a quiet machine (README: about 20)"
     assert cpu < 300, f"demo used {cpu:.0f} CPU-s"
     assert elapsed < 120 or busy, f"demo took {elapsed:.0f} s on an unloaded machine"
 

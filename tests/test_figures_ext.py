@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,16 +15,16 @@ import pytest
 from scipy.stats import spearmanr, ttest_ind, ttest_rel
 
 from tests.conftest import REPO
+from tests.conftest import run_script as run_figure_script
 
 FIG_DIR = REPO / "figure_reproduction"
 SOURCE = REPO / "source_data"
 
 
 def run_script(name: str, out: Path, source: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(FIG_DIR / f"{name}.py"), "--source-data", str(source), "--out", str(out),
-                           *extra],
-                          capture_output=True, text=True, cwd=REPO, timeout=300,
-                          env={"PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"})
+    """The figure script, in this interpreter (tests/conftest.py: run_script), as `python SCRIPT ...` would run it."""
+    return run_figure_script(FIG_DIR / f"{name}.py", "--source-data", str(source), "--out", str(out), *extra,
+                             env={"MPLBACKEND": "Agg"})
 
 
 def assert_figures(out: Path, names: list[str]) -> None:

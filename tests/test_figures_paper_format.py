@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import pickle
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,8 @@ import pandas as pd
 import pytest
 from scipy.stats import binomtest, f_oneway, linregress, pearsonr, ttest_ind, ttest_rel
 
-from tests.test_figures import FIG_DIR, REPO, read_stats
+from tests.conftest import run_script
+from tests.test_figures import FIG_DIR, read_stats
 from tests.test_figures_ext import bh
 
 EXP = "Exp155"
@@ -25,9 +25,9 @@ N_EXP, BLOCKS = len(AREAS), 12
 
 
 def run(name: str, source: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(FIG_DIR / f"{name}.py"), "--source-data", str(source), "--out", str(out),
-                           *extra], capture_output=True, text=True, cwd=REPO, timeout=300,
-                          env={"PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"})
+    """The figure script, in this interpreter (tests/conftest.py: run_script), as `python SCRIPT ...` would run it."""
+    return run_script(FIG_DIR / f"{name}.py", "--source-data", str(source), "--out", str(out), *extra,
+                      env={"MPLBACKEND": "Agg"})
 
 
 def assert_figure(res: subprocess.CompletedProcess, out: Path, name: str) -> None:

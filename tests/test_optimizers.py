@@ -463,9 +463,11 @@ def _within_noise(a: list[float], b: list[float], z: float = 3.0) -> bool:
     return abs(np.mean(a) - np.mean(b)) <= z * se
 
 
+@pytest.mark.parametrize("n_seeds", [4, pytest.param(6, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("algorithm", ["sphere_cma", "genetic"])
-def test_defaults_match_the_labs_published_algorithm_within_noise(algorithm):
-    """Same objective, same budget (3000 evaluations), 6 seeds: actmax's defaults as the run loop
+def test_defaults_match_the_labs_published_algorithm_within_noise(algorithm, n_seeds):
+    """Same objective, same budget (3000 evaluations), 4 seeds (6 in the slow run; with 4 the control
+    is still rejected at z > 9, the defaults agree at z < 1.1): actmax's defaults as the run loop
     creates them for DeePSim fc6 (x0 an N(0,1) code, SphereCMA radius 300 and n_gen 75 from the
     run; GA started from the space's N(0,1) codes) vs the lab's algorithms; and, as a control that
     the comparison can fail, the old defaults (radius |x0|, GA start x0 + 3 N(0,1)) are not."""
@@ -473,7 +475,7 @@ def test_defaults_match_the_labs_published_algorithm_within_noise(algorithm):
 
     for name, f in _lab_objectives().items():
         ours, lab, old = [], [], []
-        for seed in LAB_SEEDS:
+        for seed in LAB_SEEDS[:n_seeds]:
             x0 = np.random.default_rng(1000 + seed).standard_normal(LAB_DIM)
             if algorithm == "sphere_cma":
                 ctx = dict(dim=LAB_DIM, x0=x0, seed=seed, n_gen=75)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO
+from tests.conftest import run_cli_subprocess as run_cli   # plugins come from PYTHONPATH: a fresh interpreter
 
 GOOD = '''
 import torch
@@ -190,13 +191,10 @@ def test_example_plugins_from_the_docs_run_an_evolution(plugin_site, tmp_path):
 
 def test_installed_plugins_get_the_registry_driven_contract_tests(plugin_site):
     env = {**os.environ, **_env(plugin_site), "OMP_NUM_THREADS": "1"}
-    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_contracts.py",
-                          "-k", "example or stripes", "--collect-only"], capture_output=True, text=True, env=env,
-                         cwd=REPO, timeout=300)
+    # one pytest run: -v lists every test it ran (collected for the plugins) with its outcome
+    res = subprocess.run([sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "tests/test_contracts.py",
+                          "-k", "example or stripes"], capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
     for name in ("example_grating", "example_hill", "example_halves", "stripes"):
         assert f"[{name}]" in res.stdout, name
-    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_contracts.py",
-                          "-k", "example or stripes"], capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
-    assert res.returncode == 0, res.stdout + res.stderr
     assert "9 passed" in res.stdout, res.stdout

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from actmax.core.errors import RecordError
-import torch
 
 from actmax.core.registry import Registry, RegistryError, generators, optimizers, parse_spec, scorers
 

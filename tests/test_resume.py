@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from actmax.core.records import RunRecord
-from tests.conftest import REPO
+from tests.conftest import REPO, run_cli
 
 EVOLVE = ["evolve", "-g", "gabor:size=32", "-s", "callable:fn=tests.helpers.slow_neurons:slow,units=3",
           "-o", "cma:popsize=12", "--unit", "2", "--generations", "14", "--seed", "3", "--no-progress"]
@@ -51,9 +51,9 @@ def _assert_same_record(a, b):
 
 
 def test_killed_evolution_resumes_to_identical_record(tmp_path):
-    full = tmp_path / "full"
-    proc = _start(full, delay="0")
-    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    full = tmp_path / "full"   # the uninterrupted run and the resumes need no process of their own
+    res = run_cli(*EVOLVE, "--out", str(full), env={"SLOW_NEURONS_DELAY": "0"})
+    assert res.returncode == 0, res.stderr
 
     killed = tmp_path / "killed"
     proc = _start(killed)
@@ -66,12 +66,10 @@ def test_killed_evolution_resumes_to_identical_record(tmp_path):
     assert 5 <= done < 14, f"kill landed at generation {done}, not mid-run"
     assert RunRecord(killed).manifest()["status"] == "running"
 
-    env = {**os.environ, "SLOW_NEURONS_DELAY": "0"}
-    res = subprocess.run([sys.executable, "-m", "actmax.core.cli", "resume", str(killed), "--no-progress"], cwd=REPO,
-                         env=env, capture_output=True, text=True, timeout=300)
+    env = {"SLOW_NEURONS_DELAY": "0"}
+    res = run_cli("resume", str(killed), "--no-progress", env=env)
     assert res.returncode == 2 and "--trust" in res.stderr   # the spec imports a test module: a record is data
-    res = subprocess.run([sys.executable, "-m", "actmax.core.cli", "resume", "--trust", str(killed), "--no-progress"],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    res = run_cli("resume", "--trust", str(killed), "--no-progress", env=env)
     assert res.returncode == 0, res.stderr
     _assert_same_record(killed, full)
     m = RunRecord(killed).manifest()

@@ -221,11 +221,20 @@ def test_position_estimate_finds_the_receptive_fields():
         assert abs(float(px[0]) - x) < 2.5 and abs(float(px[1]) - y) < 2.5, (u, px, x, y)
 
 
-def test_training_on_simulated_recordings_predicts_held_out_responses(tmp_path):
+@pytest.fixture(scope="session")
+def trained_twin(tmp_path_factory):
+    """One twin (two members) trained once on a simulated recording of two complex cells, shared by the
+    tests that check what training produced: predictions, the saved files and the readout report."""
     torch.manual_seed(0)
     neurons, stim, rates, counts = _recording()
-    res = train_twin(stim.numpy(), counts, out_dir=tmp_path, architecture=SMALL,
-                     options=TrainOptions(max_epochs=12, lr=0.01, members=2, patience=3))
+    out = tmp_path_factory.mktemp("trained_twin")
+    res = train_twin(stim.numpy(), counts, out_dir=out, architecture=SMALL,
+                     options=TrainOptions(max_epochs=12, lr=0.01, members=2, patience=3, position_warmup=3))
+    return neurons, stim, rates, counts, res, out
+
+
+def test_training_on_simulated_recordings_predicts_held_out_responses(trained_twin):
+    neurons, stim, rates, counts, res, tmp_path = trained_twin
     rep = res.report
     assert rep["split_sizes"]["test"] == 40 and rep["test_trials_per_image"]["min"] == 4
     assert min(rep["test_correlation"]) > 0.6, rep["test_correlation"]
@@ -326,10 +335,10 @@ def test_shuffled_long_table_gives_the_same_twin_and_eval_and_ids_are_matched(tm
     assert ec["test_correlation"] == pytest.approx(ea["test_correlation"], abs=1e-6)
 
 
-def test_readout_report_finds_the_receptive_fields_and_warns_on_the_border(tmp_path):
-    neurons, stim, rates, counts = _recording(n_train=500, n_test=20, repeats=2)
-    res = train_twin(stim.numpy(), counts, out_dir=tmp_path, architecture=SMALL,
-                     options=TrainOptions(max_epochs=8, lr=0.01, members=1, position_warmup=3))
+def test_readout_report_finds_the_receptive_fields_and_warns_on_the_border(trained_twin):
+    import copy
+
+    neurons, stim, rates, counts, res, tmp_path = trained_twin
     rep = res.report["readout"]
     assert (tmp_path / "readout.png").stat().st_size > 1000 and (tmp_path / "readout.json").is_file()
     for row, (x, y, _, _) in zip(rep["neurons"], neurons.receptive_fields):
@@ -339,9 +348,11 @@ def test_readout_report_finds_the_receptive_fields_and_warns_on_the_border(tmp_p
     assert rep["warnings"] == []
     # a readout pushed onto the border is reported
     from actmax.scorers.twin.train import readout_report
+    ensemble = copy.deepcopy(res.ensemble)             # the shared twin stays as trained
     with torch.no_grad():
-        res.ensemble.members[0].readout._mu[0, 0, 0] = torch.tensor([-1.0, -1.0])
-    rep = readout_report(res.ensemble)
+        for member in ensemble.members:                 # neuron 0's readout, in every member
+            member.readout._mu[0, 0, 0] = torch.tensor([-1.0, -1.0])
+    rep = readout_report(ensemble)
     assert rep["neurons"][0]["on_border"] and any("border" in w for w in rep["warnings"])
     with pytest.raises(ValueError, match="init_positions"):
         train_twin(stim.numpy(), counts, architecture=SMALL, options=TrainOptions(max_epochs=1, init_positions="x"))

@@ -174,7 +174,7 @@ def run_closed_loop(config: ClosedLoopConfig | None = None, *, out_dir: str | Pa
 
     mei_gt, lei_gt = per_unit("high", max), per_unit("low", min)
     best_nat, worst_nat = rates.max(0), rates.min(0)
-    best_nat_idx, worst_nat_idx = rates.argmax(0), rates.argmin(0)
+    best_nat_idx = rates.argmax(0)
     recorded_best = np.nanargmax(np.where(np.isfinite(counts), counts, -np.inf).max(0), axis=0)
     optimum = neurons.optimal_response("high").double().numpy() if hasattr(neurons, "optimal_response") else None
     opt_low = neurons.optimal_response("low").double().numpy() if hasattr(neurons, "optimal_response") else None
