@@ -8,7 +8,7 @@ exception is a bug and keeps its traceback (``ACTMAX_DEBUG=1`` shows the traceba
 from __future__ import annotations
 
 __all__ = ["ActmaxError", "InputError", "ContractError", "RegistryError", "UntrustedCodeError", "OptimizerStateError",
-           "RecordError", "WeightsError", "MissingFileError", "UnitIndexError", "CellSpecError", "CallableError",
+           "RecordError", "WeightsError", "MissingFileError", "UnitIndexError", "CellSpecError", "ScorerWrapError", "CallableError",
            "RigError", "RigTimeoutError", "RigResponseError", "RigExchangeError", "USER_ERRORS"]
 
 
@@ -54,6 +54,10 @@ class UnitIndexError(ActmaxError, IndexError):
 
 class CellSpecError(ActmaxError, ValueError):
     """A campaign cell's record holds another spec than the campaign file's (edited or swapped): never resumed."""
+
+
+class ScorerWrapError(ActmaxError, ValueError):
+    """A module or function that cannot serve as a scorer (reported as one ``error:`` line)."""
 
 
 class CallableError(ActmaxError, ValueError):

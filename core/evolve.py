@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from actmax.core import paired
 from actmax.core.contracts import check_count, check_device  # noqa: F401  (re-exported: their old home)
 from actmax.core.errors import InputError
 from actmax.core.registry import parse_spec
@@ -44,6 +45,11 @@ class EvolutionResult:
     @property
     def evaluations(self) -> int:
         return int((self.scores["space"] != "reference").sum())
+
+    @property
+    def evaluations_per_space(self) -> dict[str, int]:
+        """Images shown per space: paired spaces are compared per image, not per generation."""
+        return paired.evaluations_per_space(self.scores)
 
     def __repr__(self) -> str:
         units = sorted(set(self.scores["unit"].tolist())) if "unit" in self.scores else []
@@ -132,10 +138,15 @@ def evolve(generator: Any | Sequence[Any], scorer: Any, optimizer: Any = None, *
         raise InputError(f"image_every must be a whole number >= 0 (0: no montages), got {image_every!r}")
     if not gen_specs:
         raise InputError("evolve needs at least one generator")
-    return execute(lambda: EvolveRun(gen_specs, scorer, optimizer, unit=unit, pole=pole, generations=generations,
-                                     seed=seed, reference_images=reference_images, device=device,
-                                     image_every=image_every, plots=plots),
-                   out_dir=out_dir, overwrite=overwrite, progress=progress)
+    def build() -> EvolveRun:
+        run = EvolveRun(gen_specs, scorer, optimizer, unit=unit, pole=pole, generations=generations, seed=seed,
+                        reference_images=reference_images, device=device, image_every=image_every, plots=plots)
+        if len(run.gens) > 1:   # paired spaces: say where budgets or settings differ (core/paired.py)
+            paired.warn(paired.preset_override_warning(run.spaces, [space_optimizer(g) for g in run.gens], optimizer))
+            paired.warn(paired.popsize_warning(run.spaces, [o.popsize for o in run.opts]))
+        return run
+
+    return execute(build, out_dir=out_dir, overwrite=overwrite, progress=progress)
 
 
 def resume_evolution(out_dir: str | Path, *, progress: bool | None = None, trust: bool = False,

@@ -15,6 +15,7 @@ the registries.
 """
 from __future__ import annotations
 
+import functools
 import sys
 from importlib.metadata import PackageNotFoundError, packages_distributions, version
 from pathlib import Path
@@ -46,10 +47,18 @@ def weight_files(used: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+@functools.lru_cache(maxsize=1)
+def _packages_distributions() -> Mapping[str, list[str]]:
+    """Top-level module -> distributions, scanned once per process (a scan reads every installed
+    distribution's file list: ~0.2 CPU-s, too much to repeat for every run record)."""
+    return packages_distributions()
+
+
+@functools.lru_cache(maxsize=None)
 def distribution_of(module: str) -> tuple[str, str]:
-    """(distribution name, version) of the installed package that holds ``module``."""
+    """(distribution name, version) of the installed package that holds ``module`` (once per process)."""
     top = module.split(".")[0]
-    names = packages_distributions().get(top, [])
+    names = _packages_distributions().get(top, [])
     for name in names:
         try:
             return name, version(name)

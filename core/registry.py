@@ -20,6 +20,7 @@ factory's defaults dropped), which records store and campaigns use as folder ide
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import logging
@@ -75,8 +76,10 @@ def _actmax_version() -> str:
     return __version__
 
 
+@functools.lru_cache(maxsize=None)
 def _distribution_of(module: str) -> str | None:
-    """``"name version"`` of the installed distribution that provides ``module`` (None if unknown)."""
+    """``"name version"`` of the installed distribution that provides ``module`` (None if unknown;
+    looked up once per process per module)."""
     if module == "actmax" or module.startswith("actmax."):
         return f"actmax {_actmax_version()}"
     try:
@@ -101,6 +104,9 @@ class Registry:
         self.plugin_errors: dict[str, str] = {}
         #: plugins skipped because their name was taken: name -> warning text
         self.skipped: dict[str, str] = {}
+        #: turns a live object passed instead of a spec into a part (set by the kind's package, e.g.
+        #: actmax.scorers wraps plain modules and functions); None: live objects pass through as they are
+        self.adapter: Callable[[Any], Any] | None = None
 
     # -- registration -------------------------------------------------------
     def register(self, name: str, *, description: str | None = None,
@@ -239,9 +245,11 @@ class Registry:
         only if the factory accepts them, and explicit spec options win over them. The new part
         is checked against its kind's contract (a clear error naming the part otherwise).
         """
-        if not isinstance(spec, (str, Mapping)):   # a live object: checked like a created one
+        if not isinstance(spec, (str, Mapping)):   # a live object; the kind's adapter may wrap it, then it is
+            self._ensure_loaded()                   # checked like a created one (scorers: a plain nn.Module or
+            part = self.adapter(spec) if self.adapter is not None else spec   # function -> a scorer)
             from actmax.core.contracts import check_part
-            return check_part(self.kind, spec, f"{self.kind} {type(spec).__name__} (a live object)")
+            return check_part(self.kind, part, f"{self.kind} {type(part).__name__} (a live object)")
         name, options = parse_spec(spec) if isinstance(spec, str) else _split_mapping(spec)
         entry = self.entry(name)
         accepted, has_var_kw = _parameters(entry.factory)

@@ -44,14 +44,17 @@ plt = HeadlessPyplot()
 
 def plot_trajectory(traj: pd.DataFrame, path: str | Path, *, pole: str = "high",
                     reference: float | None = None, title: str | None = None) -> None:
-    """Score per generation (mean and best of each space's population)."""
+    """Mean and best score of each space's population against images shown (``images_shown``, so that
+    paired spaces with different population sizes are compared at equal budget), else generation."""
     fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
+    x = "images_shown" if "images_shown" in traj else "generation"
     for space, d in traj.groupby("space"):
-        line, = ax.plot(d["generation"], d["mean"], label=f"{space} mean")
-        ax.plot(d["generation"], d["best"], ls="--", color=line.get_color(), label=f"{space} best")
+        d = d.sort_values("generation")
+        line, = ax.plot(d[x], d["mean"], label=f"{space} mean")
+        ax.plot(d[x], d["best"], ls="--", color=line.get_color(), label=f"{space} best")
     if reference is not None:
         ax.axhline(reference, color="k", lw=0.8, ls=":", label="reference")
-    ax.set_xlabel("generation")
+    ax.set_xlabel("images shown (per space)" if x == "images_shown" else "generation")
     ax.set_ylabel("response" + (" (LEI search)" if pole == "low" else ""))
     ax.set_title(title or "evolution trajectory", fontsize=9)
     ax.legend(fontsize=7, frameon=False)

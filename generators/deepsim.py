@@ -115,7 +115,18 @@ for _variant, _what in _DEEPSIM_WHAT.items():
 
 @generators.register("deepsim")
 class DeePSimGenerator(Generator):
-    """DeePSim upconv GAN (fc6 default: 4096-d code -> RGB 256 px); pretrained public weights."""
+    """DeePSim upconv GAN (fc6 default: 4096-d code -> RGB 256 px); pretrained public weights.
+
+    Options:
+        variant: fc6 (4096-d, the lab's), fc6_eucl, fc7, fc8 (1000-d) or pool5
+        weights: path of the weight file (default: looked up; `actmax weights` lists where)
+        pretrained: False builds seeded random weights (tests, stand-ins; no file needed)
+        size: output image side in pixels (default: the native 256)
+        init_std: standard deviation of random start codes
+        sigma: CMA step size of this space (default: the lab's 3.0)
+        init_seed: seed of random weights and start codes
+        download: fetch missing weights from their published location
+    """
 
     def __init__(self, variant: str = "fc6", weights: str | None = None, pretrained: bool = True,
                  size: int | None = None, init_std: float = 1.0, sigma: float | None = None,

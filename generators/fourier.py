@@ -55,7 +55,14 @@ def color_sqrt() -> np.ndarray:
 
 @generators.register("fourier")
 class FourierGenerator(Generator):
-    """Spectrum (complex, or phase only) on a natural-image magnitude prior; grey or RGB."""
+    """Spectrum (complex, or phase only) on a natural-image magnitude prior; grey or RGB.
+
+    Options:
+        size: image side in pixels; the code holds one coefficient per rfft2 bin (288-d at 16 px grey)
+        channels: 1 (grey) or 3 (RGB, built in a colour-decorrelated basis)
+        mode: 'complex' (real and imaginary parts: 2 entries per bin) or 'phase' (phases only, magnitude fixed)
+        contrast: pixel contrast (std before the squashing function) of a code drawn by init_codes
+    """
 
     def __init__(self, size: int = 64, channels: int = 1, mode: str = "complex",
                  contrast: float = 1.0) -> None:

@@ -20,6 +20,15 @@ class GaborGenerator(Generator):
     the image, orientation (periodic), frequency log-spaced in [min_cycles, max_cycles] cycles
     per image, phase (periodic), envelope sigma in
     [min_size, max_size] of the image, aspect ratio in [0.5, 2], signed contrast.
+
+    Options:
+        size: image side in pixels
+        channels: 1 (grey) or 3 (RGB)
+        patches: number of Gabor patches summed (8 code entries each)
+        min_cycles: lowest spatial frequency, cycles per image
+        max_cycles: highest spatial frequency, cycles per image
+        min_size: smallest envelope sigma, as a fraction of the image
+        max_size: largest envelope sigma, as a fraction of the image
     """
 
     def __init__(self, size: int = 64, channels: int = 1, patches: int = 1,

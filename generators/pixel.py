@@ -10,7 +10,14 @@ from actmax.core.errors import InputError
 
 @generators.register("pixel")
 class PixelGenerator(Generator):
-    """Pixels through a squashing function (sigmoid, or a hard clip around grey)."""
+    """Pixels through a squashing function (sigmoid, or a hard clip around grey).
+
+    Options:
+        size: image side in pixels (the code has channels x size x size entries)
+        channels: 1 (grey) or 3 (RGB)
+        squash: 'sigmoid' (smooth, unbounded codes) or 'clip' (grey + code, clipped to [0, 1])
+        init_std: standard deviation of random start codes
+    """
 
     def __init__(self, size: int = 64, channels: int = 1, squash: str = "sigmoid",
                  init_std: float = 0.1) -> None:

@@ -21,7 +21,21 @@ from actmax.core.errors import InputError
 
 @optimizers.register("ascent")
 class Ascent:
-    """Gradient ascent (Adam or SGD with momentum) on the codes of many targets at once."""
+    """Gradient ascent (Adam or SGD with momentum) on the codes of many targets at once.
+
+    Options:
+        steps: number of gradient steps
+        lr: learning rate
+        method: 'adam' or 'sgd' (with momentum)
+        schedule: 'cosine' (learning rate annealed to 0) or 'constant'
+        normalize: divide each target's gradient by its RMS before the step
+        decay: weight decay of the codes towards 0 (grey in pixel space)
+        code_clip: clip codes to [-code_clip, code_clip] after each step (None: no clip)
+        seed: random seed (start codes)
+
+    A synthesis recipe also takes the loop's transforms (jitter, blur_sigma, precondition, ...;
+    see actmax.core.transforms) in the same spec.
+    """
 
     gradient_based = True
 

@@ -121,7 +121,22 @@ class FactoredCholesky:
 
 @optimizers.register("cholesky_cma")
 class CholeskyCMA(Optimizer):
-    """CholeskyCMAES (Ponce lab): rank-1 Cholesky-factor CMA-ES for high-dimensional codes."""
+    """CholeskyCMAES (Ponce lab): rank-1 Cholesky-factor CMA-ES for high-dimensional codes.
+
+    Options:
+        dim: code dimension (from the generator)
+        x0: start code (the generator's)
+        sigma0: initial step size (the lab's 3 in DeePSim fc6)
+        seed: random seed
+        popsize: codes per generation (default 4 + floor(3 log2 dim))
+        mu: parents per generation (default popsize // 2)
+        cc: learning rate of the evolution path (default 4 / (dim + 4))
+        cs: learning rate of the step-size path (CSA)
+        c1: learning rate of the rank-1 covariance update (default 2 / (dim + 1.41)^2)
+        damps: damping of the step-size update
+        a_update_freq: refresh the Cholesky factor every this many popsizes of evaluations
+        max_factors: most rank-1 factors kept (default max(8, dim // 8))
+    """
 
     name = "cholesky_cma"
 

@@ -38,7 +38,18 @@ def _digest(codes: np.ndarray) -> str:
 
 @optimizers.register("cma")
 class PyCMA(Optimizer):
-    """pycma CMA-ES; ``diagonal=True`` for separable covariance, ``sampler="vd"|"vkd"`` for VD/VkD-CMA."""
+    """pycma CMA-ES; ``diagonal=True`` for separable covariance, ``sampler="vd"|"vkd"`` for VD/VkD-CMA.
+
+    Options:
+        dim: code dimension (from the generator)
+        x0: start code (the generator's)
+        sigma0: initial step size (the generator's default_sigma)
+        popsize: codes per generation (default 4 + 3 ln dim)
+        diagonal: separable (diagonal) covariance: cheaper in large spaces
+        sampler: 'full', or 'vd' / 'vkd' for the VD-/VkD-CMA samplers
+        seed: random seed
+        options: extra pycma options (dict), passed to cma.CMAEvolutionStrategy
+    """
 
     def __init__(self, *, dim: int, x0: Any = None, sigma0: float = 1.0, popsize: int | None = None,
                  diagonal: bool = False, sampler: str = "full", seed: int = 0,

@@ -37,7 +37,22 @@ from actmax.core.errors import InputError
 
 @optimizers.register("genetic")
 class Genetic(Optimizer):
-    """Genetic algorithm (XDream / Ponce lab): roulette selection, element-wise crossover, elitism."""
+    """Genetic algorithm (XDream / Ponce lab): roulette selection, element-wise crossover, elitism.
+
+    Options:
+        dim: code dimension (from the generator)
+        x0: centre of the initial population when no prior is used
+        sigma0: the run loop's CMA step size; plays no part here
+        seed: random seed
+        popsize: codes per generation
+        mutation_rate: probability that a code entry mutates
+        mutation_size: standard deviation of a mutation (N(0, mutation_size^2) added to a gene)
+        kT_multiplier: roulette temperature kT = kT_multiplier * std(scores) (higher: less greedy)
+        n_conserve: best codes copied unchanged into the next generation (default min(10, popsize // 4))
+        parental_skew: probability that a gene comes from the first parent (1: no recombination)
+        init_std: generation 0 = x0 + init_std * N(0, I), winning over prior (default: the prior, else 1)
+        prior: sampler of initial codes (the run supplies the generator's)
+    """
 
     name = "genetic"
 

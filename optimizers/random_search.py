@@ -19,7 +19,15 @@ from actmax.core.errors import InputError
 
 @optimizers.register("random")
 class RandomSearch(Optimizer):
-    """Random search around x0 (normal, std sigma0): the benchmark's baseline."""
+    """Random search around x0 (normal, std sigma0): the benchmark's baseline.
+
+    Options:
+        dim: code dimension (from the generator)
+        x0: centre of the search (the generator's start code)
+        sigma0: standard deviation of the samples around x0
+        seed: random seed
+        popsize: codes per generation
+    """
 
     name = "random"
 

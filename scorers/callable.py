@@ -32,7 +32,13 @@ def import_function(path: str) -> Callable[[torch.Tensor], object]:
 
 @scorers.register("callable")
 class CallableScorer(Scorer):
-    """A function images (B, C, H, W) -> responses (B, units), e.g. an experiment's own model."""
+    """A function images (B, C, H, W) -> responses (B, units), e.g. an experiment's own model.
+
+    Options:
+        fn: 'package.module:function' (or, in Python, the function itself)
+        units: number of units (columns) the function returns
+        differentiable: whether gradients flow through it (allows synthesis)
+    """
 
     def __init__(self, fn: str | Callable[[torch.Tensor], object], units: int = 1,
                  differentiable: bool = False) -> None:

@@ -86,7 +86,16 @@ def _orthonormal(g: np.ndarray, against: np.ndarray) -> np.ndarray:
 
 @scorers.register("model")
 class ModelNeurons(Scorer):
-    """Ground-truth model neurons (simple, complex, dual-feature) with known optimal stimuli."""
+    """Ground-truth model neurons (simple, complex, dual, end-stopped, colour, CNN-like) with known optima.
+
+    Options:
+        kind: one family for every unit (simple, complex, dual, endstop, colour, cnn), or a population:
+            'mixed' cycles simple/complex/dual, 'all' cycles all six
+        n: number of units
+        size: image side in pixels the neurons see
+        seed: draws each unit's receptive field (position, orientation, frequency)
+        gain: response scale (peak firing rate, model units)
+    """
 
     differentiable = True
 

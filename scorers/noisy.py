@@ -26,7 +26,14 @@ from actmax.core.errors import InputError
 
 @scorers.register("poisson")
 class PoissonSpikes(Scorer):
-    """Spike counts (Poisson) from a base scorer's rates: a noisy, recorded-like neuron."""
+    """Spike counts (Poisson) from a base scorer's rates: a noisy, recorded-like neuron.
+
+    Options:
+        base: spec of the noise-free scorer whose rates are counted, e.g. 'model:kind=simple,n=1'
+        rate_scale: multiplies the base scorer's responses to give spikes/s
+        window: counting window in seconds (longer: more spikes, relatively less noise)
+        seed: seed of the spike-count draws
+    """
 
     differentiable = False
 

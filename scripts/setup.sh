@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv (if missing) and install actmax with its test and GAN/LPIPS extras.
+# Create .venv (if missing) and install actmax with its test, GAN/LPIPS, cluster and docs extras.
 # Torch: the pinned build that this machine kind serves from its local disk, else the newest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,5 +13,5 @@ if ! .venv/bin/python -c "import torch, torchvision" 2>/dev/null; then
   pipq .venv/bin/pip install -q "torch==2.14.1" "torchvision==0.29.1" \
     || pipq .venv/bin/pip install -q "torch>=2.1" "torchvision>=0.16"
 fi
-pipq .venv/bin/pip install -q -e ".[test,gan,similarity,cluster]"
+pipq .venv/bin/pip install -q -e ".[test,gan,similarity,cluster,docs]"
 .venv/bin/python -c "import torch, actmax; print('actmax', actmax.__version__, 'with torch', torch.__version__, 'ready in .venv')"

@@ -1,5 +1,5 @@
 """The README's main job: `actmax demo --json` holds, per model-neuron kind, MEI/LEI against the known
-optima, a paired clean/noisy evolution in >= 2 spaces and natural best/worst, within 2 minutes."""
+optima, a paired clean/noisy evolution in >= 2 spaces and natural best/worst, on the default synthesis recipe."""
 from __future__ import annotations
 
 import json
@@ -23,15 +23,19 @@ def demo(tmp_path_factory):
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     assert res.returncode == 0, res.stderr
     assert "\r" not in res.stderr  # no progress-bar noise when stderr is not a terminal
+    stages = [line for line in res.stderr.splitlines() if line.startswith("demo [")]
+    assert len(stages) == 11 and stages[-1].startswith("demo [11/11]")   # but one line per stage
     return json.loads(res.stdout), out, (elapsed, cpu)
 
 
 @pytest.mark.slow
-def test_demo_runs_within_two_minutes(demo):
-    """CPU time is what the demo costs (it runs one thread); wall time also counts other people's jobs."""
+def test_demo_cost_and_one_progress_line_per_stage(demo):
+    """The README states about 20 CPU-s (19-22 measured); a loaded machine inflates CPU time too (threads wait
+    on each other), so the tight bound applies only when the machine is quiet."""
     _, _, (elapsed, cpu) = demo
-    assert cpu < 120, f"demo used {cpu:.0f} s of CPU"
-    busy = os.getloadavg()[0] > 2.5  # the 2 cores are shared: only an unloaded machine times the wall clock
+    busy = os.getloadavg()[0] > 2.5  # the 2 cores are shared
+    assert cpu < 45 or busy, f"demo used {cpu:.0f} CPU-s on a quiet machine (README: about 20)"
+    assert cpu < 300, f"demo used {cpu:.0f} CPU-s"
     assert elapsed < 120 or busy, f"demo took {elapsed:.0f} s on an unloaded machine"
 
 
@@ -55,6 +59,9 @@ def test_demo_mei_and_lei_against_known_optima_for_every_kind(demo):
     assert not by_kind["simple"]["sign_invariant"]
     assert not by_kind["complex"]["mei"]["optimum_unique"] and not by_kind["complex"]["lei"]["optimum_unique"]
     assert by_kind["dual"]["lei"]["correlation_with_optimum"] >= 0.9  # unique up to sign
+    from actmax.core.synthesize import DEFAULT_RECIPE
+
+    assert summary["config"]["gradient"]["ascent"] == DEFAULT_RECIPE   # what `actmax synthesize` makes
 
 
 @pytest.mark.slow
@@ -116,6 +123,17 @@ def test_demo_table_fits_one_screen():
     text = format_summary(summary)
     assert len(text.splitlines()) <= 24 and "0.500*" in text and "dual (gradient MEI)" in text
     assert "skipped deepsim" in text
+    assert "budget to success" in text and "gabor 360-880 images" in text   # measured, not guessed
+
+
+def test_budget_notes_name_a_budget_or_say_none_measured_succeeds():
+    from actmax.core.apps.demo import MEASURED_BUDGETS, SPACES, budget_note, parse_spec
+
+    for spec in SPACES:
+        assert parse_spec(spec)[0] in MEASURED_BUDGETS
+    assert "clean 880 images" in budget_note("gabor", "simple")
+    assert "not within 60000 images (best 0.62)" in budget_note("fourier", "simple")
+    assert "not measured" in budget_note("deepsim", "simple")
 
 
 def test_optional_spaces_are_skipped_with_how_to_add(monkeypatch, tmp_path):

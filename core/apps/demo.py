@@ -1,4 +1,4 @@
-"""The main job on the embedded in-silico lab: what actmax is for, in about a minute, no downloads.
+"""The main job on the embedded in-silico lab: what actmax is for, in about 20 CPU-s, no downloads.
 
 Ground-truth model neurons (``scorers/model_neurons.py``; one unit per kind in
 :data:`DEMO_KINDS`) stand in for recorded neurons whose optimal stimuli are known. For every
@@ -20,30 +20,33 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from actmax.core.evolve import EvolutionResult, evolve
-from actmax.core import files as fileio
+from actmax.core.records import atomic_write_bytes, atomic_write_json
 from actmax.core.registry import generators, parse_spec, scorers
 from actmax.core.run_plots import plot_image_rows
-from actmax.core.synthesize import synthesize
-from actmax.core.apps.demo_report import _fmt, _plot_evolution, _wrap, format_summary, readme_text, summary_json  # noqa: F401
+from actmax.core.synthesize import DEFAULT_RECIPE, synthesize
+from actmax.core.threads import single_threaded
+from actmax.core.apps.demo_report import (_fmt, _plot_evolution, _wrap, budget_range_text,  # noqa: F401,E402
+                                         format_summary, readme_text, summary_json)
 
 #: One unit of each kind of model neuron (adding a kind to ``scorers/model_neurons.py`` = one line here).
 DEMO_KINDS: tuple[str, ...] = ("simple", "complex", "dual")
 SIZE = 64
 GENERATOR = f"pixel:size={SIZE}"
-ASCENT = "ascent:steps=300,lr=0.05,jitter=1"
+#: The synthesis recipe and budget `actmax synthesize` uses by default (what users' own runs make).
+ASCENT = DEFAULT_RECIPE
 #: Weight-free spaces of the paired evolution: 8-d Gabor (contains the optimum) vs 288-d Fourier.
 SPACES: tuple[str, ...] = (f"gabor:size={SIZE}", "fourier:size=16")
 OPTIMIZER = "cma:popsize=40"
 GENERATIONS = 75
 #: Replicates per space of each condition's evolution (independent optimizer threads): noisy searches
 #: vary a lot from start to start (the table gives the median), clean ones hardly (one keeps the demo short).
-REPLICATES = {"clean": 1, "noisy": 3}
+REPLICATES = {"clean": 1, "noisy": 2}
 #: Poisson spike counts in a 2 s window (e.g. 10 presentations of 200 ms) at the model's rate.
 NOISE = "window=2.0"
 NATURAL_PATCHES = 1000
@@ -53,6 +56,37 @@ OPTIONAL_SPACES: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("deepsim-fc6",), f"deepsim:variant=fc6,size={SIZE}", "cholesky_cma:popsize=40"),
     (("biggan-deep-256", "biggan-deep-256-config"), f"biggan:size={SIZE}", "cma:popsize=40"),
 )
+
+#: Images each space needs to reach 0.9 of the known optimum (clean response of the reported image),
+#: CMA-ES popsize 40 as in the demo, per kind (simple, complex, dual); None = not reached within
+#: ``budget`` images (``best``: the fraction reached). Measured with
+#: ``OMP_NUM_THREADS=1 python benchmarks/bench_demo_budgets.py --generations 250`` (fourier: 1500).
+MEASURED_BUDGETS: dict[str, dict[str, Any]] = {
+    "gabor": {"clean": {"simple": 880, "complex": 360, "dual": 840}, "clean_budget": 10000,
+              "noisy": {"simple": None, "complex": 680, "dual": None}, "noisy_budget": 10000,
+              "noisy_best": {"simple": 0.09, "complex": 0.98, "dual": 0.43}},
+    "fourier": {"clean": {"simple": None, "complex": None, "dual": None}, "clean_budget": 60000,
+                "clean_best": {"simple": 0.62, "complex": 0.81, "dual": 0.69},
+                "noisy": {"simple": None, "complex": None, "dual": None}, "noisy_budget": 10000,
+                "noisy_best": {"simple": 0.12, "complex": 0.22, "dual": 0.43}},
+}
+
+
+def budget_note(space: str, kind: str) -> str:
+    """What budget makes ``space`` succeed on a ``kind`` cell (measured), or that none measured does."""
+    m = MEASURED_BUDGETS.get(space)
+    if m is None:
+        return f"{space}: budget to success not measured (benchmarks/bench_demo_budgets.py measures it)"
+    parts = []
+    for cond in ("clean", "noisy"):
+        n = m[cond].get(kind)
+        if n is not None:
+            parts.append(f"{cond} {n} images")
+        else:
+            best = m.get(f"{cond}_best", {}).get(kind)
+            parts.append(f"{cond}: not within {m[f'{cond}_budget']} images" + (f" (best {best:.2f})" if best else ""))
+    return f"{space} reaches 0.9 of the optimum: " + "; ".join(parts)
+
 
 #: Where an optimum or floor is not unique, what the picture should be read against.
 NOTES: dict[tuple[str, str], str] = {
@@ -186,7 +220,8 @@ def _space_bests(res: EvolutionResult, gens: dict[str, Any], model: Any) -> dict
 
 def _evolutions(kind: str, index: int, model: Any, truth: dict[str, Any], mei_response: float,
                 spaces: list[tuple[str, str]], gens: dict[str, Any], out: Path, seed: int,
-                n_seeds: dict[str, int], progress: bool | None) -> tuple[dict[str, Any], dict[str, Any]]:
+                n_seeds: dict[str, int], progress: bool | None,
+                stage: Callable[[str], None] = lambda _: None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Paired evolutions, clean and noisy; per space the median over replicates (and each replicate).
 
     The replicates of a condition run as extra threads of one evolution (space 1, space 2, space 1,
@@ -198,6 +233,7 @@ def _evolutions(kind: str, index: int, model: Any, truth: dict[str, Any], mei_re
     span = truth["optimum"] - truth["baseline"]
     for condition, scorer in (("clean", _model(kind, index)), ("noisy", _noisy(_model(kind, index)))):
         n = n_seeds[condition]
+        stage(f"{kind} cell: paired evolution, {condition} ({n} x {len(spaces)} threads x {GENERATIONS} generations)")
         specs = [s for _ in range(n) for s, _ in spaces]
         res = evolve(specs, scorer, [o for _ in range(n) for _, o in spaces], unit=0, pole="high",
                      generations=GENERATIONS, seed=seed, out_dir=out / "records" / f"evolution_{kind}_{condition}",
@@ -240,38 +276,66 @@ def _natural(model: Any, patches: torch.Tensor, k: int = 3) -> tuple[dict[str, A
 
 
 # -- the demo --------------------------------------------------------------------------------
+class _Stages:
+    """One line per stage, ``[i/n] what (elapsed CPU-s)``, to ``log`` (nothing without one)."""
+
+    def __init__(self, log: Callable[[str], None] | None, n: int) -> None:
+        self.log, self.n, self.i = log, n, 0
+        self.cpu0 = time.process_time()
+
+    def __call__(self, text: str) -> None:
+        self.i += 1
+        if self.log is not None:
+            self.log(f"demo [{self.i}/{self.n}] {text} (at {time.process_time() - self.cpu0:.0f} CPU-s)")
+
+
 def run_demo(out: str | Path, *, seed: int = 0, replicates: dict[str, int] | None = None,
              progress: bool | None = None,
-             kinds: tuple[str, ...] = DEMO_KINDS, overwrite: bool = False) -> dict[str, Any]:
-    """Run the demo into ``out``; return the summary (also written to ``out/summary.json``)."""
+             kinds: tuple[str, ...] = DEMO_KINDS, overwrite: bool = False,
+             log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run the demo into ``out``; return the summary (also written to ``out/summary.json``).
+
+    ``log`` receives one line per stage (the CLI prints them on stderr when no progress bar is drawn)."""
+
+    with single_threaded():   # tiny 64 px operations: a second torch/BLAS thread only spins (core/threads.py)
+        return _run_demo(out, seed=seed, replicates=replicates, progress=progress, kinds=kinds,
+                         overwrite=overwrite, log=log)
+
+
+def _run_demo(out: str | Path, *, seed: int, replicates: dict[str, int] | None, progress: bool | None,
+              kinds: tuple[str, ...], overwrite: bool, log: Callable[[str], None] | None) -> dict[str, Any]:
     import actmax.generators  # noqa: F401  (registers the parts)
     import actmax.scorers  # noqa: F401
     from actmax.core.apps.natural_images import sample_patches
 
     t0 = time.time()
+    stage = _Stages(log, n=1 + 3 * len(kinds) + 1)
     replicates = {**REPLICATES, **(replicates or {})}
     out = Path(out)
     _clear_previous_demo(out, overwrite)
     spaces, skipped = available_spaces()
+    stage(f"building the spaces ({', '.join(_space_name(sp) for sp, _ in spaces)}) and {NATURAL_PATCHES} natural patches")
     gens = {_space_name(s): generators.create(s).eval() for s, _ in spaces}
     patches = torch.from_numpy(sample_patches(NATURAL_PATCHES, SIZE, seed=seed))
     units, rows_mei, caps_mei, rows_nat, caps_nat = [], [], [], [], []
     for index, kind in enumerate(kinds):
         model = scorers.create(_model(kind, index)).eval()
         truth = _ground_truth(model)
+        stage(f"{kind} cell: gradient MEI and LEI ({GENERATOR})")
         syn = synthesize(GENERATOR, _model(kind, index), units=[0], poles=("high", "low"), seeds=(seed,),
                          ascent=ASCENT, out_dir=out / "records" / f"synthesis_{kind}", progress=progress,
                          overwrite=True)
         grad = _gradient(kind, model, truth, syn)
         evo, details = _evolutions(kind, index, model, truth, grad["mei"]["response"], spaces, gens, out,
-                                     seed, replicates, progress)
+                                     seed, replicates, progress, stage)
         nat, top, bottom, _ = _natural(model, patches)
         nat["mei_over_best_natural"] = _r(grad["mei"]["response"] / nat["best"]) if nat["best"] > 0 else None
         nat["lei_below_worst_natural"] = bool(grad["lei"]["response"] <= nat["worst"] + 1e-6)
         units.append({"unit": index, "kind": kind, "scorer": _model(kind, index),
                       "noisy_scorer": _noisy(_model(kind, index)), "optimum": _r(truth["optimum"]),
                       "floor": _r(truth["floor"]), "baseline": _r(truth["baseline"]),
-                      "sign_invariant": truth["sign_invariant"], **grad, "evolution": evo, "natural": nat})
+                      "sign_invariant": truth["sign_invariant"], **grad, "evolution": evo, "natural": nat,
+                      "budget_to_success": {sp: budget_note(sp, kind) for sp in evo["clean"]}})
         # MEI/LEI picture row
         mei, lei = syn.image(0, "high"), syn.image(0, "low")
         r = _respond(model, torch.stack([mei, truth["optimal_image"], lei, truth["floor_image"]]))
@@ -285,6 +349,7 @@ def run_demo(out: str | Path, *, seed: int = 0, replicates: dict[str, int] | Non
         rows_nat.append(nat_imgs)
         caps_nat.append([f"r={_fmt(v)}" for v in rn])
         _plot_evolution(kind, truth, grad, mei, details, evo, out / f"evolution_{kind}.png")
+    stage("pictures, summary.json and README.txt")
     notes = "\n".join(f"{u['kind']}: MEI {u['mei']['note']}; LEI {u['lei']['note']}" for u in units)
     plot_image_rows(rows_mei, out / "mei_lei.png", row_labels=[f"{u['unit']}:{u['kind']}" for u in units],
                     col_labels=["gradient MEI", "known optimum", "gradient LEI", "known floor (LEI optimum)"],
@@ -312,8 +377,8 @@ def run_demo(out: str | Path, *, seed: int = 0, replicates: dict[str, int] | Non
         "out": str(out),
     }
     summary["elapsed_s"] = round(time.time() - t0, 1)
-    fileio.atomic_write_json(out / "summary.json", summary)
-    fileio.atomic_write_bytes(out / "README.txt", readme_text(summary).encode())
+    atomic_write_json(out / "summary.json", summary)
+    atomic_write_bytes(out / "README.txt", readme_text(summary).encode())
     return summary
 
 

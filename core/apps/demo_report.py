@@ -1,4 +1,7 @@
-"""The demo's pictures and text: the evolution figure per neuron kind, the summary and the README."""
+"""The demo's pictures and text: the evolution figure per neuron kind, the summary and the README.
+
+The demo's settings (``NOISE``, ``OPTIMIZER``, ...) are read from :mod:`actmax.core.apps.demo`
+inside the functions (that module imports this one)."""
 from __future__ import annotations
 
 import json
@@ -24,14 +27,14 @@ def _wrap(text: str, width: int = 120) -> str:
 def _plot_evolution(kind: str, truth: dict[str, Any], grad: dict[str, Any], mei: torch.Tensor,
                     details: dict[str, Any], evo: dict[str, Any], path: Path) -> None:
     """Two panels (clean / Poisson) of responses vs evaluations per space, and the images found."""
-    from actmax.core.apps.demo import NOISE, OPTIMIZER  # the demo's settings (demo imports this module)
+    from actmax.core.apps.demo import NOISE, OPTIMIZER, budget_note  # the demo's settings (demo imports this module)
 
     from actmax.core.run_plots import plt   # headless figures; the caller's pyplot backend is left alone
 
     spaces = list(details["clean"])
     colors = dict(zip(spaces, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
     n_img = 2 * len(spaces) + 2
-    fig = plt.figure(figsize=(max(8.0, 1.35 * n_img), 6.3), dpi=120)
+    fig = plt.figure(figsize=(max(8.0, 1.35 * n_img), 6.9), dpi=120)
     grid = fig.add_gridspec(3, n_img, height_ratios=[2.3, 0.36, 0.75])
     half = n_img // 2
     axes = [fig.add_subplot(grid[0, :half]), fig.add_subplot(grid[0, half:])]
@@ -91,12 +94,14 @@ def _plot_evolution(kind: str, truth: dict[str, Any], grad: dict[str, Any], mei:
         note += ("  An image at the grey baseline means the noisy search retreated to a blank image: the small gains "
                  "that lead towards the feature drown in the noise, while most random images drive the cell no "
                  "better than grey.")
+    note += "  Measured budget to success (0.9 of the optimum; benchmarks/bench_demo_budgets.py): " + "; ".join(
+        budget_note(sp, kind) for sp in spaces) + "."
     fig.suptitle(f"{kind} cell: paired evolution ({OPTIMIZER}, {' and '.join(spaces)}, same budget each) "
                  "vs the gradient MEI and the known optimum", fontsize=8.5)
     fig.text(0.01, 0.005, _wrap("Noisy panel: best-so-far is the highest *observed* count rate, which noise inflates "
                                 "(it can exceed the optimum); the dotted line re-scores each generation's best image "
                                 "on the clean neuron." + note, 170), fontsize=6)
-    fig.tight_layout(rect=(0, 0.04, 1, 0.97))
+    fig.tight_layout(rect=(0, 0.085, 1, 0.97))
     fig.savefig(path)
     plt.close(fig)
 
@@ -126,10 +131,30 @@ def format_summary(summary: dict[str, Any]) -> str:
     flips += [f"{u['kind']} (gradient MEI)" for u in summary["units"] if u["mei"]["sign_flipped"]]
     if flips:
         lines.append("sign-flipped optimum, correct for a quadratic feature: " + ", ".join(flips))
+    lines.append("budget to success (clean, 0.9 of optimum, measured): " + budget_range_text(spaces))
     for s in summary["spaces_skipped"]:
         lines.append(f"skipped {s['space']} (no {s['missing']} weights): {s['how_to_add']}")
     lines.append(f"pictures and README.txt in {summary['out']} ({summary['elapsed_s']:.0f} s)")
     return "\n".join(lines)
+
+
+def budget_range_text(spaces: list[str]) -> str:
+    """One line: per space, the clean budget range over kinds at which it succeeds, or that none measured does."""
+    from actmax.core.apps.demo import MEASURED_BUDGETS  # the demo's settings (demo imports this module)
+
+    out = []
+    for sp in spaces:
+        m = MEASURED_BUDGETS.get(sp)
+        if m is None:
+            out.append(f"{sp} not measured")
+            continue
+        hits = [n for n in m["clean"].values() if n is not None]
+        if len(hits) == len(m["clean"]):
+            out.append(f"{sp} {min(hits)}-{max(hits)} images")
+        else:
+            best = m.get("clean_best", {}).values()
+            out.append(f"{sp} not within {m['clean_budget']} images (best {min(best):.2f}-{max(best):.2f})")
+    return "; ".join(out)
 
 
 def readme_text(summary: dict[str, Any]) -> str:
@@ -171,6 +196,14 @@ evolution_<kind>.png
   The same on a model neuron, and on your recorded neuron through a rig exchange folder:
     actmax evolve -g gabor -g fourier:size=16 -s "{u0['noisy_scorer']}" --out runs/evo
     actmax evolve -g gabor -g fourier:size=16 -s rig:exchange=/path/to/exchange --unit 0 --out runs/evo
+
+What budget succeeds (measured with benchmarks/bench_demo_budgets.py: images until the reported
+image's noise-free response reaches 0.9 of the optimum, CMA-ES with 40 images per generation):
+{chr(10).join("  " + u["kind"] + ": " + "; ".join(u["budget_to_success"].values()) for u in summary["units"])}
+  The 8-d Gabor space contains the optimum and CMA-ES finds it within a few hundred images; in
+  the 288-d Fourier space (16 px, upsampled) it does not reach 0.9 within 60000 images. Without
+  a model of the neuron, search a small space that contains what the neuron likes; with a
+  model, use gradient synthesis (seconds, mei_lei.png).
 
 natural_vs_mei.png
   One row per unit: the 3 most exciting of {summary['config']['natural_patches']} natural image patches (scikit-image

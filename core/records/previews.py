@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -17,11 +18,14 @@ def save_image(image: torch.Tensor, path: str | Path, *, stimulus: str | None = 
 
 
 def save_montage(images: torch.Tensor, path: str | Path, *, nrow: int = 8, padding: int = 2,
-                 upscale_to: int = 96, stimulus: str | None = None) -> None:
+                 upscale_to: int = 96, stimulus: str | None = None, labels: Sequence[str] | None = None,
+                 title: str | None = None) -> None:
     """A grid of (N, C, H, W) images in [0, 1] as a PNG preview (atomic); small images are upscaled (nearest).
 
-    The PNG's text says it is a preview (8-bit, upscaled) and, with ``stimulus``, which entry of
-    the record's ``stimuli.safetensors`` holds the native image, so analyses read that instead.
+    ``labels`` (one per image, e.g. a generation number or unit and pole) are written under the
+    tiles and ``title`` above the grid (see :mod:`actmax.core.montage_labels`). The PNG's text says
+    it is a preview (8-bit, upscaled) and, with ``stimulus``, which entry of the record's
+    ``stimuli.safetensors`` holds the native image, so analyses read that instead.
     """
     import torch.nn.functional as F
     from PIL import Image
@@ -37,6 +41,11 @@ def save_montage(images: torch.Tensor, path: str | Path, *, nrow: int = 8, paddi
     arr = (grid.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
     if c == 1:
         arr = arr[..., 0]
+    if labels is not None or title:
+        from actmax.core.montage_labels import label_grid
+
+        arr = label_grid(arr, n=len(images), nrow=max(1, nrow), tile=images.shape[-2:], padding=padding,
+                         labels=labels, title=title)
     info = PngInfo()
     info.add_text(PREVIEW_KEY, f"8-bit preview of {len(images)} stimuli of {c}x{h}x{w}, upscaled x{factor} "
                                f"(nearest); native float stimuli: {STIMULI}")

@@ -46,14 +46,15 @@ def drive(run: RunKind, rec: RunRecord | None, progress: bool | None) -> Any:
     bar = progress_bar(progress, total=run.total, initial=run.position, desc=run.description(),
                        unit=run.progress_unit, leave=False)
     try:
-        while run.position < run.total:
-            moved = run.step()
-            if rec is not None and run.commit(rec):
-                rec.checkpoint(run.state(), step=run.position, claims=run.claims())
-            bar.update(moved)
-            postfix = run.postfix()
-            if postfix:
-                bar.set_postfix(best=postfix)
+        with run.stepping():
+            while run.position < run.total:
+                moved = run.step()
+                if rec is not None and run.commit(rec):
+                    rec.checkpoint(run.state(), step=run.position, claims=run.claims())
+                bar.update(moved)
+                postfix = run.postfix()
+                if postfix:
+                    bar.set_postfix(best=postfix)
     finally:
         bar.close()
         run.end_steps()

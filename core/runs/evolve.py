@@ -24,7 +24,9 @@ from actmax.core.evolve import EvolutionResult, optimizer_context, per_space, sp
 from actmax.core.records import BEST, RunRecord, save_image, save_montage, state_field
 from actmax.core import files as fileio
 from actmax.core.registry import generators, optimizers, scorers, spec_text
+from actmax.core import paired
 from actmax.core.runs.kind import BaseRun
+from actmax.core.threads import intra_op_threads
 
 REFERENCE = "reference_images.safetensors"
 
@@ -93,7 +95,7 @@ class EvolveRun(BaseRun):
         if self.pool is not None:
             rendered = list(self.pool.map(self._render, range(len(self.gens))))
         else:
-            rendered = [self._render(0)]
+            rendered = [self._render(t) for t in range(len(self.gens))]
         blocks = [imgs for _, imgs in rendered] + ([self.reference] if self.reference is not None else [])
         size = max(b.shape[-1] for b in blocks)
         channels = max(b.shape[1] for b in blocks)
@@ -247,7 +249,8 @@ class EvolveRun(BaseRun):
         rec.write_scores(self.table())
         if self.image_every and (self.generation - 1) % self.image_every == 0:
             for space, imgs in zip(self.spaces, self.last_images):
-                save_montage(imgs.cpu(), rec.path / _montage_name(space, self.generation - 1), nrow=10)
+                save_montage(imgs.cpu(), rec.path / _montage_name(space, self.generation - 1), nrow=10,
+                             title=f"{space}, generation {self.generation - 1}: {len(imgs)} images")
         if not rec.has_checkpoint():   # the first checkpoint: a bad optimizer state fails now, not at resume
             for opt in self.opts:
                 check_state_roundtrip(opt)
@@ -262,7 +265,7 @@ class EvolveRun(BaseRun):
 
     def result(self, rec: RunRecord | None, elapsed: float) -> EvolutionResult:
         table = self.table()
-        traj = _trajectory(table[table["thread"] >= 0], self.sign)
+        traj = paired.with_images_shown(_trajectory(table[table["thread"] >= 0], self.sign), table)
         return EvolutionResult(scores=table, best_score=self.sign * self.best["score"], best_image=self.best_image(),
                                best_code=self.best["code"], best_space=self.spaces[self.best["thread"]],
                                trajectory=traj, out_dir=None if rec is None else rec.path, spaces=self.spaces)
@@ -272,7 +275,12 @@ class EvolveRun(BaseRun):
 
     def summary(self, result: EvolutionResult) -> dict[str, Any]:
         return {"generations_done": self.generation, "evaluations": int((result.scores["thread"] >= 0).sum()),
+                "evaluations_per_space": paired.evaluations_per_space(result.scores),
                 "best_score": result.best_score, "best_space": result.best_space}
+
+    def stepping(self) -> Any:
+        """One torch thread per space thread while paired spaces render in parallel."""
+        return intra_op_threads(len(self.gens) if self.pool is not None else 1)
 
     def end_steps(self) -> None:
         if self.pool is not None:
@@ -355,7 +363,8 @@ def _write_final_files(rec: RunRecord, ev: EvolveRun, traj: pd.DataFrame, best_i
             codes = np.stack(ev.best_codes[t])
             picks = np.unique(np.linspace(0, len(codes) - 1, min(16, len(codes))).round().astype(int))
             imgs = ev.gens[t](torch.as_tensor(codes[picks], dtype=torch.float32, device=ev.device)).cpu()
-            save_montage(imgs, rec.path / "images" / f"best_per_generation_{space}.png", nrow=8)
+            save_montage(imgs, rec.path / "images" / f"best_per_generation_{space}.png", nrow=8,
+                         labels=[f"gen {int(g)}" for g in picks], title=f"{space}: best image of each generation shown")
             per_gen = traj[traj["space"] == space].sort_values("generation")["best"].to_numpy()
             top = int(np.argmax(ev.sign * per_gen))
             stimuli[f"{space}/best"] = ev.gens[t](torch.as_tensor(codes[top:top + 1], dtype=torch.float32,

@@ -9,6 +9,7 @@ and reports look kinds up here and nowhere else.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, Protocol, runtime_checkable
@@ -109,6 +110,10 @@ class BaseRun:
 
     def on_resumed(self, rec: Any, from_checkpoint: bool) -> None:
         return None
+
+    def stepping(self) -> Any:
+        """A context the steps run in (e.g. a thread setting); none by default."""
+        return contextlib.nullcontext()
 
     def end_steps(self) -> None:
         return None

@@ -24,6 +24,19 @@ from actmax.core.synthesize import SynthesisResult, best_per_target, budget_from
 from actmax.core.transforms import SynthesisTransforms
 
 
+def _check_gradient_optimizer(opt_spec: Any) -> None:
+    """A gradient-free optimizer named as the recipe is one clear error before it is built (it would
+    otherwise fail on a missing ``dim``, which only evolution supplies)."""
+    from actmax.core.synthesize import DEFAULT_RECIPE
+
+    name = opt_spec.get("name") if isinstance(opt_spec, Mapping) else None
+    if not isinstance(name, str):
+        return
+    if not getattr(optimizers.entry(name).factory, "gradient_based", False):   # the class, before it is built
+        raise InputError(f"synthesis needs a gradient optimizer (`ascent`, e.g. {DEFAULT_RECIPE!r}); "
+                         f"{name!r} is gradient-free: run it with `actmax evolve`")
+
+
 class SynthesizeRun(BaseRun):
     """The synthesize run kind: every target (unit, pole, seed) one element of one batch, one step at a time."""
 
@@ -49,8 +62,9 @@ class SynthesizeRun(BaseRun):
         self.gen = generators.create(generator).to(self.device).eval()
         self.scorer = scorers.create(scorer).to(self.device).eval()
         if not self.scorer.differentiable:
-            raise InputError(f"scorer {type(self.scorer).__name__} is not differentiable; "
-                             "use `actmax evolve` (gradient-free) for it")
+            why = getattr(self.scorer, "not_differentiable_why", "")   # a wrapped module says why
+            raise InputError(f"scorer {getattr(self.scorer, 'fn_name', type(self.scorer).__name__)} is not "
+                             f"differentiable{': ' + why if why else ''}; use `actmax evolve` (gradient-free) for it")
         units = list(range(self.scorer.units)) if units is None else [self.scorer.check_unit(u) for u in units]
         if not units:
             raise InputError("synthesize needs at least one unit")
@@ -58,6 +72,7 @@ class SynthesizeRun(BaseRun):
         self.per_unit = len(poles) * len(seeds)
         opt_spec, options = split_recipe(ascent)
         options.update(dict(transforms or {}))
+        _check_gradient_optimizer(opt_spec)
         self.ascent = optimizers.create(opt_spec, seed=int(seeds[0]) if len(seeds) else 0)
         if not self.ascent.gradient_based:
             raise InputError("synthesize needs the gradient optimizer (`ascent`); "

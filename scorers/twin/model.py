@@ -455,6 +455,14 @@ class TwinScorer(Scorer):
     (``centre``, ``training_mean`` or ``X;Y``) and ``behavior`` (``none``, ``training_mean`` or
     ``P;DP;RUN``); see :mod:`scorers.twin.state`. The resolved state is :attr:`state` (written to
     a synthesis manifest's ``recipe``).
+
+    Options:
+        path: twin folder written by `actmax twin train` (twin.json + member_*.safetensors)
+        centered: every neuron reads the centre of the feature map (its MEI centred in the image)
+        members: indices of the ensemble members to average (default: all)
+        device: torch device of the twin
+        eye: eye position the twin is evaluated at: centre, training_mean or 'X;Y'
+        behavior: behavioural state: none, training_mean or 'P;DP;RUN'
     """
 
     differentiable = True
