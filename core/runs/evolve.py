@@ -311,7 +311,7 @@ class EvolveRun(BaseRun):
         stimuli = rec.stimuli()
         if "best" not in stimuli:
             raise RecordError(f"{rec.path}: stimuli.safetensors has no 'best' entry; `actmax resume --repair {rec.path}`")
-        traj = _trajectory(table[table["thread"] >= 0], sign)
+        traj = paired.with_images_shown(_trajectory(table[table["thread"] >= 0], sign), table)
         return EvolutionResult(scores=table, best_score=sign * score, best_image=stimuli["best"],
                                best_code=code.numpy() if isinstance(code, torch.Tensor) else np.asarray(code),
                                best_space=spaces[thread], trajectory=traj, out_dir=rec.path, spaces=spaces)
