@@ -19,7 +19,10 @@ def test_ctrl_c_names_the_generation_and_the_resume_command(tmp_path):
            "-s", "callable:fn=tests.helpers.slow_neurons:slow,units=3", "-o", "cma:popsize=4",
            "--image-every", "0", "--out", str(out), "--no-progress"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "SLOW_NEURONS_DELAY": "0.05"}
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    # A shell delivers Ctrl-C to a process whose SIGINT is at its default; pytest-xdist workers
+    # ignore SIGINT and a child would inherit that, so the child starts with the default here.
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while not (out / "checkpoint.pt").exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
