@@ -248,7 +248,8 @@ class SynthesizeRun(BaseRun):
         rec.write_stimuli({"images": images}, metadata={"rows": "targets.csv"})
         for i, (t, img) in enumerate(zip(self.targets, images)):
             save_image(img, rec.path / "images" / f"{_label(t)}.png", stimulus=f"images[{i}]")
-        save_montage(images, rec.path / "images" / "montage.png", nrow=self.per_unit)
+        save_montage(images, rec.path / "images" / "montage.png", nrow=self.per_unit,
+                     labels=[_tile_label(t.unit, t.pole, t.seed) for t in self.targets])
         _save_best_per_target(result.table, images, rec.path)
 
     def summary(self, result: SynthesisResult) -> dict[str, Any]:
@@ -313,4 +314,10 @@ def _save_best_per_target(table: pd.DataFrame, images: torch.Tensor, path: Path)
     best.insert(0, "tile_row", best.groupby("pole").cumcount())
     best.insert(1, "tile_col", [poles.index(p) for p in best["pole"]])
     best.to_csv(path / "best.csv", index=False)
-    save_montage(images[torch.tensor(best["index"].tolist(), dtype=torch.long)], path / "best.png", nrow=len(poles))
+    save_montage(images[torch.tensor(best["index"].tolist(), dtype=torch.long)], path / "best.png", nrow=len(poles),
+                 labels=[_tile_label(u, p) for u, p in zip(best["unit"], best["pole"])])
+
+
+def _tile_label(unit: Any, pole: str, seed: Any = None) -> str:
+    """A montage caption: ``unit 3 MEI`` (``s1``: seed 1)."""
+    return f"unit {int(unit)} {'MEI' if pole == 'high' else 'LEI'}" + (f" s{int(seed)}" if seed is not None else "")
