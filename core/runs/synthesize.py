@@ -279,6 +279,7 @@ class SynthesizeRun(BaseRun):
         try:
             table = pd.read_csv(rec.check_file("targets.csv"))
             table = table.astype({"index": "int64", "unit": "int64", "seed": "int64", "response": "float32"})
+            table = table.astype({c: "float32" for c in ("mean_luminance", "rms_contrast") if c in table})
             images, codes = rec.stimuli()["images"], rec.codes()["codes"]
             targets = [Target(int(r.unit), str(r.pole), int(r.seed)) for r in table.itertuples()]
         except (KeyError, ValueError, AttributeError) as exc:
