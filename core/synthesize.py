@@ -84,6 +84,22 @@ def budget_from_scorer(scorer: Any) -> dict[str, Any]:
     return {"norm": float(norm)} if norm else {}
 
 
+#: Median RMS contrast of natural photograph patches (scikit-image's photographs, random square
+#: crops of 1/4-1/2 of the photo side, 600 patches) at the resolution they are measured at:
+#: the default contrast budget of a scorer that has none (see :func:`default_budget`).
+#: Measured with ``benchmarks/measure_natural_contrast.py``: 32 px 0.107, 64 px 0.124, 112 px 0.135.
+NATURAL_CONTRAST_BY_SIZE: dict[int, float] = {32: 0.107, 64: 0.124, 112: 0.135}
+
+
+def default_budget(scorer: Any) -> dict[str, Any]:
+    """The documented default budget for a scorer without one: the median RMS contrast of
+    natural image patches at the scorer's resolution (``scorer.size``, else 64 px), measured at
+    that resolution. Without a budget MEIs saturate and their look depends on the run length."""
+    size = int(getattr(scorer, "size", None) or 64)
+    nearest = min(NATURAL_CONTRAST_BY_SIZE, key=lambda s: abs(s - size))
+    return {"contrast": NATURAL_CONTRAST_BY_SIZE[nearest], "contrast_size": size}
+
+
 def best_per_target(table: pd.DataFrame) -> pd.DataFrame:
     """One row per (unit, pole): the seed that drove the unit furthest (max for MEIs, min for LEIs)."""
     rows = []
@@ -102,8 +118,11 @@ def synthesize(generator: Any, scorer: Any, *, units: Sequence[int] | None = Non
     ``ascent`` is the recipe: optimiser options plus the loop's transforms (``jitter``,
     ``noise``, ``blur_sigma``, ``precondition``, ``contrast``/``contrast_size``, ``norm``; see
     :mod:`actmax.core.transforms`), which ``transforms`` may also give or override. Without a
-    budget in the recipe the scorer's own (``input_contrast``) applies; the applied recipe and
-    budget are written to the manifest (``recipe``). ``device`` places generator, scorer and
+    budget in the recipe the scorer's own (``input_contrast``) applies, and a scorer without one
+    gets :func:`default_budget` (natural images' median RMS contrast; a warning on stderr, and
+    ``source: default`` in the manifest; ``contrast=none`` in the recipe turns every budget off).
+    The applied recipe and budget are written to the manifest (``recipe``); the result table
+    reports each image's ``mean_luminance`` and ``rms_contrast``. ``device`` places generator, scorer and
     codes (e.g. ``"cuda"``); ``amp`` runs the forward pass in bfloat16 autocast (codes,
     optimizer state and reported responses stay float32). ``progress=None`` shows a bar only on a
     terminal or in a notebook. The record's ``best.png`` holds one tile per unit and pole (the best

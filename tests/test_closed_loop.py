@@ -50,6 +50,14 @@ def test_small_closed_loop_twin_mei_beats_best_natural_patch(tmp_path):
                                                               for r in rows])
     # ...and never above the known optimum (sanity of the ground truth)
     assert all(r["mei_response"] <= r["optimum_response"] * 1.0001 for r in rows)
+    # every neuron reports its grey screen, LEI vs grey, twin over-prediction and the MEI's luminance/contrast
+    for r in rows:
+        assert r["lei_below_grey"] == (r["lei_response"] <= r["grey_response"])
+        assert r["twin_over_prediction"] is None or r["twin_over_prediction"] > 0
+        assert 0 <= r["mei_mean_luminance"] <= 1 and r["mei_rms_contrast"] > 0
+    for row in rep["per_kind"]:
+        lo, hi = row["median_all_mei_fraction_of_optimum_ci95"]
+        assert lo <= row["median_all_mei_fraction_of_optimum"] <= hi
     # fair contrast: natural patches and MEIs/LEIs are [0, 1] images with the same L2 contrast
     c = rep["contrast"]
     assert c["natural_l2_norm"]["max"] <= 3.0 + 1e-3 and c["synthesised_l2_norm"]["max"] <= 3.0 + 1e-3
@@ -86,3 +94,10 @@ def test_closed_loop_on_every_family_reports_a_per_kind_table(tmp_path):
             assert row["readout_within_2px"] == float(n["readout_within_2px"])
     saved = json.loads((tmp_path / "closed_loop.json").read_text())
     assert saved["per_kind"] == rep["per_kind"]
+
+
+def test_bootstrap_median_interval_brackets_the_median():
+    from actmax.core.apps.closed_loop import bootstrap_median
+    med, ci = bootstrap_median(np.array([1.0, 2.0, 3.0, 4.0, 100.0, np.nan]))
+    assert med == 3.0 and ci[0] <= 3.0 <= ci[1] and ci[0] >= 1.0 and ci[1] <= 100.0
+    assert bootstrap_median(np.array([np.nan])) == (None, None)

@@ -166,7 +166,7 @@ def test_api_counts_and_optimizer_lists_are_not_coerced(tmp_path):
 def test_synthesize_rejects_non_finite_responses(tmp_path):
     res = run_cli("synthesize", "-g", "pixel:size=16", "-s",
                   "callable:fn=tests.helpers.bad_scorers:nan_half,units=3,differentiable=True", "--units", "0,1",
-                  "--ascent", "ascent:steps=3", "--out", str(tmp_path / "s"), "--no-progress")
+                  "--ascent", "ascent:steps=3,contrast=0.1", "--out", str(tmp_path / "s"), "--no-progress")
     _one_error_line(res, "non-finite responses")
     from actmax.core.records import RunRecord
     assert RunRecord(tmp_path / "s").manifest()["status"] == "running"   # never a finished record of NaN

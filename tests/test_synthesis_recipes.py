@@ -217,3 +217,23 @@ def test_default_recipe_recovers_the_optimum_of_non_classical_families(kind):
     res = synthesize(f"pixel:size=32,channels={neurons.channels}", neurons, units=units, poles=("high",))
     assert (res.responses / neurons.optimal_response("high", units) >= 0.95).all()
     assert (neurons.similarity_to_optimum(res.images, units, "high") >= 0.9).all()
+
+
+def test_scorer_without_budget_gets_the_natural_default_and_a_warning(tmp_path, capsys):
+    """No silent budget: a scorer without input_contrast is limited to natural images' contrast."""
+    from actmax.core.synthesize import NATURAL_CONTRAST_BY_SIZE
+    scorer = _Energy()
+    scorer.size = 32
+    res = synthesize("pixel:size=32", scorer, units=[0], poles=("high",),
+                     ascent="ascent:steps=20,lr=0.2,jitter=0", out_dir=tmp_path)
+    assert "no contrast budget" in capsys.readouterr().err
+    assert rms_contrast(res.images).item() == pytest.approx(NATURAL_CONTRAST_BY_SIZE[32], rel=1e-3)
+    budget = json.loads((tmp_path / "manifest.json").read_text())["recipe"]["contrast_budget"]
+    assert budget == {"kind": "rms_contrast", "value": NATURAL_CONTRAST_BY_SIZE[32], "measured_at_px": 32,
+                      "source": "default"}
+    row = res.table.iloc[0]                                   # every MEI/LEI reports its luminance and contrast
+    assert row["mean_luminance"] == pytest.approx(res.images.mean().item(), abs=1e-5)
+    assert row["rms_contrast"] == pytest.approx(NATURAL_CONTRAST_BY_SIZE[32], rel=1e-3)
+    off = synthesize("pixel:size=32", _Energy(), units=[0], poles=("high",),
+                     ascent="ascent:steps=20,lr=0.2,jitter=0,contrast=none")        # explicitly off
+    assert rms_contrast(off.images).item() > 2 * NATURAL_CONTRAST_BY_SIZE[32]

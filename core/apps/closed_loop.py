@@ -190,6 +190,29 @@ def _per_unit(own: np.ndarray, targets: list, n_units: int, pole: str, reduce: A
     return vals
 
 
+def _chosen(own: np.ndarray, targets: list, n_units: int, pole: str) -> np.ndarray:
+    """Per unit, the index of the image shown as its MEI (``high``: the seed the neuron liked most)
+    or LEI (``low``: the one it liked least); -1 where a unit has no such target."""
+    idx = np.full(n_units, -1, dtype=int)
+    for u in range(n_units):
+        cand = [i for i, t in enumerate(targets) if t.unit == u and t.pole == pole]
+        if cand:
+            idx[u] = max(cand, key=lambda i: own[i]) if pole == "high" else min(cand, key=lambda i: own[i])
+    return idx
+
+
+def _image_stats(images: torch.Tensor, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean luminance and RMS contrast of the chosen images (NaN where none)."""
+    from actmax.core.transforms import rms_contrast
+    lum, rms = np.full(len(idx), np.nan), np.full(len(idx), np.nan)
+    ok = idx >= 0
+    if ok.any():
+        chosen = images[torch.as_tensor(idx[ok])].float()
+        lum[ok] = chosen.mean(dim=(1, 2, 3)).double().numpy()
+        rms[ok] = rms_contrast(chosen).double().numpy()
+    return lum, rms
+
+
 def _readout_errors(neurons: Any, readout: dict[str, Any], scale: float, n_units: int) -> np.ndarray:
     rf_true = getattr(neurons, "receptive_fields", None)   # model neurons know their RF centres; others do not
     err = np.full(n_units, np.nan)
@@ -233,6 +256,12 @@ def judge_on_truth(cfg: ClosedLoopConfig, neurons: Any, rec: Recording, trained:
         "readout": readout_report(trained.ensemble), "projections": _projections(neurons, images, syn.targets),
     }
     m["beats"], m["below"] = m["mei"] > m["best_nat"], m["lei"] < m["worst_nat"]
+    # the reported MEI/LEI per unit: its luminance and contrast, the grey screen, and how far the twin over-predicts
+    mei_idx, lei_idx = _chosen(own, syn.targets, n_units, "high"), _chosen(own, syn.targets, n_units, "low")
+    (m["mei_lum"], m["mei_rms"]), (m["lei_lum"], m["lei_rms"]) = _image_stats(images, mei_idx), _image_stats(images, lei_idx)
+    m["grey"] = noise_free_rates(neurons, torch.full((1, *images.shape[1:]), 0.5))[0]
+    predicted = syn.responses.double().numpy()
+    m["twin_mei_prediction"] = np.array([predicted[i] if i >= 0 else np.nan for i in mei_idx])
     m["reliable"] = np.sort(select_neurons(m["oracle"], threshold=cfg.reliable_oracle))
     m["readout_err"] = _readout_errors(neurons, m["readout"], int(neurons.size or 64) / trained.ensemble.config.image_size,
                                        n_units)
@@ -255,7 +284,19 @@ def _neuron_row(u: int, m: dict[str, Any], trained: Any) -> dict[str, Any]:
             "best_natural_index": int(m["best_nat_idx"][u]), "best_recorded_index": int(m["recorded_best"][u]),
             "readout_error_px": None if not np.isfinite(err) else round(float(err), 2),
             "readout_within_2px": bool(err <= 2.0) if np.isfinite(err) else None,
+            "grey_response": round(float(m["grey"][u]), 5),
+            "lei_below_grey": bool(m["lei"][u] <= m["grey"][u]),
+            "lei_to_floor": (None if floor is None or m["grey"][u] == floor[u] else
+                             round(float((m["grey"][u] - m["lei"][u]) / (m["grey"][u] - floor[u])), 4)),
+            "twin_over_prediction": (round(float(m["twin_mei_prediction"][u] / mei), 4)
+                                     if np.isfinite(m["twin_mei_prediction"][u]) and mei > 0 else None),
+            "mei_mean_luminance": _opt_round(m["mei_lum"][u]), "mei_rms_contrast": _opt_round(m["mei_rms"][u]),
+            "lei_mean_luminance": _opt_round(m["lei_lum"][u]), "lei_rms_contrast": _opt_round(m["lei_rms"][u]),
             "feature_projections": m["projections"].get(u)}
+
+
+def _opt_round(v: float) -> float | None:
+    return round(float(v), 4) if np.isfinite(v) else None
 
 
 def _report(cfg: ClosedLoopConfig, rec: Recording, trained: Any, true_corr: np.ndarray, syn: Any,
@@ -272,7 +313,8 @@ def _report(cfg: ClosedLoopConfig, rec: Recording, trained: Any, true_corr: np.n
                  **{k: r[k] for k in ("split_sizes", "history", "train_seconds")}},
         "neurons": [_neuron_row(u, m, trained) for u in range(len(m["mei"]))],
         "per_kind": per_kind_table(m["kinds"], m["oracle"], cfg.reliable_oracle, m["readout_err"], m["beats"],
-                                   m["below"], m["frac_opt"], over_nat),
+                                   m["below"], m["frac_opt"], over_nat,
+                                   lei_below_grey=m["lei"] <= m["grey"], over_prediction=m["twin_mei_prediction"] / m["mei"]),
         "readout_warnings": m["readout"]["warnings"],
         "fraction_mei_beats_best_natural": float(m["beats"].mean()),
         "fraction_lei_below_worst_natural": float(m["below"].mean()),
@@ -324,8 +366,11 @@ def run_closed_loop(config: ClosedLoopConfig | None = None, *, out_dir: str | Pa
 
 def per_kind_table(kinds: list[str], oracle: np.ndarray, threshold: float, readout_err: np.ndarray,
                    beats: np.ndarray, below: np.ndarray, frac_opt: np.ndarray,
-                   over_nat: np.ndarray) -> list[dict[str, Any]]:
-    """One row per neuron kind: the closed loop's pass rates among reliable neurons (oracle >= threshold)."""
+                   over_nat: np.ndarray, *, lei_below_grey: np.ndarray | None = None,
+                   over_prediction: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """One row per neuron kind: the closed loop's pass rates among reliable neurons (oracle >= threshold),
+    and over every neuron of the kind (the oracle a column, not a filter): ``all_*`` medians with
+    bootstrap 95 % intervals (``*_ci95``)."""
     rows = []
     for kind in dict.fromkeys(kinds):
         idx = np.array([i for i, k in enumerate(kinds) if k == kind])
@@ -344,7 +389,25 @@ def per_kind_table(kinds: list[str], oracle: np.ndarray, threshold: float, reado
                      "mei_beats_best_natural": frac(beats), "median_mei_over_best_natural": med(over_nat),
                      "median_mei_fraction_of_optimum": med(frac_opt),
                      "lei_below_worst_natural": frac(below)})
+        everyone = {"all_mei_fraction_of_optimum": frac_opt, "all_mei_over_best_natural": over_nat,
+                    "all_twin_over_prediction": over_prediction}
+        for name, values in everyone.items():
+            if values is not None:
+                rows[-1][f"median_{name}"], rows[-1][f"median_{name}_ci95"] = bootstrap_median(np.asarray(values)[idx])
+        if lei_below_grey is not None:
+            rows[-1]["all_lei_below_grey"] = round(float(np.mean(lei_below_grey[idx])), 3)
     return rows
+
+
+def bootstrap_median(values: np.ndarray, *, n_boot: int = 2000, seed: int = 0) -> tuple[float | None, list[float] | None]:
+    """The median of the finite values and its percentile-bootstrap 95 % interval (None where there are none)."""
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return None, None
+    boots = np.median(np.random.default_rng(seed).choice(v, size=(n_boot, v.size), replace=True), axis=1)
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    return round(float(np.median(v)), 4), [round(float(lo), 4), round(float(hi), 4)]
 
 
 def format_per_kind(rows: list[dict[str, Any]]) -> str:

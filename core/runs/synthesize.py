@@ -7,6 +7,7 @@ its own unit's response (``high``) or its negation (``low``). The driver
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -20,8 +21,8 @@ from actmax.core.records import RunRecord, save_image, save_montage, state_field
 from actmax.core import files as fileio
 from actmax.core.registry import generators, optimizers, scorers, spec_text
 from actmax.core.runs.kind import BaseRun
-from actmax.core.synthesize import SynthesisResult, best_per_target, budget_from_scorer, split_recipe
-from actmax.core.transforms import SynthesisTransforms
+from actmax.core.synthesize import SynthesisResult, best_per_target, budget_from_scorer, default_budget, split_recipe
+from actmax.core.transforms import SynthesisTransforms, rms_contrast
 
 
 def _check_gradient_optimizer(opt_spec: Any) -> None:
@@ -78,10 +79,21 @@ class SynthesizeRun(BaseRun):
             raise InputError("synthesize needs the gradient optimizer (`ascent`); "
                              "gradient-free optimizers run with `actmax evolve`")
         self.budget_source = "recipe"
-        if options.get("norm") is None and options.get("contrast") is None:
+        switched_off = any(k in options and options[k] is None for k in ("norm", "contrast"))
+        if switched_off:
+            self.budget_source = "recipe (switched off)"
+        elif options.get("norm") is None and options.get("contrast") is None:
             scorer_budget = budget_from_scorer(self.scorer)
             options.update(scorer_budget)
-            self.budget_source = "scorer" if scorer_budget else "none"
+            self.budget_source = "scorer"
+            if not scorer_budget:
+                scorer_budget = default_budget(self.scorer)
+                options.update(scorer_budget)
+                self.budget_source = "default"
+                print(f"warning: scorer {type(self.scorer).__name__} has no contrast budget (input_contrast); "
+                      f"using the default: RMS contrast {scorer_budget['contrast']} at {scorer_budget['contrast_size']} px "
+                      "(median of natural image patches); give contrast=... in the recipe to choose another",
+                      file=sys.stderr)
         self.transforms = SynthesisTransforms.from_options(options)
         self.code_shape = self.gen.code_shape
         # the transforms' random stream (jitter, noise), seeded like the optimiser
@@ -235,7 +247,9 @@ class SynthesizeRun(BaseRun):
             raise ContractError("scorer returned non-finite responses for the final images")
         table = pd.DataFrame({"index": range(len(self.targets)), "unit": [t.unit for t in self.targets],
                               "pole": [t.pole for t in self.targets], "seed": [t.seed for t in self.targets],
-                              "response": resp.numpy()})
+                              "response": resp.numpy(),
+                              "mean_luminance": images.mean(dim=(1, 2, 3)).numpy(),
+                              "rms_contrast": rms_contrast(images).numpy()})
         return SynthesisResult(images=images, codes=self.ascent.codes.detach().cpu(), targets=self.targets,
                                responses=resp, table=table, out_dir=None if rec is None else rec.path)
 
