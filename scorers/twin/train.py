@@ -245,7 +245,8 @@ class TrainOptions:
     #: the readout there (issue 11)
     border_guard: float = 0.8
     #: after this many epochs the positions mu learn at the full rate (sigma stays slow);
-    #: None keeps position_lr_scale throughout
+    #: None keeps position_lr_scale throughout. A twin with a shifter also re-estimates its
+    #: positions then, on images aligned by the learned shift (see :func:`realign_positions`)
     position_warmup: int | None = None
     #: learning-rate factor of the readout grid (positions mu and their sampling spread sigma):
     #: small, so positions estimated from data do not random-walk while the core's features are
@@ -322,6 +323,35 @@ def estimate_positions(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | No
     return torch.stack([to_grid(cols), to_grid(rows)], dim=1)
 
 
+def realign_positions(net: TwinNetwork, x_train: torch.Tensor, y_train: torch.Tensor, m_train: torch.Tensor,
+                      eye_train: torch.Tensor, *, border_guard: float = 0.8,
+                      min_move_px: float = 2.0) -> list[int]:
+    """Re-estimate read positions on images aligned by the shifter; move the neurons read far from them.
+
+    The first position estimate (:func:`estimate_positions`) sees the raw images, so eye movements
+    smear a receptive field's phase over the trials: a fine-grained linear cell (wavelength of a
+    few pixels, eye sd of a pixel or two) leaves no linear trace and its start is wrong, and a
+    readout started pixels away from its RF finds no gradient back. Once the shifter has learned
+    the shift from the other neurons, the images are translated back by each trial's shift (the RF
+    then sits where it does at the training-mean eye position), the positions are estimated again,
+    and every neuron read more than ``min_move_px`` pixels from its new estimate (more than the
+    estimate's own pixel resolution) is moved there. Returns the neurons moved.
+    """
+    from actmax.scorers.model_neurons import fourier_shift
+
+    size = x_train.shape[-1]
+    with torch.no_grad():
+        shift_px = net.shifter(eye_train.to(x_train)).cpu() * (size - 1) / 2      # RF displacement, pixels
+        aligned = torch.cat([fourier_shift(x_train[i:i + 512], -shift_px[i:i + 512])
+                             for i in range(0, x_train.shape[0], 512)])
+        new = estimate_positions(aligned, y_train, m_train)
+        trusted = new.abs().amax(1) <= border_guard
+        old = net.readout.mu[0, :, 0]
+        far = ((new.to(old) - old).norm(dim=1) * (size - 1) / 2 > min_move_px).cpu() & trusted
+        old.copy_(torch.where(far[:, None].to(old.device), new.to(old), old))
+    return [int(i) for i in torch.nonzero(far).flatten()]
+
+
 def _fit_member(config: TwinConfig, opts: TrainOptions, seed: int, *args: Any,
                 **kwargs: Any) -> tuple[TwinNetwork, list[dict[str, float]]]:
     """Train one member from ``seed`` on a forked torch RNG: the caller's global RNG state is left as it was."""
@@ -368,6 +398,8 @@ def _fit_member_seeded(config: TwinConfig, opts: TrainOptions, seed: int, x_trai
         if opts.position_warmup is not None and epoch == opts.position_warmup:
             optim.param_groups[1]["scale"] = 1.0                      # positions: full rate
             optim.param_groups[1]["lr"] = lr
+            if opts.init_positions == "data" and net.shifter is not None and state_train and "eye" in state_train:
+                realign_positions(net, x_train, y_train, m_train, state_train["eye"], border_guard=opts.border_guard)
         net.train()
         perm = torch.randperm(n, generator=gen)
         total, batches = 0.0, 0
