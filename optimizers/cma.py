@@ -2,9 +2,17 @@
 
 pycma samples from numpy's global RNG. Each instance keeps its own copy of that state and
 swaps it in only around its own calls (under a lock), so several optimizers can run in
-parallel threads and each stays reproducible. pycma's internal state is restored by
-replaying the told scores from the seed (cheap next to the evaluations that produced
-them); a digest of each generation's codes guards against a replay that diverges.
+parallel threads and each stays reproducible.
+
+**State.** ``state_dict()`` holds the strategy's numeric state in its saved form
+(:mod:`actmax.optimizers.pycma_state`: mean, step size, covariance and its eigen decomposition or
+the VD/VkD factors, evolution paths, counters, fitness history, as tensors and plain values) plus
+this instance's numpy RNG state; ``load_state_dict()`` writes it into a freshly built strategy, so
+the next ``ask()`` is bit-identical to an uninterrupted run and nothing is replayed. The full
+covariance stores ``C`` and ``B`` (2 N^2 float64: 268 MB at N = 4096); the diagonal, VD and VkD
+forms are O(N). States written before this form (``scores`` + ``digests``, actmax up to
+issue 22) are still loaded, by the *legacy* replay of the told scores from the seed
+(:meth:`PyCMA._load_legacy_replay`); nothing writes that form any more.
 
 ``sampler="vd"`` / ``"vkd"`` switch pycma (4.x) to its restricted Gaussian samplers
 (``cma.restricted_gaussian_sampler.GaussVDSampler`` / ``GaussVkDSampler``: VD-CMA and VkD-CMA,
@@ -26,7 +34,8 @@ import torch
 from actmax.core.registry import optimizers
 from actmax.optimizers.base import Optimizer, OptimizerStateError
 from actmax.core.errors import InputError
-from actmax.optimizers.common import positive
+from actmax.optimizers.common import array, check_shape, positive, require
+from actmax.optimizers.pycma_state import es_state, restore_es
 
 _NUMPY_GLOBAL_RNG = threading.Lock()
 SAMPLERS = ("full", "vd", "vkd")
@@ -69,9 +78,8 @@ class PyCMA(Optimizer):
         self.popsize = int(popsize) if popsize is not None else 4 + int(3 * np.log(self.dim))
         self.extra_options = dict(options or {})
         self._np_state = np.random.RandomState(self.seed).get_state()
-        self._history: list[np.ndarray] = []
-        self._digests: list[str] = []
         self._es = self._new_es()
+        self._es_fresh = True             # nothing asked or restored yet: a restore may fill it in place
 
     def _options(self) -> dict[str, Any]:
         import cma
@@ -108,14 +116,13 @@ class PyCMA(Optimizer):
     name = "cma"
 
     def _ask(self) -> np.ndarray:
+        self._es_fresh = False
         with self._own_rng():
             return np.asarray(self._es.ask(), dtype=np.float64)
 
     def _tell(self, codes: np.ndarray, scores: np.ndarray) -> None:
         with self._own_rng():
             self._es.tell(list(codes), list(-scores))
-        self._digests.append(_digest(codes))
-        self._history.append(scores.copy())
 
     @property
     def mean(self) -> np.ndarray:
@@ -125,26 +132,63 @@ class PyCMA(Optimizer):
     def sigma(self) -> float:
         return float(self._es.sigma)
 
-    def state_dict(self) -> dict[str, Any]:
-        best_code, best_score = self.best
+    # -- state: the saved form ------------------------------------------------------------------
+    def _config(self) -> dict[str, Any]:
         return {"optimizer": "cma", "dim": self.dim, "seed": self.seed, "popsize": self.popsize,
                 "diagonal": self.diagonal, "sampler": self.sampler, "sigma0": self.sigma0,
-                "x0": torch.from_numpy(self.x0.copy()),
-                "scores": [torch.from_numpy(s) for s in self._history], "digests": list(self._digests),
-                "best_code": None if best_code is None else torch.from_numpy(best_code),
-                "best_score": float(best_score)}
+                "options": _options_text(self.extra_options)}
+
+    def _state(self) -> dict[str, Any]:
+        kind, keys, pos, has_gauss, cached = self._np_state
+        return {"x0": torch.from_numpy(self.x0.copy()), "es": es_state(self._es),
+                "numpy_rng": {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+                              "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a saved state (the saved form; a legacy ``scores``/``digests`` state is replayed)."""
+        if isinstance(state, dict) and "es" not in state and "digests" in state:
+            self._load_legacy_replay(state)
+            return
+        super().load_state_dict(state)
+
+    def _load_state(self, state: dict[str, Any], where: str) -> None:
+        require(state, ("x0", "es", "numpy_rng", "generation", "pending"), where)
+        x0 = check_shape(where, "x0", array(state["x0"]), (self.dim,))
+        rng = state["numpy_rng"]
+        try:
+            keys = np.asarray(rng["keys"].numpy(), dtype=np.int64)
+            if rng["kind"] != "MT19937" or keys.shape != (624,) or keys.min() < 0 or keys.max() >= 2 ** 32:
+                raise ValueError("not an MT19937 state")
+            np_state = ("MT19937", keys.astype(np.uint32), int(rng["pos"]), int(rng["has_gauss"]),
+                        float(rng["cached_gaussian"]))
+            np.random.RandomState().set_state(np_state)       # validates it
+        except Exception as exc:  # noqa: BLE001
+            raise OptimizerStateError(f"{where}: numpy_rng is not a numpy RandomState state ({exc})") from None
+        fresh = self._es if self._es_fresh else self._new_es()
+        self._es = restore_es(fresh, state["es"])
+        self._es_fresh = False
+        self.x0, self._np_state = x0, np_state
+
+    def _load_legacy_replay(self, state: dict[str, Any]) -> None:
+        """LEGACY loader, only for checkpoints written before the saved form (told scores + code digests).
+
+        Rebuilds pycma's state by replaying ask/tell from the seed with the stored scores; each
+        generation's codes must match their stored digest. Kept so old records resume; new states
+        never take this path.
+        """
         for key in ("dim", "seed", "popsize", "diagonal", "sampler", "sigma0"):
             if state.get(key, "full" if key == "sampler" else None) != getattr(self, key):
                 raise OptimizerStateError(f"cma state has {key}={state.get(key)!r}, this optimizer "
                                           f"has {getattr(self, key)!r}")
-        self.x0 = state["x0"].numpy().astype(np.float64)
+        try:
+            self.x0 = state["x0"].numpy().astype(np.float64)
+            pairs = list(zip(state["scores"], state["digests"]))
+        except Exception as exc:  # noqa: BLE001
+            raise OptimizerStateError(f"cma legacy state is malformed ({type(exc).__name__}: {exc})") from None
         self._np_state = np.random.RandomState(self.seed).get_state()
-        self._history, self._digests = [], []
         self._es, self.generation = self._new_es(), 0
         self._asked, self._best_code, self._best_score = None, None, -np.inf
-        for g, (scores, digest) in enumerate(zip(state["scores"], state["digests"])):
+        for g, (scores, digest) in enumerate(pairs):
             codes = self.ask()
             if _digest(codes) != digest:
                 raise OptimizerStateError(f"cma: replay diverged at generation {g} (different numpy/pycma "
@@ -152,3 +196,9 @@ class PyCMA(Optimizer):
             self.tell(codes, scores.numpy())
         if state.get("best_code") is not None:
             self._best_code, self._best_score = state["best_code"].numpy(), float(state["best_score"])
+
+
+def _options_text(options: dict[str, Any]) -> str:
+    """The extra pycma options as canonical text (a state must have been written with the same ones)."""
+    import json
+    return json.dumps(options, sort_keys=True, default=repr)
