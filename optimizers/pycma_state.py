@@ -10,6 +10,7 @@ attribute tree is written as data that ``torch.load(weights_only=True)`` reads:
 * numpy arrays as tensors (``{"__array__": tensor}``, bit-exact); a view of another array
   (``es.dC`` is the diagonal of ``es.sm.C``) as ``{"__view__": base, offset, shape, strides}``, so
   it stays a view after the restore;
+* ``range`` as ``{"__range__": [start, stop, step]}``;
 * lists, tuples, dicts (any hashable plain keys) as ``{"__list__"|"__tuple__"|"__dict__": ...}``;
 * objects of pycma's own classes as ``{"__object__": "module.Class", "attrs": {...}}``
   (plus ``items`` for pycma's list/dict subclasses);
@@ -22,7 +23,9 @@ freshly built with the same options, in place: objects are filled attribute by a
 pycma object missing from the fresh tree (created lazily by pycma: ``timer``, ``best.last``) is
 created with ``cls.__new__`` only from a class of pycma's already imported modules (nothing is
 imported by name, no constructor runs); the dimension, mean, step size, paths and covariance
-factors are checked after the restore. Anything that does not fit is one :class:`~actmax.core.errors.OptimizerStateError`.
+factors are checked after the restore. pycma's solution archives are keyed by
+``hash(x.tobytes())``, which changes from one Python process to the next: their keys are
+recomputed from the solutions they keep. Anything that does not fit is one :class:`~actmax.core.errors.OptimizerStateError`.
 """
 from __future__ import annotations
 
@@ -68,6 +71,8 @@ class _Encoder:
             if value.dtype not in _ARRAY_DTYPES:
                 raise OptimizerStateError(f"pycma state {path}: cannot store a numpy {value.dtype} scalar")
             return {"__scalar__": value.dtype.name, "value": value.item()}
+        if t is range:
+            return {"__range__": [value.start, value.stop, value.step]}
         if callable(value) and not _is_pycma(value):
             return _SKIPPED
         seen = self._new_id(value)
@@ -178,6 +183,9 @@ class _Decoder:
                 return self.table[int(enc["__ref__"])]
             except KeyError:
                 raise OptimizerStateError(f"pycma state {path}: dangling reference") from None
+        if "__range__" in enc:
+            start, stop, step = (int(v) for v in enc["__range__"])
+            return range(start, stop, step)
         if "__scalar__" in enc:
             dtype = np.dtype(str(enc["__scalar__"]))
             if dtype not in _ARRAY_DTYPES:
@@ -247,6 +255,26 @@ class _Decoder:
             dict.__setitem__(out, key, self(pair[1], cur.get(key) if _hashable(key) else None, f"{path}[{key!r}]"))
 
 
+def _rekey_solution_dicts(value: Any, seen: set[int]) -> None:
+    """Recompute the keys of pycma's solution archives (``SolutionDict``: keyed by ``hash(x.tobytes())``,
+    which differs between Python processes) from the solutions they keep (``_unhashed_keys``)."""
+    if id(value) in seen or not _is_pycma(value):
+        return
+    seen.add(id(value))
+    attrs = vars(value)
+    if all(k in attrs for k in ("data", "_unhashed_keys", "data_with_same_key")) and callable(getattr(value, "key", None)):
+        unhashed = attrs["_unhashed_keys"]
+
+        def new(old: Any) -> Any:
+            return value.key(unhashed[old]) if old in unhashed else old
+        value.data = {new(k): v for k, v in attrs["data"].items()}
+        value.data_with_same_key = {new(k): v for k, v in attrs["data_with_same_key"].items()}
+        value._unhashed_keys = {new(k): v for k, v in unhashed.items()}
+    for name, v in attrs.items():
+        if name not in SKIP:
+            _rekey_solution_dicts(v, seen)
+
+
 def _loaded_pycma_class(name: str) -> type | None:
     """A class pycma creates lazily (``timer``, ``best.last``): looked up in pycma's modules already
     imported, never by importing anything; None if ``name`` is not such a class."""
@@ -277,6 +305,7 @@ def restore_es(fresh: Any, state: Any) -> Any:
         raise
     except Exception as exc:  # noqa: BLE001 - any malformed entry is one clear error
         raise OptimizerStateError(f"pycma state does not restore ({type(exc).__name__}: {exc})") from None
+    _rekey_solution_dicts(es, set())
     n = int(fresh.N)
     try:
         mean, sigma = np.asarray(es.mean), float(es.sigma)
