@@ -47,3 +47,33 @@ def test_finished_synthesis_resume_returns_the_stored_result_without_building_pa
     pd.testing.assert_frame_equal(again.table, run.table)
     assert again.targets == run.targets and torch.equal(again.responses, run.responses)
     assert torch.equal(again.images, run.images) and torch.equal(again.codes, run.codes)
+
+
+def test_finished_screen_resume_returns_the_stored_result_without_building_the_scorer(tmp_path, monkeypatch):
+    from actmax.core.apps.screen import ScreenRun, resume_screen, screen
+    from actmax.core.registry import scorers
+
+    images = np.random.default_rng(0).random((20, 8, 8, 3)).astype(np.float32)
+    np.save(tmp_path / "x.npy", images)
+    run = screen("model:kind=mixed,n=3,size=8", tmp_path / "x.npy", k=3, batch_size=8, checkpoint_every=1, bins=32,
+                 out_dir=tmp_path / "s", max_montages=1)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished resume must not build the run or its scorer")
+
+    with monkeypatch.context() as m:
+        m.setattr(ScreenRun, "__init__", refuse)
+        m.setattr(scorers, "create", refuse)
+        again = resume_screen(tmp_path / "s")
+    pd.testing.assert_frame_equal(again.table, run.table)
+    pd.testing.assert_frame_equal(again.stats, run.stats)
+    for name in ("top_values", "top_indices", "bottom_values", "bottom_indices"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(run, name))
+    assert again.unit_names == run.unit_names and again.state.n == run.state.n == 20
+    assert torch.equal(again.mais(1), run.mais(1)) and torch.equal(again.lais(2), run.lais(2))
+    # still verified: a damaged table is an error naming it
+    data = bytearray((tmp_path / "s" / "unit_stats.parquet").read_bytes())
+    data[-40] ^= 1
+    (tmp_path / "s" / "unit_stats.parquet").write_bytes(bytes(data))
+    with pytest.raises(RecordError, match="unit_stats.parquet"):
+        resume_screen(tmp_path / "s")

@@ -234,6 +234,41 @@ class ScreenRun(BaseRun):
     def summary(self, result: ScreenResult) -> dict[str, Any]:
         return {"images": int(result.state.n), "units": len(result.unit_names)}
 
+    @classmethod
+    def stored_result(cls, rec: Any, manifest: Mapping[str, Any], state: Mapping[str, Any],
+                      meta: Mapping[str, Any]) -> ScreenResult | None:
+        """The result of a finished, verified screen read from its tables and final checkpoint.
+
+        No scorer is built and no image is scored: resuming a finished screen costs a few file
+        reads (and a look at the image set, whose fingerprint must still match). None for a
+        record whose tables are not all there (the rebuild path then says what is wrong).
+        """
+        from actmax.core.records import state_field
+
+        spec = manifest["spec"]
+        if not all((rec.path / f"{name}.parquet").exists() for name in (TABLE, STATS)):
+            return None
+        if state.get("fingerprint") != spec.get("fingerprint") or \
+                int(state.get("batch_size", -1)) != int(spec.get("batch_size", -2)):
+            raise RecordError(f"{rec.path}: the checkpoint does not belong to this screen's spec")
+        sketch = StreamingScreen.from_state_dict(state_field(state, "screen"))
+        done, total = int(state_field(state, "next_index")), int(spec["images"]["n"])
+        if sketch.n != done or done != total or int(meta.get("step", -1)) != done:
+            raise RecordError(f"{rec.path}: finished manifest, but the checkpoint holds {done} of {total} images")
+        table = pd.read_parquet(rec.check_file(f"{TABLE}.parquet"))
+        stats = pd.read_parquet(rec.check_file(f"{STATS}.parquet"))
+        if len(stats) != sketch.units or len(table) != 2 * sketch.units * sketch.k:
+            raise RecordError(f"{rec.path}: the tables and the checkpoint disagree (units or k); "
+                              f"`actmax resume --repair {rec.path}`")
+        d = spec["images"]
+        images = open_images(d["path"], size=d.get("size"), channels=d.get("channels"), key=d.get("key"),
+                             layout=d.get("layout") or "auto")
+        if images.fingerprint() != spec["fingerprint"]:
+            raise RecordError(f"{rec.path}: the image set at {d['path']!r} changed since the screen ran")
+        return ScreenResult(sketch.top_values, sketch.top_indices, sketch.bottom_values, sketch.bottom_indices,
+                            table, stats, sketch, images, [str(n) for n in stats["unit_name"]], rec.path,
+                            float(manifest.get("elapsed_s", 0.0)))
+
     def end_steps(self) -> None:
         self._batches = None
 
@@ -288,7 +323,7 @@ def resume_screen(out_dir: str | Path, *, scorer: Any = None, progress: bool | N
 
     A screen started from a scorer spec is re-created from it; one started from a live scorer
     needs it again as ``scorer``. Same lifecycle rules as every run kind: a finished screen is
-    re-verified and its result returned; ``repair`` rebuilds the tables and plots from the
+    re-verified and its stored result returned (no scorer built); ``repair`` rebuilds the tables and plots from the
     final checkpoint; ``trust`` allows specs that import non-plugin modules.
     """
     from actmax.core.runs.driver import resume
