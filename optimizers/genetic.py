@@ -32,7 +32,7 @@ from actmax.core.registry import optimizers
 from actmax.optimizers.base import Optimizer, rng_from_state, rng_state
 from actmax.optimizers.common import (whole, array, check_dim, check_shape, initial_point,
                                positive, require, tensor)
-from actmax.core.errors import InputError
+from actmax.core.errors import InputError, OptimizerStateError
 
 
 @optimizers.register("genetic")
@@ -120,7 +120,7 @@ class Genetic(Optimizer):
         require(state, ("generation", "rng", "population"), where)
         population = check_shape(where, "population", array(state["population"]), (self.popsize, self.dim))
         if population is None:
-            raise InputError(f"{where}: population is missing")
+            raise OptimizerStateError(f"{where}: population is missing")
         self.rng = rng_from_state(state["rng"])
         self.population = population
         self.kT = None if state.get("kT") is None else float(state["kT"])

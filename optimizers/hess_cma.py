@@ -31,7 +31,7 @@ from actmax.optimizers.base import Optimizer
 from actmax.optimizers.cholesky_cma import CholeskyCMA
 from actmax.optimizers.common import (whole, array, check_dim, default_popsize,
                                initial_point, positive, require, tensor)
-from actmax.core.errors import InputError, MissingFileError
+from actmax.core.errors import InputError, MissingFileError, OptimizerStateError
 
 EIGVEC_KEYS = ("eigvecs", "eigvects")
 
@@ -147,7 +147,7 @@ class HessCMA(Optimizer):
         require(state, ("x0", "core", "pending"), where)
         x0 = array(state["x0"])
         if x0 is None or x0.shape != (self.dim,):
-            raise InputError(f"{where}: x0 has the wrong shape")
+            raise OptimizerStateError(f"{where}: x0 has the wrong shape")
         self.core.load_state_dict(state["core"])
         self.x0 = x0
         self.generation = self.core.generation     # states saved before the envelope had no generation
