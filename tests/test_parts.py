@@ -183,3 +183,18 @@ def test_synthesis_checkpoints_hold_no_rows(tmp_path, monkeypatch):
     table = RunRecord(tmp_path / "s").scores()
     assert len(table) == 6 * 4 and not (tmp_path / "s" / PARTS).exists()
     assert result.out_dir == tmp_path / "s"
+
+
+def test_load_run_and_gather_read_a_running_record_from_its_parts(reference, tmp_path, monkeypatch):
+    from actmax.core.records import load_run
+
+    killed = _killed(tmp_path / "k", 12, at=7, monkeypatch=monkeypatch)
+    table = load_run(killed).scores                      # the 6 committed generations, not the 7th part
+    full = RunRecord(reference).scores()
+    pd.testing.assert_frame_equal(table, full[full["generation"] < 6].reset_index(drop=True))
+    data = bytearray((killed / PARTS / "0000002.safetensors").read_bytes())
+    data[-1] ^= 1
+    (killed / PARTS / "0000002.safetensors").write_bytes(bytes(data))
+    with pytest.raises(RecordError, match="0000002.safetensors"):
+        load_run(killed)
+    assert load_run(killed, verify=False).scores.empty    # verify=False reads what is there: nothing usable

@@ -187,6 +187,19 @@ class PartLog:
         self.active = True
         return dropped
 
+    def view(self, claim: Mapping[str, Any]) -> "PartLog":
+        """Read-only: take a checkpoint's claim as the log's extent (nothing is truncated or removed).
+
+        For readers of a running record (``load_run``, a campaign gather); :meth:`read` then checks
+        the index prefix against the claim and every part against its digest.
+        """
+        self._read_index(claim)
+        self._reset()
+        self._bytes, self._entries, self.end = int(claim["bytes"]), int(claim["entries"]), int(claim["end"])
+        self._hash = _Fixed(str(claim["sha256"]))
+        self.active = False
+        return self
+
     def read(self) -> Iterator[dict[str, torch.Tensor]]:
         """Every part in order, each checked against its digest (the index against the running claim)."""
         from safetensors.torch import load
@@ -211,6 +224,16 @@ class PartLog:
         if not self._entries:
             return []
         return [rel for e in self._read_index(claim) for rel in e["files"]]
+
+
+class _Fixed:
+    """A digest taken from a claim (a read-only view never appends)."""
+
+    def __init__(self, hexdigest: str) -> None:
+        self._hex = hexdigest
+
+    def hexdigest(self) -> str:
+        return self._hex
 
 
 def steps_done(path: str | Path) -> int:

@@ -159,14 +159,36 @@ class EvolveRun(BaseRun):
 
     def table(self) -> pd.DataFrame:
         self._absorb()
-        df = pd.DataFrame({k: np.asarray(v) for k, v in self.rows.items()})
-        if df.empty:
-            df = pd.DataFrame({"generation": pd.Series(dtype=int), "thread": pd.Series(dtype=int),
-                               "index": pd.Series(dtype=int), "score": pd.Series(dtype=float)})
-        names = np.array(self.spaces + ["reference"])
-        df.insert(2, "space", names[df["thread"].to_numpy()])
-        df.insert(4, "unit", self.unit)
-        return df
+        return _scores_frame(self.rows, self.spaces, self.unit)
+
+    @classmethod
+    def partial_scores(cls, rec: RunRecord) -> pd.DataFrame:
+        """The scores of a running record so far (read-only: its checkpoint's rows, or the parts it claims)."""
+        from actmax.core.records.parts import PartLog
+
+        manifest = rec.manifest(verify=True)
+        spec = manifest.get("spec") or {}
+        spaces, unit = list(spec.get("spaces") or []), spec.get("unit")
+        if not rec.has_checkpoint():
+            return _scores_frame({k: [] for k in ("generation", "thread", "index", "score")}, spaces, unit)
+        ckpt = rec.load_checkpoint()
+        meta, state = ckpt.get("meta") or {}, ckpt.get("state") or {}
+        if meta.get("run_id") != manifest.get("run_id"):
+            raise RecordError(f"{rec.path}: the manifest and the checkpoint belong to different runs; "
+                              f"`actmax resume --repair {rec.path}` rebuilds what it can")
+        keys = ("generation", "thread", "index", "score")
+        if "rows" in state:
+            rows = {k: state_field(state, "rows", k).tolist() for k in keys}
+        else:
+            claim = meta.get("parts")
+            if not isinstance(claim, dict):
+                raise RecordError(f"{rec.path}: the checkpoint claims no parts/ (corrupt or edited)")
+            got: dict[str, list] = {k: [] for k in keys}
+            for part in PartLog(rec.path).view(claim).read():
+                for k in keys:
+                    got[k] += part[k].tolist()
+            rows = got
+        return _scores_frame(rows, spaces, unit)
 
     def _row_tensors(self) -> dict[str, torch.Tensor]:
         return {k: torch.tensor(v, dtype=torch.float64 if k == "score" else torch.int64) for k, v in self.rows.items()}
@@ -409,6 +431,18 @@ class EvolveRun(BaseRun):
             spaces = (fh.metadata() or {}).get("spaces", "").split(",")
         return [("best", stimuli["best"])] + [(f"{s}_best", stimuli[f"{s}/best"]) for s in spaces
                                               if f"{s}/best" in stimuli]
+
+
+def _scores_frame(rows: Mapping[str, Sequence], spaces: Sequence[str], unit: Any) -> pd.DataFrame:
+    """The scores table (generation, thread, space, index, unit, score) of row columns."""
+    df = pd.DataFrame({k: np.asarray(v) for k, v in rows.items()})
+    if df.empty:
+        df = pd.DataFrame({"generation": pd.Series(dtype=int), "thread": pd.Series(dtype=int),
+                           "index": pd.Series(dtype=int), "score": pd.Series(dtype=float)})
+    names = np.array(list(spaces) + ["reference"])
+    df.insert(2, "space", names[df["thread"].to_numpy()])
+    df.insert(4, "unit", unit)
+    return df
 
 
 def _match(images: torch.Tensor, channels: int, size: int) -> torch.Tensor:
