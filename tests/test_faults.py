@@ -48,6 +48,10 @@ def reference(tmp_path_factory):
 
 
 def _done(out) -> int:
+    """Generations committed: the running record's parts index, or the finished table."""
+    from actmax.core.records.parts import steps_done
+    if steps_done(out):
+        return steps_done(out)
     try:
         return int(pd.read_parquet(out / "scores.parquet")["generation"].max()) + 1
     except Exception:  # noqa: BLE001 - not there yet, or being replaced

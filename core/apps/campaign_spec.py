@@ -98,9 +98,15 @@ class EvolveCells(CellKind):
     def gather(self, cell: "Cell", path: Path, columns: dict[str, Any], status: str) -> tuple[str, pd.DataFrame] | None:
         from actmax.core.records import RunRecord
 
-        if not ((path / "scores.parquet").exists() or status == "finished"):
-            return None
-        s = RunRecord(path).scores()   # verified against the manifest (a damaged cell is an error, not merged)
+        from actmax.core.records.load import running_scores
+
+        rec = RunRecord(path)
+        if (path / "scores.parquet").exists() or status == "finished":
+            s = rec.scores()   # verified against the manifest (a damaged cell is an error, not merged)
+        else:                  # an interrupted cell: its rows so far, from the parts its checkpoint claims
+            s = running_scores(rec, rec.manifest(verify=True))
+            if s.empty:
+                return None
         for k, v in reversed(list(columns.items())):
             s.insert(0, k, v)
         s.insert(len(columns), "pole", cell.poles[0])

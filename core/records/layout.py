@@ -13,4 +13,4 @@ PART_KEYS = ("generator", "generators", "scorer", "optimizers", "ascent")
 #: files a record may hold (removed by ``overwrite``; other files in the folder are left alone)
 RECORD_FILES = (MANIFEST, SCORES, CODES, STIMULI, CHECKPOINT, BEST, "best.csv", "trajectory.png", "targets.csv",
                 "reference_images.safetensors", "screen.parquet", "screen.csv", "unit_stats.parquet",
-                "unit_stats.csv", "screen_summary.png", "images")
+                "unit_stats.csv", "screen_summary.png", "images", "parts")

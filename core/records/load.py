@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from actmax.core.errors import RecordError
 from actmax.core.records.layout import CODES, SCORES, STIMULI
 from actmax.core.records.record import RunRecord
 
@@ -52,7 +53,32 @@ def load_run(path: str | Path, *, verify: bool = True) -> LoadedRun:
         wanted = expected_files(manifest, (SCORES, CODES, STIMULI))
     else:
         wanted = set()
-    scores = rec.scores(verify=verify) if (rec.path / SCORES).exists() or SCORES in wanted else pd.DataFrame()
+    if (rec.path / SCORES).exists() or SCORES in wanted:
+        scores = rec.scores(verify=verify)
+    else:   # a running record: its rows so far live in per-step parts (compacted at the end)
+        try:
+            scores = running_scores(rec, manifest)
+        except RecordError:
+            if verify:
+                raise
+            scores = pd.DataFrame()
     codes = rec.codes(verify=verify) if (rec.path / CODES).exists() or CODES in wanted else {}
     stimuli = rec.stimuli(verify=verify) if (rec.path / STIMULI).exists() or STIMULI in wanted else {}
     return LoadedRun(rec.path, manifest, scores, codes, stimuli)
+
+
+def running_scores(rec: RunRecord, manifest: dict[str, Any]) -> pd.DataFrame:
+    """The scores so far of an unfinished record whose kind can read them (evolve), else an empty table.
+
+    Read-only: the checkpoint's claim on ``parts/`` is checked (index prefix and every part's sha256).
+    """
+    if manifest.get("status") == "finished":
+        return pd.DataFrame()
+    from actmax.core.runs.kind import run_kind
+
+    try:
+        cls = run_kind(manifest.get("kind"), rec.path, "read")
+    except RecordError:   # an unknown kind has nothing to offer here
+        return pd.DataFrame()
+    reader = getattr(cls, "partial_scores", None)
+    return reader(rec) if reader is not None else pd.DataFrame()

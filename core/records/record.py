@@ -42,6 +42,7 @@ from actmax.core.records.checkpoint import checkpoint_bytes, load_checkpoint_fil
 from actmax.core.records.layout import (CHECKPOINT, CODES, LOCK, MANIFEST, PART_KEYS, RECORD_FILES, SCORES,
                                         STIMULI)
 from actmax.core.records.lock import RecordLock
+from actmax.core.records.parts import PARTS, PartLog
 from actmax.core.records.trust import check_trusted
 
 
@@ -64,6 +65,8 @@ class RunRecord:
         self._elapsed_before = 0.0
         self.identity: dict[str, Any] = {}
         self._untrusted = False
+        #: append-only per-step parts (a kind that uses them starts or restores the log)
+        self.parts = PartLog(self.path)
 
     # -- lifecycle ----------------------------------------------------------------------------
     @classmethod
@@ -174,6 +177,9 @@ class RunRecord:
             if p.exists():
                 files[rel] = sha256_file(p)
         meta = {**self.identity, "step": int(step), "elapsed_s": self.elapsed(), "files": files}
+        claim = self.parts.claim()
+        if claim is not None:   # a fixed-size claim on the per-step parts (their index's prefix and sha256)
+            meta["parts"] = claim
         self.save_checkpoint({"meta": meta, "state": dict(state)})
         from actmax.core.interrupts import note_checkpoint
         note_checkpoint(self.path, str(self.identity.get("kind")), step)
@@ -208,6 +214,11 @@ class RunRecord:
                                       "checkpoint's); `actmax resume --repair` rebuilds what it can")
                 p.unlink(missing_ok=True)
                 dropped.append(rel)
+        claim = meta.get("parts")
+        if claim is not None and (not isinstance(claim, dict) or claim.get("end") != meta.get("step")):
+            raise RecordError(f"{self.path}: the checkpoint's claim on {PARTS}/ does not end at its step "
+                              f"{meta.get('step')} (corrupt or edited)")
+        dropped += self.parts.restore(claim, repair=repair)
         meta = {**meta, "dropped": dropped}
         self._elapsed_before = float(meta.get("elapsed_s", 0.0))
         return state, meta
@@ -281,7 +292,7 @@ class RunRecord:
 
     def _clean_temporaries(self) -> None:
         """Remove temporary files a killed writer left behind (we hold the lock: nobody else writes)."""
-        for folder in (self.path, self.path / "images"):
+        for folder in (self.path, self.path / "images", self.path / PARTS):
             if folder.is_dir():
                 for p in folder.glob(".*.tmp"):
                     p.unlink(missing_ok=True)

@@ -2,7 +2,8 @@
 
 Commit order per step: the step's files first (scores table, montages: ``commit``), then the
 checkpoint that claims them by sha256, so a kill never leaves a checkpoint ahead of its files.
-Finishing writes the derived files, re-saves the final checkpoint and seals the manifest.
+Finishing writes the derived files (compacting per-step parts, :mod:`actmax.core.records.parts`),
+re-saves the final checkpoint (holding the run's data inline), removes the parts and seals the manifest.
 Resuming verifies the record (checksums, run id, spec, step counter), rebuilds the run from its
 spec, loads the checkpoint and continues; a finished run is re-verified and its result returned
 (``repair`` rebuilds its derived files from the final checkpoint).
@@ -66,9 +67,11 @@ def drive(run: RunKind, rec: RunRecord | None, progress: bool | None) -> Any:
 
 def finish(run: RunKind, rec: RunRecord, result: Any, *, checkpoint: bool = True) -> None:
     """Derived files, the final checkpoint (kept as it is by a repair), the sealed manifest."""
-    run.write_final(rec, result)
+    run.write_final(rec, result)           # compacts any per-step parts into the record's tables
     if checkpoint:
+        rec.parts.retire()                  # the final checkpoint holds the run's data inline ...
         rec.checkpoint(run.state(), step=run.position, claims=run.claims())
+    rec.parts.remove()                      # ... so the parts go before the manifest is sealed
     rec.finish(**run.summary(result))
 
 

@@ -68,8 +68,12 @@ class EvolveRun(BaseRun):
         if reference_images is not None:
             self.reference = check_images(reference_images.float(), where="reference images").to(self.device)
         self.generation = 0
+        #: score rows and best codes of generations ``_mem_from..generation-1`` (with a record, the earlier
+        #: ones live in its append-only parts: memory and a generation's I/O stay flat over a long run)
         self.rows: dict[str, list] = {"generation": [], "thread": [], "index": [], "score": []}
         self.best_codes: list[list[np.ndarray]] = [[] for _ in self.gens]
+        self._mem_from = 0
+        self._parts: Any = None
         self.best = {"score": -np.inf, "thread": 0, "code": None}
         self.pool = ThreadPoolExecutor(max_workers=len(self.gens)) if len(self.gens) > 1 else None
 
@@ -130,30 +134,87 @@ class EvolveRun(BaseRun):
         self.rows["score"] += resp.tolist()
 
     # -- tables / state -------------------------------------------------------------------
+    def _in_parts(self) -> bool:
+        return self._parts is not None and self._parts.active
+
+    def _absorb(self) -> None:
+        """Read the generations held in the record's parts back into memory (once, at the end)."""
+        if self._mem_from == 0:
+            return
+        rows: dict[str, list[np.ndarray]] = {k: [] for k in self.rows}
+        codes: list[list[np.ndarray]] = [[] for _ in self.gens]
+        for part in self._parts.read():
+            for k in rows:
+                rows[k].append(part[k].numpy())
+            for t in range(len(self.gens)):
+                if f"best_codes/{t}" in part:
+                    codes[t].extend(part[f"best_codes/{t}"].numpy())
+        n = sum(len(c) for c in rows["generation"])
+        gens = np.concatenate(rows["generation"]) if n else np.zeros(0, dtype=np.int64)
+        if (gens.size and (gens.min() != 0 or gens.max() != self._mem_from - 1)) or any(len(c) != self._mem_from for c in codes):
+            raise RecordError(f"{self._parts.dir}: the parts do not hold generations 0..{self._mem_from - 1}")
+        self.rows = {k: (np.concatenate(v).tolist() if n else []) + self.rows[k] for k, v in rows.items()}
+        self.best_codes = [[c.copy() for c in codes[t]] + self.best_codes[t] for t in range(len(self.gens))]
+        self._mem_from = 0
+
     def table(self) -> pd.DataFrame:
-        df = pd.DataFrame({k: np.asarray(v) for k, v in self.rows.items()})
-        if df.empty:
-            df = pd.DataFrame({"generation": pd.Series(dtype=int), "thread": pd.Series(dtype=int),
-                               "index": pd.Series(dtype=int), "score": pd.Series(dtype=float)})
-        names = np.array(self.spaces + ["reference"])
-        df.insert(2, "space", names[df["thread"].to_numpy()])
-        df.insert(4, "unit", self.unit)
-        return df
+        self._absorb()
+        return _scores_frame(self.rows, self.spaces, self.unit)
+
+    @classmethod
+    def partial_scores(cls, rec: RunRecord) -> pd.DataFrame:
+        """The scores of a running record so far (read-only: its checkpoint's rows, or the parts it claims)."""
+        from actmax.core.records.parts import PartLog
+
+        manifest = rec.manifest(verify=True)
+        spec = manifest.get("spec") or {}
+        spaces, unit = list(spec.get("spaces") or []), spec.get("unit")
+        if not rec.has_checkpoint():
+            return _scores_frame({k: [] for k in ("generation", "thread", "index", "score")}, spaces, unit)
+        ckpt = rec.load_checkpoint()
+        meta, state = ckpt.get("meta") or {}, ckpt.get("state") or {}
+        if meta.get("run_id") != manifest.get("run_id"):
+            raise RecordError(f"{rec.path}: the manifest and the checkpoint belong to different runs; "
+                              f"`actmax resume --repair {rec.path}` rebuilds what it can")
+        keys = ("generation", "thread", "index", "score")
+        if "rows" in state:
+            rows = {k: state_field(state, "rows", k).tolist() for k in keys}
+        else:
+            claim = meta.get("parts")
+            if not isinstance(claim, dict):
+                raise RecordError(f"{rec.path}: the checkpoint claims no parts/ (corrupt or edited)")
+            got: dict[str, list] = {k: [] for k in keys}
+            for part in PartLog(rec.path).view(claim).read():
+                for k in keys:
+                    got[k] += part[k].tolist()
+            rows = got
+        return _scores_frame(rows, spaces, unit)
+
+    def _row_tensors(self) -> dict[str, torch.Tensor]:
+        return {k: torch.tensor(v, dtype=torch.float64 if k == "score" else torch.int64) for k, v in self.rows.items()}
 
     def state(self) -> dict[str, Any]:
-        return {"generation": self.generation,
-                "optimizers": [o.state_dict() for o in self.opts],
-                "rows": {k: torch.tensor(v, dtype=torch.float64 if k == "score" else torch.int64)
-                         for k, v in self.rows.items()},
-                "best_codes": [torch.from_numpy(np.stack(c)) if c else torch.zeros(0) for c in self.best_codes],
-                "best": {"score": float(self.best["score"]), "thread": int(self.best["thread"]),
-                         "code": None if self.best["code"] is None else torch.from_numpy(self.best["code"])}}
+        """Bounded while the rows live in the record's parts; inline (every row) otherwise (the final checkpoint)."""
+        state = {"generation": self.generation,
+                 "optimizers": [o.state_dict() for o in self.opts],
+                 "best": {"score": float(self.best["score"]), "thread": int(self.best["thread"]),
+                          "code": None if self.best["code"] is None else torch.from_numpy(self.best["code"])}}
+        if self._in_parts():
+            if self._mem_from != self.generation:
+                raise RecordError("internal: checkpoint before the generation's part was written")
+            return {**state, "rows_in": "parts"}
+        self._absorb()
+        return {**state, "rows": self._row_tensors(),
+                "best_codes": [torch.from_numpy(np.stack(c)) if c else torch.zeros(0) for c in self.best_codes]}
 
     def load_state(self, state: Mapping[str, Any]) -> None:
         """Restore a checkpoint's state; anything that does not fit this run is one RecordError."""
         opts = state_field(state, "optimizers")
         if not isinstance(opts, (list, tuple)) or len(opts) != len(self.opts):
             raise RecordError("checkpoint has a different number of threads than the run's spec")
+        if "rows" not in state and state.get("rows_in") == "parts":
+            self._load_parts_state(state)
+            return
         try:
             for opt, s in zip(self.opts, opts):
                 opt.load_state_dict(s)
@@ -197,6 +258,29 @@ class EvolveRun(BaseRun):
         if problems:
             raise RecordError("checkpoint is inconsistent: " + "; ".join(problems))
         self.generation, self.rows, self.best_codes, self.best = generation, rows, best_codes, best
+        self._mem_from = 0
+
+    def _load_parts_state(self, state: Mapping[str, Any]) -> None:
+        """A bounded checkpoint: optimizers, counter and best entry; the rows stay in the (verified) parts."""
+        try:
+            for opt, s in zip(self.opts, state_field(state, "optimizers")):
+                opt.load_state_dict(s)
+            generation = int(state_field(state, "generation"))
+            b = state_field(state, "best")
+            best = {"score": float(b["score"]), "thread": int(b["thread"]),
+                    "code": None if b["code"] is None else b["code"].numpy()}
+        except RecordError:
+            raise
+        except (KeyError, TypeError, AttributeError, ValueError, RuntimeError) as exc:
+            raise RecordError(f"checkpoint state does not fit this evolution ({type(exc).__name__}: {exc})") from exc
+        if not 0 < generation <= self.generations:
+            raise RecordError(f"checkpoint is inconsistent: generation {generation} outside 1..{self.generations}")
+        if not (0 <= best["thread"] < len(self.gens)) or best["code"] is None:
+            raise RecordError("checkpoint is inconsistent: best entry is inconsistent")
+        self.generation, self.best = generation, best
+        self.rows = {k: [] for k in self.rows}
+        self.best_codes = [[] for _ in self.gens]
+        self._mem_from = generation
 
     def best_image(self) -> torch.Tensor:
         t = self.best["thread"]
@@ -237,29 +321,48 @@ class EvolveRun(BaseRun):
         return f"{self.sign * self.best['score']:.4g}"
 
     def on_record(self, rec: RunRecord) -> None:
+        self._parts = rec.parts
+        rec.parts.start()
         if self.reference is not None:
             from safetensors.torch import save
             fileio.atomic_write_bytes(rec.path / REFERENCE, save({"images": self.reference.detach().float().cpu().contiguous()}))
 
     def on_resumed(self, rec: RunRecord, from_checkpoint: bool) -> None:
-        if from_checkpoint:
-            rec.write_scores(self.table())   # the table always follows the checkpoint (a kill may have left it ahead)
+        """Continue the record's parts (verified by the resume), or start them (an inline or no checkpoint)."""
+        self._parts = rec.parts
+        if rec.parts.active != bool(self._mem_from) or (rec.parts.active and rec.parts.end != self._mem_from):
+            raise RecordError(f"{rec.path}: the checkpoint's state and its claim on parts/ disagree "
+                              "(corrupt or edited)")
+        if not rec.parts.active:
+            rec.parts.start()   # rows held inline (an older record, or a final checkpoint) go into the next part
 
     def commit(self, rec: RunRecord) -> bool:
-        rec.write_scores(self.table())
+        montages = []
         if self.image_every and (self.generation - 1) % self.image_every == 0:
             for space, imgs in zip(self.spaces, self.last_images):
-                save_montage(imgs.cpu(), rec.path / _montage_name(space, self.generation - 1), nrow=10,
+                montages.append(_montage_name(space, self.generation - 1))
+                save_montage(imgs.cpu(), rec.path / montages[-1], nrow=10,
                              title=f"{space}, generation {self.generation - 1}: {len(imgs)} images")
+        if self._in_parts():   # this generation's rows and best codes: one small part, claimed by the index
+            parts = {**self._row_tensors(), **{f"best_codes/{t}": torch.from_numpy(np.stack(c))
+                                               for t, c in enumerate(self.best_codes) if c}}
+            self._parts.append(self._mem_from, self.generation, parts, files=montages)
+            self.rows = {k: [] for k in self.rows}
+            self.best_codes = [[] for _ in self.gens]
+            self._mem_from = self.generation
         if not rec.has_checkpoint():   # the first checkpoint: a bad optimizer state fails now, not at resume
             for opt in self.opts:
                 check_state_roundtrip(opt)
         return True
 
     def claims(self) -> list[str]:
-        """Files the checkpoint after ``generation`` generations vouches for (sha256 in the checkpoint)."""
+        """Files the checkpoint after ``generation`` generations vouches for (sha256 in the checkpoint).
+
+        While the run writes parts, each montage is claimed by its generation's index line instead
+        (the checkpoint stays the same size); the final checkpoint claims them all.
+        """
         out = [REFERENCE] if self.reference is not None else []
-        if self.image_every:
+        if self.image_every and not self._in_parts():
             out += [_montage_name(s, g) for g in range(0, self.generation, self.image_every) for s in self.spaces]
         return out
 
@@ -328,6 +431,18 @@ class EvolveRun(BaseRun):
             spaces = (fh.metadata() or {}).get("spaces", "").split(",")
         return [("best", stimuli["best"])] + [(f"{s}_best", stimuli[f"{s}/best"]) for s in spaces
                                               if f"{s}/best" in stimuli]
+
+
+def _scores_frame(rows: Mapping[str, Sequence], spaces: Sequence[str], unit: Any) -> pd.DataFrame:
+    """The scores table (generation, thread, space, index, unit, score) of row columns."""
+    df = pd.DataFrame({k: np.asarray(v) for k, v in rows.items()})
+    if df.empty:
+        df = pd.DataFrame({"generation": pd.Series(dtype=int), "thread": pd.Series(dtype=int),
+                           "index": pd.Series(dtype=int), "score": pd.Series(dtype=float)})
+    names = np.array(list(spaces) + ["reference"])
+    df.insert(2, "space", names[df["thread"].to_numpy()])
+    df.insert(4, "unit", unit)
+    return df
 
 
 def _match(images: torch.Tensor, channels: int, size: int) -> torch.Tensor:

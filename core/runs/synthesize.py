@@ -109,6 +109,9 @@ class SynthesizeRun(BaseRun):
         self.unit_index = torch.tensor([t.unit for t in self.targets], device=self.device)
         self.sign = torch.tensor([t.sign for t in self.targets], device=self.device)
         self.rows: list[torch.Tensor] = []  # per-step responses, kept on the device (no per-step sync)
+        #: ``rows`` holds steps ``_rows_from..``; with a record the earlier ones live in its append-only parts
+        self._rows_from = 0
+        self._parts: Any = None
 
     def objective(self, codes: torch.Tensor) -> torch.Tensor:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
@@ -153,7 +156,22 @@ class SynthesizeRun(BaseRun):
             out["scorer_state"] = self.scorer.state
         return out
 
+    def _in_parts(self) -> bool:
+        return self._parts is not None and self._parts.active
+
+    def _absorb(self) -> None:
+        """Read the steps held in the record's parts back into memory (once, at the end)."""
+        if self._rows_from == 0:
+            return
+        old = [part["rows"] for part in self._parts.read()]
+        rows = torch.cat(old) if old else torch.zeros((0, len(self.targets)))
+        if rows.ndim != 2 or rows.shape != (self._rows_from, len(self.targets)):
+            raise RecordError(f"{self._parts.dir}: the parts do not hold steps 0..{self._rows_from - 1}")
+        self.rows = list(rows.to(self.device, torch.float32)) + self.rows
+        self._rows_from = 0
+
     def table(self) -> pd.DataFrame:
+        self._absorb()
         n_steps, n_t = len(self.rows), len(self.targets)
         arr = self._rows_array()
         return pd.DataFrame({
@@ -169,8 +187,14 @@ class SynthesizeRun(BaseRun):
             p.requires_grad_(flag)
 
     def state(self) -> dict[str, Any]:
-        return {"ascent": self.ascent.state_dict(), "rows": torch.from_numpy(self._rows_array()),
-                "rng": self.rng.get_state()}
+        """Bounded while the responses live in the record's parts; inline otherwise (the final checkpoint)."""
+        state = {"ascent": self.ascent.state_dict(), "rng": self.rng.get_state()}
+        if self._in_parts():
+            if self._rows_from != self.ascent.step_index:
+                raise RecordError("internal: checkpoint before the step's part was written")
+            return {**state, "rows_in": "parts"}
+        self._absorb()
+        return {**state, "rows": torch.from_numpy(self._rows_array())}
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore a checkpoint's state; anything that does not fit this run is one RecordError."""
@@ -179,6 +203,11 @@ class SynthesizeRun(BaseRun):
             rng = state.get("rng", state["ascent"].get("rng"))  # older checkpoints kept it in the optimiser
             if rng is not None:
                 self.rng.set_state(rng)
+            if "rows" not in state and state.get("rows_in") == "parts":   # the responses stay in the parts
+                if self.ascent.step_index < 1:
+                    raise RecordError("checkpoint is inconsistent: rows in parts, but no step done")
+                self.rows, self._rows_from = [], self.ascent.step_index
+                return
             rows = state_field(state, "rows").to(self.device, torch.float32)
         except RecordError:
             raise
@@ -191,6 +220,7 @@ class SynthesizeRun(BaseRun):
             raise RecordError(f"checkpoint is inconsistent: {rows.shape[0] if rows.numel() else 0} rows for "
                               f"{n_steps} steps")
         self.rows = list(rows) if rows.numel() else []
+        self._rows_from = 0
 
     # -- the run-kind protocol --------------------------------------------------------------
     @classmethod
@@ -224,10 +254,25 @@ class SynthesizeRun(BaseRun):
 
     def on_record(self, rec: RunRecord) -> None:
         rec.update_manifest(recipe=self.recipe())
+        self._parts = rec.parts
+        rec.parts.start()
+
+    def on_resumed(self, rec: RunRecord, from_checkpoint: bool) -> None:
+        """Continue the record's parts (verified by the resume), or start them (an inline or no checkpoint)."""
+        self._parts = rec.parts
+        if rec.parts.active != bool(self._rows_from) or (rec.parts.active and rec.parts.end != self._rows_from):
+            raise RecordError(f"{rec.path}: the checkpoint's state and its claim on parts/ disagree "
+                              "(corrupt or edited)")
+        if not rec.parts.active:
+            rec.parts.start()
 
     def commit(self, rec: RunRecord) -> bool:
         if self.checkpoint_every and self.ascent.step_index % self.checkpoint_every == 0:
             self.check_finite()
+            if self._in_parts():   # the responses since the last checkpoint: one small part
+                self._parts.append(self._rows_from, self.ascent.step_index,
+                                   {"rows": torch.from_numpy(self._rows_array()).float()})
+                self.rows, self._rows_from = [], self.ascent.step_index
             return True
         return False
 
@@ -236,6 +281,7 @@ class SynthesizeRun(BaseRun):
         arr = self._rows_array()
         if arr.size and not np.all(np.isfinite(arr)):
             step, target = np.argwhere(~np.isfinite(arr))[0]
+            step += self._rows_from
             t = self.targets[int(target)]
             raise ContractError(f"scorer returned non-finite responses (first at step {int(step)}, unit {t.unit}, "
                                 f"pole {t.pole}, seed {t.seed})")
