@@ -5,8 +5,8 @@ what follows on it. This module does both halves in silico and on recordings:
 
 * :func:`mapping_stimuli` draws the mapping block, [0, 1] images on a grey (0.5) background at one
   L2 contrast ``norm`` = ||image - 0.5|| (the same budget as
-  :func:`actmax.core.apps.closed_loop.natural_stimuli`): ``sparse_noise`` (a few dark and bright
-  squares) or ``gabor`` (a few small Gabors at random positions, orientations, phases and spatial
+  :func:`actmax.core.apps.closed_loop.natural_stimuli`): ``sparse_noise`` (dark and bright
+  squares) or ``gabor`` (small Gabors at random positions, orientations, phases and spatial
   frequencies; each in a random colour direction for RGB).
 * :func:`estimate_receptive_fields` turns the responses to any stimulus set (mapping block,
   natural patches or both; trial-averaged counts, NaN where an image has no trial) into one RF
@@ -35,13 +35,15 @@ import torch
 from actmax.core.errors import InputError
 
 MAPPING_KINDS = ("sparse_noise", "gabor", "mixed")
-DEFAULT_MAPPING = "gabor"
-#: stimulus amplitude the sparse-noise squares aim at (contrast per pixel, below the [0, 1] clip)
+DEFAULT_MAPPING = "sparse_noise"
+#: contrast amplitude the mapping elements aim at (below the [0, 1] clip); sets how many fill the budget
 SPARSE_AMPLITUDE = 0.4
 #: a score-map peak (in units of chance, n r^2) at least this high is a receptive field: the largest
 #: chance peak of the smoothed maps over 1,000 images of any stimulus kind here is 10-15 (28 for the
 #: linear map of RGB natural patches)
 SIGNIFICANT = 20.0
+#: centroid iterations (mean shift) of the window around the map's peak
+MEAN_SHIFT_STEPS = 5
 
 
 def mapping_stimuli(n: int, size: int, *, channels: int = 1, norm: float, seed: int = 0,
@@ -49,8 +51,9 @@ def mapping_stimuli(n: int, size: int, *, channels: int = 1, norm: float, seed: 
     """``n`` RF-mapping images (n, channels, size, size) in [0, 1], grey mean 0.5, L2 contrast ``norm``.
 
     ``sparse_noise``: squares of side ~size/12 px, each dark or bright (in RGB each in a random
-    colour direction), as many as the contrast budget needs at amplitude ~0.4. ``gabor``: 1-3
-    Gabors of sigma 0.04-0.10 x size at uniform random positions, orientations and phases,
+    colour direction), as many as the contrast budget needs at amplitude ~0.4. ``gabor``: Gabors
+    of sigma 0.04-0.10 x size, as many as the budget needs at amplitude ~0.4 (about 4 at size 32
+    and norm 3), at uniform random positions, orientations and phases,
     0.3-0.8 cycles per sigma; in RGB each has a random unit colour direction (luminance and
     opponent components alike).
     """
@@ -77,8 +80,10 @@ def mapping_stimuli(n: int, size: int, *, channels: int = 1, norm: float, seed: 
                 out[i, :, r:r + side, c:c + side] += _colour(rng, channels)[:, None, None] * rng.choice((-1.0, 1.0))
     else:
         for i in range(n):
-            for _ in range(int(rng.integers(1, 4))):
+            energy = 0.0                            # Gabors until their energy at amplitude ~0.4 fills the budget
+            while energy < norm ** 2:
                 sigma = size * rng.uniform(0.04, 0.10)
+                energy += math.pi / 2 * sigma ** 2 * SPARSE_AMPLITUDE ** 2
                 x, y = rng.uniform(0, size, size=2)
                 theta, phase = rng.uniform(0, math.pi), rng.uniform(-math.pi, math.pi)
                 freq = rng.uniform(0.3, 0.8) / sigma
@@ -145,7 +150,8 @@ def estimate_receptive_fields(stimuli: torch.Tensor, responses: np.ndarray, *,
     suppressive zone (an end-stopped cell's end zones) does not pull it away. A cell with neither
     (a dual-feature cell: excitatory and suppressive quadratic features at the same place, so
     pixel energy suppresses on average) is located by linear + |energy|. The centre is the
-    centroid of the map above its median within ``window`` (default size / 10) px of its peak.
+    centroid of the map above its median in a ``window`` (default size / 10) px radius that starts
+    at the map's peak and follows its own centroid (mean shift).
     """
     from actmax.core.transforms import gaussian_blur
 
@@ -164,9 +170,13 @@ def estimate_receptive_fields(stimuli: torch.Tensor, responses: np.ndarray, *,
         m = score[u]
         peak = int(m.flatten().argmax())
         px, py = float(xx.flatten()[peak]), float(yy.flatten()[peak])
-        w = (m - m.median()).clamp_min(0) * (((xx - px) ** 2 + (yy - py) ** 2) <= radius ** 2)
-        if float(w.sum()) > 0:
-            out[u] = [float((w * xx).sum() / w.sum()), float((w * yy).sum() / w.sum())]
+        above = (m - m.median()).clamp_min(0)
+        for _ in range(MEAN_SHIFT_STEPS):             # the window follows its centroid: a window at the
+            w = above * (((xx - px) ** 2 + (yy - py) ** 2) <= radius ** 2)   # peak alone favours the peak lobe
+            if float(w.sum()) <= 0:
+                break
+            px, py = float((w * xx).sum() / w.sum()), float((w * yy).sum() / w.sum())
+            out[u] = [px, py]
     return out
 
 
