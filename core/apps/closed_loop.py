@@ -65,16 +65,24 @@ class ClosedLoopConfig:
 
 
 def natural_stimuli(n: int, size: int, *, seed: int = 0, aperture: float | None = 0.22,
-                    norm: float = 6.0, channels: int = 1) -> torch.Tensor:
+                    norm: float = 6.0, channels: int = 1,
+                    centre: tuple[float, float] | None = None) -> torch.Tensor:
     """``n`` natural patches (n, channels, size, size) in [0, 1]: grey mean, Gaussian aperture,
-    L2 contrast ``norm`` (over all channels; colour patches keep their colour contrast)."""
+    L2 contrast ``norm`` (over all channels; colour patches keep their colour contrast).
+
+    ``centre`` (x, y) in pixels (pixel i's centre at i + 0.5, as ``ModelNeurons.receptive_fields``
+    and :func:`actmax.core.apps.rf_mapping.estimate_receptive_fields`) centres the aperture there,
+    e.g. on the population's mapped RF, as V1 experiments do; default: the image centre."""
     from actmax.core.apps.natural_images import sample_patches
 
+    if centre is not None and aperture is None:
+        raise InputError("natural_stimuli: centre= places the aperture; give an aperture too")
     x = torch.from_numpy(sample_patches(n, size, channels=channels, seed=seed))
     c = x - x.mean(dim=(1, 2, 3), keepdim=True)
     if aperture is not None:
-        axis = torch.arange(size, dtype=torch.float32) + 0.5 - size / 2
-        r2 = axis[:, None] ** 2 + axis[None, :] ** 2
+        cx, cy = (size / 2, size / 2) if centre is None else (float(centre[0]), float(centre[1]))
+        pos = torch.arange(size, dtype=torch.float32) + 0.5
+        r2 = (pos[:, None] - cy) ** 2 + (pos[None, :] - cx) ** 2
         c = c * torch.exp(-r2 / (2 * (aperture * size) ** 2))
     c = c * (norm / c.flatten(1).norm(dim=1).clamp_min(1e-6)).view(-1, 1, 1, 1)
     for _ in range(4):          # clipping to [0, 1] lowers the contrast: scale up to restore it

@@ -22,7 +22,7 @@ import io
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -253,6 +253,19 @@ class TrainOptions:
     #: still forming, and sigma cannot drift into a wide, flat readout (Adam steps ~lr even when
     #: the gradient is only noise)
     position_lr_scale: float = 0.1
+    #: explicit readout starts, one (x, y) per neuron in pixels of the training images (centre of
+    #: pixel i at i + 0.5, the convention of ``ModelNeurons.receptive_fields`` and of
+    #: :func:`actmax.core.apps.rf_mapping.estimate_receptive_fields`), e.g. from an RF-mapping
+    #: round; a neuron given NaN starts as ``init_positions`` says. Not trusted less at the
+    #: border: they are the caller's measurement.
+    initial_positions: list[list[float]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.initial_positions is not None:       # plain lists: the options go into JSON reports
+            arr = np.asarray(self.initial_positions, dtype=np.float64)
+            if arr.ndim != 2 or arr.shape[1] != 2:
+                raise InputError(f"initial_positions must be (neurons, 2) pixel centres (x, y), got shape {arr.shape}")
+            self.initial_positions = [[float(v) for v in row] for row in arr]
 
 
 @dataclass
@@ -381,6 +394,15 @@ def _fit_member_seeded(config: TwinConfig, opts: TrainOptions, seed: int, x_trai
                 start = estimate_positions(x_train, y_train, m_train)
                 start[start.abs().amax(1) > opts.border_guard] = 0.0   # untrusted border estimates
             net.readout.mu[0, :, 0].copy_((start + jitter).clamp(-1, 1))
+    if opts.initial_positions is not None:
+        from actmax.core.apps.rf_mapping import pixels_to_grid
+
+        given = pixels_to_grid(np.asarray(opts.initial_positions), config.data_size or config.image_size,
+                               config.image_size)
+        ok = torch.isfinite(given).all(1)
+        with torch.no_grad():
+            mu = net.readout.mu[0, :, 0]
+            mu[ok] = (given[ok] + jitter[ok]).clamp(-1, 1).to(mu)
     grid = [net.readout._mu, net.readout.sigma]
     others = [p for p in net.parameters() if all(p is not g for g in grid)]
     optim = torch.optim.Adam([{"params": others, "scale": 1.0},
@@ -475,6 +497,10 @@ def train_twin(images: np.ndarray | torch.Tensor, responses: np.ndarray, *,
                              f"(best {np.nanmax(oracle_all) if np.isfinite(oracle_all).any() else 'n/a'})")
         r = r[:, :, kept]
         ids = [ids[i] for i in kept]
+    if opts.initial_positions is not None:
+        if len(opts.initial_positions) != len(oracle_all):
+            raise InputError(f"initial_positions has {len(opts.initial_positions)} rows for {len(oracle_all)} neurons")
+        opts = replace(opts, initial_positions=[opts.initial_positions[i] for i in kept])
     counts = trial_counts(r)
     if split is None:
         split = split_images(counts, val_fraction=opts.val_fraction, test_fraction=opts.test_fraction,
