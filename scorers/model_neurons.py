@@ -21,8 +21,10 @@ Non-classical families (issue 11), same contrast gain control:
   centre and a suppressive quadrature pair (s1, s2) of the same orientation and frequency in two
   end zones along the bars (2.5 sigma from the centre):
   rate = gain * softplus(k (p_g - ES sqrt(p_s1^2 + p_s2^2))) / softplus(k).
-  MEI: 0.5 + R g (the short grating; unique); LEI: 0.5 - R g. A long grating drives the end
-  zones as well and is suppressed strongly.
+  MEI: 0.5 + R g (the short grating; unique). LEI: 0.5 + R (ES s1 - g) / sqrt(1 + ES^2), the
+  inverted centre plus the end zones (p_g - ES |p_s| is least at -sqrt(1 + ES^2) on the unit disk;
+  any phase in the (s1, s2) pair does as well: not unique). A long grating drives the end zones
+  as well and is suppressed strongly.
 * ``colour`` double-opponent colour cell on RGB input: the filter is a spatial Gabor times a
   unit colour vector mostly in the opponent plane (orthogonal to grey) with a weak luminance
   share (LUMA_SHARE), rate as ``simple`` on the RGB contrast image. MEI: 0.5 + R w (unique,
@@ -35,6 +37,18 @@ Non-classical families (issue 11), same contrast gain control:
   is *numerically certified*: the best of CNN_STARTS seeded multi-start projected gradient
   ascents (Adam, pixels clamped to [0, 1]) on the very response function, recomputed
   deterministically on first use and cached. LEI: grey (rate 0, the floor; not unique).
+
+Normalisation pool (``pool=``). ``global`` (default, as above): the gain control pools the contrast of
+the *whole image*, so contrast far outside the RF suppresses a unit as much as contrast on it, and at
+the closed loop's stimulus contrast (L2 norm 3 at 32 px, R = 1.4-2.0) every natural patch saturates
+it. That is not what V1 does: normalisation pools over a region a few times the classical RF (the
+suppressive surround). ``rf``: each unit's gain control sees ``||W_u c||``, W_u = 1 on the unit's
+filter support (a disk of RF_SUPPORT x 1.1 sigma, plus ENDSTOP_DISTANCE sigma for end-stopped cells;
+for ``cnn`` units every pixel their truncated readout depends on) and a Gaussian fall-off of
+POOL_FALLOFF sigma beyond; the filters (and the cnn readout window, at 3 of its sigma) are cut to
+that support. Contrast outside the support can then only lower the response, so every optimum
+above is still exact (cnn: still certified by ascent, gain applied after the homogeneous net). Same
+seed, same units: only the cut of the filters changes them (by < 1e-3 of their energy).
 
 g, g1/g2, e and h are unit-norm Gabor filters; g2 and h are orthogonalised against g1 and
 e so the optima above are exact. R is chosen per unit so that the optimum lies inside
@@ -64,6 +78,12 @@ SIMPLE_SHARPNESS = 8.0
 ENDSTOP_SUPPRESSION, ENDSTOP_DISTANCE = 2.0, 2.5   # suppression weight; end-zone offset in sigmas
 LUMA_SHARE = 0.3                                  # colour cells: luminance share of the colour vector
 CNN_CHANNELS, CNN_READOUT_SIGMA, CNN_STARTS, CNN_STEPS = 8, 1.5, 16, 400
+#: normalisation pools (``pool=``): ``global`` (the whole image's contrast, the default) or ``rf`` (around each RF)
+POOLS = ("global", "rf")
+#: pool=rf: filters are cut at RF_SUPPORT envelope sigmas (x 1.1, the dual's widest feature; end-stopped cells
+#: add their end zones' offset) and the pool weights the contrast 1 on that support, falling off as a Gaussian
+#: of POOL_FALLOFF sigmas (the classical RF radius, ``rf_mask``) beyond it
+RF_SUPPORT, POOL_FALLOFF = 3.0, 2.0
 
 
 def gabor_filter(size: int, x: float, y: float, sigma: float, theta: float, cycles_per_sigma: float,
@@ -84,6 +104,30 @@ def _orthonormal(g: np.ndarray, against: np.ndarray) -> np.ndarray:
     return g / np.linalg.norm(g)
 
 
+def _disk(size: int, x: float, y: float, radius: float) -> np.ndarray:
+    """Boolean (size, size): pixel centres within ``radius`` of (x, y)."""
+    yy, xx = np.mgrid[0:size, 0:size] + 0.5
+    return np.hypot(xx - x, yy - y) <= radius
+
+
+def _cut(a: np.ndarray, b: np.ndarray, b3: np.ndarray, c3: np.ndarray,
+         support: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The unit's filters set to 0 outside ``support`` and made orthonormal again in the order they were built
+    (b against a, b3 against both); all-zero filters stay zero."""
+    cut = []
+    for f, against in ((a, ()), (b, (0,)), (b3, (0, 1))):
+        f = f * support
+        for j in against:
+            if np.abs(cut[j]).sum() > 0:
+                f = f - (f * cut[j]).sum() * cut[j]
+        norm = np.linalg.norm(f)
+        cut.append(f / norm if norm > 1e-12 else np.zeros_like(f))
+    if c3.size:
+        c3 = c3 * support[None]
+        c3 = c3 / max(np.linalg.norm(c3), 1e-12)
+    return (*cut, c3)
+
+
 @scorers.register("model")
 class ModelNeurons(Scorer):
     """Ground-truth model neurons (simple, complex, dual, end-stopped, colour, CNN-like) with known optima.
@@ -95,13 +139,17 @@ class ModelNeurons(Scorer):
         size: image side in pixels the neurons see
         seed: draws each unit's receptive field (position, orientation, frequency)
         gain: response scale (peak firing rate, model units)
+        pool: contrast gain control over the whole image ('global', the default) or around each RF ('rf')
     """
 
     differentiable = True
 
     def __init__(self, kind: str = "mixed", n: int = 3, size: int = 64, seed: int = 0,
-                 gain: float = 10.0) -> None:
+                 gain: float = 10.0, pool: str = "global") -> None:
         super().__init__()
+        if pool not in POOLS:
+            raise InputError(f"model: pool must be one of {POOLS}, got {pool!r}")
+        self.pool = pool
         if kind not in KINDS + tuple(POPULATIONS):
             raise InputError(f"model: kind must be one of {KINDS + tuple(POPULATIONS)}, got {kind!r}")
         if n < 1:
@@ -115,7 +163,7 @@ class ModelNeurons(Scorer):
         self.kinds = [pop[i % len(pop)] if pop else kind for i in range(self.units)]
         self.channels = 3 if "colour" in self.kinds else 1
         rng = np.random.default_rng(seed)
-        f1, f2, f3, fc, envs, limits, gains, rf = [], [], [], [], [], [], [], []
+        f1, f2, f3, fc, envs, limits, gains, rf, pools = [], [], [], [], [], [], [], [], []
         for k in self.kinds:
             sigma = size * rng.uniform(0.07, 0.10)
             x, y = size * rng.uniform(0.35, 0.65, size=2)
@@ -148,6 +196,9 @@ class ModelNeurons(Scorer):
                                               cps * rng.uniform(0.8, 1.2), rng.uniform(-math.pi, math.pi)), a)
             elif k not in ("endstop", "colour"):
                 b = np.zeros_like(a)
+            support = (ENDSTOP_DISTANCE if k == "endstop" else 0.0) * sigma + RF_SUPPORT * 1.1 * sigma
+            if pool == "rf" and k != "cnn":   # the filters end where the pool is flat: the optima stay exact
+                a, b, b3, c3 = _cut(a, b, b3, c3, _disk(size, x, y, support))
             peak = max(np.abs(a).max(), np.abs(b).max())
             if k == "colour":
                 peak = np.abs(c3).max()
@@ -157,6 +208,8 @@ class ModelNeurons(Scorer):
                 a = np.zeros_like(a)
             yy, xx = np.mgrid[0:size, 0:size] + 0.5
             envs.append(((xx - x) ** 2 + (yy - y) ** 2) <= (2.0 * sigma) ** 2)
+            dist = np.maximum(np.hypot(xx - x, yy - y) - support, 0.0)
+            pools.append(np.exp(-dist ** 2 / (2 * (POOL_FALLOFF * sigma) ** 2)))
             f1.append(a), f2.append(b), f3.append(b3), limits.append(0.45 / peak)
             fc.append(c3 if k == "colour" else np.zeros((3, size, size)))
             gains.append(gain * rng.uniform(0.8, 1.2))
@@ -169,6 +222,8 @@ class ModelNeurons(Scorer):
         self.register_buffer("limit", torch.tensor(limits, dtype=torch.float32))
         self.register_buffer("gain", torch.tensor(gains, dtype=torch.float32))
         self.register_buffer("rf_mask", torch.tensor(np.stack(envs)))
+        #: pool=rf: the squared pool weights (U, size*size); the pooled contrast is sqrt((c^2) @ pool_weight.T)
+        self.register_buffer("pool_weight", as_t(pools).view(self.units, -1) ** 2 if pool == "rf" else torch.ones(0))
         kind_code = torch.tensor([KINDS.index(k) for k in self.kinds])
         self.register_buffer("kind_code", kind_code)
         self.receptive_fields = rf  # (x, y, sigma, orientation) in pixels, per unit
@@ -200,6 +255,10 @@ class ModelNeurons(Scorer):
             x, y = self.receptive_fields[u][:2]
             w = np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * CNN_READOUT_SIGMA ** 2)) if k == "cnn" \
                 else np.zeros((size, size))
+            if self.pool == "rf" and k == "cnn":
+                w = w * _disk(size, x, y, RF_SUPPORT * CNN_READOUT_SIGMA)
+                self.pool_weight[u] = torch.tensor(self._net_pool(w > 0, self.receptive_fields[u][2]) ** 2,
+                                                   dtype=torch.float32).flatten()
             windows.append(w / max(w.sum(), 1e-12))
             chans.append(int(rng.integers(ch)))
         self.register_buffer("readout_window", torch.tensor(np.stack(windows), dtype=torch.float32).view(self.units, -1))
@@ -215,6 +274,25 @@ class ModelNeurons(Scorer):
         with torch.no_grad():
             r = self._net_readout(noise)
         self.net_scale[cnn] = r.max(0).values[cnn].clamp_min(1e-6)
+
+    def _net_pool(self, readout: np.ndarray, sigma: float) -> np.ndarray:
+        """pool=rf for a net unit: 1 on every pixel its readout depends on (the readout's support grown by the
+        convolutions' reach, 5 px), a Gaussian fall-off of POOL_FALLOFF sigma beyond."""
+        from scipy.ndimage import binary_dilation, distance_transform_edt
+
+        reach = sum(w.shape[-1] // 2 for w in (self.net_w1, self.net_w2, self.net_w3))
+        footprint = binary_dilation(readout, structure=np.ones((2 * reach + 1, 2 * reach + 1), bool))
+        dist = distance_transform_edt(~footprint)
+        return np.exp(-dist ** 2 / (2 * (POOL_FALLOFF * sigma) ** 2))
+
+    def pooled_contrast(self, c: torch.Tensor) -> torch.Tensor:
+        """The contrast each unit's gain control sees: (B, 1) ||c|| for pool=global, (B, U) for pool=rf.
+
+        ``c`` is the flat contrast (B, size*size) or, for RGB, (B, 3*size*size)."""
+        if self.pool == "global":
+            return c.norm(dim=1, keepdim=True)
+        energy = (c ** 2).view(c.shape[0], -1, self.size * self.size).sum(1)
+        return (energy @ self.pool_weight.T).clamp_min(0).sqrt()
 
     def _net_readout(self, c_eff: torch.Tensor) -> torch.Tensor:
         """Gaussian-window readout of the net's features: (B, size*size) contrast -> (B, units)."""
@@ -232,7 +310,7 @@ class ModelNeurons(Scorer):
     # -- responses ------------------------------------------------------------------------
     def respond(self, images: torch.Tensor) -> torch.Tensor:
         c = to_size(to_channels(images, 1), self.size).flatten(1).float() - 0.5
-        norm = c.norm(dim=1, keepdim=True)                                   # (B, 1)
+        norm = self.pooled_contrast(c)                                       # (B, 1) or (B, U)
         gain_control = self.limit / torch.maximum(norm, self.limit)          # (B, U)
         p1 = (c @ self.filter1.T) * gain_control / self.limit                # in [-1, 1]
         p2 = (c @ self.filter2.T) * gain_control / self.limit
@@ -247,10 +325,12 @@ class ModelNeurons(Scorer):
             out = torch.where(self.kind_code == 3, endstop, out)
         if self.channels == 3:
             c3 = to_size(to_channels(images, 3), self.size).flatten(1).float() - 0.5
-            gc3 = self.limit / torch.maximum(c3.norm(dim=1, keepdim=True), self.limit)
+            gc3 = self.limit / torch.maximum(self.pooled_contrast(c3), self.limit)
             pc = (c3 @ self.colour_filter.T) * gc3 / self.limit
             out = torch.where(self.kind_code == 4, F.softplus(k * pc) / math.log1p(math.exp(k)), out)
-        if hasattr(self, "net_w1"):
+        if hasattr(self, "net_w1") and self.pool == "rf":   # the net is positively homogeneous: gain after it
+            out = torch.where(self.kind_code == 5, self._net_readout(c) * gain_control / self.net_scale, out)
+        elif hasattr(self, "net_w1"):
             r = self.limit[self.kind_code == 5][0]
             c_eff = c * (r / torch.maximum(norm, r))
             out = torch.where(self.kind_code == 5, self._net_readout(c_eff) / self.net_scale, out)
@@ -266,7 +346,9 @@ class ModelNeurons(Scorer):
         c = to_size(to_channels(images.detach(), 1), self.size).flatten(1).float() - 0.5
         idx = torch.tensor([self.check_unit(u) for u in units])
         r = self.limit[idx]
-        gc = r / torch.maximum(c.norm(dim=1), r)
+        norm = self.pooled_contrast(c)
+        norm = norm[:, 0] if self.pool == "global" else norm[torch.arange(len(idx)), idx]
+        gc = r / torch.maximum(norm, r)
         p1 = (c * self.filter1[idx]).sum(1) * gc / r
         p2 = (c * self.filter2[idx]).sum(1) * gc / r
         return torch.stack([p1, p2], dim=1)
@@ -279,7 +361,7 @@ class ModelNeurons(Scorer):
         """
         check_pole(pole)
         kind = self.kinds[self.check_unit(unit)]
-        return kind not in ("complex", "cnn")
+        return kind not in ("complex", "cnn") and not (kind == "endstop" and pole == "low")
 
     def optimum_is_numerical(self, unit: int, pole: str = "high") -> bool:
         """Whether the optimum is numerically certified (multi-start ascent) rather than closed form."""
@@ -344,7 +426,9 @@ class ModelNeurons(Scorer):
                 c = self.filter1[u] * r
             elif kind == "dual":
                 c = self.filter2[u] * r
-            elif kind in ("simple", "endstop"):
+            elif kind == "endstop":   # the inverted centre plus the suppressive end zones
+                c = (ENDSTOP_SUPPRESSION * self.filter2[u] - self.filter1[u]) * r / math.sqrt(1 + ENDSTOP_SUPPRESSION ** 2)
+            elif kind == "simple":
                 c = -self.filter1[u] * r
             else:
                 c = torch.zeros_like(self.filter1[u])
@@ -435,12 +519,12 @@ class BehavingNeurons(ModelNeurons):
 
     def __init__(self, kind: str = "mixed", n: int = 3, size: int = 64, seed: int = 0, gain: float = 10.0,
                  eye_gain: float = 1.0, eye_mean_px: tuple[float, float] = (0.04, -0.03),
-                 eye_sd_px: float = 0.05) -> None:
+                 eye_sd_px: float = 0.05, pool: str = "global") -> None:
         base_kinds = POPULATIONS.get(kind, (kind,))
         if "cnn" in base_kinds:
             raise InputError("model_behaving: the cnn family has no closed-form optimum; use simple, complex, "
                              "dual, endstop, colour or mixed")
-        super().__init__(kind=kind, n=n, size=size, seed=seed, gain=gain)
+        super().__init__(kind=kind, n=n, size=size, seed=seed, gain=gain, pool=pool)
         rng = np.random.default_rng(seed + 7919)
         w = np.stack([rng.uniform(0.1, 0.3, self.units), rng.uniform(-0.1, 0.1, self.units),
                       rng.uniform(0.0, 0.3, self.units)], axis=1)
