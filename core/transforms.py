@@ -109,7 +109,10 @@ def limit_luminance(images: torch.Tensor, *, centre: float = 0.5, deviation: flo
     if deviation is None:
         return images
     mean = images.mean(dim=(1, 2, 3), keepdim=True)
-    new = centre + (mean - centre).clamp(-deviation, deviation)
+    if deviation > 0:
+        new = centre + (mean - centre).clamp(-deviation, deviation)
+    else:                      # pinned: a constant (a clamp at zero width would pass gradient on exact ties)
+        new = torch.full_like(mean, centre)
     dev = images - mean
     above = dev.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-8)
     below = (-dev).amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-8)
