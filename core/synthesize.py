@@ -57,6 +57,12 @@ class SynthesisResult:
 DEFAULT_RECIPE = "ascent:method='sgd',normalize=True,lr=0.01,jitter=0,precondition=1.0"
 
 
+#: The default mean-luminance constraint of synthesis (recipe option ``luminance``; see
+#: :func:`actmax.core.transforms.parse_luminance`), chosen with benchmarks/bench_luminance.py
+#: (README, "Mean luminance").
+DEFAULT_LUMINANCE = "pin"
+
+
 def split_recipe(ascent: Any) -> tuple[Any, dict[str, Any]]:
     """Split an ascent spec into the optimiser's spec and the loop's transform options.
 

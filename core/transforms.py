@@ -6,9 +6,12 @@ synthesis loop (``core/synthesize.py``):
 
 * on the scorer's input, every training step: random translation ``jitter`` (reflected),
   additive pixel ``noise``;
-* on the scorer's input, always: a contrast budget, either an RMS ``contrast`` (pixel std about
-  each image's own mean, measured at ``contrast_size`` pixels, e.g. the twin's data resolution)
-  or the older L2 ``norm`` of ``image - 0.5``; images are only ever scaled *down* to the budget;
+* on the scorer's input, always: for grey targets of an RGB scorer (``colour``), the image's
+  luminance broadcast to the three channels (a grey parameterisation); a contrast budget,
+  either an RMS ``contrast`` (pixel std about each image's own mean, measured at
+  ``contrast_size`` pixels, e.g. the twin's data resolution) or the older L2 ``norm`` of
+  ``image - 0.5``; images are only ever scaled *down* to the budget; then the mean
+  ``luminance``: pinned, kept within a budget around grey, or free;
 * on the gradient of image-shaped codes (pixel space): a Gaussian ``blur_sigma`` decaying
   linearly to 0.01 over the run (Walker et al. 2019) and/or a Fourier ``precondition`` that
   scales the gradient's spectrum by 1/f**p (low frequencies first).
@@ -24,11 +27,15 @@ from typing import Any, Mapping
 import torch
 import torch.nn.functional as F
 
-from actmax.core.contracts import to_size
+from actmax.core.contracts import LUMINANCE, to_size
 from actmax.core.errors import InputError
 
 #: spec keys of the synthesis recipe that belong to the loop's transforms, not to the optimiser
-TRANSFORM_KEYS = ("jitter", "noise", "blur_sigma", "precondition", "norm", "contrast", "contrast_size")
+TRANSFORM_KEYS = ("jitter", "noise", "blur_sigma", "precondition", "norm", "contrast", "contrast_size",
+                  "luminance", "colour")
+#: ``colour`` modes: ``auto`` decides per unit from the scorer (see ``core/colour.py``), ``grey``
+#: synthesises every unit in grey, ``rgb`` lets every unit use colour.
+COLOUR_MODES = ("auto", "grey", "rgb")
 
 
 # -- image statistics ---------------------------------------------------------------------------
@@ -63,6 +70,67 @@ def limit_input(images: torch.Tensor, *, norm: float | None = None, contrast: fl
         mean = images.mean(dim=(2, 3), keepdim=True)
         images = mean + (images - mean) * torch.clamp(contrast / s, max=1.0)
     return images
+
+
+def parse_luminance(value: Any) -> tuple[str, float | None]:
+    """A ``luminance`` recipe value -> (canonical text, fixed mean or None).
+
+    ``free`` (or None/``none``): the mean luminance is not constrained. ``pin``: the mean is
+    fixed (at the scorer's ``input_mean``, else 0.5); ``pin:0.4``: fixed at 0.4.
+    ``budget:0.05`` (or a bare number): ``|mean - centre| <= 0.05``, centre as for ``pin``.
+    """
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("free", "none")):
+        return "free", None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = f"budget:{value}"
+    if isinstance(value, str):
+        text = value.strip().lower()
+        head, _, arg = text.partition(":")
+        try:
+            number = float(arg) if arg else None
+        except ValueError:
+            number = float("nan")
+        if head == "pin" and (number is None or 0 < number < 1):
+            return text, number
+        if head == "budget" and number is not None and number >= 0:
+            return f"budget:{number:g}", None
+    raise InputError(f"synthesis: luminance must be 'free', 'pin', 'pin:<mean in (0, 1)>' or "
+                     f"'budget:<max |mean - centre| >= 0>', got {value!r}")
+
+
+def limit_luminance(images: torch.Tensor, *, centre: float = 0.5, deviation: float | None = None) -> torch.Tensor:
+    """Shift each image's mean luminance (over channels and pixels) into ``centre +/- deviation``.
+
+    ``deviation=0`` pins the mean, None leaves the image alone. All channels shift by the same
+    amount (the chromaticity is kept); where the shifted image would leave [0, 1] its contrast
+    about the mean is scaled down just enough to fit. Differentiable: inside the band the mean
+    follows the code, outside it is held at the band's edge.
+    """
+    if deviation is None:
+        return images
+    mean = images.mean(dim=(1, 2, 3), keepdim=True)
+    if deviation > 0:
+        new = centre + (mean - centre).clamp(-deviation, deviation)
+    else:                      # pinned: a constant (a clamp at zero width would pass gradient on exact ties)
+        new = torch.full_like(mean, centre)
+    dev = images - mean
+    above = dev.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-8)
+    below = (-dev).amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-8)
+    scale = torch.minimum((1 - new) / above, new / below).clamp(max=1.0)
+    return new + dev * scale
+
+
+def grey_projection(images: torch.Tensor, grey: torch.Tensor | None) -> torch.Tensor:
+    """RGB images whose rows ``grey`` (bool, (B,)) become their luminance on all three channels.
+
+    The luminance uses the weights every RGB -> grey conversion in actmax uses, so a unit that
+    sees only luminance gets exactly the same input from the grey image as from the colour one.
+    """
+    if grey is None or images.shape[1] != 3 or not bool(grey.any()):
+        return images
+    w = images.new_tensor(LUMINANCE).view(1, 3, 1, 1)
+    lum = (images * w).sum(1, keepdim=True).expand_as(images)
+    return torch.where(grey.to(images.device).view(-1, 1, 1, 1), lum, images)
 
 
 def jitter(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
@@ -124,6 +192,8 @@ class SynthesisTransforms:
     norm: float | None = None
     contrast: float | None = None
     contrast_size: int | None = None
+    luminance: Any = "free"
+    colour: str = "rgb"
 
     def __post_init__(self) -> None:
         self.jitter, self.noise = int(self.jitter), float(self.noise)
@@ -137,6 +207,30 @@ class SynthesisTransforms:
             setattr(self, key, None if value is None else float(value))
         if self.contrast_size is not None:
             self.contrast_size = int(self.contrast_size)
+        self.luminance, pinned_at = parse_luminance(self.luminance)
+        #: the centre of the luminance pin/budget: ``pin:<m>``, else the scorer's (set by the loop), else grey
+        self.luminance_centre = 0.5 if pinned_at is None else pinned_at
+        self.colour = "rgb" if self.colour is None else str(self.colour).lower()
+        if self.colour not in COLOUR_MODES:
+            raise InputError(f"synthesis: colour must be one of {COLOUR_MODES}, got {self.colour!r}")
+        #: per target (bool, (targets,)): synthesised in grey; set by the synthesis loop
+        self.grey_targets: torch.Tensor | None = None
+
+    @property
+    def luminance_deviation(self) -> float | None:
+        """The allowed ``|mean - centre|``: 0 when pinned, None when free."""
+        if self.luminance.startswith("pin"):
+            return 0.0
+        if self.luminance.startswith("budget:"):
+            return float(self.luminance.split(":", 1)[1])
+        return None
+
+    def luminance_budget(self) -> dict[str, Any]:
+        """The mean-luminance constraint applied to the scorer's input (for the run manifest)."""
+        if self.luminance_deviation is None:
+            return {"kind": "free"}
+        kind = "pin" if self.luminance_deviation == 0 else "budget"
+        return {"kind": kind, "centre": self.luminance_centre, "max_deviation": self.luminance_deviation}
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> "SynthesisTransforms":
@@ -159,13 +253,16 @@ class SynthesisTransforms:
         return {"kind": "none"}
 
     def input(self, images: torch.Tensor, rng: torch.Generator | None, *, train: bool) -> torch.Tensor:
-        """The scorer's input: jittered and noised on training steps, then limited to the budget."""
+        """The scorer's input: jittered and noised on training steps; grey targets made grey; then
+        limited to the contrast budget and the mean-luminance constraint."""
         if train and rng is not None:
             images = jitter(images, self.jitter, rng)
             if self.noise > 0:
                 eps = torch.randn(images.shape, generator=rng).to(images)
                 images = (images + self.noise * eps).clamp(0, 1)
-        return limit_input(images, norm=self.norm, contrast=self.contrast, contrast_size=self.contrast_size)
+        images = grey_projection(images, self.grey_targets)
+        images = limit_input(images, norm=self.norm, contrast=self.contrast, contrast_size=self.contrast_size)
+        return limit_luminance(images, centre=self.luminance_centre, deviation=self.luminance_deviation)
 
     def gradient(self, grad: torch.Tensor, code_shape: tuple[int, ...] | None, step: int,
                  steps: int) -> torch.Tensor:

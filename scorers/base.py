@@ -24,6 +24,10 @@ class Scorer(nn.Module, ABC):
     #: the image's mean) of typical inputs, e.g. the median over a twin's training images.
     #: Synthesised images are scaled down to it, so MEIs are no stronger than what the scorer saw.
     input_contrast: float | None = None
+    #: The mean luminance of typical inputs, if the scorer states one (e.g. its training data's):
+    #: the centre at which synthesis pins or budgets the mean luminance (``luminance`` recipe
+    #: option); None: grey, 0.5.
+    input_mean: float | None = None
     #: Resolution (px) at which ``input_contrast`` is measured (the data's); None: as rendered.
     input_contrast_size: int | None = None
     #: Legacy budget: L2 norm of (image - 0.5) (includes the mean luminance; used only when

@@ -21,7 +21,9 @@ from actmax.core.records import RunRecord, save_image, save_montage, state_field
 from actmax.core import files as fileio
 from actmax.core.registry import generators, optimizers, scorers, spec_text
 from actmax.core.runs.kind import BaseRun
-from actmax.core.synthesize import SynthesisResult, best_per_target, budget_from_scorer, default_budget, split_recipe
+from actmax.core.colour import colour_tuning
+from actmax.core.synthesize import (DEFAULT_LUMINANCE, SynthesisResult, best_per_target, budget_from_scorer,
+                                    default_budget, split_recipe)
 from actmax.core.transforms import SynthesisTransforms, rms_contrast
 
 
@@ -94,7 +96,21 @@ class SynthesizeRun(BaseRun):
                       f"using the default: RMS contrast {scorer_budget['contrast']} at {scorer_budget['contrast_size']} px "
                       "(median of natural image patches); give contrast=... in the recipe to choose another",
                       file=sys.stderr)
+        self.luminance_source = "recipe" if "luminance" in options else "default"
+        options.setdefault("luminance", DEFAULT_LUMINANCE)
+        self.colour_source = "recipe" if options.get("colour") is not None else "default"
+        if options.get("colour") is None:
+            options["colour"] = "auto"
         self.transforms = SynthesisTransforms.from_options(options)
+        if not self.transforms.luminance.startswith("pin:"):      # an explicit pin:<m> wins
+            stated = getattr(self.scorer, "input_mean", None)     # the scorer's stated mean (e.g. its data's)
+            if stated is not None:
+                self.transforms.luminance_centre = float(stated)
+                self.luminance_source += " (centre: scorer)"
+        self.colour_units = self._decide_colour(units)
+        if self.colour_units is not None:
+            grey = {u for u, d in self.colour_units.items() if d["grey"]}
+            self.transforms.grey_targets = torch.tensor([t.unit in grey for t in self.targets], device=self.device)
         self.code_shape = self.gen.code_shape
         # the transforms' random stream (jitter, noise), seeded like the optimiser
         seed = self.ascent.seed if self.ascent.seed is not None else (seeds[0] if len(seeds) else 0)
@@ -112,6 +128,19 @@ class SynthesizeRun(BaseRun):
         #: ``rows`` holds steps ``_rows_from..``; with a record the earlier ones live in its append-only parts
         self._rows_from = 0
         self._parts: Any = None
+
+    def _decide_colour(self, units: list[int]) -> dict[int, dict[str, Any]] | None:
+        """Per unit, whether it is synthesised in grey (RGB generators only; ``colour`` in the recipe).
+
+        ``auto`` measures it from the scorer (:func:`actmax.core.colour.colour_tuning`), ``grey``
+        makes every unit grey, ``rgb`` none; None for a grey generator (nothing to decide).
+        """
+        if int(getattr(self.gen, "channels", 1) or 1) != 3:
+            return None
+        mode = self.transforms.colour
+        if mode == "auto":
+            return colour_tuning(self.scorer, units, size=int(self.gen.image_size))
+        return {u: {"chromatic_share": None, "colour_direction": None, "grey": mode == "grey"} for u in units}
 
     def objective(self, codes: torch.Tensor) -> torch.Tensor:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
@@ -151,7 +180,9 @@ class SynthesizeRun(BaseRun):
         opt = {k: getattr(self.ascent, k) for k in ("steps", "lr", "method", "schedule", "normalize", "decay")
                if hasattr(self.ascent, k)}
         out = {"optimizer": opt, "transforms": self.transforms.options(),
-               "contrast_budget": {**self.transforms.budget(), "source": self.budget_source}}
+               "contrast_budget": {**self.transforms.budget(), "source": self.budget_source},
+               "luminance": {**self.transforms.luminance_budget(), "source": self.luminance_source},
+               "colour": self._colour_manifest()}
         if isinstance(self.scorer.state, dict):       # a twin's eye position / behaviour (issue 24)
             out["scorer_state"] = self.scorer.state
         return out
@@ -169,6 +200,19 @@ class SynthesizeRun(BaseRun):
             raise RecordError(f"{self._parts.dir}: the parts do not hold steps 0..{self._rows_from - 1}")
         self.rows = list(rows.to(self.device, torch.float32)) + self.rows
         self._rows_from = 0
+
+    def _colour_manifest(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"mode": self.transforms.colour, "source": self.colour_source}
+        if self.colour_units is None:
+            return {**out, "applies": False, "why": "the generator renders grey images"}
+        return {**out, "applies": True, "grey_units": [u for u, d in self.colour_units.items() if d["grey"]],
+                "units": {str(u): d for u, d in self.colour_units.items()}}
+
+    def target_colour(self) -> list[str]:
+        """Per target: ``grey`` (synthesised in grey), ``rgb``, or ``-`` for a grey generator."""
+        if self.colour_units is None:
+            return ["-"] * len(self.targets)
+        return ["grey" if self.colour_units[t.unit]["grey"] else "rgb" for t in self.targets]
 
     def table(self) -> pd.DataFrame:
         self._absorb()
@@ -295,7 +339,8 @@ class SynthesizeRun(BaseRun):
                               "pole": [t.pole for t in self.targets], "seed": [t.seed for t in self.targets],
                               "response": resp.numpy(),
                               "mean_luminance": images.mean(dim=(1, 2, 3)).numpy(),
-                              "rms_contrast": rms_contrast(images).numpy()})
+                              "rms_contrast": rms_contrast(images).numpy(),
+                              "colour": self.target_colour()})
         return SynthesisResult(images=images, codes=self.ascent.codes.detach().cpu(), targets=self.targets,
                                responses=resp, table=table, out_dir=None if rec is None else rec.path)
 
