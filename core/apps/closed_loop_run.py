@@ -117,6 +117,7 @@ class ClosedLoopRun(BaseRun):
         self.size = int(getattr(self.neurons, "size", None) or config.size or 64)
         self.channels = int(getattr(self.neurons, "channels", None) or 1)
         self.pos, self.stopped, self.gains = 0, False, []
+        self.cpu: list[float] = []      # CPU seconds of every step (this process's; a resumed step counts anew)
         self.mem: dict[tuple[int, str], Any] = {}
 
     # -- files of a round ----------------------------------------------------------------------
@@ -156,8 +157,11 @@ class ClosedLoopRun(BaseRun):
 
     # -- the steps ------------------------------------------------------------------------------
     def step(self) -> int:
+        import time
         r, phase = divmod(self.pos, len(PHASES))
+        t0 = time.process_time()
         getattr(self, f"_{PHASES[phase]}")(r)
+        self.cpu.append(round(time.process_time() - t0, 2))
         self.pos += 1
         if phase == len(PHASES) - 1 and r >= 1:
             gain = measured_gain(self._get(r - 1, "round")["neurons"], self._get(r, "round")["neurons"])
@@ -382,13 +386,14 @@ class ClosedLoopRun(BaseRun):
                       if p.is_file() and not p.name.startswith("."))
 
     def state(self) -> dict[str, Any]:
-        return {"position": self.pos, "stopped": self.stopped,
+        return {"position": self.pos, "stopped": self.stopped, "cpu": [float(c) for c in self.cpu],
                 "gains": [(-1.0 if g is None else float(g)) for g in self.gains]}
 
     def load_state(self, state: Mapping[str, Any]) -> None:
         try:
             self.pos, self.stopped = int(state["position"]), bool(state["stopped"])
             self.gains = [None if g < 0 else g for g in state.get("gains", [])]
+            self.cpu = [float(c) for c in state.get("cpu", [])]
         except (KeyError, TypeError, ValueError) as exc:
             raise RecordError(f"checkpoint state does not fit a closed loop ({exc})") from None
         self.mem.clear()
@@ -400,8 +405,10 @@ class ClosedLoopRun(BaseRun):
         last = self.final_round()
         rounds = [self._get(k, "round") for k in range(last + 1)]
         final = dict(rounds[-1])
+        n = len(PHASES)
         final["rounds"] = [{"round": s["round"], "per_kind": s["per_kind"], "images_recorded": s["images_recorded"],
-                            "twin_median_test_correlation": s["twin"]["median_test_correlation"]} for s in rounds]
+                            "twin_median_test_correlation": s["twin"]["median_test_correlation"],
+                            "cpu_s": dict(zip(PHASES, self.cpu[n * s["round"]:n * s["round"] + n]))} for s in rounds]
         final["measured_mei_gain"] = self.gains
         final["stopped_early"] = self.stopped
         final["config"] = {"neurons": self.cfg.neurons, **self.record_spec()["config"]}
