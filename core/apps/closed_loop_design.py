@@ -196,8 +196,8 @@ def controls(neurons: Any, rf_xy: np.ndarray, natural: torch.Tensor, natural_rat
     except ImportError:
         return out
     _, gabor_resp, params = best_rf_gabor(neurons, rf_xy, norm=norm, size=size, channels=channels, seed=seed)
-    _, masked_resp = best_rf_masked_natural(neurons, natural, rf_xy, norm=norm,
-                                            sigma=(aperture or 0.1) * size)
+    _, masked_resp = best_rf_masked_natural(neurons, natural, rf_xy, norm=norm,   # a window a bit wider than
+                                            sigma=0.15 * size)                       # the RFs (0.07-0.1 x size)
     out["best_gabor"] = np.asarray(gabor_resp, float).reshape(-1)[:n_units]
     out["best_masked_natural"] = np.asarray(masked_resp, float).reshape(-1)[:n_units]
     out["gabor_params"] = list(params) if params is not None else [None] * n_units

@@ -256,7 +256,7 @@ class ClosedLoopRun(BaseRun):
         opts = {"test_images": "repeated", **cfg.train, "members": cfg.members, "seed": cfg.train_seed + 7 * r}
         if r >= 1:
             opts.update(max_epochs=cfg.retrain_epochs, position_warmup=0)
-        opts = self._readout_start(opts)
+        opts = self._readout_start(opts, r)
         trained = train_twin(stim.numpy(), counts, neuron_ids=self.neurons.unit_names, architecture=cfg.architecture,
                              options=TrainOptions(**opts), split=split,
                              warm_start=self._get(r - 1, "twin") if r >= 1 else None)
@@ -266,11 +266,12 @@ class ClosedLoopRun(BaseRun):
                                                                 "oracle_correlation", "split_sizes", "train_seconds",
                                                                 "readout")})
 
-    def _readout_start(self, opts: dict[str, Any]) -> dict[str, Any]:
-        """Round 0's readouts start at the RF estimate where the twin trainer takes one (``init_xy``)."""
+    def _readout_start(self, opts: dict[str, Any], r: int) -> dict[str, Any]:
+        """Round 0's readouts start at the RF estimate where the twin trainer takes one (``initial_positions``,
+        pixel centres (x, y)); later rounds start from the previous twin."""
         from actmax.scorers.twin.train import TrainOptions
-        if "init_xy" in TrainOptions.__dataclass_fields__:
-            opts["init_xy"] = self._get(0, "recorded")["rf_xy"].double().numpy().tolist()
+        if "initial_positions" in TrainOptions.__dataclass_fields__ and r == 0:
+            opts["initial_positions"] = self._get(0, "recorded")["rf_xy"].double().numpy().tolist()
         return opts
 
     def _synthesize(self, r: int) -> None:
