@@ -356,3 +356,21 @@ def test_readout_report_finds_the_receptive_fields_and_warns_on_the_border(train
     assert rep["neurons"][0]["on_border"] and any("border" in w for w in rep["warnings"])
     with pytest.raises(ValueError, match="init_positions"):
         train_twin(stim.numpy(), counts, architecture=SMALL, options=TrainOptions(max_epochs=1, init_positions="x"))
+
+
+def test_warm_start_begins_at_the_earlier_twin_and_refuses_another_ensemble():
+    """The closed loop's rounds retrain from the previous twin: with a zero learning rate nothing moves."""
+    from actmax.core.errors import InputError
+    from actmax.scorers.twin.train import train_twin
+
+    neurons = scorers.create("model:kind=simple,n=2,size=16,seed=0")
+    x = natural_stimuli(120, 16, seed=0, aperture=None, norm=2.0)
+    counts = simulate_trials(noise_free_rates(neurons, x), np.r_[np.ones(100, int), np.full(20, 3)], window=10, seed=0)
+    arch = {"hidden_channels": 4, "layers": 1, "input_kernel": 5}
+    first = train_twin(x.numpy(), counts, architecture=arch, options=TrainOptions(max_epochs=2, members=2))
+    again = train_twin(x.numpy(), counts, architecture=arch, warm_start=first.ensemble,
+                       options=TrainOptions(max_epochs=1, members=2, lr=0.0))
+    for a, b in zip(first.ensemble.members, again.ensemble.members):   # parameters (batch-norm statistics do move)
+        assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    with pytest.raises(InputError, match="warm start"):
+        train_twin(x.numpy(), counts, architecture=arch, warm_start=first.ensemble, options=TrainOptions(max_epochs=1))

@@ -219,7 +219,9 @@ def resume_cmd(record: Path = typer.Argument(..., help="run record folder of a k
 
     kind = RunRecord(record).manifest().get("kind")
     result = resume(record, kind=kind, progress=progress, trust=trust, repair=repair)
-    printers = {"evolve": _print_evolution, "synthesize": _print_synthesis, "screen": _print_screen}
+    from actmax.core.cli.twin import print_closed_loop
+    printers = {"evolve": _print_evolution, "synthesize": _print_synthesis, "screen": _print_screen,
+                "closed_loop": print_closed_loop}
     printers.get(kind, _print_repr)(result, as_json)
 
 

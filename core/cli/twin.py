@@ -138,63 +138,60 @@ def twin_eval_cmd(
 
 @twin_app.command("closed-loop")
 def twin_closed_loop_cmd(
-    out: Path = typer.Option(..., "--out", help="output folder"),
-    neurons: str = typer.Option("model:kind=mixed,n=12,size=64,seed=0", help="ground-truth model neurons"),
-    n_train: int = typer.Option(4000, help="natural training patches (one trial each)"),
-    n_test: int = typer.Option(200, help="natural test patches (repeated)"),
-    repeats: int = typer.Option(10, help="trials per test patch"),
-    window: float = typer.Option(10.0, help="counting window: a trial is Poisson(rate * window)"),
-    norm: float = typer.Option(6.0, help="L2 contrast of every stimulus (natural and synthesised)"),
-    aperture: float = typer.Option(0.22, help="Gaussian aperture sigma / size (0: full field)"),
-    epochs: int = typer.Option(40, help="maximum twin epochs"),
-    members: int = typer.Option(1, help="twin ensemble members"),
-    steps: int = typer.Option(256, help="synthesis steps (of the default recipe)"),
-    seed: int = typer.Option(0, help="seed of the patches (noise uses seed + 1)"),
-    ascent: Optional[str] = typer.Option(None, help="full synthesis spec (overrides --steps; default: the "
-                                                    "synthesis default recipe), e.g. ascent:steps=300,lr=0.05,jitter=2"),
-    generator: Optional[str] = typer.Option(None, help="synthesis generator (default pixel at the neurons' size)"),
-    init_positions: str = typer.Option("data", help="twin readout position start: data, centre or random"),
-    position_warmup: Optional[int] = typer.Option(10, help="epochs after which readout positions learn at the "
-                                                           "full rate (measured on all six families: readout "
-                                                           "error falls on five; -1: never)"),
+    out: Path = typer.Option(..., "--out", help="run folder (one record per round inside: round_0, round_1, ...)"),
+    neurons: str = typer.Option("model:kind=all,n=12,size=32,seed=0", help="the recorded population: any scorer "
+                                "spec (model neurons, callable:fn=module:function, path=..., a plugin, rig:...)"),
+    rounds: int = typer.Option(2, help="rounds after round 0 (>= 1); each shows the twin's MEIs/LEIs and probes, "
+                                       "retrains, and the loop stops early when the measured MEI stops improving"),
+    natural: int = typer.Option(1200, help="round 0: natural training patches (one trial each)"),
+    mapping: int = typer.Option(300, help="round 0: RF-mapping stimuli (one trial each)"),
+    n_test: int = typer.Option(100, help="round 0: natural test patches (repeated: the oracle set)"),
+    repeats: int = typer.Option(5, help="trials per test patch and per shown MEI/LEI/probe"),
+    window: float = typer.Option(30.0, help="counting window: a simulated trial is Poisson(rate * window)"),
+    norm: float = typer.Option(3.0, help="L2 contrast of every stimulus (natural, probes, MEIs/LEIs)"),
+    aperture: float = typer.Option(0.35, help="natural patches: Gaussian aperture sigma / size (0: full field)"),
+    size: Optional[int] = typer.Option(None, help="image size for a scorer that does not say its own"),
+    members: int = typer.Option(2, help="twin ensemble members (their disagreement guides probes)"),
+    epochs: int = typer.Option(25, help="twin epochs in round 0"),
+    retrain_epochs: int = typer.Option(12, help="twin epochs in later rounds (warm start)"),
+    steps: int = typer.Option(128, help="synthesis steps (of the default recipe)"),
+    seeds: int = typer.Option(3, help="synthesis seeds per neuron and pole"),
+    probes: int = typer.Option(8, help="RF-centred Gabor probes per neuron and round"),
+    natural_only: bool = typer.Option(False, "--natural-only", help="the control: later rounds add as many new "
+                                                                    "natural patches instead of the loop's stimuli"),
+    seed: int = typer.Option(0, help="seed of stimuli and trial noise"),
+    train_seed: int = typer.Option(0, help="seed of the twin's training"),
+    ascent: Optional[str] = typer.Option(None, help="full synthesis spec (overrides --steps)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace a run record already in --out"),
     progress: bool = progress_option(),
-    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+    as_json: bool = typer.Option(False, "--json", help="print the final round as JSON (per neuron and per kind)"),
 ) -> None:
-    """In-silico closed loop: record model neurons, train a twin, MEIs on the twin vs best natural patches."""
-    from actmax.core.apps.closed_loop import ClosedLoopConfig, run_closed_loop
+    """Closed loop in rounds: record, fit a twin, synthesise MEIs/LEIs, show them, repeat (resume: `actmax resume DIR`)."""
+    from actmax.core.apps.closed_loop_run import LoopConfig, closed_loop
     from actmax.core.synthesize import DEFAULT_RECIPE
 
-    cfg = ClosedLoopConfig(neurons=neurons, n_train=n_train, n_test=n_test, repeats=repeats, window=window,
-                           norm=norm, aperture=aperture or None, patch_seed=seed, noise_seed=seed + 1,
-                           train={"max_epochs": epochs, "lr": 0.01, "members": members,
-                                  "init_positions": init_positions,
-                                  "position_warmup": None if position_warmup is not None and position_warmup < 0
-                                  else position_warmup},
-                           ascent=ascent or f"{DEFAULT_RECIPE},steps={steps}",
-                           **({"generator": generator} if generator else {}))
-    rep = run_closed_loop(cfg, out_dir=out, progress=progress)
-    summary = {"median_test_correlation": rep["twin"]["median_test_correlation"],
-               "median_correlation_to_noise_free_rates": rep["twin"]["median_correlation_to_noise_free_rates"],
-               "fraction_mei_beats_best_natural": rep["fraction_mei_beats_best_natural"],
-               "fraction_lei_below_worst_natural": rep["fraction_lei_below_worst_natural"],
-               "median_mei_over_best_natural": rep["median_mei_over_best_natural"],
-               "reliable_neurons": rep["reliable_neurons"],
-               "fraction_mei_beats_best_natural_reliable": rep["fraction_mei_beats_best_natural_reliable"],
-               "per_kind": rep["per_kind"], "readout_warnings": rep["readout_warnings"],
-               "out": str(out)}
-    if as_json:
-        typer.echo(json.dumps(summary, indent=2))
-        return
-    typer.echo(f"twin median test correlation {summary['median_test_correlation']:.3f} "
-               f"(to noise-free rates {summary['median_correlation_to_noise_free_rates']:.3f}); "
-               f"MEI > best natural patch for {summary['fraction_mei_beats_best_natural']:.0%} of neurons "
-               f"(median ratio {summary['median_mei_over_best_natural']:.2f}; "
-               f"{summary['fraction_mei_beats_best_natural_reliable'] or 0:.0%} of the "
-               f"{len(summary['reliable_neurons'])} neurons with oracle >= 0.5); "
-               f"LEI < worst natural for {summary['fraction_lei_below_worst_natural']:.0%}; written to {out}")
-    from actmax.core.apps.closed_loop import format_per_kind
+    cfg = LoopConfig(neurons=neurons, rounds=rounds, n_natural=natural, n_mapping=mapping, n_test=n_test,
+                     repeats=repeats, window=window, norm=norm, aperture=aperture or None, size=size, seed=seed,
+                     train_seed=train_seed, members=members,
+                     train={"max_epochs": epochs, "lr": 0.01, "position_warmup": 10}, retrain_epochs=retrain_epochs,
+                     ascent=ascent or f"{DEFAULT_RECIPE},steps={steps}", synthesis_seeds=tuple(range(seeds)),
+                     gabor_probes=probes, natural_only=natural_only)
+    print_closed_loop(closed_loop(cfg, out_dir=out, overwrite=overwrite, progress=progress), as_json)
 
-    typer.echo("per kind (fractions among neurons with oracle >= 0.5; rd = readout vs true RF centre):")
-    typer.echo(format_per_kind(rep["per_kind"]))
-    for w in rep["readout_warnings"]:
-        typer.echo(f"warning: {w}", err=True)
+
+def print_closed_loop(result: dict, as_json: bool) -> None:
+    """The final round: JSON (per neuron and per kind) or the per-kind table with one line per round."""
+    from actmax.core.apps.closed_loop_rounds import format_kinds
+
+    if as_json:
+        typer.echo(json.dumps({k: result[k] for k in ("round", "rounds", "stopped_early", "measured_mei_gain",
+                                                      "neurons", "per_kind", "twin", "out")}, indent=2))
+        return
+    for r in result["rounds"]:
+        meds = ", ".join(f"{k['kind']} {k['median_mei_fraction_of_optimum']}" for k in r["per_kind"])
+        typer.echo(f"round {r['round']}: {r['images_recorded']} images, twin test r "
+                   f"{r['twin_median_test_correlation']:.3f}; MEI/optimum {meds}")
+    stop = " (stopped early: the measured MEI stopped improving)" if result["stopped_early"] else ""
+    typer.echo(f"final round {result['round']}{stop}; per kind (medians over every neuron, bootstrap 95 % CI):")
+    typer.echo(format_kinds(result["per_kind"]))
+    typer.echo(f"written to {result['out']}")

@@ -144,6 +144,7 @@ RUN_KINDS: dict[str, str] = {
     "evolve": "actmax.core.runs.evolve:EvolveRun",
     "synthesize": "actmax.core.runs.synthesize:SynthesizeRun",
     "screen": "actmax.core.apps.screen:ScreenRun",
+    "closed_loop": "actmax.core.apps.closed_loop_run:ClosedLoopRun",
 }
 
 

@@ -377,7 +377,8 @@ def _fit_member(config: TwinConfig, opts: TrainOptions, seed: int, *args: Any,
 def _fit_member_seeded(config: TwinConfig, opts: TrainOptions, seed: int, x_train: torch.Tensor,
                        y_train: torch.Tensor, m_train: torch.Tensor, x_val: torch.Tensor, y_val: np.ndarray,
                        *, progress: bool, label: str, state_train: dict[str, torch.Tensor] | None = None,
-                       state_val: dict[str, torch.Tensor] | None = None) -> tuple[TwinNetwork, list[dict[str, float]]]:
+                       state_val: dict[str, torch.Tensor] | None = None,
+                       warm: TwinNetwork | None = None) -> tuple[TwinNetwork, list[dict[str, float]]]:
     from tqdm.auto import tqdm
 
     torch.manual_seed(seed)
@@ -387,7 +388,9 @@ def _fit_member_seeded(config: TwinConfig, opts: TrainOptions, seed: int, x_trai
     if opts.init_positions not in ("data", "centre", "random"):
         raise InputError(f"init_positions must be data, centre or random, got {opts.init_positions!r}")
     jitter = (torch.rand(config.n_neurons, 2, generator=torch.Generator().manual_seed(seed)) - 0.5) * 0.05
-    if opts.init_positions in ("data", "centre"):
+    if warm is not None:       # warm start: every weight (core, readout positions, bias) from the earlier twin
+        _load_warm(net, warm)
+    elif opts.init_positions in ("data", "centre"):
         with torch.no_grad():
             start = torch.zeros(config.n_neurons, 2)
             if opts.init_positions == "data":
@@ -461,17 +464,28 @@ def _fit_member_seeded(config: TwinConfig, opts: TrainOptions, seed: int, x_trai
     return net, history
 
 
+def _load_warm(net: TwinNetwork, warm: TwinNetwork) -> None:
+    """Copy an earlier member's weights into ``net`` (same architecture and neurons, or one error)."""
+    own, theirs = net.state_dict(), warm.state_dict()
+    bad = sorted(k for k in own if k not in theirs or tuple(theirs[k].shape) != tuple(own[k].shape))
+    if bad or set(theirs) - set(own):
+        raise InputError(f"warm start: the earlier twin does not fit this architecture ({(bad or sorted(set(theirs) - set(own)))[:3]})")
+    net.load_state_dict({k: v.detach().clone() for k, v in theirs.items()})
+
+
 def train_twin(images: np.ndarray | torch.Tensor, responses: np.ndarray, *,
                out_dir: str | Path | None = None, neuron_ids: Sequence[str] | None = None,
                architecture: dict[str, Any] | None = None, options: TrainOptions | None = None,
                progress: bool = False, eye: np.ndarray | None = None, behavior: np.ndarray | None = None,
-               split: dict[str, np.ndarray] | None = None) -> TrainResult:
+               split: dict[str, np.ndarray] | None = None, warm_start: TwinEnsemble | None = None) -> TrainResult:
     """Fit a twin (ensemble of ``options.members``) and, with ``out_dir``, save it with a report.
 
     ``eye`` (trials, images, 2) and ``behavior`` (trials, images, 3) (see :mod:`scorers.twin.io`)
     give the twin a shifter and a modulator; it is then trained on single trials, each at its own
     state, instead of on trial means. ``split`` (train/val/test image indices, e.g. from a
-    sensorium folder's tiers) replaces the automatic split.
+    sensorium folder's tiers) replaces the automatic split. ``warm_start`` (an ensemble with as many
+    members, the same architecture and neurons) starts every member from the earlier twin's
+    weights instead of a fresh initialisation: the closed loop's rounds retrain on the grown data.
     """
     from actmax.scorers.twin.io import check_state
 
@@ -526,6 +540,8 @@ def train_twin(images: np.ndarray | torch.Tensor, responses: np.ndarray, *,
         part = "shifter" if name == "eye" else "modulator"
         arch.update({part: True, f"{name}_mean": rows.mean(0).tolist(), f"{name}_std": rows.std(0).tolist(),
                      f"{name}_min": rows.min(0).tolist(), f"{name}_max": rows.max(0).tolist()})
+    if warm_start is not None:   # the earlier twin's input scaling: its weights were fitted to it
+        arch.update(input_mean=warm_start.config.input_mean, input_std=warm_start.config.input_std)
     config = TwinConfig(**arch)
     x_prep = (resized - config.input_mean) / config.input_std
 
@@ -547,12 +563,15 @@ def train_twin(images: np.ndarray | torch.Tensor, responses: np.ndarray, *,
         y_tr = torch.nan_to_num(y_tr, nan=0.0)
         x_tr = x_prep[torch.as_tensor(split["train"])]
         x_va, y_va, st_tr, st_va = x_prep[torch.as_tensor(split["val"])], mean[split["val"]], None, None
+    if warm_start is not None and len(warm_start.members) != opts.members:
+        raise InputError(f"warm start: the earlier twin has {len(warm_start.members)} members, options ask for {opts.members}")
     members, histories = [], []
     start = time.time()
     for k in range(opts.members):
         net, hist = _fit_member(config, opts, opts.seed * 1000 + k, x_tr, y_tr, m_tr, x_va, y_va,
                                 progress=progress, label=f"twin member {k + 1}/{opts.members}",
-                                state_train=st_tr, state_val=st_va)
+                                state_train=st_tr, state_val=st_va,
+                                warm=None if warm_start is None else warm_start.members[k])
         members.append(net)
         histories.append(hist)
     ensemble = TwinEnsemble(members).eval()

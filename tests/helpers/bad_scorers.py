@@ -19,3 +19,8 @@ def nan_half(images: torch.Tensor) -> torch.Tensor:
 def raises(images: torch.Tensor) -> torch.Tensor:
     """A scorer function with a bug."""
     raise RuntimeError("bug in the lab's scoring code")
+
+
+def flat(images: torch.Tensor) -> torch.Tensor:
+    """Two 'neurons' that never respond (no reliable neuron to fit a twin to)."""
+    return torch.zeros(images.shape[0], 2)

@@ -1,0 +1,204 @@
+"""What the closed loop shows in each round, and how it records it.
+
+* **Recording** (:func:`record_block`): a scorer that is a model (ground-truth neurons, a
+  ``callable``, a ``path=`` module, a plugin) gives noise-free rates and a trial is a Poisson
+  count ``Poisson(rate * window)``; the ``rig`` scorer is a real population, so every trial is one
+  presentation through the rig and its response is used as it comes.
+* **Round 0** (:func:`round0_stimuli`): natural patches (grey mean, Gaussian aperture, one L2
+  contrast) plus an RF-mapping block (:mod:`actmax.core.apps.rf_mapping` where it is installed),
+  and a per-neuron RF estimate (:func:`estimate_rf`) where each readout starts.
+* **Rounds 1..K** (:func:`gabor_probes`, :func:`disagreement_probes`): RF-centred Gabors around
+  the twin's best Gabor (random colour directions on RGB neurons), and the MEIs/LEIs moved
+  along the direction in which the twin's ensemble members disagree most.
+
+Every stimulus is a [0, 1] image at the neurons' size with the same L2 contrast ``norm``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from actmax.core.apps.closed_loop import natural_stimuli, noise_free_rates, simulate_trials
+
+
+def is_rig(neurons: Any) -> bool:
+    """A real population (the ``rig`` scorer): its responses are measured, never simulated."""
+    return hasattr(neurons, "write_block")
+
+
+def at_contrast(c: torch.Tensor, norm: float) -> torch.Tensor:
+    """Contrast patterns (B, C, H, W) about grey -> [0, 1] images with L2 contrast ``norm`` (clipping undone)."""
+    c = c - c.mean(dim=(1, 2, 3), keepdim=True)
+    for _ in range(5):
+        c = c * (norm / c.flatten(1).norm(dim=1).clamp_min(1e-8)).view(-1, 1, 1, 1)
+        c = (c + 0.5).clamp(0, 1) - 0.5
+    return (0.5 + c).clamp(0, 1).float()
+
+
+def record_block(neurons: Any, stimuli: torch.Tensor, trials: np.ndarray, *, window: float,
+                 seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(noise-free rates or NaN for a rig (images, units), counts (max trials, images, units), NaN-padded).
+
+    Simulated neurons: Poisson counts of ``rate * window``; a rig: one presentation per trial
+    (its responses stand for the counts, divided by nothing)."""
+    trials = np.asarray(trials, dtype=int)
+    if not is_rig(neurons):
+        rates = noise_free_rates(neurons, stimuli)
+        return rates, simulate_trials(rates, trials, window=window, seed=seed)
+    out = np.full((int(trials.max()), stimuli.shape[0], neurons.units), np.nan)
+    for t in range(out.shape[0]):
+        rows = np.flatnonzero(trials > t)
+        with torch.no_grad():
+            out[t, rows] = neurons(stimuli[torch.as_tensor(rows)]).double().numpy()
+    return np.full((stimuli.shape[0], neurons.units), np.nan), out
+
+
+def round0_stimuli(cfg: Any, size: int, channels: int) -> tuple[torch.Tensor, np.ndarray]:
+    """Round 0: natural training patches, the RF-mapping block, natural test patches (repeated).
+
+    Returns the stimuli and a block code per image (0 natural, 1 mapping, 2 test)."""
+    nat = natural_stimuli(cfg.n_natural + cfg.n_test, size, seed=cfg.seed, aperture=cfg.aperture, norm=cfg.norm,
+                          channels=channels)
+    mapping = mapping_block(cfg.n_mapping, size, channels, cfg.norm, cfg.seed)
+    parts = [nat[:cfg.n_natural], mapping, nat[cfg.n_natural:]]
+    codes = np.concatenate([np.zeros(cfg.n_natural, int), np.ones(len(mapping), int), np.full(cfg.n_test, 2)])
+    return torch.cat(parts), codes
+
+
+def mapping_block(n: int, size: int, channels: int, norm: float, seed: int) -> torch.Tensor:
+    """The RF-mapping block of round 0 (:func:`actmax.core.apps.rf_mapping.mapping_stimuli`); empty
+    where that module is not installed."""
+    if n <= 0:
+        return torch.zeros(0, channels, size, size)
+    try:
+        from actmax.core.apps.rf_mapping import mapping_stimuli
+    except ImportError:
+        return torch.zeros(0, channels, size, size)
+    return mapping_stimuli(n, size, channels=channels, norm=norm, seed=seed).float()
+
+
+def estimate_rf(stimuli: torch.Tensor, responses: np.ndarray) -> np.ndarray:
+    """Per-neuron RF centre (units, 2) as (x, y) in pixels (the convention of
+    ``ModelNeurons.receptive_fields``): :func:`actmax.core.apps.rf_mapping.estimate_receptive_fields`
+    where installed, else the twin's own start (:func:`scorers.twin.train.estimate_positions`)."""
+    try:
+        from actmax.core.apps.rf_mapping import estimate_receptive_fields
+    except ImportError:
+        from actmax.scorers.twin.train import estimate_positions
+        y = torch.as_tensor(np.nan_to_num(responses), dtype=torch.float32)
+        grid = estimate_positions(stimuli, y).double().numpy()
+        size = stimuli.shape[-1]
+        return (grid + 1) / 2 * (size - 1) + 0.5
+    return np.asarray(estimate_receptive_fields(stimuli, responses), float)
+
+
+def _gabor_bank(n: int, size: int, rf_xy: np.ndarray, rng: np.random.Generator, channels: int) -> list[dict]:
+    """Random Gabor parameters centred on ``rf_xy`` (orientation, frequency, phase, size; colour on RGB)."""
+    out = []
+    for _ in range(n):
+        p = {"x0": float(rf_xy[0] + rng.normal(0, 0.5)) - 0.5, "y0": float(rf_xy[1] + rng.normal(0, 0.5)) - 0.5,
+             "theta": float(rng.uniform(0, math.pi)), "sigma": float(size * rng.uniform(0.05, 0.12)),
+             "phase": float(rng.uniform(-math.pi, math.pi)), "aspect": 1.0}
+        p["frequency"] = float(rng.uniform(0.4, 0.7) / p["sigma"])
+        p["colour"] = _colour(rng) if channels == 3 else [1.0]
+        out.append(p)
+    return out
+
+
+def _colour(rng: np.random.Generator) -> list[float]:
+    """A unit colour direction: half the draws grey (luminance), half an opponent mix with some luminance."""
+    if rng.random() < 0.5:
+        return [1 / math.sqrt(3)] * 3
+    v = rng.normal(size=3)
+    return (v / np.linalg.norm(v)).tolist()
+
+
+def _render(params: list[dict], size: int, channels: int, norm: float) -> torch.Tensor:
+    from actmax.core.apps.gabor import gabor_image
+
+    imgs = []
+    for p in params:
+        g = gabor_image(size, **{k: p[k] for k in ("x0", "y0", "sigma", "theta", "frequency", "phase", "aspect")})
+        imgs.append(np.asarray(p["colour"])[:channels, None, None] * g[None])
+    return at_contrast(torch.tensor(np.stack(imgs), dtype=torch.float32), norm)
+
+
+def _jitter(p: dict, rng: np.random.Generator, size: int, channels: int) -> dict:
+    q = dict(p)
+    q["theta"] = p["theta"] + rng.normal(0, 0.2)
+    q["phase"] = p["phase"] + rng.normal(0, 0.8)
+    q["sigma"] = float(np.clip(p["sigma"] * math.exp(rng.normal(0, 0.15)), 0.03 * size, 0.2 * size))
+    q["frequency"] = p["frequency"] * math.exp(rng.normal(0, 0.12))
+    q["x0"], q["y0"] = p["x0"] + rng.normal(0, 0.7), p["y0"] + rng.normal(0, 0.7)
+    if channels == 3:
+        c = np.asarray(p["colour"]) + rng.normal(0, 0.3, size=3)
+        q["colour"] = (c / np.linalg.norm(c)).tolist()
+    return q
+
+
+def gabor_probes(twin: Any, rf_xy: np.ndarray, *, per_neuron: int, size: int, channels: int, norm: float,
+                 seed: int, bank: int = 48) -> tuple[torch.Tensor, np.ndarray]:
+    """Per neuron, ``per_neuron`` RF-centred Gabors around the twin's best of ``bank`` random ones
+    (half of them the twin's best few, half jittered around the best); returns images and the neuron each is for."""
+    rng = np.random.default_rng(seed)
+    images, owner = [], []
+    for u, xy in enumerate(np.asarray(rf_xy, float)):
+        cand = _gabor_bank(bank, size, xy, rng, channels)
+        imgs = _render(cand, size, channels, norm)
+        with torch.no_grad():
+            pred = twin(imgs)[:, u].double().numpy()
+        order = np.argsort(-pred)
+        keep = [cand[i] for i in order[:max(1, per_neuron // 2)]]
+        keep += [_jitter(cand[order[0]], rng, size, channels) for _ in range(per_neuron - len(keep))]
+        images.append(_render(keep, size, channels, norm))
+        owner += [u] * len(keep)
+    return torch.cat(images), np.asarray(owner, int)
+
+
+def disagreement_probes(ensemble: Any, images: torch.Tensor, units: np.ndarray, *, step: float,
+                        norm: float) -> torch.Tensor:
+    """Each image moved by ``+/- step`` (L2, in contrast units) along the direction in which the twin's
+    ensemble members disagree most about its unit's response (the members' input gradients about their
+    mean; with one member, the gradient itself). Returns 2 probes per image."""
+    members = list(ensemble.members)
+    x = images.clone().requires_grad_(True)
+    grads = []
+    for m in members:
+        r = m(x)
+        (g,) = torch.autograd.grad(r.gather(1, torch.as_tensor(units)[:, None]).sum(), x)
+        grads.append(g)
+    g = torch.stack(grads)
+    d = g[0] - g.mean(0) if len(members) > 1 else g[0]
+    if len(members) > 2:            # the member farthest from the mean, per image
+        dev = (g - g.mean(0)).flatten(2).norm(dim=2)
+        d = (g - g.mean(0))[dev.argmax(0), torch.arange(g.shape[1])]
+    d = d / d.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+    c = (images - 0.5).detach()
+    out = torch.cat([c + step * d, c - step * d]).detach()
+    return at_contrast(out, norm)
+
+
+def controls(neurons: Any, rf_xy: np.ndarray, natural: torch.Tensor, natural_rates: np.ndarray, *,
+             norm: float, aperture: float | None, seed: int = 0) -> dict[str, Any]:
+    """Per-neuron controls: best RF-centred Gabor at the same contrast and best RF-masked natural patch
+    (:mod:`actmax.core.apps.controls` where installed; NaN otherwise), best natural patch, grey screen."""
+    n_units, size = neurons.units, int(getattr(neurons, "size", None) or natural.shape[-1])
+    channels = natural.shape[1]
+    grey = noise_free_rates(neurons, torch.full((1, channels, size, size), 0.5))[0]
+    out: dict[str, Any] = {"grey": grey, "best_natural": np.nanmax(natural_rates, 0),
+                           "best_gabor": np.full(n_units, np.nan), "best_masked_natural": np.full(n_units, np.nan),
+                           "gabor_params": [None] * n_units}
+    try:
+        from actmax.core.apps.controls import best_rf_gabor, best_rf_masked_natural
+    except ImportError:
+        return out
+    _, gabor_resp, params = best_rf_gabor(neurons, rf_xy, norm=norm, size=size, channels=channels, seed=seed)
+    _, masked_resp = best_rf_masked_natural(neurons, natural, rf_xy, norm=norm,   # a window a bit wider than
+                                            sigma=0.15 * size)                       # the RFs (0.07-0.1 x size)
+    out["best_gabor"] = np.asarray(gabor_resp, float).reshape(-1)[:n_units]
+    out["best_masked_natural"] = np.asarray(masked_resp, float).reshape(-1)[:n_units]
+    out["gabor_params"] = list(params) if params is not None else [None] * n_units
+    return out
