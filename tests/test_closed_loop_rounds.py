@@ -10,7 +10,7 @@ import torch
 
 import actmax
 from actmax.core.apps import closed_loop_run as clr
-from actmax.core.apps.closed_loop_run import ClosedLoopRun, LoopConfig, closed_loop
+from actmax.core.apps.closed_loop_run import LoopConfig, closed_loop
 from actmax.core.errors import InputError, RigTimeoutError
 
 TINY = LoopConfig(neurons="model:kind=all,n=6,size=16,seed=1", rounds=1, n_natural=160, n_mapping=40, n_test=20,
