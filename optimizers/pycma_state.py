@@ -37,7 +37,9 @@ import torch
 from actmax.core.errors import OptimizerStateError
 
 #: attributes that are configuration or bookkeeping rebuilt from the spec, never state
-SKIP = frozenset({"opts", "inopts", "inputargs", "logger", "_es_opts", "callbackstop"})
+#: ``timer`` is wall-clock time (not state: two identical runs differ in it); a restored strategy gets
+#: a fresh one, so pycma's ``timeout`` option counts from the last resume
+SKIP = frozenset({"opts", "inopts", "inputargs", "logger", "_es_opts", "callbackstop", "timer"})
 _PLAIN = (type(None), bool, int, float, str)
 _ARRAY_DTYPES = {np.dtype(t) for t in ("float64", "float32", "int64", "int32", "bool")}
 
@@ -306,6 +308,9 @@ def restore_es(fresh: Any, state: Any) -> Any:
     except Exception as exc:  # noqa: BLE001 - any malformed entry is one clear error
         raise OptimizerStateError(f"pycma state does not restore ({type(exc).__name__}: {exc})") from None
     _rekey_solution_dicts(es, set())
+    if int(getattr(es, "countiter", 0)) > 0 and not hasattr(es, "timer"):
+        from cma.utilities import utils as cma_utils
+        es.timer = cma_utils.ElapsedWCTime()     # pycma's ask() expects a timer after the first iteration
     n = int(fresh.N)
     try:
         mean, sigma = np.asarray(es.mean), float(es.sigma)

@@ -44,7 +44,8 @@ def _fresh(kind, out):
                              out_dir=out, image_every=0, plots=False)
     if kind == "synthesize":
         return actmax.synthesize("pixel:size=8", "model:n=2,size=8", units=[0, 1], poles=("high",),
-                                 ascent="ascent:steps=6", out_dir=out, checkpoint_every=2)
+                                 # the old code's mean luminance was free: a killed old record resumes as written
+                                 ascent="ascent:steps=6,luminance=free", out_dir=out, checkpoint_every=2)
     return actmax.screen("model:n=2,size=8", "x.npy", k=2, batch_size=8, checkpoint_every=1, bins=32, out_dir=out,
                          max_montages=0)
 

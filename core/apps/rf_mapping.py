@@ -19,7 +19,7 @@ what follows on it. This module does both halves in silico and on recordings:
   (the end-stopped readouts of issue 20). The centre is the centroid of the map above its
   median within ``window`` px of its peak (sub-pixel; an odd-phase Gabor's zero at the centre
   does not move it).
-* :func:`pixels_to_grid` converts such centres to a twin readout's grid coordinates; pass the
+* :func:`pixels_to_grid` (defined beside the readout, in :mod:`scorers.twin.train`) converts such centres to a twin readout's grid coordinates; pass the
   centres as ``TrainOptions(initial_positions=...)`` and the readout starts there.
 
 DEFAULT_MAPPING was chosen by measurement (``benchmarks/bench_rf_mapping.py``; table in the
@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from actmax.core.errors import InputError
+from actmax.scorers.twin.train import pixels_to_grid  # noqa: F401  (re-exported: RF centres -> readout grid)
 
 MAPPING_KINDS = ("sparse_noise", "gabor", "mixed")
 DEFAULT_MAPPING = "sparse_noise"
@@ -178,13 +179,3 @@ def estimate_receptive_fields(stimuli: torch.Tensor, responses: np.ndarray, *,
             px, py = float((w * xx).sum() / w.sum()), float((w * yy).sum() / w.sum())
             out[u] = [px, py]
     return out
-
-
-def pixels_to_grid(centres: np.ndarray, data_size: int, twin_size: int) -> torch.Tensor:
-    """RF centres in pixels of ``data_size`` images (centre of pixel i at i + 0.5) -> readout grid
-    coordinates [-1, 1] of a twin at ``twin_size`` (``grid_sample(align_corners=True)``: -1 and 1
-    are the centres of its first and last pixels; its pixel j covers data pixels
-    [j * s, (j + 1) * s), s = data_size / twin_size)."""
-    c = torch.as_tensor(np.asarray(centres, dtype=np.float64), dtype=torch.float32)
-    twin_px = c * (twin_size / data_size) - 0.5
-    return twin_px / max(twin_size - 1, 1) * 2 - 1

@@ -232,7 +232,8 @@ class SynthesizeRun(BaseRun):
 
     def state(self) -> dict[str, Any]:
         """Bounded while the responses live in the record's parts; inline otherwise (the final checkpoint)."""
-        state = {"ascent": self.ascent.state_dict(), "rng": self.rng.get_state()}
+        state = {"ascent": self.ascent.state_dict(), "rng": self.rng.get_state(),
+                 "image_constraints": {"luminance": self.transforms.luminance, "colour": self.transforms.colour}}
         if self._in_parts():
             if self._rows_from != self.ascent.step_index:
                 raise RecordError("internal: checkpoint before the step's part was written")
@@ -240,10 +241,25 @@ class SynthesizeRun(BaseRun):
         self._absorb()
         return {**state, "rows": torch.from_numpy(self._rows_array())}
 
+    def _keep_writers_constraints(self, saved: Any) -> None:
+        """A checkpoint written before the luminance pin and grey synthesis (no ``image_constraints``)
+        resumes as it was written: mean luminance free, every unit in RGB; a newer one must agree."""
+        if saved is None:
+            self.transforms.luminance, self.luminance_source = "free", "record (written before luminance pinning)"
+            self.transforms.grey_targets = None
+            if self.colour_units is not None:
+                self.colour_units = {u: {**d, "grey": False} for u, d in self.colour_units.items()}
+            self.colour_source = "record (written before grey synthesis)"
+            return
+        mine = {"luminance": self.transforms.luminance, "colour": self.transforms.colour}
+        if dict(saved) != mine:
+            raise RecordError(f"checkpoint's image constraints {dict(saved)} differ from the run's {mine}")
+
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore a checkpoint's state; anything that does not fit this run is one RecordError."""
         try:
             self.ascent.load_state_dict(state_field(state, "ascent"))
+            self._keep_writers_constraints(state.get("image_constraints"))
             rng = state.get("rng", state["ascent"].get("rng"))  # older checkpoints kept it in the optimiser
             if rng is not None:
                 self.rng.set_state(rng)

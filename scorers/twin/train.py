@@ -304,6 +304,16 @@ def predict(model: torch.nn.Module, images: torch.Tensor, *, prepared: bool = Fa
     return torch.cat(outs).numpy().astype(np.float64)
 
 
+def pixels_to_grid(centres: np.ndarray, data_size: int, twin_size: int) -> torch.Tensor:
+    """RF centres in pixels of ``data_size`` images (centre of pixel i at i + 0.5) -> readout grid
+    coordinates [-1, 1] of a twin at ``twin_size`` (``grid_sample(align_corners=True)``: -1 and 1
+    are the centres of its first and last pixels; its pixel j covers data pixels
+    [j * s, (j + 1) * s), s = data_size / twin_size)."""
+    c = torch.as_tensor(np.asarray(centres, dtype=np.float64), dtype=torch.float32)
+    twin_px = c * (twin_size / data_size) - 0.5
+    return twin_px / max(twin_size - 1, 1) * 2 - 1
+
+
 def estimate_positions(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Where each neuron looks, in grid coordinates (n, 2) as (x, y) in [-1, 1].
 
@@ -398,8 +408,6 @@ def _fit_member_seeded(config: TwinConfig, opts: TrainOptions, seed: int, x_trai
                 start[start.abs().amax(1) > opts.border_guard] = 0.0   # untrusted border estimates
             net.readout.mu[0, :, 0].copy_((start + jitter).clamp(-1, 1))
     if opts.initial_positions is not None:
-        from actmax.core.apps.rf_mapping import pixels_to_grid
-
         given = pixels_to_grid(np.asarray(opts.initial_positions), config.data_size or config.image_size,
                                config.image_size)
         ok = torch.isfinite(given).all(1)
