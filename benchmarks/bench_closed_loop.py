@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-#: CPU seconds of one default cell (model:kind=all,n=12,size=32, 2 rounds), measured (README)
-CELL_CPU_S = 270.0
+#: CPU seconds of one default cell (model:kind=all,n=12,size=32, 3 rounds after round 0), measured (README)
+CELL_CPU_S = 460.0
 KINDS = ("simple", "complex", "dual", "endstop", "colour", "cnn")
 
 
@@ -40,7 +40,7 @@ def tiny_config():
 
 def cell_config(base, population: str, pop_seed: int, train_seed: int, arm: str):
     return replace(base, neurons=f"{population},seed={pop_seed}", seed=pop_seed, train_seed=train_seed,
-                   natural_only=(arm == "natural"))
+                   natural_only=(arm == "natural"), rf_start="true" if arm == "true_rf" else "mapped")
 
 
 def run_cell(args: tuple) -> dict:
@@ -103,13 +103,15 @@ def tables(cells: list[dict], rounds: int, direct: dict[int, dict[int, float]]) 
     cols = {"MEI / optimum": "mei_fraction_of_optimum", "MEI / best RF Gabor": "mei_over_best_gabor",
             "LEI to floor": "lei_to_floor", "readout error (px)": "readout_error_px"}
     lines, data = [], {}
-    for arm in ("loop", "natural"):
+    titles = {"loop": "adaptive loop", "natural": "natural-only control",
+              "true_rf": "adaptive loop, readouts started at the true RF"}
+    for arm in ("loop", "natural", "true_rf"):
         mine = [c for c in cells if c["arm"] == arm]
         if not mine:
             continue
-        lines += [f"### {'adaptive loop' if arm == 'loop' else 'natural-only control'} ({len(mine)} cells)", ""]
-        head = "| round | kind | n | " + " | ".join(cols) + " | LEI <= grey | cnn MEI / direct |"
-        lines += [head, "|" + "---|" * (len(cols) + 5)]
+        lines += [f"### {titles[arm]} ({len(mine)} cells)", ""]
+        head = "| round | kind | n | " + " | ".join(cols) + " | LEI <= grey | readout <= 2 px | cnn MEI / direct |"
+        lines += [head, "|" + "---|" * (len(cols) + 6)]
         for r in range(rounds + 1):
             for kind in KINDS:
                 rows, ratio = [], []
@@ -124,9 +126,11 @@ def tables(cells: list[dict], rounds: int, direct: dict[int, dict[int, float]]) 
                     continue
                 vals = {name: [np.nan if x.get(k) is None else x[k] for x in rows] for name, k in cols.items()}
                 grey = [x["lei_below_grey"] for x in rows if x["lei_below_grey"] is not None]
-                data[f"{arm}/{r}/{kind}"] = {k: v for k, v in vals.items()}
+                within = [x["readout_within_2px"] for x in rows if x.get("readout_within_2px") is not None]
+                data[f"{arm}/{r}/{kind}"] = {**vals, "readout_within_2px": within}
                 lines.append(f"| {r} | {kind} | {len(rows)} | " + " | ".join(_median_ci(v) for v in vals.values())
-                             + f" | {np.mean(grey):.2f} | " + (_median_ci(ratio) if ratio else "–") + " |")
+                             + f" | {np.mean(grey):.2f} | {np.mean(within) if within else float('nan'):.2f} | "
+                             + (_median_ci(ratio) if ratio else "–") + " |")
         lines.append("")
     return "\n".join(lines), data
 
@@ -137,28 +141,36 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--population", default="model:kind=all,n=12,size=32")
     ap.add_argument("--pop-seeds", default="0,1,2")
     ap.add_argument("--train-seeds", default="0,1,2")
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=None, help="rounds after round 0 (default: the loop's default)")
     ap.add_argument("--no-control", action="store_true", help="skip the natural-only control arm")
+    ap.add_argument("--control-train-seeds", default=None,
+                    help="training seeds of the natural-only control arm (default: every training seed)")
+    ap.add_argument("--true-rf-train-seeds", default="0",
+                    help="training seeds of the arm whose readouts start at the true RF ('' for none)")
     ap.add_argument("--jobs", type=int, default=1, help="cells run in this many processes")
     ap.add_argument("--tiny", action="store_true", help="a tiny configuration to check the script (~1 CPU-min)")
     args = ap.parse_args(argv)
 
     from actmax.core.apps.closed_loop_run import LoopConfig
     base = tiny_config() if args.tiny else LoopConfig()
-    base = replace(base, rounds=args.rounds if not args.tiny else 1)
+    base = replace(base, rounds=1 if args.tiny else (args.rounds or base.rounds))
     population = base.neurons.rsplit(",seed=", 1)[0] if args.tiny else args.population
     pops = [int(s) for s in args.pop_seeds.split(",")]
     trains = [int(s) for s in args.train_seeds.split(",")]
-    arms = ["loop"] if args.no_control else ["loop", "natural"]
+    control = trains if args.control_train_seeds is None else [int(s) for s in args.control_train_seeds.split(",")
+                                                                if s.strip()]
     (args.out / "cells").mkdir(parents=True, exist_ok=True)
     todo = []
+    true_rf = [int(s) for s in args.true_rf_train_seeds.split(",") if s.strip()]
     for p in pops:
         for t in trains:
+            arms = ["loop"] + (["natural"] if t in control and not args.no_control else []) + \
+                   (["true_rf"] if t in true_rf else [])
             for arm in arms:
                 cfg = cell_config(base, population, p, t, arm)
                 todo.append(({**asdict(cfg)}, str(args.out / "cells" / f"p{p}_t{t}_{arm}"), p, t, arm))
     done = sum((Path(o) / "closed_loop.json").exists() for _, o, *_ in todo)
-    per_cell = CELL_CPU_S * (1 if not args.tiny else 0.02) * (base.rounds + 1) / 3
+    per_cell = CELL_CPU_S * (1 if not args.tiny else 0.02) * (base.rounds + 1) / 4
     print(f"{len(todo)} cells ({done} finished already); expected CPU ~{per_cell * (len(todo) - done) / 60:.0f} "
           f"CPU-min (~{per_cell / 60:.1f} per cell), wall ~{per_cell * (len(todo) - done) / 60 / max(args.jobs, 1):.0f} "
           f"min with --jobs {args.jobs}", file=sys.stderr)

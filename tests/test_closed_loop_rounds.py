@@ -117,3 +117,53 @@ def test_bad_input_is_one_error_line(tmp_path, capsys, argv, words):
 def test_config_refuses_zero_rounds():
     with pytest.raises(InputError, match="rounds"):
         replace(TINY, rounds=0)
+
+
+@pytest.mark.parametrize("kind, channels", [("dual", 1), ("colour", 3)])
+def test_the_tuning_block_drives_cells_at_their_rf_and_not_8_px_away(kind, channels):
+    from actmax.core.apps import closed_loop_design as design
+    from actmax.core.registry import scorers
+
+    neurons = scorers.create(f"model:kind={kind},n=4,size=32,seed=3").eval()
+    rf = np.array([p[:2] for p in neurons.receptive_fields])
+    per = design.TUNING_THETAS * design.TUNING_PHASES * (3 if channels == 3 else 1)
+    grey = neurons(torch.full((1, channels, 32, 32), 0.5))[0].detach()
+    span = neurons.optimal_response("high") - grey
+
+    def drive(centres):
+        imgs, owner = design.tuning_probes(centres, size=32, channels=channels, norm=3.0, seed=0)
+        assert imgs.shape == (4 * per, channels, 32, 32) and list(owner) == [u for u in range(4) for _ in range(per)]
+        norms = (imgs - 0.5).flatten(1).norm(dim=1)   # at the contrast budget; clipping to [0, 1] loses < 5 %
+        assert float(norms.max()) <= 3.0 + 1e-3 and float(norms.min()) >= 0.95 * 3.0
+        energy = (imgs - 0.5).pow(2).sum(1)
+        yy, xx = torch.meshgrid(torch.arange(32) + 0.5, torch.arange(32) + 0.5, indexing="ij")
+        cx, cy = [(energy * g).sum((1, 2)) / energy.sum((1, 2)) for g in (xx, yy)]
+        target = torch.as_tensor(centres, dtype=torch.float32)[owner]
+        assert float(torch.hypot(cx - target[:, 0], cy - target[:, 1]).max()) < 1.0    # centred on the given RF
+        with torch.no_grad():
+            r = neurons(imgs)
+        return torch.stack([(r[torch.as_tensor(owner) == u, u].max() - grey[u]) / span[u] for u in range(4)])
+
+    assert bool((drive(rf) > 0.1).all())          # at the RF every cell is driven well above its baseline
+    assert bool((drive(rf + 8) < 0.05).all())     # 8 px away, none is
+
+
+def test_rf_start_and_records_from_before_the_tuning_block():
+    with pytest.raises(InputError, match="rf_start"):
+        replace(TINY, rf_start="centre")
+    legacy = {k: v for k, v in TINY.__dict__.items() if k not in ("tuning", "rf_update")}
+    old = LoopConfig.from_dict(legacy)            # a record written before them resumes as it was recorded
+    assert old.tuning is False and old.rf_update is False
+    assert LoopConfig.from_dict(TINY.__dict__).tuning is True
+
+
+def test_readouts_started_at_the_true_rf_need_neurons_that_know_it(tmp_path):
+    cfg = replace(TINY, neurons="callable:fn=tests.helpers.bad_scorers:flat,units=2", size=16, rf_start="true")
+    run = clr.ClosedLoopRun(cfg, tmp_path)
+    run._put(0, "recorded", {"rf_xy": torch.zeros(2, 2)})
+    with pytest.raises(InputError, match="receptive fields"):
+        run._readout_start({}, 0)
+    model = clr.ClosedLoopRun(replace(TINY, rf_start="true"), tmp_path / "m")
+    start = model._readout_start({}, 0)["initial_positions"]
+    assert start == [[float(p[0]), float(p[1])] for p in model.neurons.receptive_fields]
+    assert np.allclose(model._rf(2), start)        # probes and re-seating work from the true RF as well

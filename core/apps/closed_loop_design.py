@@ -158,6 +158,39 @@ def gabor_probes(twin: Any, rf_xy: np.ndarray, *, per_neuron: int, size: int, ch
     return torch.cat(images), np.asarray(owner, int)
 
 
+#: the tuning block: orientations (evenly spaced) x carrier phases (0, 90 deg) per neuron; RGB adds the colour
+#: directions luminance, L-M and S-(L+M) (``actmax.core.apps.controls``)
+TUNING_THETAS, TUNING_PHASES = 6, 4
+#: envelope sigma (fraction of the image side) and carrier cycles per sigma drawn per image: a V1-typical range
+TUNING_SIGMA, TUNING_CYCLES = (0.065, 0.11), (0.4, 0.7)
+
+
+def tuning_probes(rf_xy: np.ndarray, *, size: int, channels: int, norm: float, seed: int) -> tuple[torch.Tensor, np.ndarray]:
+    """Per neuron, an orientation (x phase, x colour direction on RGB) tuning block of Gabors centred on its
+    RF estimate, as a lab measures tuning after mapping the RF: TUNING_THETAS evenly spaced orientations
+    (a seeded random offset per neuron) x TUNING_PHASES phases (x 3 colour directions in RGB), each with its
+    own envelope and frequency drawn from a V1-typical range. Unlike :func:`gabor_probes` it does not ask the
+    twin, so it reaches cells the twin has not learned (dual-feature, colour). Returns images and owners."""
+    from actmax.core.apps.controls import LM_DIR, LUMINANCE_DIR, S_DIR
+
+    rng = np.random.default_rng(seed)
+    colours = [LUMINANCE_DIR, LM_DIR, S_DIR] if channels == 3 else [np.ones(1)]
+    params, owner = [], []
+    for u, xy in enumerate(np.asarray(rf_xy, float)):
+        offset = rng.uniform(0, math.pi / TUNING_THETAS)
+        for i in range(TUNING_THETAS):
+            for j in range(TUNING_PHASES):
+                for col in colours:
+                    sigma = size * rng.uniform(*TUNING_SIGMA)
+                    params.append({"x0": float(xy[0]) - 0.5, "y0": float(xy[1]) - 0.5, "sigma": float(sigma),
+                                   "theta": offset + i * math.pi / TUNING_THETAS, "aspect": 1.0,
+                                   "phase": j * 2 * math.pi / TUNING_PHASES + rng.uniform(-0.3, 0.3),
+                                   "frequency": float(rng.uniform(*TUNING_CYCLES) / sigma),
+                                   "colour": np.asarray(col, float).tolist()})
+                    owner.append(u)
+    return _render(params, size, channels, norm), np.asarray(owner, int)
+
+
 def disagreement_probes(ensemble: Any, images: torch.Tensor, units: np.ndarray, *, step: float,
                         norm: float) -> torch.Tensor:
     """Each image moved by ``+/- step`` (L2, in contrast units) along the direction in which the twin's

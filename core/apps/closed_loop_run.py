@@ -37,8 +37,10 @@ from actmax.core.runs.kind import BaseRun
 from actmax.core.synthesize import DEFAULT_RECIPE
 
 PHASES = ("record", "fit", "synthesize", "show")
+#: a warm-started readout farther than this (px) from its neuron's updated RF estimate restarts there
+RESEAT_PX = 2.0
 #: block codes of the recorded images
-NATURAL, MAPPING, TEST, GABOR, DISAGREE, CONTROL, SHOWN = range(7)
+NATURAL, MAPPING, TEST, GABOR, DISAGREE, CONTROL, SHOWN, TUNING = range(8)
 
 
 @dataclass
@@ -46,7 +48,7 @@ class LoopConfig:
     """One closed-loop run with rounds (all seeded). Defaults chosen by measurement (README)."""
 
     neurons: str = "model:kind=all,n=12,size=32,seed=0"
-    rounds: int = 2
+    rounds: int = 3
     n_natural: int = 1200
     n_mapping: int = 300
     n_test: int = 100
@@ -65,6 +67,12 @@ class LoopConfig:
     ascent: str = f"{DEFAULT_RECIPE},steps=128"
     synthesis_seeds: tuple[int, ...] = (0, 1, 2)
     gabor_probes: int = 8
+    tuning: bool = True              #: rounds >= 1 show each neuron an RF-centred orientation (x colour) tuning block
+    rf_update: bool = True           #: rounds >= 1 re-estimate every RF from everything recorded so far
+    #: the RF the loop works from: ``mapped`` (estimated from the recordings) or ``true`` (the scorer's own
+    #: ``receptive_fields``, for readouts, probes and re-seating: model neurons only; the check that a
+    #: readout started at the RF stays there)
+    rf_start: str = "mapped"
     disagreement_step: float = 1.0
     natural_only: bool = False       #: the control: new natural patches instead of the loop's own stimuli
     min_gain: float = 0.02
@@ -81,11 +89,15 @@ class LoopConfig:
         if self.window <= 0 or self.norm <= 0:
             raise InputError(f"closed loop: window and norm must be > 0, got {self.window}, {self.norm}")
         self.synthesis_seeds = tuple(int(s) for s in self.synthesis_seeds)
+        if self.rf_start not in ("mapped", "true"):
+            raise InputError(f"closed loop: rf_start must be 'mapped' or 'true', got {self.rf_start!r}")
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "LoopConfig":
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        # a record from before the tuning block and the RF update resumes as it was recorded
+        legacy = {k: False for k in ("tuning", "rf_update") if k not in d}
+        return cls(**{**legacy, **{k: v for k, v in d.items() if k in known}})
 
 
 def _save_tensors(path: Path, tensors: Mapping[str, Any]) -> None:
@@ -189,6 +201,8 @@ class ClosedLoopRun(BaseRun):
             trials = np.full(len(stim), cfg.repeats)
         rates, counts = design.record_block(self.neurons, stim, trials, window=cfg.window, seed=self._noise_seed(r, 0))
         rec = {"stimuli": stim, "counts": counts, "rates": rates, "block": codes}
+        if r >= 1:
+            rec["rf_xy"] = torch.as_tensor(self._rf(r))
         if r == 0:
             test = codes == TEST
             self._check_reliable(counts[:, test])
@@ -198,7 +212,30 @@ class ClosedLoopRun(BaseRun):
 
     def _probe_count(self) -> int:
         """Images the loop adds per round (probes and shown MEIs/LEIs): what the natural-only control adds."""
-        return self.units * (self.cfg.gabor_probes + 4 + 2 * len(self.cfg.synthesis_seeds))
+        tuning = design.TUNING_THETAS * design.TUNING_PHASES * (3 if self.channels == 3 else 1) if self.cfg.tuning else 0
+        return self.units * (self.cfg.gabor_probes + tuning + 4 + 2 * len(self.cfg.synthesis_seeds))
+
+    def _rf(self, r: int) -> np.ndarray:
+        """The RF estimates (units, 2) round ``r`` centres its probes on: round 0's, or with ``rf_update``
+        re-estimated from everything recorded before round ``r`` (all blocks and shown MEIs/LEIs, trial means).
+        With ``rf_start='true'`` (the known-RF arm of a benchmark) every round uses the true RF."""
+        key = (r, "rf")
+        if key not in self.mem:
+            if self.cfg.rf_start == "true":
+                self.mem[key] = np.asarray(self._true_rf(), float)
+            elif r == 0 or not self.cfg.rf_update:
+                self.mem[key] = self._get(0, "recorded")["rf_xy"].double().numpy()
+            elif "rf_xy" in self.mem.get((r, "recorded"), {}) or (
+                    self.path is not None and (self._dir(r) / "recorded.safetensors").exists()):
+                self.mem[key] = self._get(r, "recorded")["rf_xy"].double().numpy()
+            else:
+                parts = [self._get(k, what) for k in range(r) for what in ("recorded", "shown")
+                         if not (what == "shown" and self.cfg.natural_only)]
+                stim = torch.cat([p["stimuli"] for p in parts])
+                with np.errstate(all="ignore"):
+                    resp = np.concatenate([np.nanmean(p["counts"].double().numpy(), 0) for p in parts])
+                self.mem[key] = design.estimate_rf(stim, resp)
+        return self.mem[key]
 
     def _check_reliable(self, test_counts: np.ndarray) -> None:
         from actmax.scorers.twin.selection import oracle_correlation
@@ -214,7 +251,7 @@ class ClosedLoopRun(BaseRun):
         cfg = self.cfg
         twin = self._get(r - 1, "twin")
         scorer = TwinScorer(twin)
-        rf = self._get(0, "recorded")["rf_xy"].double().numpy()
+        rf = self._rf(r)
         gab, _ = design.gabor_probes(scorer, rf, per_neuron=cfg.gabor_probes, size=self.size, channels=self.channels,
                                      norm=cfg.norm, seed=self._noise_seed(r, 5))
         syn = self._get(r - 1, "synthesis")
@@ -227,8 +264,13 @@ class ClosedLoopRun(BaseRun):
         pick_t = torch.as_tensor(pick)
         dis = design.disagreement_probes(twin, syn["images"][pick_t], owner[pick], step=cfg.disagreement_step,
                                          norm=cfg.norm)
-        stim = torch.cat([gab, dis])
-        return stim, np.r_[np.full(len(gab), GABOR), np.full(len(dis), DISAGREE)]
+        blocks = [(gab, GABOR), (dis, DISAGREE)]
+        if cfg.tuning:
+            tun, _ = design.tuning_probes(rf, size=self.size, channels=self.channels, norm=cfg.norm,
+                                          seed=self._noise_seed(r, 6))
+            blocks.append((tun, TUNING))
+        stim = torch.cat([b for b, _ in blocks])
+        return stim, np.concatenate([np.full(len(b), code) for b, code in blocks])
 
     def _data(self, r: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
         """Everything recorded before the fit of round ``r``: stimuli, counts (trials, images, units), blocks."""
@@ -268,11 +310,40 @@ class ClosedLoopRun(BaseRun):
 
     def _readout_start(self, opts: dict[str, Any], r: int) -> dict[str, Any]:
         """Round 0's readouts start at the RF estimate where the twin trainer takes one (``initial_positions``,
-        pixel centres (x, y)); later rounds start from the previous twin."""
+        pixel centres (x, y)); later rounds start from the previous twin, except readouts that sit more than
+        RESEAT_PX from their neuron's updated RF estimate (``rf_update``): those restart there."""
         from actmax.scorers.twin.train import TrainOptions
         if "initial_positions" in TrainOptions.__dataclass_fields__ and r == 0:
-            opts["initial_positions"] = self._get(0, "recorded")["rf_xy"].double().numpy().tolist()
+            if self.cfg.rf_start == "true":
+                opts["initial_positions"] = self._true_rf()
+            else:
+                opts["initial_positions"] = self._get(0, "recorded")["rf_xy"].double().numpy().tolist()
+        elif "initial_positions" in TrainOptions.__dataclass_fields__ and self.cfg.rf_update:
+            moved = self._readouts_off_rf(r)
+            if np.isfinite(moved).any():
+                opts["initial_positions"] = moved.tolist()
         return opts
+
+    def _true_rf(self) -> list[list[float]]:
+        """The neurons' true RF centres (x, y) in pixels, for ``rf_start='true'``; model neurons know them."""
+        true_rf = getattr(self.neurons, "receptive_fields", None)
+        if true_rf is None:
+            raise InputError(f"closed loop: rf_start='true' needs neurons that know their receptive fields "
+                             f"(model neurons); {self.cfg.neurons!r} does not")
+        return [[float(p[0]), float(p[1])] for p in true_rf]
+
+    def _readouts_off_rf(self, r: int) -> np.ndarray:
+        """Per neuron, the updated RF estimate where the previous twin's readout sits more than RESEAT_PX
+        from it (that readout is re-seated there before the warm-started fit), else NaN (kept)."""
+        prev = self._get(r - 1, "twin_report")["readout"]["neurons"]
+        scale = self.size / self._get(r - 1, "twin").config.image_size
+        rf = self._rf(r)
+        out = np.full((self.units, 2), np.nan)
+        for u, row in enumerate(prev[:self.units]):
+            x, y = (row["x_px"] + 0.5) * scale, (row["y_px"] + 0.5) * scale
+            if np.isfinite(rf[u]).all() and np.hypot(x - rf[u][0], y - rf[u][1]) > RESEAT_PX:
+                out[u] = rf[u]
+        return out
 
     def _synthesize(self, r: int) -> None:
         from actmax.core.apps.closed_loop import synthesis_generator
@@ -308,7 +379,7 @@ class ClosedLoopRun(BaseRun):
         rep = self._get(r, "twin_report")
         twin = self._get(r, "twin")
         err = _readout_errors(self.neurons, rep["readout"], self.size / twin.config.image_size, self.units)
-        rf = self._get(0, "recorded")["rf_xy"].double().numpy()
+        rf = self._rf(r)
         oracle = np.array([np.nan if v is None else v for v in rep["oracle_correlation"]], float)
         per = 1.0 if design.is_rig(self.neurons) else cfg.window     # the twin predicts counts per window
         rows = neuron_rows(neurons=self.neurons, images=images, owner=owner, pole=pole, truth=truth, measured=measured,

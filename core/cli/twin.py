@@ -141,7 +141,7 @@ def twin_closed_loop_cmd(
     out: Path = typer.Option(..., "--out", help="run folder (one record per round inside: round_0, round_1, ...)"),
     neurons: str = typer.Option("model:kind=all,n=12,size=32,seed=0", help="the recorded population: any scorer "
                                 "spec (model neurons, callable:fn=module:function, path=..., a plugin, rig:...)"),
-    rounds: int = typer.Option(2, help="rounds after round 0 (>= 1); each shows the twin's MEIs/LEIs and probes, "
+    rounds: int = typer.Option(3, help="rounds after round 0 (>= 1); each shows the twin's MEIs/LEIs and probes, "
                                        "retrains, and the loop stops early when the measured MEI stops improving"),
     natural: int = typer.Option(1200, help="round 0: natural training patches (one trial each)"),
     mapping: int = typer.Option(300, help="round 0: RF-mapping stimuli (one trial each)"),
@@ -156,7 +156,14 @@ def twin_closed_loop_cmd(
     retrain_epochs: int = typer.Option(12, help="twin epochs in later rounds (warm start)"),
     steps: int = typer.Option(128, help="synthesis steps (of the default recipe)"),
     seeds: int = typer.Option(3, help="synthesis seeds per neuron and pole"),
-    probes: int = typer.Option(8, help="RF-centred Gabor probes per neuron and round"),
+    probes: int = typer.Option(8, help="RF-centred Gabor probes per neuron and round (around the twin's best Gabor)"),
+    tuning: bool = typer.Option(True, "--tuning/--no-tuning", help="rounds >= 1 also show each neuron an RF-centred "
+                                "orientation x phase (x colour) tuning block"),
+    rf_update: bool = typer.Option(True, "--rf-update/--no-rf-update", help="rounds >= 1 re-estimate every RF from "
+                                   "all data and restart readouts more than 2 px off it"),
+    rf_start: str = typer.Option("mapped", help="the RF readouts start at and probes centre on: 'mapped' "
+                                 "(estimated) or 'true' (model neurons only: the check that a readout started "
+                                 "there stays)"),
     natural_only: bool = typer.Option(False, "--natural-only", help="the control: later rounds add as many new "
                                                                     "natural patches instead of the loop's stimuli"),
     seed: int = typer.Option(0, help="seed of stimuli and trial noise"),
@@ -175,7 +182,8 @@ def twin_closed_loop_cmd(
                      train_seed=train_seed, members=members,
                      train={"max_epochs": epochs, "lr": 0.01, "position_warmup": 10}, retrain_epochs=retrain_epochs,
                      ascent=ascent or f"{DEFAULT_RECIPE},steps={steps}", synthesis_seeds=tuple(range(seeds)),
-                     gabor_probes=probes, natural_only=natural_only)
+                     gabor_probes=probes, natural_only=natural_only, tuning=tuning, rf_update=rf_update,
+                     rf_start=rf_start)
     print_closed_loop(closed_loop(cfg, out_dir=out, overwrite=overwrite, progress=progress), as_json)
 
 
