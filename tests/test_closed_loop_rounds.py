@@ -167,3 +167,19 @@ def test_readouts_started_at_the_true_rf_need_neurons_that_know_it(tmp_path):
     start = model._readout_start({}, 0)["initial_positions"]
     assert start == [[float(p[0]), float(p[1])] for p in model.neurons.receptive_fields]
     assert np.allclose(model._rf(2), start)        # probes and re-seating work from the true RF as well
+
+
+def test_readouts_far_from_the_updated_rf_are_reseated_the_rest_kept(tmp_path):
+    from types import SimpleNamespace
+    run = clr.ClosedLoopRun(TINY, tmp_path)
+    rf = np.array([[8.0, 8.0]] * 6)
+    offsets = [0.0, 1.0, 1.9, 2.1, 5.0, 9.0]          # readout distance from the updated RF, px
+    run.mem[(0, "twin")] = SimpleNamespace(config=SimpleNamespace(image_size=16))
+    run.mem[(0, "twin_report")] = {"readout": {"neurons": [{"x_px": 8.0 + d - 0.5, "y_px": 7.5} for d in offsets]}}
+    run.mem[(1, "rf")] = rf
+    moved = run._readouts_off_rf(1)
+    assert np.isnan(moved[:3]).all() and np.allclose(moved[3:], rf[3:])
+    start = np.array(run._readout_start({}, 1)["initial_positions"])
+    assert np.isnan(start[:3]).all() and np.allclose(start[3:], rf[3:])
+    kept = clr.ClosedLoopRun(replace(TINY, rf_update=False), tmp_path / "k")
+    assert "initial_positions" not in kept._readout_start({}, 1)   # without the RF update, the warm start as it was

@@ -1,9 +1,11 @@
 """The closed loop as a resumable run kind (``closed_loop``) with rounds.
 
 A round is four steps, each one checkpoint: **record** (round 0: natural patches, the RF-mapping
-block and the repeated natural test set; later rounds: RF-centred Gabor probes around the twin's
-best Gabor and the MEIs/LEIs moved along the ensemble's disagreement), **fit** (the twin on
-everything recorded so far; later rounds start from the previous twin: warm start), **synthesize**
+block and the repeated natural test set; later rounds: per neuron an RF-centred tuning block
+(orientations x phases, x colour directions on RGB), RF-centred Gabor probes around the twin's best
+Gabor and the MEIs/LEIs moved along the ensemble's disagreement, all centred on the RF re-estimated
+from everything recorded so far), **fit** (the twin on everything recorded so far; later rounds start
+from the previous twin: warm start, with readouts far from the updated RF re-seated), **synthesize**
 (MEIs and LEIs of every neuron on the twin, several seeds) and **show** (the MEIs/LEIs shown with
 repeats and recorded: that recording joins the data, picks each neuron's MEI/LEI by its measured
 response, and gives the round's verdict against the controls). The loop stops early when the
