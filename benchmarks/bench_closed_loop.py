@@ -102,7 +102,7 @@ def _rows_at(result: dict, r: int, cell_dir: Path) -> list[dict]:
 def tables(cells: list[dict], rounds: int, direct: dict[int, dict[int, float]]) -> tuple[str, dict]:
     cols = {"MEI / optimum": "mei_fraction_of_optimum", "MEI / best RF Gabor": "mei_over_best_gabor",
             "LEI to floor": "lei_to_floor", "readout error (px)": "readout_error_px"}
-    lines, data = [], {}
+    lines, data, direct_ratio = [], {}, {}
     titles = {"loop": "adaptive loop", "natural": "natural-only control",
               "true_rf": "adaptive loop, readouts started at the true RF"}
     for arm in ("loop", "natural", "true_rf"):
@@ -127,12 +127,42 @@ def tables(cells: list[dict], rounds: int, direct: dict[int, dict[int, float]]) 
                 vals = {name: [np.nan if x.get(k) is None else x[k] for x in rows] for name, k in cols.items()}
                 grey = [x["lei_below_grey"] for x in rows if x["lei_below_grey"] is not None]
                 within = [x["readout_within_2px"] for x in rows if x.get("readout_within_2px") is not None]
-                data[f"{arm}/{r}/{kind}"] = {**vals, "readout_within_2px": within}
+                data[f"{arm}/{r}/{kind}"] = {**vals, "LEI <= grey": grey, "readout_within_2px": within}
+                if arm == "loop" and r == rounds:
+                    direct_ratio[kind] = ratio
                 lines.append(f"| {r} | {kind} | {len(rows)} | " + " | ".join(_median_ci(v) for v in vals.values())
                              + f" | {np.mean(grey):.2f} | {np.mean(within) if within else float('nan'):.2f} | "
                              + (_median_ci(ratio) if ratio else "–") + " |")
         lines.append("")
-    return "\n".join(lines), data
+    summary = readme_table(data, rounds, direct_ratio)
+    return "## Summary (the README's table)\n\n" + summary + "\n" + "\n".join(lines), data
+
+
+def readme_table(data: dict, rounds: int, direct_ratio: dict[str, list[float]]) -> str:
+    """The README's one-row-per-kind summary: MEI / optimum per round of the loop against the natural-only
+    control's last round, the final round's controls, and the readouts of the known-RF arm."""
+    head = (["kind", "n"] + [f"MEI / optimum, round {r}" if r == 0 else f"round {r}" for r in range(rounds + 1)]
+            + [f"natural-only control, round {rounds}", "MEI / best RF Gabor", "LEI to floor", "LEI <= grey",
+               "readout error (px)", "readout <= 2 px", "true-RF start: readout <= 2 px",
+               "cnn MEI / direct on the unit"])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for kind in KINDS:
+        last = data.get(f"loop/{rounds}/{kind}")
+        if last is None:
+            continue
+        cells = [str(len(last["MEI / optimum"]))]
+        cells += [_median_ci(data[f"loop/{r}/{kind}"]["MEI / optimum"]) for r in range(rounds + 1)]
+        nat = data.get(f"natural/{rounds}/{kind}")
+        cells.append(_median_ci(nat["MEI / optimum"]) if nat else "–")
+        cells += [_median_ci(last["MEI / best RF Gabor"]), _median_ci(last["LEI to floor"]),
+                  f"{np.mean(last['LEI <= grey']):.2f}", _median_ci(last["readout error (px)"]),
+                  f"{np.mean(last['readout_within_2px']):.2f}"]
+        true = data.get(f"true_rf/{rounds}/{kind}")
+        cells.append(f"{np.mean(true['readout_within_2px']):.2f} (n = {len(true['readout_within_2px'])})"
+                     if true else "–")
+        cells.append(_median_ci(direct_ratio[kind]) if direct_ratio.get(kind) else "–")
+        lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
