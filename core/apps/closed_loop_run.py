@@ -22,7 +22,7 @@ and ``stimuli.safetensors`` (its ``mei`` and ``lei``, one per neuron in unit ord
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -32,74 +32,17 @@ import torch
 from actmax.core import files as fileio
 from actmax.core.apps import closed_loop_design as design
 from actmax.core.apps.closed_loop import _readout_errors
+from actmax.core.apps.closed_loop_config import LoopConfig
 from actmax.core.apps.closed_loop_rounds import format_kinds, kind_rows, measured_gain, neuron_rows
 from actmax.core.errors import InputError, RecordError
 from actmax.core.registry import scorers, spec_text
 from actmax.core.runs.kind import BaseRun
-from actmax.core.synthesize import DEFAULT_RECIPE
 
 PHASES = ("record", "fit", "synthesize", "show")
 #: a warm-started readout farther than this (px) from its neuron's updated RF estimate restarts there
 RESEAT_PX = 2.0
 #: block codes of the recorded images
 NATURAL, MAPPING, TEST, GABOR, DISAGREE, CONTROL, SHOWN, TUNING = range(8)
-
-
-@dataclass
-class LoopConfig:
-    """One closed-loop run with rounds (all seeded). Defaults chosen by measurement (README)."""
-
-    neurons: str = "model:kind=all,n=12,size=32,seed=0"
-    rounds: int = 3
-    n_natural: int = 1200
-    n_mapping: int = 300
-    n_test: int = 100
-    repeats: int = 5
-    window: float = 30.0
-    aperture: float | None = 0.35
-    norm: float = 3.0
-    size: int | None = None          #: image size for scorers that do not say theirs
-    seed: int = 0
-    train_seed: int = 0
-    members: int = 2
-    architecture: dict[str, Any] = field(default_factory=dict)
-    train: dict[str, Any] = field(default_factory=lambda: {"max_epochs": 25, "lr": 0.01, "position_warmup": 10})
-    retrain_epochs: int = 12
-    generator: str = "pixel"
-    ascent: str = f"{DEFAULT_RECIPE},steps=128"
-    synthesis_seeds: tuple[int, ...] = (0, 1, 2)
-    gabor_probes: int = 8
-    tuning: bool = True              #: rounds >= 1 show each neuron an RF-centred orientation (x colour) tuning block
-    rf_update: bool = True           #: rounds >= 1 re-estimate every RF from everything recorded so far
-    #: the RF the loop works from: ``mapped`` (estimated from the recordings) or ``true`` (the scorer's own
-    #: ``receptive_fields``, for readouts, probes and re-seating: model neurons only; the check that a
-    #: readout started at the RF stays there)
-    rf_start: str = "mapped"
-    disagreement_step: float = 1.0
-    natural_only: bool = False       #: the control: new natural patches instead of the loop's own stimuli
-    min_gain: float = 0.02
-    min_oracle: float = 0.1
-    reliable_oracle: float = 0.5
-
-    def __post_init__(self) -> None:
-        if isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or self.rounds < 1:
-            raise InputError(f"closed loop: --rounds must be an integer >= 1 (rounds after round 0), got {self.rounds!r}")
-        for name in ("n_natural", "n_test", "repeats", "members"):
-            if int(getattr(self, name)) < (2 if name in ("repeats", "n_test") else 1):
-                raise InputError(f"closed loop: {name} must be >= {2 if name in ('repeats', 'n_test') else 1}, "
-                                 f"got {getattr(self, name)}")
-        if self.window <= 0 or self.norm <= 0:
-            raise InputError(f"closed loop: window and norm must be > 0, got {self.window}, {self.norm}")
-        self.synthesis_seeds = tuple(int(s) for s in self.synthesis_seeds)
-        if self.rf_start not in ("mapped", "true"):
-            raise InputError(f"closed loop: rf_start must be 'mapped' or 'true', got {self.rf_start!r}")
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "LoopConfig":
-        known = {f.name for f in fields(cls)}
-        # a record from before the tuning block and the RF update resumes as it was recorded
-        legacy = {k: False for k in ("tuning", "rf_update") if k not in d}
-        return cls(**{**legacy, **{k: v for k, v in d.items() if k in known}})
 
 
 def _save_tensors(path: Path, tensors: Mapping[str, Any]) -> None:
