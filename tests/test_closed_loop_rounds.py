@@ -183,3 +183,61 @@ def test_readouts_far_from_the_updated_rf_are_reseated_the_rest_kept(tmp_path):
     assert np.isnan(start[:3]).all() and np.allclose(start[3:], rf[3:])
     kept = clr.ClosedLoopRun(replace(TINY, rf_update=False), tmp_path / "k")
     assert "initial_positions" not in kept._readout_start({}, 1)   # without the RF update, the warm start as it was
+
+
+def test_gabor_parameters_round_trip_and_legacy_records_have_no_refinement():
+    from actmax.core.apps import closed_loop_design as design
+
+    params, _ = design.tuning_params(np.array([[8.0, 9.0]]), size=16, channels=3, seed=0)
+    rows = design.encode_params(params, n_rows=len(params) + 2)
+    assert rows.shape == (len(params) + 2, 10) and np.isnan(rows[-2:]).all()
+    back = design.decode_params(rows[5])
+    assert back == pytest.approx({**params[5], "colour": pytest.approx(params[5]["colour"])})
+    assert torch.allclose(design.render_params([back], 16, 3, 3.0), design.render_params([params[5]], 16, 3, 3.0))
+    legacy = {k: v for k, v in TINY.__dict__.items() if k != "refine_probes"}
+    assert LoopConfig.from_dict(legacy).refine_probes == 0      # resumes as it was recorded
+    assert LoopConfig.from_dict({**legacy, "refine_probes": 12}).refine_probes == 12
+    with pytest.raises(InputError, match="refine_probes"):
+        replace(TINY, refine_probes=-1)
+
+
+def test_refinement_climbs_a_dual_cells_tuning_on_measured_responses():
+    """Jittering the best *measured* Gabor, round after round, takes the data towards the top of a dual
+    cell's tuning, beyond what the tuning block reached (noise-free responses, 3 steps of 12)."""
+    from actmax.core.apps import closed_loop_design as design
+    from actmax.core.registry import scorers
+
+    neurons = scorers.create("model:kind=dual,n=3,size=32,seed=4").eval()
+    rf = np.array([p[:2] for p in neurons.receptive_fields])
+    params, _ = design.tuning_params(rf, size=32, channels=1, seed=0)
+    rows = design.encode_params(params)
+    with torch.no_grad():
+        rates = neurons(design.render_params(params, 32, 1, 3.0)).double().numpy()
+    start = rates.max(0)
+    for step in range(3):
+        new, owner = design.refine_params(rows, rates, per_neuron=12, size=32, channels=1, seed=step)
+        assert list(owner) == [u for u in range(3) for _ in range(12)]
+        with torch.no_grad():
+            new_rates = neurons(design.render_params(new, 32, 1, 3.0)).double().numpy()
+        rows, rates = np.concatenate([rows, design.encode_params(new)]), np.concatenate([rates, new_rates])
+    top = neurons.optimal_response("high").double().numpy()
+    gained = (rates.max(0) - start) / (top - start)
+    assert bool((rates.max(0) > start).all()) and float(np.median(gained)) > 0.25
+    empty, owner = design.refine_params(rows[:0], rates[:0], per_neuron=4, size=32, channels=1, seed=0)
+    assert empty == [] and owner.size == 0
+
+
+def test_round_two_refines_around_the_best_measured_gabor(tmp_path):
+    cfg = replace(TINY, rounds=2, refine_probes=2)
+    closed_loop(cfg, out_dir=tmp_path / "loop", progress=False)
+    from safetensors.torch import load_file
+    r1 = load_file(str(tmp_path / "loop" / "round_1" / "recorded.safetensors"))
+    r2 = load_file(str(tmp_path / "loop" / "round_2" / "recorded.safetensors"))
+    assert not (r1["block"] == clr.REFINE).any() and int((r2["block"] == clr.REFINE).sum()) == 6 * 2
+    gabor = (r2["block"] == clr.GABOR) | (r2["block"] == clr.TUNING) | (r2["block"] == clr.REFINE)
+    assert bool(torch.isfinite(r2["gabor_params"][:, 0]).eq(gabor).all())   # parameters for every Gabor, NaN otherwise
+    control = replace(cfg, natural_only=True)
+    closed_loop(control, out_dir=tmp_path / "control", progress=False)
+    c2 = load_file(str(tmp_path / "control" / "round_2" / "recorded.safetensors"))
+    shown = load_file(str(tmp_path / "loop" / "round_2" / "shown.safetensors"))
+    assert len(c2["block"]) == len(r2["block"]) + len(shown["block"])    # the control adds as many images

@@ -35,6 +35,9 @@ class LoopConfig:
     gabor_probes: int = 8
     tuning: bool = True              #: rounds >= 1 show each neuron an RF-centred orientation (x colour) tuning block
     rf_update: bool = True           #: rounds >= 1 re-estimate every RF from everything recorded so far
+    #: rounds >= 2 show, per neuron, this many jittered copies of the Gabor that drove it most as measured so far
+    #: (an online hill-climb on the neuron). Off by default until the full campaign has measured it (README)
+    refine_probes: int = 0
     #: the RF the loop works from: ``mapped`` (estimated from the recordings) or ``true`` (the scorer's own
     #: ``receptive_fields``, for readouts, probes and re-seating: model neurons only; the check that a
     #: readout started at the RF stays there)
@@ -48,6 +51,8 @@ class LoopConfig:
     def __post_init__(self) -> None:
         if isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or self.rounds < 1:
             raise InputError(f"closed loop: --rounds must be an integer >= 1 (rounds after round 0), got {self.rounds!r}")
+        if int(self.refine_probes) < 0:
+            raise InputError(f"closed loop: refine_probes must be >= 0, got {self.refine_probes}")
         for name in ("n_natural", "n_test", "repeats", "members"):
             if int(getattr(self, name)) < (2 if name in ("repeats", "n_test") else 1):
                 raise InputError(f"closed loop: {name} must be >= {2 if name in ('repeats', 'n_test') else 1}, "
@@ -63,4 +68,6 @@ class LoopConfig:
         known = {f.name for f in fields(cls)}
         # a record from before the tuning block and the RF update resumes as it was recorded
         legacy = {k: False for k in ("tuning", "rf_update") if k not in d}
+        if "refine_probes" not in d:
+            legacy["refine_probes"] = 0
         return cls(**{**legacy, **{k: v for k, v in d.items() if k in known}})

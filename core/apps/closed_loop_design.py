@@ -116,7 +116,10 @@ def _colour(rng: np.random.Generator) -> list[float]:
     return (v / np.linalg.norm(v)).tolist()
 
 
-def _render(params: list[dict], size: int, channels: int, norm: float) -> torch.Tensor:
+def render_params(params: list[dict], size: int, channels: int, norm: float) -> torch.Tensor:
+    """Gabor parameter dicts -> images at the contrast ``norm`` (colour weights per channel)."""
+    if not params:
+        return torch.zeros((0, channels, size, size))
     from actmax.core.apps.gabor import gabor_image
 
     imgs = []
@@ -139,23 +142,31 @@ def _jitter(p: dict, rng: np.random.Generator, size: int, channels: int) -> dict
     return q
 
 
-def gabor_probes(twin: Any, rf_xy: np.ndarray, *, per_neuron: int, size: int, channels: int, norm: float,
-                 seed: int, bank: int = 48) -> tuple[torch.Tensor, np.ndarray]:
+def gabor_probe_params(twin: Any, rf_xy: np.ndarray, *, per_neuron: int, size: int, channels: int, norm: float,
+                       seed: int, bank: int = 48) -> tuple[list[dict], np.ndarray]:
     """Per neuron, ``per_neuron`` RF-centred Gabors around the twin's best of ``bank`` random ones
-    (half of them the twin's best few, half jittered around the best); returns images and the neuron each is for."""
+    (half of them the twin's best few, half jittered around the best); returns their parameters and owners."""
     rng = np.random.default_rng(seed)
-    images, owner = [], []
+    params, owner = [], []
     for u, xy in enumerate(np.asarray(rf_xy, float)):
         cand = _gabor_bank(bank, size, xy, rng, channels)
-        imgs = _render(cand, size, channels, norm)
+        imgs = render_params(cand, size, channels, norm)
         with torch.no_grad():
             pred = twin(imgs)[:, u].double().numpy()
         order = np.argsort(-pred)
         keep = [cand[i] for i in order[:max(1, per_neuron // 2)]]
         keep += [_jitter(cand[order[0]], rng, size, channels) for _ in range(per_neuron - len(keep))]
-        images.append(_render(keep, size, channels, norm))
+        params += keep
         owner += [u] * len(keep)
-    return torch.cat(images), np.asarray(owner, int)
+    return params, np.asarray(owner, int)
+
+
+def gabor_probes(twin: Any, rf_xy: np.ndarray, *, per_neuron: int, size: int, channels: int, norm: float,
+                 seed: int, bank: int = 48) -> tuple[torch.Tensor, np.ndarray]:
+    """:func:`gabor_probe_params`, rendered at the contrast ``norm``: images and the neuron each is for."""
+    params, owner = gabor_probe_params(twin, rf_xy, per_neuron=per_neuron, size=size, channels=channels,
+                                       norm=norm, seed=seed, bank=bank)
+    return render_params(params, size, channels, norm), owner
 
 
 #: the tuning block: orientations (evenly spaced) x carrier phases (0, 90 deg) per neuron; RGB adds the colour
@@ -165,12 +176,12 @@ TUNING_THETAS, TUNING_PHASES = 6, 4
 TUNING_SIGMA, TUNING_CYCLES = (0.065, 0.11), (0.4, 0.7)
 
 
-def tuning_probes(rf_xy: np.ndarray, *, size: int, channels: int, norm: float, seed: int) -> tuple[torch.Tensor, np.ndarray]:
+def tuning_params(rf_xy: np.ndarray, *, size: int, channels: int, seed: int) -> tuple[list[dict], np.ndarray]:
     """Per neuron, an orientation (x phase, x colour direction on RGB) tuning block of Gabors centred on its
     RF estimate, as a lab measures tuning after mapping the RF: TUNING_THETAS evenly spaced orientations
     (a seeded random offset per neuron) x TUNING_PHASES phases (x 3 colour directions in RGB), each with its
     own envelope and frequency drawn from a V1-typical range. Unlike :func:`gabor_probes` it does not ask the
-    twin, so it reaches cells the twin has not learned (dual-feature, colour). Returns images and owners."""
+    twin, so it reaches cells the twin has not learned (dual-feature, colour). Returns parameters and owners."""
     from actmax.core.apps.controls import LM_DIR, LUMINANCE_DIR, S_DIR
 
     rng = np.random.default_rng(seed)
@@ -188,7 +199,76 @@ def tuning_probes(rf_xy: np.ndarray, *, size: int, channels: int, norm: float, s
                                    "frequency": float(rng.uniform(*TUNING_CYCLES) / sigma),
                                    "colour": np.asarray(col, float).tolist()})
                     owner.append(u)
-    return _render(params, size, channels, norm), np.asarray(owner, int)
+    return params, np.asarray(owner, int)
+
+
+def tuning_probes(rf_xy: np.ndarray, *, size: int, channels: int, norm: float, seed: int) -> tuple[torch.Tensor, np.ndarray]:
+    """:func:`tuning_params`, rendered at the contrast ``norm``: images and the neuron each is for."""
+    params, owner = tuning_params(rf_xy, size=size, channels=channels, seed=seed)
+    return render_params(params, size, channels, norm), owner
+
+
+#: the columns of a stored Gabor parameter row (:func:`encode_params`); colour pads with NaN on grey images
+PARAM_KEYS = ("x0", "y0", "sigma", "theta", "frequency", "phase", "aspect")
+
+
+def encode_params(params: list[dict], n_rows: int | None = None) -> np.ndarray:
+    """Gabor parameter dicts -> a float array (n, 10): PARAM_KEYS then up to 3 colour weights (NaN-padded).
+    ``n_rows`` > len(params) appends NaN rows (images that are not Gabors)."""
+    out = np.full((max(len(params), n_rows or 0), len(PARAM_KEYS) + 3), np.nan)
+    for i, p in enumerate(params):
+        out[i, :len(PARAM_KEYS)] = [p[k] for k in PARAM_KEYS]
+        out[i, len(PARAM_KEYS):len(PARAM_KEYS) + len(p["colour"])] = p["colour"]
+    return out
+
+
+def decode_params(row: np.ndarray) -> dict:
+    """One row of :func:`encode_params` -> a Gabor parameter dict."""
+    p = {k: float(v) for k, v in zip(PARAM_KEYS, row)}
+    colour = np.asarray(row[len(PARAM_KEYS):], float)
+    p["colour"] = colour[np.isfinite(colour)].tolist()
+    return p
+
+
+def measured_gabors(records: list[dict[str, torch.Tensor]], units: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every Gabor in ``records`` (recorded blocks with ``gabor_params``; others are skipped): its parameter
+    rows (:func:`encode_params`) and trial-mean responses (images, units)."""
+    params, rates = [], []
+    for rec in records:
+        if "gabor_params" not in rec:
+            continue
+        params.append(rec["gabor_params"].double().numpy())
+        with np.errstate(all="ignore"):
+            rates.append(np.nanmean(rec["counts"].double().numpy(), 0))
+    if not params:
+        return np.zeros((0, len(PARAM_KEYS) + 3)), np.zeros((0, units))
+    return np.concatenate(params), np.concatenate(rates)
+
+
+def refine_params(params: np.ndarray, responses: np.ndarray, *, per_neuron: int, size: int, channels: int,
+                  seed: int) -> tuple[list[dict], np.ndarray]:
+    """Per neuron, ``per_neuron`` jittered copies of the Gabor that drove it most *as measured* so far
+    (any Gabor image shown to the population, whichever neuron it was made for): an adaptive search on the
+    neuron itself, as labs refine tuning online, so that the data reach the top of the cell's tuning even
+    where the twin has not learned it. ``params`` (images, 10) as :func:`encode_params` (NaN rows: not a
+    Gabor), ``responses`` (images, units) trial-mean rates. Returns parameters and owners (empty where no
+    Gabor was shown yet)."""
+    rng = np.random.default_rng(seed)
+    is_gabor = np.isfinite(params[:, 0])
+    out, owner = [], []
+    if not is_gabor.any() or per_neuron < 1:
+        return out, np.zeros(0, int)
+    rows = np.flatnonzero(is_gabor)
+    for u in range(responses.shape[1]):
+        resp = responses[rows, u]
+        if not np.isfinite(resp).any():
+            continue
+        best = decode_params(params[rows[int(np.nanargmax(resp))]])
+        if len(best["colour"]) != channels:
+            best["colour"] = best["colour"][:channels] if len(best["colour"]) > channels else [1.0] * channels
+        out += [_jitter(best, rng, size, channels) for _ in range(per_neuron)]
+        owner += [u] * per_neuron
+    return out, np.asarray(owner, int)
 
 
 def disagreement_probes(ensemble: Any, images: torch.Tensor, units: np.ndarray, *, step: float,

@@ -42,7 +42,7 @@ PHASES = ("record", "fit", "synthesize", "show")
 #: a warm-started readout farther than this (px) from its neuron's updated RF estimate restarts there
 RESEAT_PX = 2.0
 #: block codes of the recorded images
-NATURAL, MAPPING, TEST, GABOR, DISAGREE, CONTROL, SHOWN, TUNING = range(8)
+NATURAL, MAPPING, TEST, GABOR, DISAGREE, CONTROL, SHOWN, TUNING, REFINE = range(9)
 
 
 def _save_tensors(path: Path, tensors: Mapping[str, Any]) -> None:
@@ -136,16 +136,18 @@ class ClosedLoopRun(BaseRun):
             stim, codes = design.round0_stimuli(cfg, self.size, self.channels)
             trials = np.where(codes == TEST, cfg.repeats, 1)
         elif cfg.natural_only:
-            n = self._probe_count()
+            n = self._probe_count(r)
             from actmax.core.apps.closed_loop import natural_stimuli
             stim = natural_stimuli(n, self.size, seed=cfg.seed + 1000 * r, aperture=cfg.aperture, norm=cfg.norm,
                                    channels=self.channels)
             codes, trials = np.full(n, CONTROL), np.full(n, cfg.repeats)
         else:
-            stim, codes = self._probes(r)
+            stim, codes, params = self._probes(r)
             trials = np.full(len(stim), cfg.repeats)
         rates, counts = design.record_block(self.neurons, stim, trials, window=cfg.window, seed=self._noise_seed(r, 0))
         rec = {"stimuli": stim, "counts": counts, "rates": rates, "block": codes}
+        if r >= 1 and not cfg.natural_only:
+            rec["gabor_params"] = torch.as_tensor(params)
         if r >= 1:
             rec["rf_xy"] = torch.as_tensor(self._rf(r))
         if r == 0:
@@ -155,10 +157,12 @@ class ClosedLoopRun(BaseRun):
             rec["rf_xy"] = design.estimate_rf(stim[torch.as_tensor(fit)], np.nanmean(counts[:, fit], 0) / cfg.window)
         self._put(r, "recorded", rec)
 
-    def _probe_count(self) -> int:
-        """Images the loop adds per round (probes and shown MEIs/LEIs): what the natural-only control adds."""
+    def _probe_count(self, r: int) -> int:
+        """Images the loop adds in round ``r`` (probes and shown MEIs/LEIs): what the natural-only control adds.
+        The refinement block starts in round 2 (round 1 is the first to show Gabors)."""
         tuning = design.TUNING_THETAS * design.TUNING_PHASES * (3 if self.channels == 3 else 1) if self.cfg.tuning else 0
-        return self.units * (self.cfg.gabor_probes + tuning + 4 + 2 * len(self.cfg.synthesis_seeds))
+        refine = self.cfg.refine_probes if r >= 2 else 0
+        return self.units * (self.cfg.gabor_probes + tuning + refine + 4 + 2 * len(self.cfg.synthesis_seeds))
 
     def _rf(self, r: int) -> np.ndarray:
         """The RF estimates (units, 2) round ``r`` centres its probes on: round 0's, or with ``rf_update``
@@ -191,14 +195,17 @@ class ClosedLoopRun(BaseRun):
                              f"of the repeated test patches is {best} (< {self.cfg.min_oracle}); nothing to fit a "
                              "twin to (more repeats, a longer --window or other neurons)")
 
-    def _probes(self, r: int) -> tuple[torch.Tensor, np.ndarray]:
+    def _probes(self, r: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+        """Round ``r``'s probe blocks: the twin's best Gabors, disagreement probes, the tuning block and the
+        refinement around each neuron's best measured Gabor; returns images, block codes and Gabor parameters
+        (:func:`design.encode_params`; NaN rows for images that are not Gabors)."""
         from actmax.scorers.twin.model import TwinScorer
         cfg = self.cfg
         twin = self._get(r - 1, "twin")
         scorer = TwinScorer(twin)
         rf = self._rf(r)
-        gab, _ = design.gabor_probes(scorer, rf, per_neuron=cfg.gabor_probes, size=self.size, channels=self.channels,
-                                     norm=cfg.norm, seed=self._noise_seed(r, 5))
+        gab_p, _ = design.gabor_probe_params(scorer, rf, per_neuron=cfg.gabor_probes, size=self.size,
+                                             channels=self.channels, norm=cfg.norm, seed=self._noise_seed(r, 5))
         syn = self._get(r - 1, "synthesis")
         pred, owner, pole = syn["predicted"].double().numpy(), syn["unit"].numpy(), syn["pole"].numpy()
         pick = []
@@ -209,13 +216,22 @@ class ClosedLoopRun(BaseRun):
         pick_t = torch.as_tensor(pick)
         dis = design.disagreement_probes(twin, syn["images"][pick_t], owner[pick], step=cfg.disagreement_step,
                                          norm=cfg.norm)
-        blocks = [(gab, GABOR), (dis, DISAGREE)]
+        blocks = [(gab_p, GABOR), (dis, DISAGREE)]
         if cfg.tuning:
-            tun, _ = design.tuning_probes(rf, size=self.size, channels=self.channels, norm=cfg.norm,
-                                          seed=self._noise_seed(r, 6))
-            blocks.append((tun, TUNING))
-        stim = torch.cat([b for b, _ in blocks])
-        return stim, np.concatenate([np.full(len(b), code) for b, code in blocks])
+            blocks.append((design.tuning_params(rf, size=self.size, channels=self.channels,
+                                                seed=self._noise_seed(r, 6))[0], TUNING))
+        if cfg.refine_probes and r >= 2:
+            params, rates = design.measured_gabors([self._get(k, "recorded") for k in range(1, r)], self.units)
+            blocks.append((design.refine_params(params, rates, per_neuron=cfg.refine_probes, size=self.size,
+                                                channels=self.channels, seed=self._noise_seed(r, 7))[0], REFINE))
+        images, codes, rows = [], [], []
+        for b, code in blocks:
+            is_params = isinstance(b, list)
+            img = design.render_params(b, self.size, self.channels, cfg.norm) if is_params else b
+            images.append(img)
+            codes.append(np.full(len(img), code))
+            rows.append(design.encode_params(b) if is_params else design.encode_params([], len(img)))
+        return torch.cat(images), np.concatenate(codes), np.concatenate(rows)
 
     def _data(self, r: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
         """Everything recorded before the fit of round ``r``: stimuli, counts (trials, images, units), blocks."""

@@ -161,6 +161,8 @@ def twin_closed_loop_cmd(
                                 "orientation x phase (x colour) tuning block"),
     rf_update: bool = typer.Option(True, "--rf-update/--no-rf-update", help="rounds >= 1 re-estimate every RF from "
                                    "all data and restart readouts more than 2 px off it"),
+    refine: int = typer.Option(0, help="rounds >= 2: jittered copies per neuron of the Gabor that drove it most "
+                               "as measured so far (0: off)"),
     rf_start: str = typer.Option("mapped", help="the RF readouts start at and probes centre on: 'mapped' "
                                  "(estimated) or 'true' (model neurons only: the check that a readout started "
                                  "there stays)"),
@@ -183,7 +185,7 @@ def twin_closed_loop_cmd(
                      train={"max_epochs": epochs, "lr": 0.01, "position_warmup": 10}, retrain_epochs=retrain_epochs,
                      ascent=ascent or f"{DEFAULT_RECIPE},steps={steps}", synthesis_seeds=tuple(range(seeds)),
                      gabor_probes=probes, natural_only=natural_only, tuning=tuning, rf_update=rf_update,
-                     rf_start=rf_start)
+                     rf_start=rf_start, refine_probes=refine)
     print_closed_loop(closed_loop(cfg, out_dir=out, overwrite=overwrite, progress=progress), as_json)
 
 
