@@ -14,6 +14,7 @@ Writes ``OUT/bench_closed_loop.md`` (the tables) and ``OUT/bench_closed_loop.jso
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import sys
@@ -27,6 +28,17 @@ import numpy as np
 #: CPU seconds of one default cell (model:kind=all,n=12,size=32, 3 rounds after round 0), measured (README)
 CELL_CPU_S = 460.0
 KINDS = ("simple", "complex", "dual", "endstop", "colour", "cnn")
+
+
+def _pairs(items: list[str]) -> dict:
+    """``FIELD=VALUE`` options as a dict, each value a Python literal."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"error: expected FIELD=VALUE, got {item!r}")
+        out[key] = ast.literal_eval(value)
+    return out
 
 
 def tiny_config():
@@ -179,11 +191,19 @@ def main(argv: list[str] | None = None) -> None:
                     help="training seeds of the arm whose readouts start at the true RF ('' for none)")
     ap.add_argument("--jobs", type=int, default=1, help="cells run in this many processes")
     ap.add_argument("--tiny", action="store_true", help="a tiny configuration to check the script (~1 CPU-min)")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="a LoopConfig field for every cell, as a Python literal (e.g. refine_probes=12)")
+    ap.add_argument("--arch", action="append", default=[], metavar="FIELD=VALUE",
+                    help="a twin architecture field for every cell (e.g. hidden_channels=32)")
     args = ap.parse_args(argv)
 
     from actmax.core.apps.closed_loop_run import LoopConfig
     base = tiny_config() if args.tiny else LoopConfig()
     base = replace(base, rounds=1 if args.tiny else (args.rounds or base.rounds))
+    overrides = _pairs(args.set)
+    if args.arch:
+        overrides["architecture"] = {**base.architecture, **_pairs(args.arch)}
+    base = replace(base, **overrides)
     population = base.neurons.rsplit(",seed=", 1)[0] if args.tiny else args.population
     pops = [int(s) for s in args.pop_seeds.split(",")]
     trains = [int(s) for s in args.train_seeds.split(",")]
@@ -201,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
                 todo.append(({**asdict(cfg)}, str(args.out / "cells" / f"p{p}_t{t}_{arm}"), p, t, arm))
     done = sum((Path(o) / "closed_loop.json").exists() for _, o, *_ in todo)
     per_cell = CELL_CPU_S * (1 if not args.tiny else 0.02) * (base.rounds + 1) / 4
-    print(f"{len(todo)} cells ({done} finished already); expected CPU ~{per_cell * (len(todo) - done) / 60:.0f} "
+    print(f"{len(todo)} cells ({done} finished already); expected CPU (default cells) ~{per_cell * (len(todo) - done) / 60:.0f} "
           f"CPU-min (~{per_cell / 60:.1f} per cell), wall ~{per_cell * (len(todo) - done) / 60 / max(args.jobs, 1):.0f} "
           f"min with --jobs {args.jobs}", file=sys.stderr)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -216,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
     text, data = tables(cells, base.rounds, direct)
     cpu = [c["cpu_s"] for c in cells]
     head = (f"# Closed-loop campaign\n\n{population}, population seeds {pops} x training seeds {trains}, "
-            f"{base.rounds} rounds after round 0; medians over every neuron of a kind with bootstrap 95 % intervals. "
+            f"{base.rounds} rounds after round 0{', with ' + ' '.join(args.set + args.arch) if args.set or args.arch else ''}; medians over every neuron of a kind with bootstrap 95 % intervals. "
             f"CPU this invocation: {sum(cpu):.0f} s over {len(cells)} cells.\n")
     (args.out / "bench_closed_loop.md").write_text(head + "\n" + text)
     (args.out / "bench_closed_loop.json").write_text(json.dumps({"tables": data, "cpu_s": cpu,

@@ -13,6 +13,13 @@ was measured with it, e.g.:
 
 ``--set`` changes a ``TrainOptions`` field, ``--arch`` an architecture field (an architecture change needs
 ``--cold``: a fit from scratch, ``max_epochs`` of round 0, readouts starting at round 0's RF estimates).
+
+``--lei-floor`` refits nothing: on the run's last twin it compares, per neuron, the twin's prediction and
+the true response for the run's LEI and for a grey screen, then descends the twin's drive before its
+output nonlinearity (instead of its rate) and reports each kind's LEI minus grey as a fraction of the
+optimum for both (why complex and cnn LEIs sit just above grey, README):
+
+    OMP_NUM_THREADS=1 python -m benchmarks.diagnose_closed_loop_twin RUN --lei-floor
 """
 from __future__ import annotations
 
@@ -34,6 +41,55 @@ def _pairs(items: list[str]) -> dict:
     return out
 
 
+class TwinDrive(torch.nn.Module):
+    """A twin ensemble's mean drive before its ELU + 1 output (B, units): a scorer for descent past zero rate."""
+
+    def __init__(self, ensemble: torch.nn.Module) -> None:
+        super().__init__()
+        self.ensemble = ensemble
+        self.units = int(ensemble.config.n_neurons)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.ensemble.members[0].prepare(images)
+        return torch.stack([m.readout(m.core(x)) for m in self.ensemble.members]).mean(0)
+
+
+def lei_floor(run: Path, loop, cfg, r: int) -> dict:
+    """Per neuron, the last twin's LEI and grey screen, predicted (counts) and true (rate); per kind, the
+    true LEI minus grey over the optimum for descent on the twin's rate and on its drive."""
+    import actmax
+    from actmax.core.apps.closed_loop import synthesis_generator
+    from actmax.core.synthesize import synthesize
+    from actmax.core.transforms import limit_input
+    from actmax.scorers.twin.model import TwinScorer
+
+    ensemble = loop._get(r, "twin").eval()
+    lei = actmax.load_run(run).stimuli["lei"]
+    grey = torch.full((1, *lei.shape[1:]), 0.5)
+    with torch.no_grad():
+        twin = TwinScorer(ensemble)
+        twin_lei, twin_grey = twin(lei).diagonal().double().numpy(), twin(grey)[0].double().numpy()
+        true_lei, true_grey = loop.neurons(lei).diagonal().double().numpy(), loop.neurons(grey)[0].double().numpy()
+    optimum = loop.neurons.optimal_response("high").double().numpy()
+    kinds = list(loop.neurons.kinds)
+    neurons = [{"unit": u, "kind": kinds[u], "twin_lei": round(float(twin_lei[u]), 3),
+                "twin_grey": round(float(twin_grey[u]), 3), "true_lei": round(float(true_lei[u]), 4),
+                "true_grey": round(float(true_grey[u]), 4)} for u in range(loop.units)]
+    above: dict[str, dict[str, list[float]]] = {}
+    for name, scorer in (("rate", TwinScorer(ensemble)), ("drive", TwinDrive(ensemble))):
+        syn = synthesize(synthesis_generator(cfg, loop.size, loop.channels), scorer, units=list(range(loop.units)),
+                         poles=("low",), seeds=cfg.synthesis_seeds, ascent=f"{cfg.ascent},norm={cfg.norm}",
+                         progress=False)
+        images = limit_input(syn.images.clamp(0, 1), norm=cfg.norm).clamp(0, 1)
+        with torch.no_grad():
+            truth = loop.neurons(images).double().numpy()
+        unit = np.array([t.unit for t in syn.targets])
+        for u in range(loop.units):
+            above.setdefault(name, {}).setdefault(kinds[u], []).append(
+                round(float((truth[unit == u, u].min() - true_grey[u]) / optimum[u]), 4))
+    return {"run": str(run), "round": r, "neurons": neurons, "lei_minus_grey_over_optimum": above}
+
+
 def main() -> None:
     from actmax.core.apps.closed_loop import synthesis_generator
     from actmax.core.apps.closed_loop_run import TEST, ClosedLoopRun, LoopConfig
@@ -47,12 +103,17 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], help="TrainOptions field=value")
     ap.add_argument("--arch", action="append", default=[], help="architecture field=value (needs --cold)")
     ap.add_argument("--cold", action="store_true", help="fit from scratch instead of the warm start")
+    ap.add_argument("--lei-floor", action="store_true",
+                    help="no refit: the last twin's LEI vs grey, predicted and true, and descent on its drive")
     args = ap.parse_args()
 
     record = json.loads((args.run / "closed_loop.json").read_text())
     cfg = LoopConfig.from_dict(record["config"])
     loop = ClosedLoopRun(cfg, args.run)
     r = int(record["round"])
+    if args.lei_floor:
+        print(json.dumps(lei_floor(args.run, loop, cfg, r), indent=1))
+        return
     if r < 1:
         raise SystemExit("error: the run has no round after round 0 to refit")
     stim, counts, blocks = loop._data(r)

@@ -90,9 +90,11 @@ def test_cli_json_has_the_contract_keys(tmp_path, capsys):
     code, out, err = _cli(["twin", "closed-loop", "--neurons", "model:kind=simple,n=2,size=16,seed=0", "--rounds", "1",
                            "--natural", "120", "--mapping", "0", "--n-test", "16", "--repeats", "2", "--epochs", "2",
                            "--retrain-epochs", "1", "--steps", "4", "--seeds", "1", "--probes", "1",
-                           "--out", str(tmp_path / "cl"), "--json"], capsys)
+                           "--hidden-channels", "4", "--out", str(tmp_path / "cl"), "--json"], capsys)
     assert code in (0, None), err
     doc = json.loads(out)
+    from actmax.scorers.twin.model import read_twin_config
+    assert read_twin_config(tmp_path / "cl" / "round_1" / "twin")["config"]["hidden_channels"] == 4   # --hidden-channels
     for row in doc["neurons"]:
         for key in ("unit", "mei_response", "lei_response", "best_gabor_response", "best_masked_natural_response",
                     "best_natural_response", "grey_response", "mei_fraction_of_optimum", "lei_to_floor",

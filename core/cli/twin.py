@@ -152,6 +152,8 @@ def twin_closed_loop_cmd(
     aperture: float = typer.Option(0.35, help="natural patches: Gaussian aperture sigma / size (0: full field)"),
     size: Optional[int] = typer.Option(None, help="image size for a scorer that does not say its own"),
     members: int = typer.Option(2, help="twin ensemble members (their disagreement guides probes)"),
+    hidden_channels: int = typer.Option(16, help="channels per twin core layer (32: better dual/end-stopped MEIs "
+                                                 "for ~2.7x the CPU, README)"),
     epochs: int = typer.Option(25, help="twin epochs in round 0"),
     retrain_epochs: int = typer.Option(12, help="twin epochs in later rounds (warm start)"),
     steps: int = typer.Option(128, help="synthesis steps (of the default recipe)"),
@@ -182,6 +184,7 @@ def twin_closed_loop_cmd(
     cfg = LoopConfig(neurons=neurons, rounds=rounds, n_natural=natural, n_mapping=mapping, n_test=n_test,
                      repeats=repeats, window=window, norm=norm, aperture=aperture or None, size=size, seed=seed,
                      train_seed=train_seed, members=members,
+                     architecture={} if hidden_channels == 16 else {"hidden_channels": hidden_channels},
                      train={"max_epochs": epochs, "lr": 0.01, "position_warmup": 10}, retrain_epochs=retrain_epochs,
                      ascent=ascent or f"{DEFAULT_RECIPE},steps={steps}", synthesis_seeds=tuple(range(seeds)),
                      gabor_probes=probes, natural_only=natural_only, tuning=tuning, rf_update=rf_update,
