@@ -1,9 +1,18 @@
 """Shared test helpers: run the CLI (in this interpreter or in a subprocess), small specs."""
 from __future__ import annotations
 
-import io
-import logging
 import os
+import platform
+
+# Pin OpenBLAS's kernels before numpy loads (the user can override): pycma's updates go through BLAS,
+# and the legacy replay of pre-issue-19 CMA checkpoints (tests/fixtures/old_records, written on a machine
+# whose OpenBLAS picked its Haswell kernels) only reproduces its recorded codes bit for bit on the same
+# kernels; on others (SkylakeX, Sandybridge) it refuses with "replay diverged", as it should.
+if platform.machine() in ("x86_64", "AMD64"):
+    os.environ.setdefault("OPENBLAS_CORETYPE", "Haswell")
+
+import io  # noqa: E402
+import logging  # noqa: E402
 import random
 import runpy
 import subprocess
