@@ -128,7 +128,7 @@ def main() -> None:
         if args.arch:
             raise SystemExit("error: --arch changes the architecture; the warm start needs --cold")
         warm = loop._get(r - 1, "twin")
-        opts.update(max_epochs=cfg.retrain_epochs, position_warmup=0)
+        opts.update(max_epochs=cfg.retrain_epochs, position_warmup=cfg.retrain_position_warmup)
     opts.update(_pairs(args.set))
     t0 = time.process_time()
     trained = train_twin(stim.numpy(), counts, neuron_ids=loop.neurons.unit_names, architecture=architecture,

@@ -90,11 +90,14 @@ def test_cli_json_has_the_contract_keys(tmp_path, capsys):
     code, out, err = _cli(["twin", "closed-loop", "--neurons", "model:kind=simple,n=2,size=16,seed=0", "--rounds", "1",
                            "--natural", "120", "--mapping", "0", "--n-test", "16", "--repeats", "2", "--epochs", "2",
                            "--retrain-epochs", "1", "--steps", "4", "--seeds", "1", "--probes", "1",
-                           "--hidden-channels", "4", "--out", str(tmp_path / "cl"), "--json"], capsys)
+                           "--hidden-channels", "4", "--surround", "1", "--retrain-position-warmup", "1",
+                           "--out", str(tmp_path / "cl"), "--json"], capsys)
     assert code in (0, None), err
     doc = json.loads(out)
     from actmax.scorers.twin.model import read_twin_config
     assert read_twin_config(tmp_path / "cl" / "round_1" / "twin")["config"]["hidden_channels"] == 4   # --hidden-channels
+    recorded = json.loads((tmp_path / "cl" / "manifest.json").read_text())["spec"]["config"]
+    assert recorded["surround_probes"] == 1 and recorded["retrain_position_warmup"] == 1
     for row in doc["neurons"]:
         for key in ("unit", "mei_response", "lei_response", "best_gabor_response", "best_masked_natural_response",
                     "best_natural_response", "grey_response", "mei_fraction_of_optimum", "lei_to_floor",
@@ -243,3 +246,45 @@ def test_round_two_refines_around_the_best_measured_gabor(tmp_path):
     c2 = load_file(str(tmp_path / "control" / "round_2" / "recorded.safetensors"))
     shown = load_file(str(tmp_path / "loop" / "round_2" / "shown.safetensors"))
     assert len(c2["block"]) == len(r2["block"]) + len(shown["block"])    # the control adds as many images
+
+
+def test_surround_probes_put_contrast_beside_the_rf_only():
+    """The surround block: natural patches with a hole at each neuron's RF, at the loop's contrast; on
+    complex cells (known RFs) they drive far less than the same patches without the hole."""
+    from actmax.core.apps import closed_loop_design as design
+    from actmax.core.apps.closed_loop import natural_stimuli
+    from actmax.core.registry import scorers
+
+    neurons = scorers.create("model:kind=complex,n=3,size=32,seed=2").eval()
+    rf = np.array([p[:2] for p in neurons.receptive_fields])
+    probes = design.surround_probes(rf, per_neuron=8, size=32, channels=1, norm=3.0, aperture=0.35, seed=5)
+    assert probes.shape == (24, 1, 32, 32)
+    c = probes - 0.5
+    assert torch.allclose(c.flatten(1).norm(dim=1), torch.full((24,), 3.0), atol=0.05)
+    assert torch.allclose(probes.mean(dim=(1, 2, 3)), torch.full((24,), 0.5), atol=1e-3)
+    full = natural_stimuli(24, 32, seed=5, aperture=0.35, norm=3.0, channels=1)
+    with torch.no_grad():
+        r_hole, r_full = neurons(probes).double().numpy(), neurons(full).double().numpy()
+    own = np.repeat(np.arange(3), 8)
+    assert np.median(r_hole[np.arange(24), own]) < 0.2 * np.median(r_full[np.arange(24), own])
+    ys, xs = np.mgrid[0:32, 0:32] + 0.5
+    for i, u in enumerate(own):
+        near = np.hypot(xs - rf[u, 0], ys - rf[u, 1]) < 3
+        assert float(c[i, 0].abs().numpy()[near].mean()) < 0.15 * float(c[i, 0].abs().numpy()[~near].max())
+    assert design.surround_probes(rf, per_neuron=0, size=32, channels=1, norm=3.0, aperture=0.35, seed=0).shape[0] == 0
+
+
+def test_surround_block_is_recorded_and_matched_by_the_control(tmp_path):
+    cfg = replace(TINY, surround_probes=2, retrain_position_warmup=None)
+    closed_loop(cfg, out_dir=tmp_path / "loop", progress=False)
+    from safetensors.torch import load_file
+    r1 = load_file(str(tmp_path / "loop" / "round_1" / "recorded.safetensors"))
+    assert int((r1["block"] == clr.SURROUND).sum()) == 6 * 2
+    assert not bool(torch.isfinite(r1["gabor_params"][r1["block"] == clr.SURROUND, 0]).any())
+    closed_loop(replace(cfg, natural_only=True), out_dir=tmp_path / "control", progress=False)
+    c1 = load_file(str(tmp_path / "control" / "round_1" / "recorded.safetensors"))
+    shown = load_file(str(tmp_path / "loop" / "round_1" / "shown.safetensors"))
+    assert len(c1["block"]) == len(r1["block"]) + len(shown["block"])
+    assert LoopConfig.from_dict({"neurons": TINY.neurons}).surround_probes == 0
+    with pytest.raises(InputError, match="surround_probes"):
+        replace(TINY, surround_probes=-1)

@@ -29,6 +29,9 @@ class LoopConfig:
     architecture: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=lambda: {"max_epochs": 25, "lr": 0.01, "position_warmup": 10})
     retrain_epochs: int = 12
+    #: epochs at the start of each warm-started fit (rounds >= 1) in which the readout positions learn at the
+    #: slow rate (``position_lr_scale``) before the full rate; 0: full rate from the start, None: slow throughout
+    retrain_position_warmup: int | None = 0
     generator: str = "pixel"
     ascent: str = f"{DEFAULT_RECIPE},steps=128"
     synthesis_seeds: tuple[int, ...] = (0, 1, 2)
@@ -42,6 +45,9 @@ class LoopConfig:
     #: ``receptive_fields``, for readouts, probes and re-seating: model neurons only; the check that a
     #: readout started at the RF stays there)
     rf_start: str = "mapped"
+    #: rounds >= 1 show, per neuron, this many natural patches with a hole at its RF (contrast only in
+    #: the surround: where a cell sits at its floor). Off by default until measured (README)
+    surround_probes: int = 0
     disagreement_step: float = 1.0
     natural_only: bool = False       #: the control: new natural patches instead of the loop's own stimuli
     min_gain: float = 0.02
@@ -51,6 +57,8 @@ class LoopConfig:
     def __post_init__(self) -> None:
         if isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or self.rounds < 1:
             raise InputError(f"closed loop: --rounds must be an integer >= 1 (rounds after round 0), got {self.rounds!r}")
+        if int(self.surround_probes) < 0:
+            raise InputError(f"closed loop: surround_probes must be >= 0, got {self.surround_probes}")
         if int(self.refine_probes) < 0:
             raise InputError(f"closed loop: refine_probes must be >= 0, got {self.refine_probes}")
         for name in ("n_natural", "n_test", "repeats", "members"):
@@ -68,6 +76,7 @@ class LoopConfig:
         known = {f.name for f in fields(cls)}
         # a record from before the tuning block and the RF update resumes as it was recorded
         legacy = {k: False for k in ("tuning", "rf_update") if k not in d}
-        if "refine_probes" not in d:
-            legacy["refine_probes"] = 0
+        for name in ("refine_probes", "surround_probes", "retrain_position_warmup"):   # added later, off
+            if name not in d:
+                legacy[name] = 0
         return cls(**{**legacy, **{k: v for k, v in d.items() if k in known}})

@@ -294,6 +294,28 @@ def disagreement_probes(ensemble: Any, images: torch.Tensor, units: np.ndarray, 
     return at_contrast(out, norm)
 
 
+#: the surround block's hole: radius and edge width as fractions of the image size (RFs span 0.07-0.1)
+SURROUND_HOLE = (0.2, 0.04)
+
+
+def surround_probes(rf_xy: np.ndarray, *, per_neuron: int, size: int, channels: int, norm: float,
+                    aperture: float | None, seed: int) -> torch.Tensor:
+    """Per neuron, ``per_neuron`` fresh natural patches with a hole at its RF estimate: contrast only in
+    the surround, at contrast ``norm``. The apertured patches always cover the RF, so without these a
+    twin never learns that contrast beside the RF leaves the cell at its floor (complex-cell LEIs)."""
+    from actmax.core.apps.closed_loop import natural_stimuli
+    units = len(rf_xy)
+    if per_neuron <= 0 or units == 0:
+        return torch.zeros(0, channels, size, size)
+    nat = natural_stimuli(per_neuron * units, size, seed=seed, aperture=aperture, norm=norm, channels=channels)
+    radius, edge = SURROUND_HOLE[0] * size, SURROUND_HOLE[1] * size
+    ys, xs = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
+    centres = torch.as_tensor(np.nan_to_num(np.repeat(np.asarray(rf_xy, float), per_neuron, 0), nan=size / 2))
+    d = torch.hypot(xs[None] - centres[:, 0, None, None], ys[None] - centres[:, 1, None, None])
+    hole = torch.sigmoid((d - radius) / edge).float()[:, None]
+    return at_contrast((nat - 0.5) * hole, norm)
+
+
 def controls(neurons: Any, rf_xy: np.ndarray, natural: torch.Tensor, natural_rates: np.ndarray, *,
              norm: float, aperture: float | None, seed: int = 0) -> dict[str, Any]:
     """Per-neuron controls: best RF-centred Gabor at the same contrast and best RF-masked natural patch

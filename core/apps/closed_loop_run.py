@@ -42,7 +42,7 @@ PHASES = ("record", "fit", "synthesize", "show")
 #: a warm-started readout farther than this (px) from its neuron's updated RF estimate restarts there
 RESEAT_PX = 2.0
 #: block codes of the recorded images
-NATURAL, MAPPING, TEST, GABOR, DISAGREE, CONTROL, SHOWN, TUNING, REFINE = range(9)
+NATURAL, MAPPING, TEST, GABOR, DISAGREE, CONTROL, SHOWN, TUNING, REFINE, SURROUND = range(10)
 
 
 def _save_tensors(path: Path, tensors: Mapping[str, Any]) -> None:
@@ -162,7 +162,8 @@ class ClosedLoopRun(BaseRun):
         The refinement block starts in round 2 (round 1 is the first to show Gabors)."""
         tuning = design.TUNING_THETAS * design.TUNING_PHASES * (3 if self.channels == 3 else 1) if self.cfg.tuning else 0
         refine = self.cfg.refine_probes if r >= 2 else 0
-        return self.units * (self.cfg.gabor_probes + tuning + refine + 4 + 2 * len(self.cfg.synthesis_seeds))
+        return self.units * (self.cfg.gabor_probes + tuning + refine + self.cfg.surround_probes + 4
+                             + 2 * len(self.cfg.synthesis_seeds))
 
     def _rf(self, r: int) -> np.ndarray:
         """The RF estimates (units, 2) round ``r`` centres its probes on: round 0's, or with ``rf_update``
@@ -196,9 +197,9 @@ class ClosedLoopRun(BaseRun):
                              "twin to (more repeats, a longer --window or other neurons)")
 
     def _probes(self, r: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-        """Round ``r``'s probe blocks: the twin's best Gabors, disagreement probes, the tuning block and the
-        refinement around each neuron's best measured Gabor; returns images, block codes and Gabor parameters
-        (:func:`design.encode_params`; NaN rows for images that are not Gabors)."""
+        """Round ``r``'s probe blocks: the twin's best Gabors, disagreement probes, the tuning block, the
+        refinement around each neuron's best measured Gabor and the surround block; returns images, block
+        codes and Gabor parameters (:func:`design.encode_params`; NaN rows for images that are not Gabors)."""
         from actmax.scorers.twin.model import TwinScorer
         cfg = self.cfg
         twin = self._get(r - 1, "twin")
@@ -224,6 +225,10 @@ class ClosedLoopRun(BaseRun):
             params, rates = design.measured_gabors([self._get(k, "recorded") for k in range(1, r)], self.units)
             blocks.append((design.refine_params(params, rates, per_neuron=cfg.refine_probes, size=self.size,
                                                 channels=self.channels, seed=self._noise_seed(r, 7))[0], REFINE))
+        if cfg.surround_probes:
+            blocks.append((design.surround_probes(rf, per_neuron=cfg.surround_probes, size=self.size,
+                                                  channels=self.channels, norm=cfg.norm, aperture=cfg.aperture,
+                                                  seed=cfg.seed + 1000 * r + 500), SURROUND))
         images, codes, rows = [], [], []
         for b, code in blocks:
             is_params = isinstance(b, list)
@@ -258,7 +263,7 @@ class ClosedLoopRun(BaseRun):
         split = {"test": test, "val": rest[rest % 10 == 9], "train": rest[rest % 10 != 9]}
         opts = {"test_images": "repeated", **cfg.train, "members": cfg.members, "seed": cfg.train_seed + 7 * r}
         if r >= 1:
-            opts.update(max_epochs=cfg.retrain_epochs, position_warmup=0)
+            opts.update(max_epochs=cfg.retrain_epochs, position_warmup=cfg.retrain_position_warmup)
         opts = self._readout_start(opts, r)
         trained = train_twin(stim.numpy(), counts, neuron_ids=self.neurons.unit_names, architecture=cfg.architecture,
                              options=TrainOptions(**opts), split=split,

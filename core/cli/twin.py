@@ -165,6 +165,10 @@ def twin_closed_loop_cmd(
                                    "all data and restart readouts more than 2 px off it"),
     refine: int = typer.Option(0, help="rounds >= 2: jittered copies per neuron of the Gabor that drove it most "
                                "as measured so far (0: off)"),
+    surround: int = typer.Option(0, help="rounds >= 1: natural patches per neuron with a hole at its RF (contrast "
+                                 "only in the surround; 0: off)"),
+    retrain_position_warmup: int = typer.Option(0, help="epochs of slow readout positions at the start of each "
+                                                "warm-started fit (>= --retrain-epochs: slow throughout; README)"),
     rf_start: str = typer.Option("mapped", help="the RF readouts start at and probes centre on: 'mapped' "
                                  "(estimated) or 'true' (model neurons only: the check that a readout started "
                                  "there stays)"),
@@ -188,7 +192,8 @@ def twin_closed_loop_cmd(
                      train={"max_epochs": epochs, "lr": 0.01, "position_warmup": 10}, retrain_epochs=retrain_epochs,
                      ascent=ascent or f"{DEFAULT_RECIPE},steps={steps}", synthesis_seeds=tuple(range(seeds)),
                      gabor_probes=probes, natural_only=natural_only, tuning=tuning, rf_update=rf_update,
-                     rf_start=rf_start, refine_probes=refine)
+                     rf_start=rf_start, refine_probes=refine, surround_probes=surround,
+                     retrain_position_warmup=retrain_position_warmup)
     print_closed_loop(closed_loop(cfg, out_dir=out, overwrite=overwrite, progress=progress), as_json)
 
 
