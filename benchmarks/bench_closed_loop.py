@@ -138,8 +138,12 @@ def tables(cells: list[dict], rounds: int, direct: dict[int, dict[int, float]]) 
                     continue
                 vals = {name: [np.nan if x.get(k) is None else x[k] for x in rows] for name, k in cols.items()}
                 grey = [x["lei_below_grey"] for x in rows if x["lei_below_grey"] is not None]
+                blank = [bool(x.get("lei_is_blank")) for x in rows]
+                syn_grey = [x["lei_synthesized_below_grey"] for x in rows
+                            if x.get("lei_synthesized_below_grey") is not None]
                 within = [x["readout_within_2px"] for x in rows if x.get("readout_within_2px") is not None]
-                data[f"{arm}/{r}/{kind}"] = {**vals, "LEI <= grey": grey, "readout_within_2px": within}
+                data[f"{arm}/{r}/{kind}"] = {**vals, "LEI <= grey": grey, "readout_within_2px": within,
+                                             "LEI = blank": blank, "synthesised LEI <= grey": syn_grey}
                 if arm == "loop" and r == rounds:
                     direct_ratio[kind] = ratio
                 lines.append(f"| {r} | {kind} | {len(rows)} | " + " | ".join(_median_ci(v) for v in vals.values())
@@ -150,11 +154,20 @@ def tables(cells: list[dict], rounds: int, direct: dict[int, dict[int, float]]) 
     return "## Summary (the README's table)\n\n" + summary + "\n" + "\n".join(lines), data
 
 
+def _lei_blank(d: dict) -> str:
+    """How many LEIs are the blank, and how many synthesised LEIs were at or below grey themselves."""
+    blank, syn = d.get("LEI = blank", []), d.get("synthesised LEI <= grey", [])
+    if not syn:
+        return "–"
+    return f"{np.mean(blank):.2f} ({np.mean(syn):.2f})"
+
+
 def readme_table(data: dict, rounds: int, direct_ratio: dict[str, list[float]]) -> str:
     """The README's one-row-per-kind summary: MEI / optimum per round of the loop against the natural-only
     control's last round, the final round's controls, and the readouts of the known-RF arm."""
     head = (["kind", "n"] + [f"MEI / optimum, round {r}" if r == 0 else f"round {r}" for r in range(rounds + 1)]
             + [f"natural-only control, round {rounds}", "MEI / best RF Gabor", "LEI to floor", "LEI <= grey",
+               "LEI = blank (synthesised LEI <= grey)",
                "readout error (px)", "readout <= 2 px", "true-RF start: readout <= 2 px",
                "cnn MEI / direct on the unit"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -167,7 +180,7 @@ def readme_table(data: dict, rounds: int, direct_ratio: dict[str, list[float]]) 
         nat = data.get(f"natural/{rounds}/{kind}")
         cells.append(_median_ci(nat["MEI / optimum"]) if nat else "–")
         cells += [_median_ci(last["MEI / best RF Gabor"]), _median_ci(last["LEI to floor"]),
-                  f"{np.mean(last['LEI <= grey']):.2f}", _median_ci(last["readout error (px)"]),
+                  f"{np.mean(last['LEI <= grey']):.2f}", _lei_blank(last), _median_ci(last["readout error (px)"]),
                   f"{np.mean(last['readout_within_2px']):.2f}"]
         true = data.get(f"true_rf/{rounds}/{kind}")
         cells.append(f"{np.mean(true['readout_within_2px']):.2f} (n = {len(true['readout_within_2px'])})"

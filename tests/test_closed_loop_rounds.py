@@ -32,9 +32,9 @@ def test_killed_mid_round_resumes_to_the_uninterrupted_result(uninterrupted, tmp
     real = clr.design.record_block
     calls = {"n": 0}
 
-    def timing_out(*args, **kwargs):     # round 1's show step: the rig stops answering
-        calls["n"] += 1
-        if calls["n"] == 4:
+    def timing_out(*args, **kwargs):     # round 1's show step (calls: round 0 record, show, blank; round 1
+        calls["n"] += 1                  # record, show): the rig stops answering
+        if calls["n"] == 5:
             raise RigTimeoutError("rig: block 7 got no responses within 1 s")
         return real(*args, **kwargs)
 
@@ -288,3 +288,114 @@ def test_surround_block_is_recorded_and_matched_by_the_control(tmp_path):
     assert LoopConfig.from_dict({"neurons": TINY.neurons}).surround_probes == 0
     with pytest.raises(InputError, match="surround_probes"):
         replace(TINY, surround_probes=-1)
+
+
+def test_warm_starts_keep_readout_positions_slow_by_default(tmp_path, monkeypatch):
+    """The default (chosen by the campaign, README): every warm-started fit keeps readout positions at the
+    slow rate throughout; records written before the option resume with the full rate, as they ran."""
+    import actmax.scorers.twin.train as train
+
+    real, seen = train.train_twin, []
+
+    class Stop(Exception):
+        pass
+
+    def spy(*args, options, warm_start=None, **kwargs):
+        seen.append((warm_start is not None, options.position_warmup))
+        if warm_start is not None:
+            raise Stop
+        return real(*args, options=options, warm_start=warm_start, **kwargs)
+
+    monkeypatch.setattr(train, "train_twin", spy)
+    with pytest.raises(Stop):
+        closed_loop(TINY, out_dir=tmp_path / "run", progress=False)
+    assert seen == [(False, None), (True, None)]     # round 0: TINY's train options; round 1: slow throughout
+    assert LoopConfig().retrain_position_warmup is None
+    assert LoopConfig.from_dict({"neurons": TINY.neurons}).retrain_position_warmup == 0
+    for bad in (-1, 1.5, True):
+        with pytest.raises(InputError, match="retrain_position_warmup"):
+            replace(TINY, retrain_position_warmup=bad)
+
+
+def test_the_blank_is_the_lei_only_where_it_measures_below_every_synthesised_lei():
+    """Three units, one shown LEI and one MEI each: unit 0's LEI measures below the blank (kept), unit 1's
+    above it (the blank wins: a complex cell's known floor), unit 2 has no blank measurement (kept)."""
+    from types import SimpleNamespace
+
+    from actmax.core.apps.closed_loop_rounds import kind_rows, neuron_rows
+    neurons = SimpleNamespace(units=3, kinds=["simple", "complex", "complex"])
+    images = torch.rand(6, 1, 8, 8)
+    owner, pole = np.array([0, 0, 1, 1, 2, 2]), np.array([1, 0, 1, 0, 1, 0])
+    truth = np.array([9.0, 1.0, 8.0, 0.3, 7.0, 0.2])
+    measured = truth + 0.05
+    ctrl = {k: np.array([2.0, 0.0, 0.0]) for k in ("grey", "best_natural", "best_gabor", "best_masked_natural")}
+    blank = (np.array([2.0, 0.0, 0.0]), np.array([2.1, 0.0, np.nan]))
+    kw = dict(neurons=neurons, images=images, owner=owner, pole=pole, truth=truth, measured=measured,
+              predicted=truth, ctrl=ctrl, oracle=np.ones(3), test_corr=[0.9] * 3, readout_err=np.zeros(3),
+              rf_estimate=np.zeros((3, 2)))
+    rows = neuron_rows(**kw, blank=blank)
+    assert [r["lei_is_blank"] for r in rows] == [False, True, False]
+    assert [r["lei_index"] for r in rows] == [1, 6, 5]                 # 6 = len(images): the blank
+    assert rows[1]["lei_response"] == 0.0 and rows[1]["lei_below_grey"] is True
+    assert rows[1]["lei_synthesized_response"] == 0.3 and rows[1]["lei_synthesized_below_grey"] is False
+    assert rows[1]["lei_rms_contrast"] == 0.0 and rows[1]["lei_mean_luminance"] == 0.5
+    assert rows[2]["lei_response"] == 0.2 and rows[2]["lei_below_grey"] is False     # no blank: not hidden
+    per_kind = {k["kind"]: k for k in kind_rows(rows)}
+    assert per_kind["complex"]["fraction_lei_is_blank"] == 0.5
+    assert per_kind["complex"]["fraction_lei_synthesized_below_grey"] == 0.0
+    old = neuron_rows(**kw)                                            # no blank: the synthesised LEI
+    assert [r["lei_index"] for r in old] == [1, 3, 5] and not any(r["lei_is_blank"] for r in old)
+    assert LoopConfig.from_dict({"neurons": TINY.neurons}).blank_lei is False    # old records: as recorded
+
+
+def test_the_position_block_recentres_a_dual_cell_the_maps_put_2_5_px_off():
+    """A dual-feature cell's best tuning Gabor, moved over a 5 x 5 grid around an RF estimate 2.5 px off
+    (in four directions), peaks within 1 px of its true RF; a neuron that never responds gets no centre."""
+    import math
+
+    from actmax.core.apps import closed_loop_design as design
+    from actmax.core.registry import scorers
+
+    neurons = scorers.create("model:kind=dual,n=4,size=32,seed=3").eval()
+    true = np.array([p[:2] for p in neurons.receptive_fields], float)
+    angles = np.arange(4) * math.pi / 2 + 0.4
+    start = true + 2.5 * np.stack([np.cos(angles), np.sin(angles)], 1)
+    params, owner = design.tuning_params(start, size=32, channels=1, seed=0)
+    _, counts = design.record_block(neurons, design.render_params(params, 32, 1, 3.0), np.full(len(params), 5),
+                                    window=30.0, seed=1)
+    rows, measured = design.encode_params(params), np.nanmean(counts, 0)
+    best = {u: design.best_measured_gabor(rows[owner == u], measured[owner == u], u, 1) for u in range(4)}
+    pos_p, pos_owner = design.position_params(best, start, grid=5, size=32)
+    assert len(pos_p) == 4 * 25 * 2 and (np.bincount(pos_owner) == 50).all()
+    _, pos_counts = design.record_block(neurons, design.render_params(pos_p, 32, 1, 3.0), np.full(len(pos_p), 5),
+                                        window=30.0, seed=2)
+    centres = design.position_centres(design.encode_params(pos_p), pos_counts, pos_owner, 4)
+    err = np.hypot(*(centres - true).T)
+    assert (err < 1.0).all(), err                                 # from 2.5 px
+    flat = design.position_centres(design.encode_params(pos_p), np.zeros_like(pos_counts), pos_owner, 4)
+    assert np.isnan(flat).all()
+
+
+def test_position_block_only_for_unmapped_neurons_and_matched_by_the_control(tmp_path, monkeypatch):
+    cfg = replace(TINY, position_grid=3)
+    unmapped = np.array([False, False, True, False, False, False])
+    monkeypatch.setattr(clr.ClosedLoopRun, "_unmapped", lambda self: unmapped)
+    res = closed_loop(cfg, out_dir=tmp_path / "loop", progress=False)
+    from safetensors.torch import load_file
+    r1 = load_file(str(tmp_path / "loop" / "round_1" / "recorded.safetensors"))
+    pos = r1["block"] == clr.POSITION
+    assert int(pos.sum()) == 2 * 9 and (r1["position_owner"] == 2).all()
+    assert torch.isfinite(r1["gabor_params"][pos]).any(dim=1).all()
+    run = clr.ClosedLoopRun(cfg, tmp_path / "loop")
+    kept = np.ones(6, bool)
+    kept[2] = False
+    assert np.allclose(run._seat_rf(1)[kept], run._rf(1)[kept])   # the others keep the maps' estimate
+    assert res["round"] == 1
+    closed_loop(replace(cfg, natural_only=True), out_dir=tmp_path / "control", progress=False)
+    c1 = load_file(str(tmp_path / "control" / "round_1" / "recorded.safetensors"))
+    shown = load_file(str(tmp_path / "loop" / "round_1" / "shown.safetensors"))
+    assert len(c1["block"]) == len(r1["block"]) + len(shown["block"])
+    assert LoopConfig.from_dict({"neurons": TINY.neurons}).position_grid == 0
+    for bad in (2, -1, 4, True):
+        with pytest.raises(InputError, match="position_grid"):
+            replace(TINY, position_grid=bad)

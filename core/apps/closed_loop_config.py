@@ -30,8 +30,9 @@ class LoopConfig:
     train: dict[str, Any] = field(default_factory=lambda: {"max_epochs": 25, "lr": 0.01, "position_warmup": 10})
     retrain_epochs: int = 12
     #: epochs at the start of each warm-started fit (rounds >= 1) in which the readout positions learn at the
-    #: slow rate (``position_lr_scale``) before the full rate; 0: full rate from the start, None: slow throughout
-    retrain_position_warmup: int | None = 0
+    #: slow rate (``position_lr_scale``) before the full rate; 0: full rate from the start, None (the default,
+    #: chosen by the campaign, README): slow throughout, so readouts stay where round 0 and the re-seat put them
+    retrain_position_warmup: int | None = None
     generator: str = "pixel"
     ascent: str = f"{DEFAULT_RECIPE},steps=128"
     synthesis_seeds: tuple[int, ...] = (0, 1, 2)
@@ -48,6 +49,14 @@ class LoopConfig:
     #: rounds >= 1 show, per neuron, this many natural patches with a hole at its RF (contrast only in
     #: the surround: where a cell sits at its floor). Off by default until measured (README)
     surround_probes: int = 0
+    #: round 1 also shows every neuron whose round-0 maps found no linear or excitatory field (a dual-feature
+    #: cell) its best tuning Gabor moved over a grid x grid square around its RF estimate, and the loop
+    #: re-centres it where the responses peak while its maps find no field (0: off; odd >= 3). Off by
+    #: default until the full campaign has measured it (README)
+    position_grid: int = 0
+    #: every round also shows the blank (grey, with the same repeats), a candidate LEI: where it measures
+    #: below every synthesised LEI of a neuron, the neuron's LEI is the blank (README)
+    blank_lei: bool = True
     disagreement_step: float = 1.0
     natural_only: bool = False       #: the control: new natural patches instead of the loop's own stimuli
     min_gain: float = 0.02
@@ -59,6 +68,13 @@ class LoopConfig:
             raise InputError(f"closed loop: --rounds must be an integer >= 1 (rounds after round 0), got {self.rounds!r}")
         if int(self.surround_probes) < 0:
             raise InputError(f"closed loop: surround_probes must be >= 0, got {self.surround_probes}")
+        warmup = self.retrain_position_warmup
+        if warmup is not None and (isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0):
+            raise InputError("closed loop: retrain_position_warmup must be an integer >= 0 or None (slow "
+                             f"positions throughout), got {warmup!r}")
+        grid = self.position_grid
+        if isinstance(grid, bool) or not isinstance(grid, int) or not (grid == 0 or (grid >= 3 and grid % 2)):
+            raise InputError(f"closed loop: position_grid must be 0 (off) or an odd integer >= 3, got {grid!r}")
         if int(self.refine_probes) < 0:
             raise InputError(f"closed loop: refine_probes must be >= 0, got {self.refine_probes}")
         for name in ("n_natural", "n_test", "repeats", "members"):
@@ -75,8 +91,8 @@ class LoopConfig:
     def from_dict(cls, d: Mapping[str, Any]) -> "LoopConfig":
         known = {f.name for f in fields(cls)}
         # a record from before the tuning block and the RF update resumes as it was recorded
-        legacy = {k: False for k in ("tuning", "rf_update") if k not in d}
-        for name in ("refine_probes", "surround_probes", "retrain_position_warmup"):   # added later, off
+        legacy = {k: False for k in ("tuning", "rf_update", "blank_lei") if k not in d}
+        for name in ("refine_probes", "surround_probes", "retrain_position_warmup", "position_grid"):  # later, off
             if name not in d:
                 legacy[name] = 0
         return cls(**{**legacy, **{k: v for k, v in d.items() if k in known}})

@@ -9,7 +9,9 @@
   and a per-neuron RF estimate (:func:`estimate_rf`) where each readout starts.
 * **Rounds 1..K** (:func:`gabor_probes`, :func:`disagreement_probes`): RF-centred Gabors around
   the twin's best Gabor (random colour directions on RGB neurons), and the MEIs/LEIs moved
-  along the direction in which the twin's ensemble members disagree most.
+  along the direction in which the twin's ensemble members disagree most; the position block
+  (:func:`position_params`, :func:`position_centres`): a neuron's best measured Gabor moved over a grid
+  around its RF estimate, and where its phase-summed response peaks.
 
 Every stimulus is a [0, 1] image at the neurons' size with the same L2 contrast ``norm``.
 """
@@ -22,6 +24,10 @@ import numpy as np
 import torch
 
 from actmax.core.apps.closed_loop import natural_stimuli, noise_free_rates, simulate_trials
+
+
+#: block codes of the recorded images (``block`` in every round's ``recorded``/``shown`` record)
+NATURAL, MAPPING, TEST, GABOR, DISAGREE, CONTROL, SHOWN, TUNING, REFINE, SURROUND, POSITION = range(11)
 
 
 def is_rig(neurons: Any) -> bool:
@@ -80,10 +86,13 @@ def mapping_block(n: int, size: int, channels: int, norm: float, seed: int) -> t
     return mapping_stimuli(n, size, channels=channels, norm=norm, seed=seed).float()
 
 
-def estimate_rf(stimuli: torch.Tensor, responses: np.ndarray) -> np.ndarray:
+def estimate_rf(stimuli: torch.Tensor, responses: np.ndarray, *,
+                return_found: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Per-neuron RF centre (units, 2) as (x, y) in pixels (the convention of
     ``ModelNeurons.receptive_fields``): :func:`actmax.core.apps.rf_mapping.estimate_receptive_fields`
-    where installed, else the twin's own start (:func:`scorers.twin.train.estimate_positions`)."""
+    where installed, else the twin's own start (:func:`scorers.twin.train.estimate_positions`). With
+    ``return_found`` also whether each neuron's linear or excitatory map was significant (the fallback:
+    all True, nothing to say)."""
     try:
         from actmax.core.apps.rf_mapping import estimate_receptive_fields
     except ImportError:
@@ -91,7 +100,11 @@ def estimate_rf(stimuli: torch.Tensor, responses: np.ndarray) -> np.ndarray:
         y = torch.as_tensor(np.nan_to_num(responses), dtype=torch.float32)
         grid = estimate_positions(stimuli, y).double().numpy()
         size = stimuli.shape[-1]
-        return (grid + 1) / 2 * (size - 1) + 0.5
+        centres = (grid + 1) / 2 * (size - 1) + 0.5
+        return (centres, np.ones(len(centres), bool)) if return_found else centres
+    if return_found:
+        centres, found = estimate_receptive_fields(stimuli, responses, return_found=True)
+        return np.asarray(centres, float), np.asarray(found, bool)
     return np.asarray(estimate_receptive_fields(stimuli, responses), float)
 
 
@@ -254,18 +267,13 @@ def refine_params(params: np.ndarray, responses: np.ndarray, *, per_neuron: int,
     Gabor), ``responses`` (images, units) trial-mean rates. Returns parameters and owners (empty where no
     Gabor was shown yet)."""
     rng = np.random.default_rng(seed)
-    is_gabor = np.isfinite(params[:, 0])
     out, owner = [], []
-    if not is_gabor.any() or per_neuron < 1:
+    if per_neuron < 1:
         return out, np.zeros(0, int)
-    rows = np.flatnonzero(is_gabor)
     for u in range(responses.shape[1]):
-        resp = responses[rows, u]
-        if not np.isfinite(resp).any():
+        best = best_measured_gabor(params, responses, u, channels)
+        if best is None:
             continue
-        best = decode_params(params[rows[int(np.nanargmax(resp))]])
-        if len(best["colour"]) != channels:
-            best["colour"] = best["colour"][:channels] if len(best["colour"]) > channels else [1.0] * channels
         out += [_jitter(best, rng, size, channels) for _ in range(per_neuron)]
         owner += [u] * per_neuron
     return out, np.asarray(owner, int)
@@ -292,6 +300,67 @@ def disagreement_probes(ensemble: Any, images: torch.Tensor, units: np.ndarray, 
     c = (images - 0.5).detach()
     out = torch.cat([c + step * d, c - step * d]).detach()
     return at_contrast(out, norm)
+
+
+#: the position block's grid step, a fraction of the image side (1.6 px at 32 px: RF sigmas are 2-3 px)
+POSITION_STEP = 0.05
+#: a position profile counts when its peak stands this many standard errors above its median
+POSITION_SIGNIFICANT = 3.0
+
+
+def best_measured_gabor(params: np.ndarray, responses: np.ndarray, unit: int, channels: int) -> dict | None:
+    """The Gabor (parameter dict) that drove ``unit`` most as measured, among the rows of ``params``
+    (:func:`encode_params`; NaN rows are not Gabors) with trial-mean ``responses`` (images, units)."""
+    rows = np.flatnonzero(np.isfinite(params[:, 0]) & np.isfinite(responses[:, unit]))
+    if not rows.size:
+        return None
+    best = decode_params(params[rows[int(np.argmax(responses[rows, unit]))]])
+    if len(best["colour"]) != channels:
+        best["colour"] = best["colour"][:channels] if len(best["colour"]) > channels else [1.0] * channels
+    return best
+
+
+def position_params(best: dict[int, dict], rf_xy: np.ndarray, *, grid: int, size: int) -> tuple[list[dict], np.ndarray]:
+    """The position block: per neuron in ``best`` (unit -> its best measured Gabor), that Gabor moved over a
+    ``grid`` x ``grid`` square of positions POSITION_STEP x size apart centred on its RF estimate, each in
+    two carrier phases 90 deg apart (their summed response is phase-invariant: an energy profile, which
+    locates a cell whose excitation is quadratic, as a dual-feature cell's). Returns parameters and owners
+    (ordered: unit, position, phase)."""
+    offsets = (np.arange(grid) - (grid - 1) / 2) * POSITION_STEP * size
+    params, owner = [], []
+    for u, g in best.items():
+        for dy in offsets:
+            for dx in offsets:
+                for dphase in (0.0, math.pi / 2):
+                    params.append({**g, "x0": float(rf_xy[u][0] + dx) - 0.5, "y0": float(rf_xy[u][1] + dy) - 0.5,
+                                   "phase": g["phase"] + dphase})
+                    owner.append(u)
+    return params, np.asarray(owner, int)
+
+
+def position_centres(params: np.ndarray, counts: np.ndarray, owner: np.ndarray, units: int) -> np.ndarray:
+    """Per neuron, the RF centre (x, y) its position block points to (:func:`position_params`, recorded as
+    ``params`` rows, ``counts`` (trials, images, units) and ``owner``): the centroid of the positions whose
+    phase-summed trial-mean response is above the profile's median, weighted by the excess; NaN where the
+    neuron has no block or its peak is within POSITION_SIGNIFICANT standard errors of the median."""
+    out = np.full((units, 2), np.nan)
+    with np.errstate(all="ignore"):
+        mean = np.nanmean(counts, 0)
+        n = np.isfinite(counts).sum(0)
+        var = np.nanvar(counts, 0, ddof=1) / np.maximum(n, 1)
+    for u in np.unique(owner):
+        idx = np.flatnonzero(owner == u)
+        if idx.size < 4 or idx.size % 2:
+            continue
+        pairs = idx.reshape(-1, 2)                              # (positions, 2 phases)
+        e = mean[pairs, u].sum(1)
+        se = np.sqrt(var[pairs, u].sum(1))
+        excess = np.clip(e - np.median(e), 0, None)
+        if not np.isfinite(e).all() or excess.max() <= POSITION_SIGNIFICANT * max(float(np.nanmedian(se)), 1e-12):
+            continue
+        xy = params[pairs[:, 0], :2] + 0.5                      # x0, y0 -> pixel centres
+        out[u] = (excess[:, None] * xy).sum(0) / excess.sum()
+    return out
 
 
 #: the surround block's hole: radius and edge width as fractions of the image size (RFs span 0.07-0.1)

@@ -33,16 +33,15 @@ from actmax.core import files as fileio
 from actmax.core.apps import closed_loop_design as design
 from actmax.core.apps.closed_loop import _readout_errors
 from actmax.core.apps.closed_loop_config import LoopConfig
+from actmax.core.apps.closed_loop_design import (  # noqa: F401  (the block codes, re-exported)
+    CONTROL, DISAGREE, GABOR, MAPPING, NATURAL, POSITION, REFINE, SHOWN, SURROUND, TEST, TUNING)
+from actmax.core.apps.closed_loop_rf import RESEAT_PX, ReceptiveFields  # noqa: F401
 from actmax.core.apps.closed_loop_rounds import format_kinds, kind_rows, measured_gain, neuron_rows
 from actmax.core.errors import InputError, RecordError
 from actmax.core.registry import scorers, spec_text
 from actmax.core.runs.kind import BaseRun
 
 PHASES = ("record", "fit", "synthesize", "show")
-#: a warm-started readout farther than this (px) from its neuron's updated RF estimate restarts there
-RESEAT_PX = 2.0
-#: block codes of the recorded images
-NATURAL, MAPPING, TEST, GABOR, DISAGREE, CONTROL, SHOWN, TUNING, REFINE, SURROUND = range(10)
 
 
 def _save_tensors(path: Path, tensors: Mapping[str, Any]) -> None:
@@ -59,7 +58,7 @@ def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
     return load_file(str(path))
 
 
-class ClosedLoopRun(BaseRun):
+class ClosedLoopRun(ReceptiveFields, BaseRun):
     """The ``closed_loop`` run kind (see the module docstring)."""
 
     kind = "closed_loop"
@@ -148,6 +147,8 @@ class ClosedLoopRun(BaseRun):
         rec = {"stimuli": stim, "counts": counts, "rates": rates, "block": codes}
         if r >= 1 and not cfg.natural_only:
             rec["gabor_params"] = torch.as_tensor(params)
+            if r == 1 and cfg.position_grid:
+                rec = self._record_positions(rec)
         if r >= 1:
             rec["rf_xy"] = torch.as_tensor(self._rf(r))
         if r == 0:
@@ -159,33 +160,14 @@ class ClosedLoopRun(BaseRun):
 
     def _probe_count(self, r: int) -> int:
         """Images the loop adds in round ``r`` (probes and shown MEIs/LEIs): what the natural-only control adds.
-        The refinement block starts in round 2 (round 1 is the first to show Gabors)."""
+        The refinement block starts in round 2 (round 1 is the first to show Gabors); the position block is
+        round 1's, for the neurons round 0 could not map."""
         tuning = design.TUNING_THETAS * design.TUNING_PHASES * (3 if self.channels == 3 else 1) if self.cfg.tuning else 0
         refine = self.cfg.refine_probes if r >= 2 else 0
+        position = (2 * self.cfg.position_grid ** 2 * int(self._unmapped().sum())
+                    if r == 1 and self.cfg.position_grid else 0)
         return self.units * (self.cfg.gabor_probes + tuning + refine + self.cfg.surround_probes + 4
-                             + 2 * len(self.cfg.synthesis_seeds))
-
-    def _rf(self, r: int) -> np.ndarray:
-        """The RF estimates (units, 2) round ``r`` centres its probes on: round 0's, or with ``rf_update``
-        re-estimated from everything recorded before round ``r`` (all blocks and shown MEIs/LEIs, trial means).
-        With ``rf_start='true'`` (the known-RF arm of a benchmark) every round uses the true RF."""
-        key = (r, "rf")
-        if key not in self.mem:
-            if self.cfg.rf_start == "true":
-                self.mem[key] = np.asarray(self._true_rf(), float)
-            elif r == 0 or not self.cfg.rf_update:
-                self.mem[key] = self._get(0, "recorded")["rf_xy"].double().numpy()
-            elif "rf_xy" in self.mem.get((r, "recorded"), {}) or (
-                    self.path is not None and (self._dir(r) / "recorded.safetensors").exists()):
-                self.mem[key] = self._get(r, "recorded")["rf_xy"].double().numpy()
-            else:
-                parts = [self._get(k, what) for k in range(r) for what in ("recorded", "shown")
-                         if not (what == "shown" and self.cfg.natural_only)]
-                stim = torch.cat([p["stimuli"] for p in parts])
-                with np.errstate(all="ignore"):
-                    resp = np.concatenate([np.nanmean(p["counts"].double().numpy(), 0) for p in parts])
-                self.mem[key] = design.estimate_rf(stim, resp)
-        return self.mem[key]
+                             + 2 * len(self.cfg.synthesis_seeds)) + position
 
     def _check_reliable(self, test_counts: np.ndarray) -> None:
         from actmax.scorers.twin.selection import oracle_correlation
@@ -274,43 +256,6 @@ class ClosedLoopRun(BaseRun):
                                                                 "oracle_correlation", "split_sizes", "train_seconds",
                                                                 "readout")})
 
-    def _readout_start(self, opts: dict[str, Any], r: int) -> dict[str, Any]:
-        """Round 0's readouts start at the RF estimate where the twin trainer takes one (``initial_positions``,
-        pixel centres (x, y)); later rounds start from the previous twin, except readouts that sit more than
-        RESEAT_PX from their neuron's updated RF estimate (``rf_update``): those restart there."""
-        from actmax.scorers.twin.train import TrainOptions
-        if "initial_positions" in TrainOptions.__dataclass_fields__ and r == 0:
-            if self.cfg.rf_start == "true":
-                opts["initial_positions"] = self._true_rf()
-            else:
-                opts["initial_positions"] = self._get(0, "recorded")["rf_xy"].double().numpy().tolist()
-        elif "initial_positions" in TrainOptions.__dataclass_fields__ and self.cfg.rf_update:
-            moved = self._readouts_off_rf(r)
-            if np.isfinite(moved).any():
-                opts["initial_positions"] = moved.tolist()
-        return opts
-
-    def _true_rf(self) -> list[list[float]]:
-        """The neurons' true RF centres (x, y) in pixels, for ``rf_start='true'``; model neurons know them."""
-        true_rf = getattr(self.neurons, "receptive_fields", None)
-        if true_rf is None:
-            raise InputError(f"closed loop: rf_start='true' needs neurons that know their receptive fields "
-                             f"(model neurons); {self.cfg.neurons!r} does not")
-        return [[float(p[0]), float(p[1])] for p in true_rf]
-
-    def _readouts_off_rf(self, r: int) -> np.ndarray:
-        """Per neuron, the updated RF estimate where the previous twin's readout sits more than RESEAT_PX
-        from it (that readout is re-seated there before the warm-started fit), else NaN (kept)."""
-        prev = self._get(r - 1, "twin_report")["readout"]["neurons"]
-        scale = self.size / self._get(r - 1, "twin").config.image_size
-        rf = self._rf(r)
-        out = np.full((self.units, 2), np.nan)
-        for u, row in enumerate(prev[:self.units]):
-            x, y = (row["x_px"] + 0.5) * scale, (row["y_px"] + 0.5) * scale
-            if np.isfinite(rf[u]).all() and np.hypot(x - rf[u][0], y - rf[u][1]) > RESEAT_PX:
-                out[u] = rf[u]
-        return out
-
     def _synthesize(self, r: int) -> None:
         from actmax.core.apps.closed_loop import synthesis_generator
         from actmax.core.synthesize import synthesize
@@ -336,8 +281,13 @@ class ClosedLoopRun(BaseRun):
         images, owner, pole = syn["images"], syn["unit"].numpy(), syn["pole"].numpy()
         rates, counts = design.record_block(self.neurons, images, np.full(len(images), cfg.repeats),
                                             window=cfg.window, seed=self._noise_seed(r, 3))
-        self._put(r, "shown", {"stimuli": images, "counts": counts, "rates": rates,
-                               "block": np.full(len(images), SHOWN)})
+        shown = {"stimuli": images, "counts": counts, "rates": rates, "block": np.full(len(images), SHOWN)}
+        if cfg.blank_lei:        # the blank, a candidate LEI: its own trials, kept out of the twin's data
+            shown["blank_rates"], shown["blank_counts"] = design.record_block(
+                self.neurons, torch.full_like(images[:1], 0.5), np.array([cfg.repeats]), window=cfg.window,
+                seed=self._noise_seed(r, 4))
+        self._put(r, "shown", shown)
+        shown = self._get(r, "shown")
         rows_idx = np.arange(len(images))
         truth = rates[rows_idx, owner]
         measured = np.nanmean(counts, 0)[rows_idx, owner] / (1.0 if design.is_rig(self.neurons) else cfg.window)
@@ -345,12 +295,13 @@ class ClosedLoopRun(BaseRun):
         rep = self._get(r, "twin_report")
         twin = self._get(r, "twin")
         err = _readout_errors(self.neurons, rep["readout"], self.size / twin.config.image_size, self.units)
-        rf = self._rf(r)
+        rf = self._seat_rf(r)
         oracle = np.array([np.nan if v is None else v for v in rep["oracle_correlation"]], float)
         per = 1.0 if design.is_rig(self.neurons) else cfg.window     # the twin predicts counts per window
         rows = neuron_rows(neurons=self.neurons, images=images, owner=owner, pole=pole, truth=truth, measured=measured,
                            predicted=syn["predicted"].double().numpy() / per, ctrl=ctrl, oracle=oracle,
-                           test_corr=rep["test_correlation"], readout_err=err, rf_estimate=rf)
+                           test_corr=rep["test_correlation"], readout_err=err, rf_estimate=rf,
+                           blank=self._blank(shown, per) if cfg.blank_lei else None)
         kinds = kind_rows(rows, reliable_oracle=cfg.reliable_oracle)
         mei_i = torch.as_tensor([row["mei_index"] for row in rows])
         lei_i = torch.as_tensor([row["lei_index"] for row in rows])
@@ -359,8 +310,16 @@ class ClosedLoopRun(BaseRun):
                    "images_recorded": int(self._data(r)[0].shape[0]) + len(images)}
         self._put(r, "round", summary)
         if self.path is not None:
-            _save_tensors(self._dir(r) / "stimuli.safetensors", {"mei": images[mei_i], "lei": images[lei_i]})
+            with_blank = torch.cat([images, torch.full_like(images[:1], 0.5)])   # lei_index len(images): the blank
+            _save_tensors(self._dir(r) / "stimuli.safetensors", {"mei": images[mei_i], "lei": with_blank[lei_i]})
             self._seal_round(r)
+
+    @staticmethod
+    def _blank(shown: Mapping[str, torch.Tensor], per: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per unit, the blank's noise-free response (NaN for a rig) and its measured trial mean (rates)."""
+        with np.errstate(all="ignore"):
+            measured = np.nanmean(shown["blank_counts"].double().numpy(), 0)[0] / per
+        return shown["blank_rates"].double().numpy()[0], measured
 
     def _controls(self) -> dict[str, np.ndarray]:
         """The controls (computed once, in round 0, on the noise-free responses of a simulated population)."""

@@ -142,9 +142,10 @@ def correlation_maps(stimuli: torch.Tensor, responses: np.ndarray) -> tuple[torc
     return (r_lin ** 2).sum(1) * scale, r_en * r_en.abs() * scale
 
 
-def estimate_receptive_fields(stimuli: torch.Tensor, responses: np.ndarray, *,
-                              window: float | None = None) -> np.ndarray:
-    """RF centres (units, 2) as (x, y) in pixels (pixel i's centre is i + 0.5).
+def estimate_receptive_fields(stimuli: torch.Tensor, responses: np.ndarray, *, window: float | None = None,
+                              return_found: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """RF centres (units, 2) as (x, y) in pixels (pixel i's centre is i + 0.5); with ``return_found`` also,
+    per neuron, whether a linear or excitatory field reached SIGNIFICANT (False: located by the fallback).
 
     The score map is linear + excitatory energy (:func:`correlation_maps`, smoothed) where that
     reaches SIGNIFICANT somewhere: a linear or excitatory field decides where the RF is, and a
@@ -178,4 +179,4 @@ def estimate_receptive_fields(stimuli: torch.Tensor, responses: np.ndarray, *,
                 break
             px, py = float((w * xx).sum() / w.sum()), float((w * yy).sum() / w.sum())
             out[u] = [px, py]
-    return out
+    return (out, found.numpy()) if return_found else out

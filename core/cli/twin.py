@@ -167,8 +167,15 @@ def twin_closed_loop_cmd(
                                "as measured so far (0: off)"),
     surround: int = typer.Option(0, help="rounds >= 1: natural patches per neuron with a hole at its RF (contrast "
                                  "only in the surround; 0: off)"),
-    retrain_position_warmup: int = typer.Option(0, help="epochs of slow readout positions at the start of each "
-                                                "warm-started fit (>= --retrain-epochs: slow throughout; README)"),
+    retrain_position_warmup: Optional[int] = typer.Option(None, help="epochs of slow readout positions at the start "
+                                                          "of each warm-started fit (default: slow throughout; "
+                                                          "0: full rate from the start; README)"),
+    position_grid: int = typer.Option(0, help="round 1: neurons without a linear or excitatory RF map see their "
+                                      "best tuning Gabor on an N x N grid around the RF, and are re-centred "
+                                      "where it peaks (0: off; odd >= 3; README)"),
+    blank_lei: bool = typer.Option(True, "--blank-lei/--no-blank-lei", help="every round also shows the blank "
+                                   "(grey), a candidate LEI: a neuron whose blank measures below every synthesised "
+                                   "LEI gets the blank as its LEI (README)"),
     rf_start: str = typer.Option("mapped", help="the RF readouts start at and probes centre on: 'mapped' "
                                  "(estimated) or 'true' (model neurons only: the check that a readout started "
                                  "there stays)"),
@@ -193,7 +200,8 @@ def twin_closed_loop_cmd(
                      ascent=ascent or f"{DEFAULT_RECIPE},steps={steps}", synthesis_seeds=tuple(range(seeds)),
                      gabor_probes=probes, natural_only=natural_only, tuning=tuning, rf_update=rf_update,
                      rf_start=rf_start, refine_probes=refine, surround_probes=surround,
-                     retrain_position_warmup=retrain_position_warmup)
+                     retrain_position_warmup=retrain_position_warmup, blank_lei=blank_lei,
+                     position_grid=position_grid)
     print_closed_loop(closed_loop(cfg, out_dir=out, overwrite=overwrite, progress=progress), as_json)
 
 
