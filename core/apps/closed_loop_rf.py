@@ -28,8 +28,8 @@ RESEAT_PX = 2.0
 
 
 class ReceptiveFields:
-    """The RF half of a closed-loop run: needs ``cfg``, ``mem``, ``_get``, ``_noise_seed``, ``neurons``,
-    ``units``, ``size`` and ``channels`` from the run."""
+    """The RF half of a closed-loop run: needs ``cfg``, ``path``, ``mem``, ``_get``, ``_dir``, ``_noise_seed``,
+    ``neurons``, ``units``, ``size`` and ``channels`` from the run."""
 
     cfg: Any
     mem: dict[tuple[int, str], Any]
@@ -39,6 +39,8 @@ class ReceptiveFields:
     channels: int
     _get: Any                       # the run's reader of a round's records
     _noise_seed: Any                # the run's seed of a block's trial noise
+    _dir: Any                       # the run's folder of a round
+    path: Any
 
     def _record_positions(self, rec: dict[str, Any]) -> dict[str, Any]:
         """Round 1's position block, recorded right after the round's tuning block (as a lab maps position with
