@@ -102,10 +102,9 @@ def estimate_rf(stimuli: torch.Tensor, responses: np.ndarray, *,
         size = stimuli.shape[-1]
         centres = (grid + 1) / 2 * (size - 1) + 0.5
         return (centres, np.ones(len(centres), bool)) if return_found else centres
-    if return_found:
-        centres, found = estimate_receptive_fields(stimuli, responses, return_found=True)
-        return np.asarray(centres, float), np.asarray(found, bool)
-    return np.asarray(estimate_receptive_fields(stimuli, responses), float)
+    centres, found = estimate_receptive_fields(stimuli, responses, return_found=True)
+    centres = np.asarray(centres, float)
+    return (centres, np.asarray(found, bool)) if return_found else centres
 
 
 def _gabor_bank(n: int, size: int, rf_xy: np.ndarray, rng: np.random.Generator, channels: int) -> list[dict]:

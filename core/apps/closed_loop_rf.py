@@ -48,7 +48,7 @@ class ReceptiveFields:
         Gabor of this round on a grid around its RF estimate. Appended to ``rec``; owners in ``position_owner``."""
         cfg = self.cfg
         with np.errstate(all="ignore"):
-            measured = np.nanmean(rec["counts"].double().numpy() if torch.is_tensor(rec["counts"]) else rec["counts"], 0)
+            measured = np.nanmean(rec["counts"], 0)          # record_block's arrays, not yet stored
         params = np.asarray(rec["gabor_params"], float)
         best = {u: g for u in np.flatnonzero(self._unmapped())
                 if (g := design.best_measured_gabor(params, measured, int(u), self.channels)) is not None}
@@ -58,9 +58,9 @@ class ReceptiveFields:
         img = design.render_params(pos_p, self.size, self.channels, cfg.norm)
         rates, counts = design.record_block(self.neurons, img, np.full(len(img), cfg.repeats), window=cfg.window,
                                             seed=self._noise_seed(1, 8))
-        cat = lambda a, b: torch.cat([torch.as_tensor(a), torch.as_tensor(b)], dim=-2 if a.ndim == 3 else 0)  # noqa: E731
-        return {"stimuli": torch.cat([rec["stimuli"], img]), "counts": cat(rec["counts"], counts),
-                "rates": cat(rec["rates"], rates), "block": np.concatenate([rec["block"], np.full(len(img), POSITION)]),
+        return {"stimuli": torch.cat([rec["stimuli"], img]), "counts": np.concatenate([rec["counts"], counts], axis=1),
+                "rates": np.concatenate([rec["rates"], rates]),
+                "block": np.concatenate([rec["block"], np.full(len(img), POSITION)]),
                 "gabor_params": torch.cat([torch.as_tensor(params), torch.as_tensor(design.encode_params(pos_p))]),
                 "position_owner": torch.as_tensor(owner)}
 
