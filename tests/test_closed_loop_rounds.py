@@ -399,3 +399,49 @@ def test_position_block_only_for_unmapped_neurons_and_matched_by_the_control(tmp
     for bad in (2, -1, 4, True):
         with pytest.raises(InputError, match="position_grid"):
             replace(TINY, position_grid=bad)
+
+
+@pytest.mark.parametrize("kind, longest_below, longest_above", [("endstop", 0.25, None), ("simple", None, 0.5),
+                                                               ("complex", None, 0.5)])
+def test_the_length_block_finds_end_stopping(kind, longest_below, longest_above):
+    """A length-tuning curve of each cell's best measured Gabor (noise-free): end-stopped cells answer the
+    longest bar (4 x its width) with < 0.25 of their best, cells without end zones with > 0.5 (at the same
+    L2 contrast a longer bar puts less of it on the RF), in both phases; one block of 8 per neuron."""
+    from actmax.core.apps import closed_loop_design as design
+    from actmax.core.registry import scorers
+
+    neurons = scorers.create(f"model:kind={kind},n=4,size=32,seed=3").eval()
+    rf = np.array([p[:2] for p in neurons.receptive_fields])
+    params, _ = design.tuning_params(rf, size=32, channels=1, seed=0)
+    rows = design.encode_params(params)
+    with torch.no_grad():
+        rates = neurons(design.render_params(params, 32, 1, 3.0)).double().numpy()
+    block, owner = design.length_params(rows, rates, channels=1)
+    assert list(owner) == [u for u in range(4) for _ in range(2 * len(design.LENGTH_ASPECTS))]
+    best = [design.best_measured_gabor(rows, rates, u, 1) for u in range(4)]
+    assert all(p["aspect"] < best[u]["aspect"] and p["theta"] == best[u]["theta"] for p, u in zip(block, owner))
+    with torch.no_grad():
+        new = neurons(design.render_params(block, 32, 1, 3.0)).double().numpy()[np.arange(len(block)), owner]
+    curve = new.reshape(4, len(design.LENGTH_ASPECTS), 2)[:, :, 0] / rates.max(0)[:, None]
+    assert (np.diff(curve, axis=1) < 0).all()                 # response falls with length, in the best phase
+    if longest_below is not None:
+        assert (curve[:, -1] < longest_below).all()
+    if longest_above is not None:
+        assert (curve[:, -1] > longest_above).all()
+
+
+def test_round_two_shows_the_length_block_matched_by_the_control(tmp_path):
+    cfg = replace(TINY, rounds=2, length_tuning=True)
+    closed_loop(cfg, out_dir=tmp_path / "loop", progress=False)
+    from safetensors.torch import load_file
+    from actmax.core.apps import closed_loop_design as design
+    r1 = load_file(str(tmp_path / "loop" / "round_1" / "recorded.safetensors"))
+    r2 = load_file(str(tmp_path / "loop" / "round_2" / "recorded.safetensors"))
+    per_neuron = 2 * len(design.LENGTH_ASPECTS)
+    assert not (r1["block"] == clr.LENGTH).any() and int((r2["block"] == clr.LENGTH).sum()) == 6 * per_neuron
+    assert bool(torch.isfinite(r2["gabor_params"][r2["block"] == clr.LENGTH, 0]).all())
+    closed_loop(replace(cfg, natural_only=True), out_dir=tmp_path / "control", progress=False)
+    c2 = load_file(str(tmp_path / "control" / "round_2" / "recorded.safetensors"))
+    shown = load_file(str(tmp_path / "loop" / "round_2" / "shown.safetensors"))
+    assert len(c2["block"]) == len(r2["block"]) + len(shown["block"])    # the control adds as many images
+    assert LoopConfig.from_dict({"neurons": TINY.neurons}).length_tuning is False   # older records: off

@@ -54,6 +54,9 @@ class LoopConfig:
     #: re-centres it where the responses peak while its maps find no field (0: off; odd >= 3). Off by
     #: default until the full campaign has measured it (README)
     position_grid: int = 0
+    #: rounds >= 2 also show every neuron its best measured Gabor so far lengthened along its bars (4 lengths
+    #: x 2 phases: a length-tuning curve, which finds end-stopping). Off by default until measured (README)
+    length_tuning: bool = False
     #: every round also shows the blank (grey, with the same repeats), a candidate LEI: where it measures
     #: below every synthesised LEI of a neuron, the neuron's LEI is the blank (README)
     blank_lei: bool = True
@@ -91,7 +94,7 @@ class LoopConfig:
     def from_dict(cls, d: Mapping[str, Any]) -> "LoopConfig":
         known = {f.name for f in fields(cls)}
         # a record from before the tuning block and the RF update resumes as it was recorded
-        legacy = {k: False for k in ("tuning", "rf_update", "blank_lei") if k not in d}
+        legacy = {k: False for k in ("tuning", "rf_update", "blank_lei", "length_tuning") if k not in d}
         for name in ("refine_probes", "surround_probes", "retrain_position_warmup", "position_grid"):  # later, off
             if name not in d:
                 legacy[name] = 0

@@ -27,7 +27,7 @@ from actmax.core.apps.closed_loop import natural_stimuli, noise_free_rates, simu
 
 
 #: block codes of the recorded images (``block`` in every round's ``recorded``/``shown`` record)
-NATURAL, MAPPING, TEST, GABOR, DISAGREE, CONTROL, SHOWN, TUNING, REFINE, SURROUND, POSITION = range(11)
+NATURAL, MAPPING, TEST, GABOR, DISAGREE, CONTROL, SHOWN, TUNING, REFINE, SURROUND, POSITION, LENGTH = range(12)
 
 
 def is_rig(neurons: Any) -> bool:
@@ -275,6 +275,29 @@ def refine_params(params: np.ndarray, responses: np.ndarray, *, per_neuron: int,
             continue
         out += [_jitter(best, rng, size, channels) for _ in range(per_neuron)]
         owner += [u] * per_neuron
+    return out, np.asarray(owner, int)
+
+
+#: the length block's envelope aspects: the Gabor's extent along its bars is sigma / aspect (the tuning
+#: block's Gabors are round, aspect 1), so 0.25 is a bar four times as long as it is wide
+LENGTH_ASPECTS = (0.7, 0.5, 0.35, 0.25)
+
+
+def length_params(params: np.ndarray, responses: np.ndarray, *, channels: int) -> tuple[list[dict], np.ndarray]:
+    """The length block: per neuron, the Gabor that drove it most *as measured* so far, lengthened along its
+    bars (LENGTH_ASPECTS) in two carrier phases 90 deg apart, as labs measure length tuning to find
+    end-stopping (Hubel & Wiesel 1965): a cell suppressed by its end zones answers long bars weakly, which
+    round Gabors and natural patches show a twin too rarely near the top of the cell's range. ``params``
+    and ``responses`` as in :func:`refine_params`. Returns parameters and owners."""
+    out, owner = [], []
+    for u in range(responses.shape[1]):
+        best = best_measured_gabor(params, responses, u, channels)
+        if best is None:
+            continue
+        for aspect in LENGTH_ASPECTS:
+            for dphase in (0.0, math.pi / 2):
+                out.append({**best, "aspect": best["aspect"] * aspect, "phase": best["phase"] + dphase})
+                owner.append(u)
     return out, np.asarray(owner, int)
 
 

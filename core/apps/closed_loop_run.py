@@ -34,7 +34,7 @@ from actmax.core.apps import closed_loop_design as design
 from actmax.core.apps.closed_loop import _readout_errors
 from actmax.core.apps.closed_loop_config import LoopConfig
 from actmax.core.apps.closed_loop_design import (  # noqa: F401  (the block codes, re-exported)
-    CONTROL, DISAGREE, GABOR, MAPPING, NATURAL, POSITION, REFINE, SHOWN, SURROUND, TEST, TUNING)
+    CONTROL, DISAGREE, GABOR, LENGTH, MAPPING, NATURAL, POSITION, REFINE, SHOWN, SURROUND, TEST, TUNING)
 from actmax.core.apps.closed_loop_rf import RESEAT_PX, ReceptiveFields  # noqa: F401
 from actmax.core.apps.closed_loop_rounds import format_kinds, kind_rows, measured_gain, neuron_rows
 from actmax.core.errors import InputError, RecordError
@@ -164,9 +164,10 @@ class ClosedLoopRun(ReceptiveFields, BaseRun):
         round 1's, for the neurons round 0 could not map."""
         tuning = design.TUNING_THETAS * design.TUNING_PHASES * (3 if self.channels == 3 else 1) if self.cfg.tuning else 0
         refine = self.cfg.refine_probes if r >= 2 else 0
+        length = 2 * len(design.LENGTH_ASPECTS) if r >= 2 and self.cfg.length_tuning else 0
         position = (2 * self.cfg.position_grid ** 2 * int(self._unmapped().sum())
                     if r == 1 and self.cfg.position_grid else 0)
-        return self.units * (self.cfg.gabor_probes + tuning + refine + self.cfg.surround_probes + 4
+        return self.units * (self.cfg.gabor_probes + tuning + refine + length + self.cfg.surround_probes + 4
                              + 2 * len(self.cfg.synthesis_seeds)) + position
 
     def _check_reliable(self, test_counts: np.ndarray) -> None:
@@ -203,10 +204,13 @@ class ClosedLoopRun(ReceptiveFields, BaseRun):
         if cfg.tuning:
             blocks.append((design.tuning_params(rf, size=self.size, channels=self.channels,
                                                 seed=self._noise_seed(r, 6))[0], TUNING))
-        if cfg.refine_probes and r >= 2:
+        if (cfg.refine_probes or cfg.length_tuning) and r >= 2:
             params, rates = design.measured_gabors([self._get(k, "recorded") for k in range(1, r)], self.units)
-            blocks.append((design.refine_params(params, rates, per_neuron=cfg.refine_probes, size=self.size,
-                                                channels=self.channels, seed=self._noise_seed(r, 7))[0], REFINE))
+            if cfg.refine_probes:
+                blocks.append((design.refine_params(params, rates, per_neuron=cfg.refine_probes, size=self.size,
+                                                    channels=self.channels, seed=self._noise_seed(r, 7))[0], REFINE))
+            if cfg.length_tuning:
+                blocks.append((design.length_params(params, rates, channels=self.channels)[0], LENGTH))
         if cfg.surround_probes:
             blocks.append((design.surround_probes(rf, per_neuron=cfg.surround_probes, size=self.size,
                                                   channels=self.channels, norm=cfg.norm, aperture=cfg.aperture,

@@ -173,6 +173,9 @@ def twin_closed_loop_cmd(
     position_grid: int = typer.Option(0, help="round 1: neurons without a linear or excitatory RF map see their "
                                       "best tuning Gabor on an N x N grid around the RF, and are re-centred "
                                       "where it peaks (0: off; odd >= 3; README)"),
+    length_tuning: bool = typer.Option(False, "--length-tuning/--no-length-tuning", help="rounds >= 2 also show "
+                                       "each neuron its best measured Gabor lengthened along its bars (4 lengths "
+                                       "x 2 phases: a length-tuning curve, which finds end-stopping; README)"),
     blank_lei: bool = typer.Option(True, "--blank-lei/--no-blank-lei", help="every round also shows the blank "
                                    "(grey), a candidate LEI: a neuron whose blank measures below every synthesised "
                                    "LEI gets the blank as its LEI (README)"),
@@ -201,7 +204,7 @@ def twin_closed_loop_cmd(
                      gabor_probes=probes, natural_only=natural_only, tuning=tuning, rf_update=rf_update,
                      rf_start=rf_start, refine_probes=refine, surround_probes=surround,
                      retrain_position_warmup=retrain_position_warmup, blank_lei=blank_lei,
-                     position_grid=position_grid)
+                     position_grid=position_grid, length_tuning=length_tuning)
     print_closed_loop(closed_loop(cfg, out_dir=out, overwrite=overwrite, progress=progress), as_json)
 
 
