@@ -188,6 +188,12 @@ def test_readouts_far_from_the_updated_rf_are_reseated_the_rest_kept(tmp_path):
     assert np.isnan(start[:3]).all() and np.allclose(start[3:], rf[3:])
     kept = clr.ClosedLoopRun(replace(TINY, rf_update=False), tmp_path / "k")
     assert "initial_positions" not in kept._readout_start({}, 1)   # without the RF update, the warm start as it was
+    # a centre the position block measured (units 1 and 2 here) re-seats readouts more than 0.5 px off it
+    run.mem.pop((1, "rf"))
+    run.mem[(1, "rf")] = rf
+    run._position_rf = lambda upto: np.where(np.isin(np.arange(6), [1, 2])[:, None], rf, np.nan)
+    moved = run._readouts_off_rf(1)
+    assert np.isnan(moved[[0]]).all() and np.allclose(moved[1:], rf[1:])
 
 
 def test_gabor_parameters_round_trip_and_legacy_records_have_no_refinement():
@@ -389,7 +395,8 @@ def test_position_block_only_for_unmapped_neurons_and_matched_by_the_control(tmp
     run = clr.ClosedLoopRun(cfg, tmp_path / "loop")
     kept = np.ones(6, bool)
     kept[2] = False
-    assert np.allclose(run._seat_rf(1)[kept], run._rf(1)[kept])   # the others keep the maps' estimate
+    seat, by_position = run._seat_rf(1)
+    assert np.allclose(seat[kept], run._rf(1)[kept]) and not by_position[kept].any()  # the others: the maps
     assert res["round"] == 1
     closed_loop(replace(cfg, natural_only=True), out_dir=tmp_path / "control", progress=False)
     c1 = load_file(str(tmp_path / "control" / "round_1" / "recorded.safetensors"))

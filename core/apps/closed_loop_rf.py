@@ -10,6 +10,7 @@
   Gabor moved over a grid around the estimate; where the response profile is significant its peak
   replaces the maps' estimate for round 1's fit, and in later rounds wherever the maps, now with the
   tuning data, still find no field (a cell mapped late, e.g. a colour cell, goes back to its maps).
+  A readout more than POSITION_RESEAT_PX from the block's centre is re-seated there.
 * ``rf_start='true'`` (model neurons only): the true RF throughout, the known-RF arm of a benchmark.
 """
 from __future__ import annotations
@@ -25,6 +26,9 @@ from actmax.core.errors import InputError
 
 #: a warm-started readout farther than this (px) from its neuron's updated RF estimate restarts there
 RESEAT_PX = 2.0
+#: ... and this far (px) from a centre the position block measured: a response profile on a grid locates
+#: a cell to a fraction of a pixel, where the maps' estimates of other cells are good to about a pixel
+POSITION_RESEAT_PX = 0.5
 
 
 class ReceptiveFields:
@@ -89,14 +93,18 @@ class ReceptiveFields:
         return design.position_centres(rec["gabor_params"].double().numpy()[pos], rec["counts"].double().numpy()[:, pos],
                                        rec["position_owner"].numpy(), self.units)
 
-    def _seat_rf(self, r: int) -> np.ndarray:
-        """The RF round ``r``'s fit re-seats readouts to and its summary reports: :meth:`_rf`, with the
-        position block's centres where this round recorded them."""
+    def _seat_rf(self, r: int) -> tuple[np.ndarray, np.ndarray]:
+        """The RF round ``r``'s fit re-seats readouts to and its summary reports, and per neuron whether it is
+        the position block's: :meth:`_rf`, which from round 2 on takes the block's centre where the maps still
+        find no field; in round 1 the block, recorded after the round's probes were centred, decides."""
         rf = np.array(self._rf(r), float)
         pos = self._position_rf(r)
         ok = np.isfinite(pos).all(1)
-        rf[ok] = pos[ok]
-        return rf
+        if r == 1:
+            rf[ok] = pos[ok]
+        else:
+            ok &= np.isclose(rf, pos).all(1)
+        return rf, ok
 
     def _rf(self, r: int) -> np.ndarray:
         """The RF estimates (units, 2) round ``r`` centres its probes on: round 0's, or with ``rf_update``
@@ -150,13 +158,15 @@ class ReceptiveFields:
 
     def _readouts_off_rf(self, r: int) -> np.ndarray:
         """Per neuron, the updated RF estimate where the previous twin's readout sits more than RESEAT_PX
-        from it (that readout is re-seated there before the warm-started fit), else NaN (kept)."""
+        (POSITION_RESEAT_PX from a position-block centre) from it (that readout is re-seated there before the
+        warm-started fit), else NaN (kept)."""
         prev = self._get(r - 1, "twin_report")["readout"]["neurons"]
         scale = self.size / self._get(r - 1, "twin").config.image_size
-        rf = self._seat_rf(r)
+        rf, by_position = self._seat_rf(r)
         out = np.full((self.units, 2), np.nan)
         for u, row in enumerate(prev[:self.units]):
             x, y = (row["x_px"] + 0.5) * scale, (row["y_px"] + 0.5) * scale
-            if np.isfinite(rf[u]).all() and np.hypot(x - rf[u][0], y - rf[u][1]) > RESEAT_PX:
+            limit = POSITION_RESEAT_PX if by_position[u] else RESEAT_PX
+            if np.isfinite(rf[u]).all() and np.hypot(x - rf[u][0], y - rf[u][1]) > limit:
                 out[u] = rf[u]
         return out

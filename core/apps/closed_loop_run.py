@@ -299,7 +299,7 @@ class ClosedLoopRun(ReceptiveFields, BaseRun):
         rep = self._get(r, "twin_report")
         twin = self._get(r, "twin")
         err = _readout_errors(self.neurons, rep["readout"], self.size / twin.config.image_size, self.units)
-        rf = self._seat_rf(r)
+        rf, _ = self._seat_rf(r)
         oracle = np.array([np.nan if v is None else v for v in rep["oracle_correlation"]], float)
         per = 1.0 if design.is_rig(self.neurons) else cfg.window     # the twin predicts counts per window
         rows = neuron_rows(neurons=self.neurons, images=images, owner=owner, pole=pole, truth=truth, measured=measured,
