@@ -51,8 +51,7 @@ class LoopConfig:
     surround_probes: int = 0
     #: round 1 also shows every neuron whose round-0 maps found no linear or excitatory field (a dual-feature
     #: cell) its best tuning Gabor moved over a grid x grid square around its RF estimate, and the loop
-    #: re-centres it where the responses peak while its maps find no field (0: off; odd >= 3). Off by
-    #: default until the full campaign has measured it (README)
+    #: re-centres it where the responses peak, from then on (0: off; odd >= 3; README)
     position_grid: int = 0
     #: rounds >= 2 also show every neuron its best measured Gabor so far lengthened along its bars (4 lengths
     #: x 2 phases: a length-tuning curve, which finds end-stopping). Off by default until measured (README)
